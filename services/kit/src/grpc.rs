@@ -1,0 +1,124 @@
+//! gRPC plumbing: machine error codes carried in `tonic::Status` metadata, and
+//! serving a service with health and reflection.
+
+use std::net::SocketAddr;
+use tonic::{
+    metadata::MetadataValue,
+    server::NamedService,
+    transport::{Endpoint, Server},
+    Code, Status,
+};
+
+/// Metadata key holding the stable machine code of an error (`agent_not_found`).
+pub const ERROR_CODE_KEY: &str = "lobby-error-code";
+
+/// Builds a status whose metadata carries `machine_code` and `details`
+/// (extra `lobby-<name>` entries such as `lobby-retry-after-ms`).
+pub fn status(
+    code: Code,
+    machine_code: &str,
+    message: impl Into<String>,
+    details: &[(&'static str, String)],
+) -> Status {
+    let mut status = Status::new(code, message);
+    let md = status.metadata_mut();
+    if let Ok(v) = MetadataValue::try_from(machine_code) {
+        md.insert(ERROR_CODE_KEY, v);
+    }
+    for (key, value) in details {
+        if let Ok(v) = MetadataValue::try_from(value.as_str()) {
+            md.insert(*key, v);
+        }
+    }
+    status
+}
+
+/// The machine code a Lobby service attached, if any.
+pub fn machine_code(status: &Status) -> Option<&str> {
+    status.metadata().get(ERROR_CODE_KEY)?.to_str().ok()
+}
+
+/// A detail entry a Lobby service attached, if any.
+pub fn detail<'a>(status: &'a Status, key: &str) -> Option<&'a str> {
+    status.metadata().get(key)?.to_str().ok()
+}
+
+/// Whether a call failed because the peer service could not be reached, as
+/// opposed to the peer answering with an error of its own.
+pub fn is_unreachable(status: &Status) -> bool {
+    machine_code(status).is_none()
+        && matches!(
+            status.code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+        )
+}
+
+/// A lazily connecting channel to a peer service: a peer that is down at
+/// start-up makes calls fail with `Unavailable`, not the caller's start-up.
+pub fn lazy_channel(
+    uri: &str,
+    timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(uri.to_owned())?
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+/// Serves one gRPC service with `grpc.health.v1` and reflection until
+/// `shutdown` resolves, draining in-flight calls.
+pub async fn serve<S>(
+    addr: SocketAddr,
+    service: S,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error>
+where
+    S: tower_service::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status(S::NAME, tonic_health::ServingStatus::Serving).await;
+    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(lobby_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| {
+            tracing::error!(error = %e, "reflection descriptors are invalid");
+            e
+        });
+    let mut router = Server::builder().add_service(health).add_service(service);
+    if let Ok(reflection) = reflection {
+        router = router.add_service(reflection);
+    }
+    tracing::info!(service = S::NAME, %addr, "gRPC listening");
+    router.serve_with_shutdown(addr, shutdown).await
+}
+
+/// An error with a stable machine code, convertible to a `Status` in one place.
+pub trait CodedError: std::fmt::Display {
+    /// Stable machine code, e.g. `agent_not_found`.
+    fn machine_code(&self) -> &'static str;
+    fn grpc_code(&self) -> Code;
+    /// Extra `lobby-…` metadata entries (retry hints and the like).
+    fn details(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+}
+
+/// The one conversion every service uses for its error enum.
+pub fn to_status(err: &impl CodedError) -> Status {
+    if err.grpc_code() == Code::Internal {
+        tracing::error!(code = err.machine_code(), error = %err, "internal error");
+    }
+    status(err.grpc_code(), err.machine_code(), err.to_string(), &err.details())
+}
