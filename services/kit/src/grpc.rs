@@ -122,3 +122,17 @@ pub fn to_status(err: &impl CodedError) -> Status {
     }
     status(err.grpc_code(), err.machine_code(), err.to_string(), &err.details())
 }
+
+/// Re-raises a peer's error with its machine code and `lobby-…` details, and
+/// nothing else of the peer's response metadata.
+pub fn forward_status(peer: &Status) -> Status {
+    let mut status = Status::new(peer.code(), peer.message());
+    for entry in peer.metadata().iter() {
+        if let tonic::metadata::KeyAndValueRef::Ascii(key, value) = entry {
+            if key.as_str().starts_with("lobby-") {
+                status.metadata_mut().insert(key.clone(), value.clone());
+            }
+        }
+    }
+    status
+}

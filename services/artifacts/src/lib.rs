@@ -1,0 +1,58 @@
+//! Lobby's artifacts service: session artifacts (`sessions/{id}/…`) in the
+//! object store, and signed download URLs for them.
+
+pub mod error;
+pub mod service;
+pub mod signing;
+pub mod store;
+
+use lobby_kit::{ConfigError, Settings};
+use std::{net::SocketAddr, path::PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct ArtifactsConfig {
+    pub listen: SocketAddr,
+    pub store_dir: PathBuf,
+    pub public_base_url: String,
+    pub signing_key_id: String,
+    pub signing_secret: String,
+}
+
+impl ArtifactsConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let signing_secret = s.string_or("LOBBY_ARTIFACTS_SIGNING_SECRET", "dev-artifacts-signing-secret");
+        Settings::ensure(
+            "LOBBY_ARTIFACTS_SIGNING_SECRET",
+            signing_secret.len() >= 16,
+            "must be at least 16 characters",
+        )?;
+        Ok(Self {
+            listen: s.get_or("LOBBY_ARTIFACTS_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50054)))?,
+            store_dir: PathBuf::from(s.string_or("LOBBY_ARTIFACTS_DIR", ".run/artifacts")),
+            public_base_url: s.string_or("LOBBY_PUBLIC_URL", "http://127.0.0.1:8080"),
+            signing_key_id: s.string_or("LOBBY_ARTIFACTS_SIGNING_KEY_ID", "k1"),
+            signing_secret,
+        })
+    }
+}
+
+/// Serves the artifacts gRPC API until `shutdown` resolves.
+pub async fn serve(
+    config: ArtifactsConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let service = service::ArtifactsService::new(
+        store::FileStore::new(config.store_dir),
+        signing::UrlSigner::new(
+            config.signing_key_id,
+            config.signing_secret.into_bytes(),
+            config.public_base_url,
+        ),
+    );
+    lobby_kit::grpc::serve(
+        config.listen,
+        lobby_proto::artifacts::artifacts_server::ArtifactsServer::new(service),
+        shutdown,
+    )
+    .await
+}

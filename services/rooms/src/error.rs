@@ -1,0 +1,59 @@
+use crate::{admission::Refusal, providers::ProviderError};
+use lobby_kit::grpc::CodedError;
+use tonic::Code;
+
+/// Metadata keys of a `concurrency_limit` refusal.
+pub const RETRY_AFTER_MS: &str = "lobby-retry-after-ms";
+pub const LIMIT: &str = "lobby-limit";
+pub const IN_USE: &str = "lobby-in-use";
+pub const SCOPE: &str = "lobby-scope";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoomsError {
+    #[error("Max concurrency reached")]
+    ConcurrencyLimit(Refusal),
+    #[error("WebRTC room could not be created: {0}")]
+    RoomCreationFailed(#[from] ProviderError),
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: &'static str },
+    #[error("state store: {0}")]
+    Store(#[from] redis::RedisError),
+}
+
+impl CodedError for RoomsError {
+    fn machine_code(&self) -> &'static str {
+        match self {
+            Self::ConcurrencyLimit(_) => "concurrency_limit",
+            Self::RoomCreationFailed(_) => "room_creation_failed",
+            Self::InvalidArgument { .. } => "invalid_request",
+            Self::Store(_) => "internal_error",
+        }
+    }
+
+    fn grpc_code(&self) -> Code {
+        match self {
+            Self::ConcurrencyLimit(_) => Code::ResourceExhausted,
+            Self::RoomCreationFailed(_) => Code::Unavailable,
+            Self::InvalidArgument { .. } => Code::InvalidArgument,
+            Self::Store(_) => Code::Internal,
+        }
+    }
+
+    fn details(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::ConcurrencyLimit(r) => vec![
+                (RETRY_AFTER_MS, r.retry_after_ms.to_string()),
+                (LIMIT, r.limit.to_string()),
+                (IN_USE, r.in_use.to_string()),
+                (SCOPE, r.scope.as_str().to_owned()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl From<RoomsError> for tonic::Status {
+    fn from(e: RoomsError) -> Self {
+        lobby_kit::grpc::to_status(&e)
+    }
+}

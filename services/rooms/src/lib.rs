@@ -1,0 +1,89 @@
+//! Lobby's rooms service: admission under Redis-tracked semaphores and rooms
+//! on the media providers.
+
+pub mod admission;
+pub mod error;
+pub mod providers;
+pub mod service;
+
+use lobby_kit::{ConfigError, Settings};
+use providers::livekit::{LiveKitConfig, LiveKitMode};
+use std::{net::SocketAddr, time::Duration};
+
+#[derive(Debug, Clone)]
+pub struct RoomsConfig {
+    pub listen: SocketAddr,
+    pub redis_url: String,
+    pub livekit: LiveKitConfig,
+}
+
+impl RoomsConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let url = s.string_or("LOBBY_LIVEKIT_URL", "ws://127.0.0.1:7880");
+        Settings::ensure(
+            "LOBBY_LIVEKIT_URL",
+            url.starts_with("ws://") || url.starts_with("wss://"),
+            "must be a ws:// or wss:// URL",
+        )?;
+        // The API answers on the same host over HTTP(S) unless told otherwise.
+        let derived_api = url.replacen("ws", "http", 1);
+        let api_url = s.string_or("LOBBY_LIVEKIT_API_URL", &derived_api);
+        Settings::ensure(
+            "LOBBY_LIVEKIT_API_URL",
+            api_url.starts_with("http://") || api_url.starts_with("https://"),
+            "must be an http:// or https:// URL",
+        )?;
+        let api_key = s.string_or("LOBBY_LIVEKIT_API_KEY", "devkey");
+        let api_secret = s.string_or("LOBBY_LIVEKIT_API_SECRET", "secret");
+        Settings::ensure("LOBBY_LIVEKIT_API_KEY", !api_key.is_empty(), "must not be empty")?;
+        Settings::ensure("LOBBY_LIVEKIT_API_SECRET", !api_secret.is_empty(), "must not be empty")?;
+        let token_ttl_seconds: u64 = s.get_or("LOBBY_LIVEKIT_TOKEN_TTL_SECONDS", 3600)?;
+        Settings::ensure(
+            "LOBBY_LIVEKIT_TOKEN_TTL_SECONDS",
+            (60..=86_400).contains(&token_ttl_seconds),
+            "must be between 60 and 86400",
+        )?;
+        Ok(Self {
+            listen: s.get_or("LOBBY_ROOMS_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50053)))?,
+            redis_url: s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379"),
+            livekit: LiveKitConfig {
+                mode: s.get_or("LOBBY_LIVEKIT_MODE", LiveKitMode::Server)?,
+                url,
+                api_url,
+                api_key,
+                api_secret,
+                token_ttl: Duration::from_secs(token_ttl_seconds),
+                empty_timeout_seconds: s.get_or("LOBBY_LIVEKIT_EMPTY_TIMEOUT_SECONDS", 300)?,
+                max_participants: s.get_or("LOBBY_LIVEKIT_MAX_PARTICIPANTS", 4)?,
+                request_timeout: Duration::from_millis(s.get_or("LOBBY_LIVEKIT_REQUEST_TIMEOUT_MS", 5000)?),
+            },
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Redis(#[from] lobby_kit::redis_conn::RedisConnectError),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the rooms gRPC API until `shutdown` resolves.
+pub async fn serve(
+    config: RoomsConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let redis = lobby_kit::redis_conn::connect(&config.redis_url).await?;
+    let service = service::RoomsService::new(
+        admission::Semaphores::new(redis),
+        providers::livekit::LiveKit::new(config.livekit),
+    );
+    lobby_kit::grpc::serve(
+        config.listen,
+        lobby_proto::rooms::rooms_server::RoomsServer::new(service),
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! LiveKit: rooms through the RoomService Twirp API, tokens as LiveKit JWTs.
+
+use super::{OpenedRoom, ProviderError};
+use livekit_api::{
+    access_token::{AccessToken, VideoGrants},
+    services::{
+        room::{CreateRoomOptions, RoomClient},
+        ServiceError,
+    },
+};
+use livekit_api::services::{ServerError, ServerErrorCode};
+use std::time::Duration;
+
+const NAME: &str = "livekit";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveKitMode {
+    /// Create rooms on the server (production, and `make run` with Go).
+    Server,
+    /// Mint tokens only; the room is created by LiveKit on first join. Used
+    /// where no server runs (a machine without Go) and by the benchmark.
+    TokenOnly,
+}
+
+impl std::str::FromStr for LiveKitMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "server" => Ok(Self::Server),
+            "token_only" => Ok(Self::TokenOnly),
+            other => Err(format!("{other:?} is not server or token_only")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveKitConfig {
+    pub mode: LiveKitMode,
+    /// What clients connect to (`ws://…`/`wss://…`), returned as `room_url`.
+    pub url: String,
+    /// Where the RoomService API answers (`http(s)://…`).
+    pub api_url: String,
+    pub api_key: String,
+    pub api_secret: String,
+    pub token_ttl: Duration,
+    /// Seconds an empty room lives before LiveKit closes it.
+    pub empty_timeout_seconds: u32,
+    pub max_participants: u32,
+    pub request_timeout: Duration,
+}
+
+pub struct LiveKit {
+    config: LiveKitConfig,
+    rooms: Option<RoomClient>,
+}
+
+impl LiveKit {
+    pub fn new(config: LiveKitConfig) -> Self {
+        let rooms = (config.mode == LiveKitMode::Server).then(|| {
+            RoomClient::with_api_key(&config.api_url, &config.api_key, &config.api_secret)
+                .with_failover(false)
+                .with_request_timeout(config.request_timeout)
+        });
+        if rooms.is_none() {
+            tracing::warn!(
+                url = %config.url,
+                "LiveKit token-only mode: join tokens are minted but no room is created on a server"
+            );
+        }
+        Self { config, rooms }
+    }
+
+    /// Creates the room (server mode) and mints the participant's join token.
+    pub async fn open_room(&self, room: &str, identity: &str) -> Result<OpenedRoom, ProviderError> {
+        if let Some(client) = &self.rooms {
+            let options = CreateRoomOptions {
+                empty_timeout: self.config.empty_timeout_seconds,
+                max_participants: self.config.max_participants,
+                ..Default::default()
+            };
+            client
+                .create_room(room, options)
+                .await
+                .map_err(|e| ProviderError::Unavailable {
+                    provider: NAME,
+                    reason: e.to_string(),
+                })?;
+        }
+        let token = self.join_token(room, identity)?;
+        Ok(OpenedRoom {
+            room_url: self.config.url.clone(),
+            token,
+        })
+    }
+
+    /// A token that lets `identity` join `room` and nothing else.
+    pub fn join_token(&self, room: &str, identity: &str) -> Result<String, ProviderError> {
+        AccessToken::with_api_key(&self.config.api_key, &self.config.api_secret)
+            .with_identity(identity)
+            .with_name(identity)
+            .with_ttl(self.config.token_ttl)
+            .with_grants(VideoGrants {
+                room_join: true,
+                room: room.to_owned(),
+                can_publish: Some(true),
+                can_subscribe: Some(true),
+                can_publish_data: Some(true),
+                ..Default::default()
+            })
+            .to_jwt()
+            .map_err(|e| ProviderError::Token {
+                provider: NAME,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Deletes the room so nobody stays in a session that has ended. A room
+    /// that no longer exists counts as deleted.
+    pub async fn delete_room(&self, room: &str) -> Result<(), ProviderError> {
+        let Some(client) = &self.rooms else {
+            return Ok(());
+        };
+        match client.delete_room(room).await {
+            Ok(()) => Ok(()),
+            Err(ServiceError::Twirp(ServerError::Twirp(code))) if code.code == ServerErrorCode::NOT_FOUND => Ok(()),
+            Err(e) => Err(ProviderError::Unavailable {
+                provider: NAME,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}

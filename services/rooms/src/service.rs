@@ -1,0 +1,143 @@
+//! The `lobby.rooms.v1.Rooms` gRPC service.
+
+use crate::{
+    admission::{Admission, Semaphores, SlotRequest},
+    error::RoomsError,
+    providers::{livekit::LiveKit, OpenedRoom, ProviderError},
+};
+use lobby_proto::{
+    common::Provider,
+    rooms::{self as pb, rooms_server::Rooms},
+};
+use tonic::{Request, Response, Status};
+
+pub struct RoomsService {
+    semaphores: Semaphores,
+    livekit: LiveKit,
+}
+
+impl RoomsService {
+    pub fn new(semaphores: Semaphores, livekit: LiveKit) -> Self {
+        Self { semaphores, livekit }
+    }
+
+    async fn open_room(&self, provider: Provider, room: &str, identity: &str) -> Result<OpenedRoom, ProviderError> {
+        match provider {
+            Provider::Livekit | Provider::Unspecified => self.livekit.open_room(room, identity).await,
+            Provider::Daily => Err(ProviderError::Disabled("daily")),
+        }
+    }
+
+    async fn delete_room(&self, provider: Provider, room: &str) {
+        let result = match provider {
+            Provider::Livekit | Provider::Unspecified => self.livekit.delete_room(room).await,
+            Provider::Daily => Ok(()),
+        };
+        if let Err(e) = result {
+            // The room empties itself (empty_timeout) once nobody is left in it.
+            tracing::warn!(room, error = %e, "room could not be deleted");
+        }
+    }
+}
+
+/// Room names are derived, never caller-chosen, so one session has one room.
+pub fn room_name(session_id: &str) -> String {
+    format!("lobby-{session_id}")
+}
+
+fn require(value: &str, field: &'static str) -> Result<(), RoomsError> {
+    if value.is_empty() {
+        Err(RoomsError::InvalidArgument { field, reason: "is required" })
+    } else {
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Rooms for RoomsService {
+    async fn allocate_room(&self, req: Request<pb::AllocateRoomRequest>) -> Result<Response<pb::AllocateRoomResponse>, Status> {
+        let req = req.into_inner();
+        require(&req.session_id, "session_id")?;
+        require(&req.account_id, "account_id")?;
+        require(&req.agent_id, "agent_id")?;
+        require(&req.participant_identity, "participant_identity")?;
+        let limits = req.limits.unwrap_or_default();
+        if limits.account_max_concurrency == 0 || limits.max_session_seconds == 0 {
+            return Err(RoomsError::InvalidArgument {
+                field: "limits",
+                reason: "account_max_concurrency and max_session_seconds must be positive",
+            }
+            .into());
+        }
+        let slot = SlotRequest {
+            session_id: &req.session_id,
+            account_id: &req.account_id,
+            agent_id: &req.agent_id,
+        };
+        let lease_ms = u64::from(limits.max_session_seconds) * 1000;
+        let lease_deadline_ms = match self
+            .semaphores
+            .admit(slot, lease_ms, limits.account_max_concurrency, limits.agent_max_concurrency)
+            .await
+            .map_err(RoomsError::from)?
+        {
+            Admission::Admitted { lease_deadline_ms } => lease_deadline_ms,
+            Admission::Refused(refusal) => return Err(RoomsError::ConcurrencyLimit(refusal).into()),
+        };
+
+        let provider = Provider::try_from(req.provider).unwrap_or(Provider::Livekit);
+        let room = room_name(&req.session_id);
+        match self.open_room(provider, &room, &req.participant_identity).await {
+            Ok(opened) => {
+                tracing::info!(session_id = %req.session_id, account_id = %req.account_id, room, "room allocated");
+                Ok(Response::new(pb::AllocateRoomResponse {
+                    room_name: room,
+                    room_url: opened.room_url,
+                    token: opened.token,
+                    lease_deadline_ms,
+                }))
+            }
+            Err(e) => {
+                // Nothing a failed start took may stay held.
+                if let Err(release_err) = self.semaphores.release(slot).await {
+                    tracing::error!(session_id = %req.session_id, error = %release_err, "slot release after failed start failed; the lease will expire it");
+                }
+                self.delete_room(provider, &room).await;
+                tracing::warn!(session_id = %req.session_id, error = %e, "room creation failed");
+                Err(RoomsError::RoomCreationFailed(e).into())
+            }
+        }
+    }
+
+    async fn release_room(&self, req: Request<pb::ReleaseRoomRequest>) -> Result<Response<pb::ReleaseRoomResponse>, Status> {
+        let req = req.into_inner();
+        require(&req.session_id, "session_id")?;
+        require(&req.account_id, "account_id")?;
+        require(&req.agent_id, "agent_id")?;
+        let released = self
+            .semaphores
+            .release(SlotRequest {
+                session_id: &req.session_id,
+                account_id: &req.account_id,
+                agent_id: &req.agent_id,
+            })
+            .await
+            .map_err(RoomsError::from)?;
+        if !req.room_name.is_empty() {
+            let provider = Provider::try_from(req.provider).unwrap_or(Provider::Livekit);
+            self.delete_room(provider, &req.room_name).await;
+        }
+        tracing::info!(session_id = %req.session_id, released, "room released");
+        Ok(Response::new(pb::ReleaseRoomResponse { released }))
+    }
+
+    async fn get_account_usage(&self, req: Request<pb::GetAccountUsageRequest>) -> Result<Response<pb::AccountUsage>, Status> {
+        let account_id = req.into_inner().account_id;
+        require(&account_id, "account_id")?;
+        let active_sessions = self.semaphores.active_sessions(&account_id).await.map_err(RoomsError::from)?;
+        Ok(Response::new(pb::AccountUsage {
+            account_id,
+            active_sessions,
+        }))
+    }
+}
