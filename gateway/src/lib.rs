@@ -1,1 +1,141 @@
+//! Lobby's gateway: translates the public REST/JSON contracts (the seeds) and
+//! the admin API into gRPC calls on the services. No business rule lives
+//! here: parse, call the owning service, render.
 
+pub mod admin;
+pub mod clients;
+pub mod contracts;
+pub mod error;
+pub mod health;
+pub mod json_body;
+pub mod metrics;
+
+use axum::{
+    extract::FromRef,
+    http::{HeaderName, StatusCode},
+    routing::{get, post},
+    Router,
+};
+use lobby_kit::{ConfigError, Settings};
+use std::{net::SocketAddr, time::Duration};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+
+#[derive(Debug, Clone)]
+pub struct UpstreamUrls {
+    pub auth: String,
+    pub session: String,
+    pub rooms: String,
+    pub artifacts: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub redis_url: String,
+    pub upstream: UpstreamUrls,
+    pub upstream_timeout: Duration,
+    pub request_timeout: Duration,
+    /// `None` disables the admin API (every call answers 401).
+    pub admin_token: Option<String>,
+}
+
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+impl GatewayConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let admin_token = Some(s.string_or("LOBBY_ADMIN_TOKEN", "")).filter(|t| !t.is_empty());
+        if let Some(t) = &admin_token {
+            Settings::ensure(
+                "LOBBY_ADMIN_TOKEN",
+                t.len() >= MIN_ADMIN_TOKEN_CHARS,
+                "must be at least 16 characters",
+            )?;
+        }
+        Ok(Self {
+            listen: s.get_or("LOBBY_GATEWAY_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            redis_url: s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379"),
+            upstream: UpstreamUrls {
+                auth: s.string_or("LOBBY_AUTH_URL", "http://127.0.0.1:50051"),
+                session: s.string_or("LOBBY_SESSION_URL", "http://127.0.0.1:50052"),
+                rooms: s.string_or("LOBBY_ROOMS_URL", "http://127.0.0.1:50053"),
+                artifacts: s.string_or("LOBBY_ARTIFACTS_URL", "http://127.0.0.1:50054"),
+            },
+            upstream_timeout: Duration::from_millis(s.get_or("LOBBY_UPSTREAM_TIMEOUT_MS", 20_000)?),
+            request_timeout: Duration::from_millis(s.get_or("LOBBY_REQUEST_TIMEOUT_MS", 30_000)?),
+            admin_token,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub services: clients::Services,
+    pub redis: redis::Client,
+    pub admin_token: Option<String>,
+    pub metrics: metrics::Metrics,
+}
+
+impl FromRef<AppState> for metrics::Metrics {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("upstream: {0}")]
+    Upstream(#[from] tonic::transport::Error),
+    #[error("redis url: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route(
+            contracts::ojin::PATH,
+            post(contracts::ojin::connect).options(contracts::ojin::preflight),
+        )
+        .nest("/admin/v1", admin::router(state.clone()))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::render))
+        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, request_timeout))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Serves the gateway until `shutdown` resolves, draining in-flight requests.
+pub async fn serve(
+    config: GatewayConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if config.admin_token.is_none() {
+        tracing::warn!("LOBBY_ADMIN_TOKEN is not set: the admin API refuses every call");
+    }
+    let state = AppState {
+        services: clients::Services::connect(&config.upstream, config.upstream_timeout)?,
+        redis: redis::Client::open(config.redis_url.as_str())?,
+        admin_token: config.admin_token,
+        metrics: metrics::Metrics::new()?,
+    };
+    let app = router(state, config.request_timeout);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    tracing::info!(addr = %config.listen, "gateway listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })
+}

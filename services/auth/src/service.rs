@@ -4,7 +4,7 @@
 use crate::{
     catalog::{self, AccountRecord, AgentRecord, Catalog},
     error::AuthError,
-    origin::{AllowedOrigin, OriginPolicy, RequestOrigin},
+    origin::{AllowedOrigin, OriginPolicy},
 };
 use lobby_proto::{
     auth::{self as pb, auth_server::Auth},
@@ -218,15 +218,10 @@ impl Auth for AuthService {
         req: Request<pb::CheckPreflightOriginRequest>,
     ) -> Result<Response<pb::CheckPreflightOriginResponse>, Status> {
         let origin = req.into_inner().origin;
-        let allowed = match RequestOrigin::parse(&origin) {
-            None => false,
-            Some(_) => {
-                let patterns = self.catalog.origin_patterns().await?;
-                let entries: Vec<AllowedOrigin> =
-                    patterns.iter().filter_map(|p| AllowedOrigin::parse(p).ok()).collect();
-                OriginPolicy::from_entries(entries).allows(Some(&origin))
-            }
-        };
+        let patterns = self.catalog.origin_patterns().await?;
+        let entries: Vec<AllowedOrigin> = patterns.iter().filter_map(|p| AllowedOrigin::parse(p).ok()).collect();
+        // Same rule as a start: `*` grants any origin, otherwise an exact match.
+        let allowed = OriginPolicy::from_entries(entries).allows(Some(&origin));
         Ok(Response::new(pb::CheckPreflightOriginResponse { allowed }))
     }
 }

@@ -1,0 +1,3 @@
+//! One module per public contract (the seeds in `shared/seeds/`).
+
+pub mod ojin;

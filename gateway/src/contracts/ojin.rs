@@ -1,0 +1,171 @@
+//! Seed 000: `POST /v1/public/agents/connect` (the ojin.ai Session API),
+//! authenticated by the agent's hostname allowlist against `Origin`.
+
+use crate::{error::ApiError, json_body::read_json, AppState};
+use axum::{
+    body::Body,
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use lobby_proto::{auth::AuthorizeConnectRequest, session::StartSessionRequest};
+use serde::{Deserialize, Serialize};
+
+pub const PATH: &str = "/v1/public/agents/connect";
+/// A connect body is two short strings; anything near this is not a client.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+const MAX_CLIENT_USER_REF_CHARS: usize = 256;
+
+/// Unknown fields are ignored so that a newer widget keeps working; known
+/// fields of the wrong type are refused.
+#[derive(Debug, Deserialize)]
+pub struct ConnectRequest {
+    pub agent_id: String,
+    #[serde(default)]
+    pub client_user_ref: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConnectResponse {
+    pub session_id: String,
+    pub room_url: String,
+    pub token: String,
+}
+
+fn origin(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get(header::ORIGIN) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| ApiError::new(StatusCode::FORBIDDEN, "auth_failed", "Hostname allowlist validation failed")),
+    }
+}
+
+fn validate(req: &ConnectRequest) -> Result<(), ApiError> {
+    if req.agent_id.trim().is_empty() {
+        return Err(ApiError::bad_request("agent_id is required"));
+    }
+    if let Some(r) = &req.client_user_ref {
+        if r.chars().count() > MAX_CLIENT_USER_REF_CHARS {
+            return Err(ApiError::bad_request("client_user_ref must be at most 256 characters"));
+        }
+    }
+    Ok(())
+}
+
+/// CORS grant for an origin the agent allows; `Vary` so caches keep
+/// per-origin answers apart.
+fn grant(response: &mut Response, origin: &str) {
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
+    }
+    headers.append(header::VARY, HeaderValue::from_static("origin"));
+}
+
+pub async fn connect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let origin = match origin(&headers) {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    let (result, granted) = start(&state, &headers, body, origin.clone()).await;
+    let mut response = match result {
+        Ok(ok) => Json(ok).into_response(),
+        Err(e) => {
+            state.metrics.connect_errors.with_label_values(&[e.code()]).inc();
+            e.into_response()
+        }
+    };
+    if let (true, Some(origin)) = (granted, origin) {
+        grant(&mut response, &origin);
+    }
+    response
+}
+
+/// Returns the outcome and whether the origin passed the agent's allowlist
+/// (only then does the browser get to read the answer).
+async fn start(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    origin: Option<String>,
+) -> (Result<ConnectResponse, ApiError>, bool) {
+    let req: ConnectRequest = match read_json(headers, body, MAX_BODY_BYTES).await {
+        Ok(r) => r,
+        Err(e) => return (Err(e), false),
+    };
+    if let Err(e) = validate(&req) {
+        return (Err(e), false);
+    }
+    let principal = match state
+        .services
+        .auth
+        .clone()
+        .authorize_connect(AuthorizeConnectRequest {
+            agent_id: req.agent_id,
+            origin,
+        })
+        .await
+    {
+        Ok(p) => p.into_inner(),
+        Err(status) => return (Err(status.into()), false),
+    };
+    let started = state
+        .services
+        .session
+        .clone()
+        .start_session(StartSessionRequest {
+            account_id: principal.account_id,
+            agent_id: principal.agent_id,
+            limits: principal.limits,
+            provider: principal.provider,
+            client_user_ref: req.client_user_ref.unwrap_or_default(),
+        })
+        .await;
+    let result = started.map(|r| {
+        let r = r.into_inner();
+        ConnectResponse {
+            session_id: r.session_id,
+            room_url: r.room_url,
+            token: r.token,
+        }
+    });
+    (result.map_err(ApiError::from), true)
+}
+
+/// CORS preflight. It names no agent, so the origin must be allowed by some
+/// agent; the start itself then checks the named agent's own list.
+pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let refused = || ApiError::new(StatusCode::FORBIDDEN, "auth_failed", "Hostname allowlist validation failed").into_response();
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return refused();
+    };
+    let method_ok = headers
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .is_some_and(|m| m.as_bytes() == Method::POST.as_str().as_bytes());
+    if !method_ok {
+        return refused();
+    }
+    let allowed = state
+        .services
+        .auth
+        .clone()
+        .check_preflight_origin(lobby_proto::auth::CheckPreflightOriginRequest { origin: origin.to_owned() })
+        .await;
+    match allowed {
+        Ok(r) if r.get_ref().allowed => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            grant(&mut response, origin);
+            let h = response.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            response
+        }
+        Ok(_) => refused(),
+        Err(status) => ApiError::from(status).into_response(),
+    }
+}

@@ -1,0 +1,60 @@
+//! `GET /healthz`: 200 when every service answers its gRPC health check and
+//! Redis answers PING; 503 naming what failed otherwise.
+
+use crate::AppState;
+use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
+use std::time::Duration;
+use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn check_service(channel: tonic::transport::Channel) -> Result<(), String> {
+    let mut client = HealthClient::new(channel);
+    let call = client.check(HealthCheckRequest { service: String::new() });
+    match tokio::time::timeout(CHECK_TIMEOUT, call).await {
+        Err(_) => Err("timed out".into()),
+        Ok(Err(status)) => Err(status.message().to_owned()),
+        Ok(Ok(r)) if r.get_ref().status() == ServingStatus::Serving => Ok(()),
+        Ok(Ok(r)) => Err(format!("{:?}", r.get_ref().status())),
+    }
+}
+
+async fn check_redis(client: &redis::Client) -> Result<(), String> {
+    let ping = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+        Err(_) => Err("timed out".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(_)) => Ok(()),
+    }
+}
+
+pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    let mut checks = serde_json::Map::new();
+    let mut healthy = true;
+    // Concurrently, so one slow service does not add up with the others.
+    let services = state
+        .services
+        .channels
+        .iter()
+        .map(|(name, channel)| async move { (*name, check_service(channel.clone()).await) });
+    let mut results = futures::future::join_all(services).await;
+    results.push(("redis", check_redis(&state.redis).await));
+    for (name, result) in results {
+        let value = match result {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => {
+                healthy = false;
+                e
+            }
+        };
+        checks.insert(name.to_owned(), value.into());
+    }
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (
+        status,
+        Json(serde_json::json!({ "status": if healthy { "ok" } else { "unavailable" }, "checks": checks })),
+    )
+}

@@ -1,0 +1,38 @@
+//! Reading a JSON request body so that every way it can be wrong is a 400 in
+//! the contract's own body, never axum's plain-text rejections or a 500.
+
+use crate::error::ApiError;
+use axum::{
+    body::Body,
+    http::{header, HeaderMap},
+};
+use serde::de::DeserializeOwned;
+
+/// Reads at most `limit` bytes of `body` as JSON of type `T`.
+pub async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body, limit: usize) -> Result<T, ApiError> {
+    require_json_content_type(headers)?;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::bad_request(format!("request body is larger than {limit} bytes")))?;
+    parse_json(&bytes)
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("request body is empty; expected a JSON object"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = value.split(';').next().unwrap_or("").trim();
+    if mime.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("Content-Type must be application/json"))
+    }
+}

@@ -1,0 +1,132 @@
+//! `lobby-dev`: every service in one process, each on its own loopback port
+//! and still talking gRPC to the others, plus an idempotent demo seed.
+
+use lobby_kit::{shutdown::Shutdown, telemetry, Settings};
+use lobby_proto::{
+    auth::{auth_client::AuthClient, AgentStatus, CreateAccountRequest, CreateAgentRequest},
+    common::Provider,
+};
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+const DEMO_ACCOUNT: &str = "acct_demo";
+const DEMO_AGENT: &str = "demo-agent";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    telemetry::init("dev");
+    let settings = Settings::from_env()?;
+    // Parse every config first so a bad setting stops everything before anything listens.
+    let auth = lobby_auth::AuthConfig::from_settings(&settings)?;
+    let session = lobby_session::SessionConfig::from_settings(&settings)?;
+    let rooms = lobby_rooms::RoomsConfig::from_settings(&settings)?;
+    let artifacts = lobby_artifacts::ArtifactsConfig::from_settings(&settings)?;
+    let gateway = lobby_gateway::GatewayConfig::from_settings(&settings)?;
+    let auth_url = format!("http://{}", auth.listen);
+    let gateway_addr = gateway.listen;
+
+    let shutdown = Shutdown::on(lobby_kit::shutdown::signal());
+    let mut tasks: JoinSet<(&'static str, Result<(), BoxError>)> = JoinSet::new();
+    let s = shutdown.clone();
+    tasks.spawn(async move { ("auth", lobby_auth::serve(auth, s.wait()).await.map_err(Into::into)) });
+    let s = shutdown.clone();
+    tasks.spawn(async move { ("session", lobby_session::serve(session, s.wait()).await.map_err(Into::into)) });
+    let s = shutdown.clone();
+    tasks.spawn(async move { ("rooms", lobby_rooms::serve(rooms, s.wait()).await.map_err(Into::into)) });
+    let s = shutdown.clone();
+    tasks.spawn(async move { ("artifacts", lobby_artifacts::serve(artifacts, s.wait()).await.map_err(Into::into)) });
+    let s = shutdown.clone();
+    tasks.spawn(async move { ("gateway", lobby_gateway::serve(gateway, s.wait()).await.map_err(Into::into)) });
+
+    if settings.string_or("LOBBY_DEV_SEED_DEMO", "true") == "true" {
+        let seeded = tokio::select! {
+            r = seed_demo(&auth_url) => r,
+            Some(done) = tasks.join_next() => Err(exit_reason(done)),
+        };
+        match seeded {
+            Ok(()) => print_banner(gateway_addr),
+            Err(e) => {
+                tracing::error!(error = %e, "demo seed failed; stopping");
+                return Err(e);
+            }
+        }
+    }
+
+    // The first service to stop (shutdown or failure) ends the process.
+    let mut first_error = None;
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = flatten(done) {
+            first_error.get_or_insert(e);
+            break;
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn flatten(done: Result<(&'static str, Result<(), BoxError>), tokio::task::JoinError>) -> Result<(), BoxError> {
+    match done {
+        Ok((_, Ok(()))) => Ok(()),
+        Ok((name, Err(e))) => Err(format!("{name} stopped: {e}").into()),
+        Err(e) => Err(format!("a service task panicked: {e}").into()),
+    }
+}
+
+fn exit_reason(done: Result<(&'static str, Result<(), BoxError>), tokio::task::JoinError>) -> BoxError {
+    flatten(done).err().unwrap_or_else(|| "a service stopped during start-up".into())
+}
+
+/// Creates the demo account and agent unless they exist (a restart keeps
+/// whatever an operator changed on them).
+async fn seed_demo(auth_url: &str) -> Result<(), BoxError> {
+    let channel = lobby_kit::grpc::lazy_channel(auth_url, Duration::from_secs(5))?;
+    let mut auth = AuthClient::new(channel);
+    let mut attempt = 0;
+    loop {
+        let created = auth
+            .create_account(CreateAccountRequest {
+                id: DEMO_ACCOUNT.into(),
+                name: "Demo account".into(),
+                max_concurrency: Some(5),
+                minutes_quota: Some(600),
+            })
+            .await;
+        match created {
+            Ok(_) => break,
+            Err(s) if s.code() == tonic::Code::AlreadyExists => break,
+            Err(s) if lobby_kit::grpc::is_unreachable(&s) && attempt < 50 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(s) => return Err(s.into()),
+        }
+    }
+    let created = auth
+        .create_agent(CreateAgentRequest {
+            id: DEMO_AGENT.into(),
+            account_id: DEMO_ACCOUNT.into(),
+            name: "Demo agent".into(),
+            status: AgentStatus::Published as i32,
+            allowed_hostnames: vec!["*".into()],
+            max_concurrency: Some(0),
+            max_session_seconds: Some(600),
+            avatar_image_url: String::new(),
+            provider: Provider::Livekit as i32,
+        })
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(()),
+        Err(s) => Err(s.into()),
+    }
+}
+
+fn print_banner(gateway: std::net::SocketAddr) {
+    println!(
+        "\nLobby is running. Start a session with the demo agent:\n\n  curl -sS -X POST http://{gateway}/v1/public/agents/connect \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"agent_id\": \"{DEMO_AGENT}\"}}'\n\nHealth: curl -sS http://{gateway}/healthz   (Ctrl-C stops everything)\n"
+    );
+}
