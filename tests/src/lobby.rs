@@ -1,0 +1,225 @@
+//! A whole Lobby: auth, session, rooms, artifacts and one or more gateways as
+//! separate processes talking gRPC, on a private Redis.
+
+use crate::{
+    process::{binary, ChildGuard},
+    redis_server::RedisServer,
+};
+use serde_json::{json, Value};
+use std::{path::PathBuf, process::Command, time::Duration};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Where rooms sends room requests.
+#[derive(Debug, Clone)]
+pub enum RoomProvider {
+    /// Tokens only; no LiveKit server involved.
+    TokenOnly,
+    /// A LiveKit server at `ws_url` / `http_url` (may be a dead port on purpose).
+    LiveKit { ws_url: String, http_url: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct LobbyOptions {
+    pub provider: RoomProvider,
+    pub gateways: usize,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Default for LobbyOptions {
+    fn default() -> Self {
+        Self {
+            provider: RoomProvider::TokenOnly,
+            gateways: 1,
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+pub struct Lobby {
+    pub dir: PathBuf,
+    pub redis: RedisServer,
+    services: Vec<ChildGuard>,
+    pub gateways: Vec<String>,
+    pub http: reqwest::Client,
+}
+
+impl Lobby {
+    pub async fn start(options: LobbyOptions) -> Self {
+        let dir = crate::scratch_dir("lobby");
+        let redis = RedisServer::start(&dir);
+        let port = |_: &str| crate::free_port();
+        let (auth, session, rooms, artifacts) = (port("auth"), port("session"), port("rooms"), port("artifacts"));
+        let mut env: Vec<(String, String)> = vec![
+            ("LOBBY_REDIS_URL".into(), redis.url()),
+            ("LOBBY_AUTH_LISTEN".into(), format!("127.0.0.1:{auth}")),
+            ("LOBBY_SESSION_LISTEN".into(), format!("127.0.0.1:{session}")),
+            ("LOBBY_ROOMS_LISTEN".into(), format!("127.0.0.1:{rooms}")),
+            ("LOBBY_ARTIFACTS_LISTEN".into(), format!("127.0.0.1:{artifacts}")),
+            ("LOBBY_AUTH_URL".into(), format!("http://127.0.0.1:{auth}")),
+            ("LOBBY_SESSION_URL".into(), format!("http://127.0.0.1:{session}")),
+            ("LOBBY_ROOMS_URL".into(), format!("http://127.0.0.1:{rooms}")),
+            ("LOBBY_ARTIFACTS_URL".into(), format!("http://127.0.0.1:{artifacts}")),
+            ("LOBBY_ARTIFACTS_DIR".into(), dir.join("artifacts").display().to_string()),
+            ("LOBBY_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+            ("LOBBY_LOG".into(), "info".into()),
+        ];
+        match &options.provider {
+            RoomProvider::TokenOnly => env.push(("LOBBY_LIVEKIT_MODE".into(), "token_only".into())),
+            RoomProvider::LiveKit { ws_url, http_url } => {
+                env.push(("LOBBY_LIVEKIT_MODE".into(), "server".into()));
+                env.push(("LOBBY_LIVEKIT_URL".into(), ws_url.clone()));
+                env.push(("LOBBY_LIVEKIT_API_URL".into(), http_url.clone()));
+                env.push(("LOBBY_LIVEKIT_REQUEST_TIMEOUT_MS".into(), "2000".into()));
+            }
+        }
+        env.extend(options.extra_env.iter().cloned());
+
+        let spawn = |name: &str, bin: &str, extra: &[(String, String)]| {
+            let mut cmd = Command::new(binary(bin));
+            cmd.env_clear();
+            cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+            cmd.envs(env.iter().cloned()).envs(extra.iter().cloned());
+            ChildGuard::spawn(name, cmd, &dir)
+        };
+        let mut services = vec![
+            spawn("auth", "lobby-auth", &[]),
+            spawn("session", "lobby-session", &[]),
+            spawn("rooms", "lobby-rooms", &[]),
+            spawn("artifacts", "lobby-artifacts", &[]),
+        ];
+        let mut gateways = Vec::new();
+        for i in 0..options.gateways.max(1) {
+            let port = crate::free_port();
+            services.push(spawn(
+                &format!("gateway-{i}"),
+                "lobby-gateway",
+                &[("LOBBY_GATEWAY_LISTEN".into(), format!("127.0.0.1:{port}"))],
+            ));
+            gateways.push(format!("http://127.0.0.1:{port}"));
+        }
+        let http = crate::http_client(Duration::from_secs(30));
+        let lobby = Self {
+            dir,
+            redis,
+            services,
+            gateways,
+            http,
+        };
+        lobby.wait_healthy().await;
+        lobby
+    }
+
+    async fn wait_healthy(&self) {
+        for gateway in &self.gateways {
+            let mut last = String::new();
+            let healthy = 'wait: {
+                for _ in 0..300 {
+                    match self.http.get(format!("{gateway}/healthz")).send().await {
+                        Ok(r) if r.status() == 200 => break 'wait true,
+                        Ok(r) => last = r.text().await.unwrap_or_default(),
+                        Err(e) => last = e.to_string(),
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                false
+            };
+            if !healthy {
+                let logs: Vec<String> = self
+                    .services
+                    .iter()
+                    .map(|s| format!("--- {}\n{}", s.name, s.log_tail()))
+                    .collect();
+                panic!("Lobby did not become healthy ({last}); logs in {}:\n{}", self.dir.display(), logs.join("\n"));
+            }
+        }
+    }
+
+    pub fn gateway(&self) -> &str {
+        &self.gateways[0]
+    }
+
+    /// Kills one service process (`auth`, `session`, `rooms`, …) with SIGKILL.
+    pub fn kill(&mut self, name: &str) {
+        let service = self
+            .services
+            .iter_mut()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no service named {name}"));
+        service.kill();
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/admin/v1{path}", self.gateway()))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// Creates an account and returns its id.
+    pub async fn create_account(&self, max_concurrency: u32) -> String {
+        let r = self
+            .admin(reqwest::Method::POST, "/accounts")
+            .json(&json!({ "name": "test", "max_concurrency": max_concurrency }))
+            .send()
+            .await
+            .expect("create account");
+        assert_eq!(r.status(), 201, "create account: {}", r.text().await.unwrap_or_default());
+        r.json::<Value>().await.expect("account json")["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Creates a published agent; `fields` override the defaults.
+    pub async fn create_agent(&self, account_id: &str, fields: Value) -> String {
+        let mut body = json!({
+            "account_id": account_id,
+            "status": "published",
+            "allowed_hostnames": ["*"],
+        });
+        if let (Some(b), Some(f)) = (body.as_object_mut(), fields.as_object()) {
+            b.extend(f.clone());
+        }
+        let r = self
+            .admin(reqwest::Method::POST, "/agents")
+            .json(&body)
+            .send()
+            .await
+            .expect("create agent");
+        assert_eq!(r.status(), 201, "create agent: {}", r.text().await.unwrap_or_default());
+        r.json::<Value>().await.expect("agent json")["id"].as_str().expect("id").to_owned()
+    }
+
+    /// `POST /v1/public/agents/connect` on gateway `i`, with an optional Origin.
+    pub async fn connect_via(&self, i: usize, body: Value, origin: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/public/agents/connect", self.gateways[i]))
+            .json(&body);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send().await.expect("connect request")
+    }
+
+    pub async fn connect(&self, agent_id: &str, origin: Option<&str>) -> reqwest::Response {
+        self.connect_via(0, json!({ "agent_id": agent_id }), origin).await
+    }
+
+    pub async fn end_session(&self, session_id: &str) -> Value {
+        let r = self
+            .admin(reqwest::Method::POST, &format!("/sessions/{session_id}/end"))
+            .send()
+            .await
+            .expect("end session");
+        assert_eq!(r.status(), 200, "end session: {}", r.text().await.unwrap_or_default());
+        r.json().await.expect("session json")
+    }
+
+    pub async fn active_sessions(&self, account_id: &str) -> u64 {
+        let r = self
+            .admin(reqwest::Method::GET, &format!("/accounts/{account_id}/usage"))
+            .send()
+            .await
+            .expect("usage");
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.expect("usage json")["active_sessions"].as_u64().expect("count")
+    }
+}
