@@ -1,0 +1,59 @@
+//! Against a real `livekit-server --dev` on loopback: the room exists on the
+//! server after a start, LiveKit's own Python SDK accepts the token we mint,
+//! and ending the session deletes the room.
+
+use lobby_tests::{livekit, Lobby, LobbyOptions, RoomProvider};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn started_session_has_a_real_room_and_a_token_livekit_accepts() {
+    let Some(bin) = livekit::binary_or_skip("started_session_has_a_real_room_and_a_token_livekit_accepts") else {
+        return;
+    };
+    let dir = lobby_tests::scratch_dir("livekit");
+    let server = livekit::LiveKitServer::start(&bin, &dir).await;
+    let lobby = Lobby::start(LobbyOptions {
+        provider: RoomProvider::LiveKit {
+            ws_url: server.ws_url(),
+            http_url: server.http_url(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(2).await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+
+    let r = lobby
+        .connect_via(0, json!({ "agent_id": agent, "client_user_ref": "caller-7" }), None)
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    let session_id = body["session_id"].as_str().expect("id");
+    let room = format!("lobby-{session_id}");
+    assert_eq!(body["room_url"], server.ws_url().as_str());
+
+    let rooms = server.room_client().list_rooms(vec![room.clone()]).await.expect("list rooms");
+    assert_eq!(rooms.len(), 1, "the room exists on the LiveKit server");
+    assert_eq!(rooms[0].name, room);
+    assert_eq!(rooms[0].max_participants, 4);
+    assert_eq!(rooms[0].empty_timeout, 300);
+
+    let claims = livekit::verify_with_python_sdk(body["token"].as_str().expect("token"));
+    assert_eq!(claims["verified"], true, "{claims}");
+    assert_eq!(claims["identity"], "caller-7");
+    assert_eq!(claims["room"], room.as_str());
+    assert_eq!(claims["room_join"], true);
+    assert_eq!(claims["room_admin"], false);
+
+    // A token signed with another secret must be refused by the same SDK,
+    // so the check above is not vacuous.
+    let forged = livekit_api::access_token::AccessToken::with_api_key(livekit::API_KEY, "not-the-secret")
+        .with_identity("caller-7")
+        .to_jwt()
+        .expect("forged token");
+    assert_eq!(livekit::verify_with_python_sdk(&forged)["verified"], false);
+
+    lobby.end_session(session_id).await;
+    let rooms = server.room_client().list_rooms(vec![room]).await.expect("list rooms");
+    assert!(rooms.is_empty(), "ending the session deletes the room");
+}
