@@ -65,7 +65,10 @@ where
 }
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn ms(d: Duration) -> String {
@@ -88,7 +91,9 @@ async fn main() {
     })
     .await;
     let account = lobby.create_account(100_000).await;
-    let agent = lobby.create_agent(&account, json!({ "max_session_seconds": 3600 })).await;
+    let agent = lobby
+        .create_agent(&account, json!({ "max_session_seconds": 3600 }))
+        .await;
     let semaphores = Semaphores::new(lobby.redis.connection().await);
     let url = format!("{}/v1/public/agents/connect", lobby.gateway());
     let body = json!({ "agent_id": agent }).to_string();
@@ -98,10 +103,18 @@ async fn main() {
         let http = lobby.http.clone();
         let (url, body) = (url.clone(), body.clone());
         let gateway = drive(requests, c, move |_| {
-            let req = http.post(&url).header("content-type", "application/json").body(body.clone());
+            let req = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.clone());
             async move {
                 let r = req.send().await.expect("start request");
-                assert_eq!(r.status(), 200, "bench start refused: {}", r.text().await.unwrap_or_default());
+                assert_eq!(
+                    r.status(),
+                    200,
+                    "bench start refused: {}",
+                    r.text().await.unwrap_or_default()
+                );
                 let _ = r.bytes().await;
             }
         })
@@ -145,7 +158,9 @@ async fn main() {
             g.per_second / r.per_second
         ));
     }
-    report.push_str(&format!("\n{requests} requests per level; debug or release as built by bench/run.sh (release).\n"));
+    report.push_str(&format!(
+        "\n{requests} requests per level; debug or release as built by bench/run.sh (release).\n"
+    ));
     print!("{report}");
     if let Err(e) = std::fs::write(&out, &report) {
         eprintln!("cannot write {out}: {e}");

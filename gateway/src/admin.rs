@@ -31,7 +31,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/agents/{id}", get(get_agent).patch(update_agent))
         .route("/sessions/{id}", get(get_session))
         .route("/sessions/{id}/end", post(end_session))
-        .layer(axum::middleware::from_fn_with_state(state, require_admin_token))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            require_admin_token,
+        ))
 }
 
 /// Constant-time comparison so the token cannot be guessed byte by byte.
@@ -49,8 +52,12 @@ async fn require_admin_token(State(state): State<AppState>, req: Request, next: 
     if ok {
         next.run(req).await
     } else {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid admin token is required as Authorization: Bearer <token>")
-            .into_response()
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid admin token is required as Authorization: Bearer <token>",
+        )
+        .into_response()
     }
 }
 
@@ -248,7 +255,11 @@ type ApiResult<T> = Result<T, ApiError>;
 
 // ---- accounts --------------------------------------------------------------
 
-async fn create_account(State(st): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<impl IntoResponse> {
+async fn create_account(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
     let req: CreateAccountJson = read_json(&headers, body, MAX_BODY_BYTES).await?;
     let account = st
         .services
@@ -266,13 +277,28 @@ async fn create_account(State(st): State<AppState>, headers: HeaderMap, body: Bo
 }
 
 async fn list_accounts(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
-    let list = st.services.auth.clone().list_accounts(pb::ListAccountsRequest {}).await?.into_inner();
+    let list = st
+        .services
+        .auth
+        .clone()
+        .list_accounts(pb::ListAccountsRequest {})
+        .await?
+        .into_inner();
     let accounts: Vec<AccountJson> = list.accounts.into_iter().map(AccountJson::from).collect();
     Ok(Json(serde_json::json!({ "accounts": accounts })))
 }
 
-async fn get_account(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<AccountJson>> {
-    let account = st.services.auth.clone().get_account(pb::GetAccountRequest { id }).await?.into_inner();
+async fn get_account(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AccountJson>> {
+    let account = st
+        .services
+        .auth
+        .clone()
+        .get_account(pb::GetAccountRequest { id })
+        .await?
+        .into_inner();
     Ok(Json(account.into()))
 }
 
@@ -298,9 +324,16 @@ async fn update_account(
     Ok(Json(account.into()))
 }
 
-async fn account_usage(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+async fn account_usage(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     // 404 for an unknown account rather than a usage of zero.
-    st.services.auth.clone().get_account(pb::GetAccountRequest { id: id.clone() }).await?;
+    st.services
+        .auth
+        .clone()
+        .get_account(pb::GetAccountRequest { id: id.clone() })
+        .await?;
     let usage = st
         .services
         .rooms
@@ -316,7 +349,11 @@ async fn account_usage(State(st): State<AppState>, Path(id): Path<String>) -> Ap
 
 // ---- agents ----------------------------------------------------------------
 
-async fn create_agent(State(st): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<impl IntoResponse> {
+async fn create_agent(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
     let req: CreateAgentJson = read_json(&headers, body, MAX_BODY_BYTES).await?;
     let agent = st
         .services
@@ -344,20 +381,34 @@ struct ListAgentsQuery {
     account_id: String,
 }
 
-async fn list_agents(State(st): State<AppState>, Query(q): Query<ListAgentsQuery>) -> ApiResult<impl IntoResponse> {
+async fn list_agents(
+    State(st): State<AppState>,
+    Query(q): Query<ListAgentsQuery>,
+) -> ApiResult<impl IntoResponse> {
     let list = st
         .services
         .auth
         .clone()
-        .list_agents(pb::ListAgentsRequest { account_id: q.account_id })
+        .list_agents(pb::ListAgentsRequest {
+            account_id: q.account_id,
+        })
         .await?
         .into_inner();
     let agents: Vec<AgentJson> = list.agents.into_iter().map(AgentJson::from).collect();
     Ok(Json(serde_json::json!({ "agents": agents })))
 }
 
-async fn get_agent(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<AgentJson>> {
-    let agent = st.services.auth.clone().get_agent(pb::GetAgentRequest { id }).await?.into_inner();
+async fn get_agent(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AgentJson>> {
+    let agent = st
+        .services
+        .auth
+        .clone()
+        .get_agent(pb::GetAgentRequest { id })
+        .await?
+        .into_inner();
     Ok(Json(agent.into()))
 }
 
@@ -376,7 +427,9 @@ async fn update_agent(
             id,
             name: req.name,
             status: req.status.map_or(pb::AgentStatus::Unspecified, Into::into) as i32,
-            allowed_hostnames: req.allowed_hostnames.map(|entries| pb::HostnameList { entries }),
+            allowed_hostnames: req
+                .allowed_hostnames
+                .map(|entries| pb::HostnameList { entries }),
             max_concurrency: req.max_concurrency,
             max_session_seconds: req.max_session_seconds,
             avatar_image_url: req.avatar_image_url,
@@ -389,7 +442,10 @@ async fn update_agent(
 
 // ---- sessions --------------------------------------------------------------
 
-async fn get_session(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<SessionJson>> {
+async fn get_session(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SessionJson>> {
     let s = st
         .services
         .session
@@ -408,10 +464,18 @@ struct EndSessionJson {
 }
 
 /// The body is optional: `{}` or nothing ends with the default reason.
-async fn end_session(State(st): State<AppState>, Path(id): Path<String>, body: Body) -> ApiResult<Json<SessionJson>> {
+async fn end_session(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Json<SessionJson>> {
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| ApiError::bad_request(format!("request body is larger than {MAX_BODY_BYTES} bytes")))?;
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "request body is larger than {MAX_BODY_BYTES} bytes"
+            ))
+        })?;
     let req: EndSessionJson = if body.iter().all(u8::is_ascii_whitespace) {
         EndSessionJson::default()
     } else {

@@ -20,7 +20,10 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn connect(urls: &crate::UpstreamUrls, timeout: Duration) -> Result<Self, tonic::transport::Error> {
+    pub fn connect(
+        urls: &crate::UpstreamUrls,
+        timeout: Duration,
+    ) -> Result<Self, tonic::transport::Error> {
         let auth = lobby_kit::grpc::lazy_channel(&urls.auth, timeout)?;
         let session = lobby_kit::grpc::lazy_channel(&urls.session, timeout)?;
         let rooms = lobby_kit::grpc::lazy_channel(&urls.rooms, timeout)?;
@@ -30,7 +33,12 @@ impl Services {
             session: SessionsClient::new(session.clone()),
             rooms: RoomsClient::new(rooms.clone()),
             artifacts: ArtifactsClient::new(artifacts.clone()),
-            channels: vec![("auth", auth), ("session", session), ("rooms", rooms), ("artifacts", artifacts)],
+            channels: vec![
+                ("auth", auth),
+                ("session", session),
+                ("rooms", rooms),
+                ("artifacts", artifacts),
+            ],
         })
     }
 }

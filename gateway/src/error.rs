@@ -66,28 +66,64 @@ impl ApiError {
         let Some(code) = machine_code(status) else {
             return if is_unreachable(status) {
                 tracing::warn!(error = %status.message(), "a service is unreachable");
-                Self::new(StatusCode::BAD_GATEWAY, "orchestrator_error", "Agent orchestrator is unreachable or returned an error")
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "orchestrator_error",
+                    "Agent orchestrator is unreachable or returned an error",
+                )
             } else {
                 tracing::error!(code = ?status.code(), error = %status.message(), "unmapped service error");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Unexpected server error")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "Unexpected server error",
+                )
             };
         };
         let (http, message): (StatusCode, Option<&str>) = match code {
-            "agent_not_found" => (StatusCode::NOT_FOUND, Some("Agent ID does not exist or is not visible to the caller")),
-            "agent_unpublished" => (StatusCode::FORBIDDEN, Some("Agent exists but is currently unpublished")),
-            "auth_failed" => (StatusCode::FORBIDDEN, Some("Hostname allowlist validation failed")),
-            "concurrency_limit" => (StatusCode::TOO_MANY_REQUESTS, Some("Max concurrency reached")),
-            "room_creation_failed" => (StatusCode::BAD_GATEWAY, Some("WebRTC room could not be created")),
-            "orchestrator_error" => (StatusCode::BAD_GATEWAY, Some("Agent orchestrator is unreachable or returned an error")),
-            "internal_error" => (StatusCode::INTERNAL_SERVER_ERROR, Some("Unexpected server error")),
+            "agent_not_found" => (
+                StatusCode::NOT_FOUND,
+                Some("Agent ID does not exist or is not visible to the caller"),
+            ),
+            "agent_unpublished" => (
+                StatusCode::FORBIDDEN,
+                Some("Agent exists but is currently unpublished"),
+            ),
+            "auth_failed" => (
+                StatusCode::FORBIDDEN,
+                Some("Hostname allowlist validation failed"),
+            ),
+            "concurrency_limit" => (
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("Max concurrency reached"),
+            ),
+            "room_creation_failed" => (
+                StatusCode::BAD_GATEWAY,
+                Some("WebRTC room could not be created"),
+            ),
+            "orchestrator_error" => (
+                StatusCode::BAD_GATEWAY,
+                Some("Agent orchestrator is unreachable or returned an error"),
+            ),
+            "internal_error" => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some("Unexpected server error"),
+            ),
             "invalid_request" => (StatusCode::BAD_REQUEST, None),
-            "account_not_found" | "session_not_found" | "artifact_not_found" => (StatusCode::NOT_FOUND, None),
+            "account_not_found" | "session_not_found" | "artifact_not_found" => {
+                (StatusCode::NOT_FOUND, None)
+            }
             "already_exists" | "conflict" | "session_ended" => (StatusCode::CONFLICT, None),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, Some("Unexpected server error")),
+            _ => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some("Unexpected server error"),
+            ),
         };
         let mut err = Self::new(http, code, message.unwrap_or(status.message()));
         if code == "concurrency_limit" {
-            let retry_ms: u64 = detail(status, RETRY_AFTER_MS).and_then(|v| v.parse().ok()).unwrap_or(1000);
+            let retry_ms: u64 = detail(status, RETRY_AFTER_MS)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000);
             // Whole seconds, rounded up, never 0: "retry now" would only hit the limit again.
             err.body.retry_after_seconds = Some(retry_ms.div_ceil(1000).max(1));
             err.body.limit = detail(status, LIMIT).and_then(|v| v.parse().ok());

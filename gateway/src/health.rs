@@ -4,13 +4,17 @@
 use crate::AppState;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 use std::time::Duration;
-use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn check_service(channel: tonic::transport::Channel) -> Result<(), String> {
     let mut client = HealthClient::new(channel);
-    let call = client.check(HealthCheckRequest { service: String::new() });
+    let call = client.check(HealthCheckRequest {
+        service: String::new(),
+    });
     match tokio::time::timeout(CHECK_TIMEOUT, call).await {
         Err(_) => Err("timed out".into()),
         Ok(Err(status)) => Err(status.message().to_owned()),
@@ -52,9 +56,15 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
         };
         checks.insert(name.to_owned(), value.into());
     }
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
-        Json(serde_json::json!({ "status": if healthy { "ok" } else { "unavailable" }, "checks": checks })),
+        Json(
+            serde_json::json!({ "status": if healthy { "ok" } else { "unavailable" }, "checks": checks }),
+        ),
     )
 }

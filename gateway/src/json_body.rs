@@ -9,7 +9,11 @@ use axum::{
 use serde::de::DeserializeOwned;
 
 /// Reads at most `limit` bytes of `body` as JSON of type `T`.
-pub async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body, limit: usize) -> Result<T, ApiError> {
+pub async fn read_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
     require_json_content_type(headers)?;
     let bytes = axum::body::to_bytes(body, limit)
         .await
@@ -19,9 +23,12 @@ pub async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body, lim
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("request body is empty; expected a JSON object"));
+        return Err(ApiError::bad_request(
+            "request body is empty; expected a JSON object",
+        ));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -33,6 +40,8 @@ fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     if mime.eq_ignore_ascii_case("application/json") {
         Ok(())
     } else {
-        Err(ApiError::bad_request("Content-Type must be application/json"))
+        Err(ApiError::bad_request(
+            "Content-Type must be application/json",
+        ))
     }
 }

@@ -56,7 +56,10 @@ impl GatewayConfig {
             )?;
         }
         Ok(Self {
-            listen: s.get_or("LOBBY_GATEWAY_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            listen: s.get_or(
+                "LOBBY_GATEWAY_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            )?,
             redis_url: s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379"),
             upstream: UpstreamUrls {
                 auth: s.string_or("LOBBY_AUTH_URL", "http://127.0.0.1:50051"),
@@ -94,7 +97,10 @@ pub enum ServeError {
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
@@ -107,9 +113,15 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .nest("/admin/v1", admin::router(state.clone()))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
-        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
-        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            request_timeout,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -132,10 +144,16 @@ pub async fn serve(
     let app = router(state, config.request_timeout);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
     tracing::info!(addr = %config.listen, "gateway listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|source| ServeError::Listen { addr: config.listen, source })
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })
 }

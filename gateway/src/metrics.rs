@@ -6,7 +6,9 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 use std::time::Instant;
 
 #[derive(Clone)]
@@ -20,11 +22,17 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = HistogramVec::new(
-            HistogramOpts::new("lobby_gateway_request_seconds", "HTTP requests by route and status"),
+            HistogramOpts::new(
+                "lobby_gateway_request_seconds",
+                "HTTP requests by route and status",
+            ),
             &["method", "route", "status"],
         )?;
         let connect_errors = IntCounterVec::new(
-            Opts::new("lobby_gateway_connect_errors_total", "Refused or failed session starts by error code"),
+            Opts::new(
+                "lobby_gateway_connect_errors_total",
+                "Refused or failed session starts by error code",
+            ),
             &["error_code"],
         )?;
         registry.register(Box::new(requests.clone()))?;
@@ -60,5 +68,8 @@ pub async fn render(State(metrics): State<Metrics>) -> impl IntoResponse {
     if let Err(e) = encoder.encode(&metrics.registry.gather(), &mut buf) {
         tracing::error!(error = %e, "metrics encoding failed");
     }
-    ([(header::CONTENT_TYPE, encoder.format_type().to_owned())], buf)
+    (
+        [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+        buf,
+    )
 }

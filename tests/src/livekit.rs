@@ -14,7 +14,9 @@ pub const API_SECRET: &str = "secret";
 pub fn binary() -> Option<PathBuf> {
     let candidates = [
         std::env::var("LOBBY_LIVEKIT_BIN").ok().map(PathBuf::from),
-        std::env::var("LOBBY_TOOLS_DIR").ok().map(|d| PathBuf::from(d).join("bin/livekit-server")),
+        std::env::var("LOBBY_TOOLS_DIR")
+            .ok()
+            .map(|d| PathBuf::from(d).join("bin/livekit-server")),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/livekit-server")),
     ];
     candidates.into_iter().flatten().find(|p| p.exists())
@@ -52,7 +54,10 @@ impl LiveKitServer {
         let mut cmd = Command::new(binary);
         cmd.arg("--dev").arg("--config-body").arg(config);
         let guard = ChildGuard::spawn(&format!("livekit-{port}"), cmd, dir);
-        let server = Self { port, _guard: guard };
+        let server = Self {
+            port,
+            _guard: guard,
+        };
         server.wait_ready().await;
         server
     }
@@ -78,7 +83,11 @@ impl LiveKitServer {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("livekit-server did not become ready on port {}: {}", self.port, self._guard.log_tail());
+        panic!(
+            "livekit-server did not become ready on port {}: {}",
+            self.port,
+            self._guard.log_tail()
+        );
     }
 }
 
@@ -95,7 +104,9 @@ pub fn verify_with_python_sdk(token: &str) -> serde_json::Value {
         .arg(&script)
         .args([API_KEY, API_SECRET, token])
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {python} (run scripts/ensure-venv.sh or set LOBBY_PYTHON): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} (run scripts/ensure-venv.sh or set LOBBY_PYTHON): {e}")
+        });
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
         panic!(

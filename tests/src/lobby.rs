@@ -40,6 +40,8 @@ pub struct Lobby {
     pub dir: PathBuf,
     pub redis: RedisServer,
     services: Vec<ChildGuard>,
+    /// (service, gRPC URL) of auth, session, rooms and artifacts.
+    pub grpc: Vec<(&'static str, String)>,
     pub gateways: Vec<String>,
     pub http: reqwest::Client,
 }
@@ -49,18 +51,41 @@ impl Lobby {
         let dir = crate::scratch_dir("lobby");
         let redis = RedisServer::start(&dir);
         let port = |_: &str| crate::free_port();
-        let (auth, session, rooms, artifacts) = (port("auth"), port("session"), port("rooms"), port("artifacts"));
+        let (auth, session, rooms, artifacts) = (
+            port("auth"),
+            port("session"),
+            port("rooms"),
+            port("artifacts"),
+        );
         let mut env: Vec<(String, String)> = vec![
             ("LOBBY_REDIS_URL".into(), redis.url()),
             ("LOBBY_AUTH_LISTEN".into(), format!("127.0.0.1:{auth}")),
-            ("LOBBY_SESSION_LISTEN".into(), format!("127.0.0.1:{session}")),
+            (
+                "LOBBY_SESSION_LISTEN".into(),
+                format!("127.0.0.1:{session}"),
+            ),
             ("LOBBY_ROOMS_LISTEN".into(), format!("127.0.0.1:{rooms}")),
-            ("LOBBY_ARTIFACTS_LISTEN".into(), format!("127.0.0.1:{artifacts}")),
+            (
+                "LOBBY_ARTIFACTS_LISTEN".into(),
+                format!("127.0.0.1:{artifacts}"),
+            ),
             ("LOBBY_AUTH_URL".into(), format!("http://127.0.0.1:{auth}")),
-            ("LOBBY_SESSION_URL".into(), format!("http://127.0.0.1:{session}")),
-            ("LOBBY_ROOMS_URL".into(), format!("http://127.0.0.1:{rooms}")),
-            ("LOBBY_ARTIFACTS_URL".into(), format!("http://127.0.0.1:{artifacts}")),
-            ("LOBBY_ARTIFACTS_DIR".into(), dir.join("artifacts").display().to_string()),
+            (
+                "LOBBY_SESSION_URL".into(),
+                format!("http://127.0.0.1:{session}"),
+            ),
+            (
+                "LOBBY_ROOMS_URL".into(),
+                format!("http://127.0.0.1:{rooms}"),
+            ),
+            (
+                "LOBBY_ARTIFACTS_URL".into(),
+                format!("http://127.0.0.1:{artifacts}"),
+            ),
+            (
+                "LOBBY_ARTIFACTS_DIR".into(),
+                dir.join("artifacts").display().to_string(),
+            ),
             ("LOBBY_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
             ("LOBBY_LOG".into(), "info".into()),
         ];
@@ -99,10 +124,17 @@ impl Lobby {
             gateways.push(format!("http://127.0.0.1:{port}"));
         }
         let http = crate::http_client(Duration::from_secs(30));
+        let grpc = vec![
+            ("auth", format!("http://127.0.0.1:{auth}")),
+            ("session", format!("http://127.0.0.1:{session}")),
+            ("rooms", format!("http://127.0.0.1:{rooms}")),
+            ("artifacts", format!("http://127.0.0.1:{artifacts}")),
+        ];
         let lobby = Self {
             dir,
             redis,
             services,
+            grpc,
             gateways,
             http,
         };
@@ -130,7 +162,11 @@ impl Lobby {
                     .iter()
                     .map(|s| format!("--- {}\n{}", s.name, s.log_tail()))
                     .collect();
-                panic!("Lobby did not become healthy ({last}); logs in {}:\n{}", self.dir.display(), logs.join("\n"));
+                panic!(
+                    "Lobby did not become healthy ({last}); logs in {}:\n{}",
+                    self.dir.display(),
+                    logs.join("\n")
+                );
             }
         }
     }
@@ -163,8 +199,16 @@ impl Lobby {
             .send()
             .await
             .expect("create account");
-        assert_eq!(r.status(), 201, "create account: {}", r.text().await.unwrap_or_default());
-        r.json::<Value>().await.expect("account json")["id"].as_str().expect("id").to_owned()
+        assert_eq!(
+            r.status(),
+            201,
+            "create account: {}",
+            r.text().await.unwrap_or_default()
+        );
+        r.json::<Value>().await.expect("account json")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
     }
 
     /// Creates a published agent; `fields` override the defaults.
@@ -183,12 +227,25 @@ impl Lobby {
             .send()
             .await
             .expect("create agent");
-        assert_eq!(r.status(), 201, "create agent: {}", r.text().await.unwrap_or_default());
-        r.json::<Value>().await.expect("agent json")["id"].as_str().expect("id").to_owned()
+        assert_eq!(
+            r.status(),
+            201,
+            "create agent: {}",
+            r.text().await.unwrap_or_default()
+        );
+        r.json::<Value>().await.expect("agent json")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
     }
 
     /// `POST /v1/public/agents/connect` on gateway `i`, with an optional Origin.
-    pub async fn connect_via(&self, i: usize, body: Value, origin: Option<&str>) -> reqwest::Response {
+    pub async fn connect_via(
+        &self,
+        i: usize,
+        body: Value,
+        origin: Option<&str>,
+    ) -> reqwest::Response {
         let mut req = self
             .http
             .post(format!("{}/v1/public/agents/connect", self.gateways[i]))
@@ -200,26 +257,40 @@ impl Lobby {
     }
 
     pub async fn connect(&self, agent_id: &str, origin: Option<&str>) -> reqwest::Response {
-        self.connect_via(0, json!({ "agent_id": agent_id }), origin).await
+        self.connect_via(0, json!({ "agent_id": agent_id }), origin)
+            .await
     }
 
     pub async fn end_session(&self, session_id: &str) -> Value {
         let r = self
-            .admin(reqwest::Method::POST, &format!("/sessions/{session_id}/end"))
+            .admin(
+                reqwest::Method::POST,
+                &format!("/sessions/{session_id}/end"),
+            )
             .send()
             .await
             .expect("end session");
-        assert_eq!(r.status(), 200, "end session: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            200,
+            "end session: {}",
+            r.text().await.unwrap_or_default()
+        );
         r.json().await.expect("session json")
     }
 
     pub async fn active_sessions(&self, account_id: &str) -> u64 {
         let r = self
-            .admin(reqwest::Method::GET, &format!("/accounts/{account_id}/usage"))
+            .admin(
+                reqwest::Method::GET,
+                &format!("/accounts/{account_id}/usage"),
+            )
             .send()
             .await
             .expect("usage");
         assert_eq!(r.status(), 200);
-        r.json::<Value>().await.expect("usage json")["active_sessions"].as_u64().expect("count")
+        r.json::<Value>().await.expect("usage json")["active_sessions"]
+            .as_u64()
+            .expect("count")
     }
 }

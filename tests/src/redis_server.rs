@@ -14,9 +14,18 @@ impl RedisServer {
         let data = dir.join(format!("redis-{port}"));
         std::fs::create_dir_all(&data).expect("redis dir");
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&data);
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&data);
         let guard = ChildGuard::spawn(&format!("redis-{port}"), cmd, dir);
         let server = Self { port, guard };
         server.wait_ready();
@@ -42,7 +51,9 @@ impl RedisServer {
 
     pub async fn connection(&self) -> redis::aio::ConnectionManager {
         let client = redis::Client::open(self.url()).expect("redis url");
-        redis::aio::ConnectionManager::new(client).await.expect("redis connection")
+        redis::aio::ConnectionManager::new(client)
+            .await
+            .expect("redis connection")
     }
 
     pub fn stop(&mut self) {

@@ -13,7 +13,10 @@ async fn call(lobby: &Lobby, method: Method, path: &str, body: Option<Value>) ->
     let r = req.send().await.expect("admin call");
     let status = r.status().as_u16();
     let text = r.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}")))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}")),
+    )
 }
 
 #[tokio::test]
@@ -24,18 +27,42 @@ async fn admin_api_requires_the_bootstrap_token() {
     assert_eq!(none.status(), 401);
     let body: Value = none.json().await.expect("json");
     assert_eq!(body["error_code"], "unauthorized");
-    let wrong = lobby.http.get(&url).bearer_auth("test-admin-token-0123456780").send().await.expect("call");
+    let wrong = lobby
+        .http
+        .get(&url)
+        .bearer_auth("test-admin-token-0123456780")
+        .send()
+        .await
+        .expect("call");
     assert_eq!(wrong.status(), 401);
-    let prefix = lobby.http.get(&url).bearer_auth(&ADMIN_TOKEN[..10]).send().await.expect("call");
+    let prefix = lobby
+        .http
+        .get(&url)
+        .bearer_auth(&ADMIN_TOKEN[..10])
+        .send()
+        .await
+        .expect("call");
     assert_eq!(prefix.status(), 401);
-    let right = lobby.http.get(&url).bearer_auth(ADMIN_TOKEN).send().await.expect("call");
+    let right = lobby
+        .http
+        .get(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("call");
     assert_eq!(right.status(), 200);
 }
 
 #[tokio::test]
 async fn accounts_are_created_read_updated_and_listed() {
     let lobby = Lobby::start(LobbyOptions::default()).await;
-    let (s, a) = call(&lobby, Method::POST, "/accounts", Some(json!({ "name": "Acme" }))).await;
+    let (s, a) = call(
+        &lobby,
+        Method::POST,
+        "/accounts",
+        Some(json!({ "name": "Acme" })),
+    )
+    .await;
     assert_eq!(s, 201, "{a}");
     let id = a["id"].as_str().expect("id").to_owned();
     assert!(id.starts_with("acct_"));
@@ -45,19 +72,32 @@ async fn accounts_are_created_read_updated_and_listed() {
     let (s, got) = call(&lobby, Method::GET, &format!("/accounts/{id}"), None).await;
     assert_eq!((s, &got["name"]), (200, &json!("Acme")));
 
-    let (s, upd) = call(&lobby, Method::PATCH, &format!("/accounts/{id}"), Some(json!({ "max_concurrency": 9 }))).await;
+    let (s, upd) = call(
+        &lobby,
+        Method::PATCH,
+        &format!("/accounts/{id}"),
+        Some(json!({ "max_concurrency": 9 })),
+    )
+    .await;
     assert_eq!(s, 200, "{upd}");
     assert_eq!(upd["max_concurrency"], 9);
     assert_eq!(upd["name"], "Acme", "untouched fields stay");
 
     let (s, list) = call(&lobby, Method::GET, "/accounts", None).await;
     assert_eq!(s, 200);
-    assert!(list["accounts"].as_array().expect("list").iter().any(|a| a["id"] == id.as_str()));
+    assert!(list["accounts"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|a| a["id"] == id.as_str()));
 
     let (s, dup) = call(&lobby, Method::POST, "/accounts", Some(json!({ "id": id }))).await;
     assert_eq!((s, &dup["error_code"]), (409, &json!("already_exists")));
     let (s, missing) = call(&lobby, Method::GET, "/accounts/acct_nope", None).await;
-    assert_eq!((s, &missing["error_code"]), (404, &json!("account_not_found")));
+    assert_eq!(
+        (s, &missing["error_code"]),
+        (404, &json!("account_not_found"))
+    );
 
     for (label, body) in [
         ("zero concurrency", json!({ "max_concurrency": 0 })),
@@ -67,9 +107,19 @@ async fn accounts_are_created_read_updated_and_listed() {
         ("wrong type", json!({ "name": 5 })),
     ] {
         let (s, e) = call(&lobby, Method::POST, "/accounts", Some(body)).await;
-        assert_eq!((s, &e["error_code"]), (400, &json!("invalid_request")), "{label}: {e}");
+        assert_eq!(
+            (s, &e["error_code"]),
+            (400, &json!("invalid_request")),
+            "{label}: {e}"
+        );
     }
-    let (s, e) = call(&lobby, Method::PATCH, &format!("/accounts/{id}"), Some(json!({ "max_concurrency": 0 }))).await;
+    let (s, e) = call(
+        &lobby,
+        Method::PATCH,
+        &format!("/accounts/{id}"),
+        Some(json!({ "max_concurrency": 0 })),
+    )
+    .await;
     assert_eq!(s, 400, "{e}");
 }
 
@@ -94,13 +144,22 @@ async fn agents_are_created_read_updated_and_listed_per_account() {
     )
     .await;
     assert_eq!(s, 201, "{a}");
-    assert_eq!(a["status"], "unpublished", "agents start unpublished unless told");
+    assert_eq!(
+        a["status"], "unpublished",
+        "agents start unpublished unless told"
+    );
     assert_eq!(
         a["allowed_hostnames"],
-        json!(["example.com", "https://*.example.org", "http://localhost:3000"]),
+        json!([
+            "example.com",
+            "https://*.example.org",
+            "http://localhost:3000"
+        ]),
         "entries are stored canonical"
     );
-    lobby.create_agent(&other, json!({ "id": "elsewhere" })).await;
+    lobby
+        .create_agent(&other, json!({ "id": "elsewhere" }))
+        .await;
 
     let (s, upd) = call(
         &lobby,
@@ -114,24 +173,60 @@ async fn agents_are_created_read_updated_and_listed_per_account() {
     assert_eq!(upd["allowed_hostnames"], json!(["*"]));
     assert_eq!(upd["max_session_seconds"], 900);
 
-    let (s, list) = call(&lobby, Method::GET, &format!("/agents?account_id={account}"), None).await;
+    let (s, list) = call(
+        &lobby,
+        Method::GET,
+        &format!("/agents?account_id={account}"),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
-    let ids: Vec<&str> = list["agents"].as_array().expect("agents").iter().filter_map(|a| a["id"].as_str()).collect();
+    let ids: Vec<&str> = list["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
     assert_eq!(ids, ["support-bot"]);
 
     for (label, body) in [
         ("unknown account", json!({ "account_id": "acct_nope" })),
-        ("bad hostname", json!({ "account_id": account, "allowed_hostnames": ["https://a.com/path"] })),
-        ("bad wildcard", json!({ "account_id": account, "allowed_hostnames": ["*.com"] })),
-        ("zero session length", json!({ "account_id": account, "max_session_seconds": 0 })),
-        ("bad status", json!({ "account_id": account, "status": "live" })),
-        ("bad provider", json!({ "account_id": account, "provider": "zoom" })),
-        ("bad avatar url", json!({ "account_id": account, "avatar_image_url": "ftp://x" })),
-        ("bad id", json!({ "account_id": account, "id": "has space" })),
+        (
+            "bad hostname",
+            json!({ "account_id": account, "allowed_hostnames": ["https://a.com/path"] }),
+        ),
+        (
+            "bad wildcard",
+            json!({ "account_id": account, "allowed_hostnames": ["*.com"] }),
+        ),
+        (
+            "zero session length",
+            json!({ "account_id": account, "max_session_seconds": 0 }),
+        ),
+        (
+            "bad status",
+            json!({ "account_id": account, "status": "live" }),
+        ),
+        (
+            "bad provider",
+            json!({ "account_id": account, "provider": "zoom" }),
+        ),
+        (
+            "bad avatar url",
+            json!({ "account_id": account, "avatar_image_url": "ftp://x" }),
+        ),
+        (
+            "bad id",
+            json!({ "account_id": account, "id": "has space" }),
+        ),
         ("missing account", json!({})),
     ] {
         let (s, e) = call(&lobby, Method::POST, "/agents", Some(body)).await;
-        assert_eq!((s, &e["error_code"]), (400, &json!("invalid_request")), "{label}: {e}");
+        assert_eq!(
+            (s, &e["error_code"]),
+            (400, &json!("invalid_request")),
+            "{label}: {e}"
+        );
     }
     let (s, e) = call(&lobby, Method::GET, "/agents/nope", None).await;
     assert_eq!((s, &e["error_code"]), (404, &json!("agent_not_found")));
@@ -142,7 +237,12 @@ async fn ending_a_session_is_idempotent_and_frees_its_slot() {
     let lobby = Lobby::start(LobbyOptions::default()).await;
     let account = lobby.create_account(2).await;
     let agent = lobby.create_agent(&account, json!({})).await;
-    let r: Value = lobby.connect(&agent, None).await.json().await.expect("json");
+    let r: Value = lobby
+        .connect(&agent, None)
+        .await
+        .json()
+        .await
+        .expect("json");
     let id = r["session_id"].as_str().expect("id");
     assert_eq!(lobby.active_sessions(&account).await, 1);
 
@@ -156,6 +256,12 @@ async fn ending_a_session_is_idempotent_and_frees_its_slot() {
 
     let (s, e) = call(&lobby, Method::POST, "/sessions/not-a-session/end", None).await;
     assert_eq!((s, &e["error_code"]), (404, &json!("session_not_found")));
-    let (s, e) = call(&lobby, Method::POST, &format!("/sessions/{id}/end"), Some(json!({ "reason": "because" }))).await;
+    let (s, e) = call(
+        &lobby,
+        Method::POST,
+        &format!("/sessions/{id}/end"),
+        Some(json!({ "reason": "because" })),
+    )
+    .await;
     assert_eq!((s, &e["error_code"]), (400, &json!("invalid_request")));
 }

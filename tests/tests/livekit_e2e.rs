@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 
 #[tokio::test]
 async fn started_session_has_a_real_room_and_a_token_livekit_accepts() {
-    let Some(bin) = livekit::binary_or_skip("started_session_has_a_real_room_and_a_token_livekit_accepts") else {
+    let Some(bin) =
+        livekit::binary_or_skip("started_session_has_a_real_room_and_a_token_livekit_accepts")
+    else {
         return;
     };
     let dir = lobby_tests::scratch_dir("livekit");
@@ -24,7 +26,11 @@ async fn started_session_has_a_real_room_and_a_token_livekit_accepts() {
     let agent = lobby.create_agent(&account, json!({})).await;
 
     let r = lobby
-        .connect_via(0, json!({ "agent_id": agent, "client_user_ref": "caller-7" }), None)
+        .connect_via(
+            0,
+            json!({ "agent_id": agent, "client_user_ref": "caller-7" }),
+            None,
+        )
         .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.expect("json");
@@ -32,7 +38,11 @@ async fn started_session_has_a_real_room_and_a_token_livekit_accepts() {
     let room = format!("lobby-{session_id}");
     assert_eq!(body["room_url"], server.ws_url().as_str());
 
-    let rooms = server.room_client().list_rooms(vec![room.clone()]).await.expect("list rooms");
+    let rooms = server
+        .room_client()
+        .list_rooms(vec![room.clone()])
+        .await
+        .expect("list rooms");
     assert_eq!(rooms.len(), 1, "the room exists on the LiveKit server");
     assert_eq!(rooms[0].name, room);
     assert_eq!(rooms[0].max_participants, 4);
@@ -47,13 +57,18 @@ async fn started_session_has_a_real_room_and_a_token_livekit_accepts() {
 
     // A token signed with another secret must be refused by the same SDK,
     // so the check above is not vacuous.
-    let forged = livekit_api::access_token::AccessToken::with_api_key(livekit::API_KEY, "not-the-secret")
-        .with_identity("caller-7")
-        .to_jwt()
-        .expect("forged token");
+    let forged =
+        livekit_api::access_token::AccessToken::with_api_key(livekit::API_KEY, "not-the-secret")
+            .with_identity("caller-7")
+            .to_jwt()
+            .expect("forged token");
     assert_eq!(livekit::verify_with_python_sdk(&forged)["verified"], false);
 
     lobby.end_session(session_id).await;
-    let rooms = server.room_client().list_rooms(vec![room]).await.expect("list rooms");
+    let rooms = server
+        .room_client()
+        .list_rooms(vec![room])
+        .await
+        .expect("list rooms");
     assert!(rooms.is_empty(), "ending the session deletes the room");
 }

@@ -36,10 +36,13 @@ pub struct ConnectResponse {
 fn origin(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get(header::ORIGIN) {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(|s| Some(s.to_owned()))
-            .map_err(|_| ApiError::new(StatusCode::FORBIDDEN, "auth_failed", "Hostname allowlist validation failed")),
+        Some(v) => v.to_str().map(|s| Some(s.to_owned())).map_err(|_| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "auth_failed",
+                "Hostname allowlist validation failed",
+            )
+        }),
     }
 }
 
@@ -49,7 +52,9 @@ fn validate(req: &ConnectRequest) -> Result<(), ApiError> {
     }
     if let Some(r) = &req.client_user_ref {
         if r.chars().count() > MAX_CLIENT_USER_REF_CHARS {
-            return Err(ApiError::bad_request("client_user_ref must be at most 256 characters"));
+            return Err(ApiError::bad_request(
+                "client_user_ref must be at most 256 characters",
+            ));
         }
     }
     Ok(())
@@ -61,7 +66,10 @@ fn grant(response: &mut Response, origin: &str) {
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(origin) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("retry-after"),
+        );
     }
     headers.append(header::VARY, HeaderValue::from_static("origin"));
 }
@@ -75,7 +83,11 @@ pub async fn connect(State(state): State<AppState>, headers: HeaderMap, body: Bo
     let mut response = match result {
         Ok(ok) => Json(ok).into_response(),
         Err(e) => {
-            state.metrics.connect_errors.with_label_values(&[e.code()]).inc();
+            state
+                .metrics
+                .connect_errors
+                .with_label_values(&[e.code()])
+                .inc();
             e.into_response()
         }
     };
@@ -139,7 +151,14 @@ async fn start(
 /// CORS preflight. It names no agent, so the origin must be allowed by some
 /// agent; the start itself then checks the named agent's own list.
 pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let refused = || ApiError::new(StatusCode::FORBIDDEN, "auth_failed", "Hostname allowlist validation failed").into_response();
+    let refused = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "auth_failed",
+            "Hostname allowlist validation failed",
+        )
+        .into_response()
+    };
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return refused();
     };
@@ -153,16 +172,27 @@ pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Res
         .services
         .auth
         .clone()
-        .check_preflight_origin(lobby_proto::auth::CheckPreflightOriginRequest { origin: origin.to_owned() })
+        .check_preflight_origin(lobby_proto::auth::CheckPreflightOriginRequest {
+            origin: origin.to_owned(),
+        })
         .await;
     match allowed {
         Ok(r) if r.get_ref().allowed => {
             let mut response = StatusCode::NO_CONTENT.into_response();
             grant(&mut response, origin);
             let h = response.headers_mut();
-            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
-            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
-            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("POST, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
             response
         }
         Ok(_) => refused(),

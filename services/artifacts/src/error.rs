@@ -4,7 +4,10 @@ use tonic::Code;
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactsError {
     #[error("{field}: {reason}")]
-    InvalidArgument { field: &'static str, reason: &'static str },
+    InvalidArgument {
+        field: &'static str,
+        reason: &'static str,
+    },
     #[error("{0} not found")]
     NotFound(String),
     #[error("object store: {0}")]

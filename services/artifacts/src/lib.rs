@@ -20,14 +20,20 @@ pub struct ArtifactsConfig {
 
 impl ArtifactsConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        let signing_secret = s.string_or("LOBBY_ARTIFACTS_SIGNING_SECRET", "dev-artifacts-signing-secret");
+        let signing_secret = s.string_or(
+            "LOBBY_ARTIFACTS_SIGNING_SECRET",
+            "dev-artifacts-signing-secret",
+        );
         Settings::ensure(
             "LOBBY_ARTIFACTS_SIGNING_SECRET",
             signing_secret.len() >= 16,
             "must be at least 16 characters",
         )?;
         Ok(Self {
-            listen: s.get_or("LOBBY_ARTIFACTS_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50054)))?,
+            listen: s.get_or(
+                "LOBBY_ARTIFACTS_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 50054)),
+            )?,
             store_dir: PathBuf::from(s.string_or("LOBBY_ARTIFACTS_DIR", ".run/artifacts")),
             public_base_url: s.string_or("LOBBY_PUBLIC_URL", "http://127.0.0.1:8080"),
             signing_key_id: s.string_or("LOBBY_ARTIFACTS_SIGNING_KEY_ID", "k1"),

@@ -38,7 +38,10 @@ fn info(session_id: String, kind: ArtifactKind, o: ObjectInfo) -> pb::ArtifactIn
 
 #[tonic::async_trait]
 impl Artifacts for ArtifactsService {
-    async fn put_artifact(&self, req: Request<pb::PutArtifactRequest>) -> Result<Response<pb::ArtifactInfo>, Status> {
+    async fn put_artifact(
+        &self,
+        req: Request<pb::PutArtifactRequest>,
+    ) -> Result<Response<pb::ArtifactInfo>, Status> {
         let req = req.into_inner();
         let kind = kind(req.kind);
         let key = object_key(&req.session_id, kind)?;
@@ -47,7 +50,10 @@ impl Artifacts for ArtifactsService {
         Ok(Response::new(info(req.session_id, kind, stored)))
     }
 
-    async fn stat_artifact(&self, req: Request<pb::StatArtifactRequest>) -> Result<Response<pb::ArtifactInfo>, Status> {
+    async fn stat_artifact(
+        &self,
+        req: Request<pb::StatArtifactRequest>,
+    ) -> Result<Response<pb::ArtifactInfo>, Status> {
         let req = req.into_inner();
         let kind = kind(req.kind);
         let key = object_key(&req.session_id, kind)?;
@@ -55,7 +61,10 @@ impl Artifacts for ArtifactsService {
         Ok(Response::new(info(req.session_id, kind, stat)))
     }
 
-    async fn sign_download_url(&self, req: Request<pb::SignDownloadUrlRequest>) -> Result<Response<pb::SignedUrl>, Status> {
+    async fn sign_download_url(
+        &self,
+        req: Request<pb::SignDownloadUrlRequest>,
+    ) -> Result<Response<pb::SignedUrl>, Status> {
         let req = req.into_inner();
         let key = object_key(&req.session_id, kind(req.kind))?;
         let ttl = match req.ttl_seconds {

@@ -32,7 +32,8 @@ impl UrlSigner {
 
     fn mac(&self, method: &str, path: &str, expires: i64) -> HmacSha256 {
         // `new_from_slice` accepts keys of any length for HMAC.
-        let mut mac = HmacSha256::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mut mac = HmacSha256::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(format!("{method}\n{path}\n{expires}\n{}", self.key_id).as_bytes());
         mac
     }
@@ -41,11 +42,22 @@ impl UrlSigner {
     pub fn sign_get(&self, key: &str, expires: i64) -> String {
         let path = format!("/artifacts/{key}");
         let sig = hex::encode(self.mac("GET", &path, expires).finalize().into_bytes());
-        format!("{}{path}?expires={expires}&kid={}&sig={sig}", self.base_url, self.key_id)
+        format!(
+            "{}{path}?expires={expires}&kid={}&sig={sig}",
+            self.base_url, self.key_id
+        )
     }
 
     /// Checks a signature in constant time.
-    pub fn verify(&self, method: &str, path: &str, expires: i64, kid: &str, sig_hex: &str, now: i64) -> SignatureCheck {
+    pub fn verify(
+        &self,
+        method: &str,
+        path: &str,
+        expires: i64,
+        kid: &str,
+        sig_hex: &str,
+        now: i64,
+    ) -> SignatureCheck {
         let Ok(sig) = hex::decode(sig_hex) else {
             return SignatureCheck::Invalid;
         };
@@ -72,7 +84,12 @@ mod tests {
                 .unwrap()
                 .to_owned()
         };
-        (path.to_owned(), get("expires").parse().unwrap(), get("kid"), get("sig"))
+        (
+            path.to_owned(),
+            get("expires").parse().unwrap(),
+            get("kid"),
+            get("sig"),
+        )
     }
 
     #[test]
@@ -80,12 +97,40 @@ mod tests {
         let signer = UrlSigner::new("k1".into(), b"secret".to_vec(), "http://x".into());
         let url = signer.sign_get("sessions/s1/conversation.wav", 1000);
         let (path, expires, kid, sig) = parts(&url);
-        assert_eq!(signer.verify("GET", &path, expires, &kid, &sig, 999), SignatureCheck::Valid);
-        assert_eq!(signer.verify("GET", &path, expires, &kid, &sig, 1001), SignatureCheck::Expired);
-        assert_eq!(signer.verify("PUT", &path, expires, &kid, &sig, 999), SignatureCheck::Invalid);
-        assert_eq!(signer.verify("GET", "/artifacts/sessions/s2/conversation.wav", expires, &kid, &sig, 999), SignatureCheck::Invalid);
-        assert_eq!(signer.verify("GET", &path, expires + 1, &kid, &sig, 999), SignatureCheck::Invalid);
-        assert_eq!(signer.verify("GET", &path, expires, "k2", &sig, 999), SignatureCheck::Invalid);
-        assert_eq!(signer.verify("GET", &path, expires, &kid, "zz", 999), SignatureCheck::Invalid);
+        assert_eq!(
+            signer.verify("GET", &path, expires, &kid, &sig, 999),
+            SignatureCheck::Valid
+        );
+        assert_eq!(
+            signer.verify("GET", &path, expires, &kid, &sig, 1001),
+            SignatureCheck::Expired
+        );
+        assert_eq!(
+            signer.verify("PUT", &path, expires, &kid, &sig, 999),
+            SignatureCheck::Invalid
+        );
+        assert_eq!(
+            signer.verify(
+                "GET",
+                "/artifacts/sessions/s2/conversation.wav",
+                expires,
+                &kid,
+                &sig,
+                999
+            ),
+            SignatureCheck::Invalid
+        );
+        assert_eq!(
+            signer.verify("GET", &path, expires + 1, &kid, &sig, 999),
+            SignatureCheck::Invalid
+        );
+        assert_eq!(
+            signer.verify("GET", &path, expires, "k2", &sig, 999),
+            SignatureCheck::Invalid
+        );
+        assert_eq!(
+            signer.verify("GET", &path, expires, &kid, "zz", 999),
+            SignatureCheck::Invalid
+        );
     }
 }

@@ -25,7 +25,9 @@ pub fn file_name(kind: ArtifactKind) -> Result<&'static str, ArtifactsError> {
 pub fn validate_session_id(id: &str) -> Result<(), ArtifactsError> {
     let ok = !id.is_empty()
         && id.len() <= 128
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
     if ok {
         Ok(())
     } else {
@@ -119,7 +121,10 @@ mod tests {
         let stat = store.stat(&key).await.unwrap();
         assert_eq!(put.size_bytes, 2);
         assert_eq!(put.sha256_hex, stat.sha256_hex);
-        assert!(matches!(store.stat("sessions/none/summary.json").await, Err(ArtifactsError::NotFound(_))));
+        assert!(matches!(
+            store.stat("sessions/none/summary.json").await,
+            Err(ArtifactsError::NotFound(_))
+        ));
         std::fs::remove_dir_all(root).unwrap();
     }
 }

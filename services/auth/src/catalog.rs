@@ -117,11 +117,16 @@ pub fn validate_account_id(id: &str) -> Result<(), AuthError> {
     let ok = id.len() > 5
         && id.len() <= 64
         && id.starts_with("acct_")
-        && id[5..].chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        && id[5..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(())
     } else {
-        Err(AuthError::invalid("id", "must be acct_ followed by up to 59 letters or digits"))
+        Err(AuthError::invalid(
+            "id",
+            "must be acct_ followed by up to 59 letters or digits",
+        ))
     }
 }
 
@@ -134,15 +139,24 @@ pub fn validate_name(name: &str) -> Result<(), AuthError> {
 
 pub fn validate_account_limits(max_concurrency: u32, minutes_quota: u64) -> Result<(), AuthError> {
     if !(1..=100_000).contains(&max_concurrency) {
-        return Err(AuthError::invalid("max_concurrency", "must be between 1 and 100000"));
+        return Err(AuthError::invalid(
+            "max_concurrency",
+            "must be between 1 and 100000",
+        ));
     }
     if minutes_quota > 100_000_000 {
-        return Err(AuthError::invalid("minutes_quota", "must be at most 100000000"));
+        return Err(AuthError::invalid(
+            "minutes_quota",
+            "must be at most 100000000",
+        ));
     }
     Ok(())
 }
 
-pub fn validate_agent_limits(max_concurrency: u32, max_session_seconds: u32) -> Result<(), AuthError> {
+pub fn validate_agent_limits(
+    max_concurrency: u32,
+    max_session_seconds: u32,
+) -> Result<(), AuthError> {
     if max_concurrency > 100_000 {
         return Err(AuthError::invalid(
             "max_concurrency",
@@ -176,7 +190,10 @@ pub fn validate_avatar_url(url: &str) -> Result<(), AuthError> {
     }
     match url::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && url.len() <= 2048 => Ok(()),
-        _ => Err(AuthError::invalid("avatar_image_url", "must be an http(s) URL of at most 2048 characters")),
+        _ => Err(AuthError::invalid(
+            "avatar_image_url",
+            "must be an http(s) URL of at most 2048 characters",
+        )),
     }
 }
 
@@ -282,7 +299,8 @@ impl Catalog {
         }
         ids.sort();
         let keys: Vec<String> = ids.iter().map(|id| R::key(id)).collect();
-        let raws: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        let raws: Vec<Option<String>> =
+            redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
         raws.into_iter()
             .flatten()
             .map(|r| serde_json::from_str(&r).map_err(AuthError::from))

@@ -18,7 +18,10 @@ pub struct AuthConfig {
 impl AuthConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         Ok(Self {
-            listen: s.get_or("LOBBY_AUTH_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50051)))?,
+            listen: s.get_or(
+                "LOBBY_AUTH_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 50051)),
+            )?,
             redis_url: s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379"),
         })
     }

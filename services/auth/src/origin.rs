@@ -80,14 +80,19 @@ impl AllowedOrigin {
         }
         let (scheme, rest) = match trimmed.split_once("://") {
             Some((s, rest)) => (
-                Some(Scheme::parse(&s.to_ascii_lowercase()).ok_or_else(|| invalid("scheme must be http or https"))?),
+                Some(
+                    Scheme::parse(&s.to_ascii_lowercase())
+                        .ok_or_else(|| invalid("scheme must be http or https"))?,
+                ),
                 rest,
             ),
             None => (None, trimmed),
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains(['/', '?', '#', '@', ' ']) {
-            return Err(invalid("must be a host, with an optional scheme and port, and no path"));
+            return Err(invalid(
+                "must be a host, with an optional scheme and port, and no path",
+            ));
         }
         let (wildcard, host_port) = match rest.strip_prefix("*.") {
             Some(r) => (true, r),
@@ -99,9 +104,14 @@ impl AllowedOrigin {
         // Let the URL parser normalise the host (case, IDNA, IP forms) and port.
         let probe = format!("{}://{host_port}", scheme.unwrap_or(Scheme::Https).as_str());
         let url = Url::parse(&probe).map_err(|_| invalid("is not a valid host"))?;
-        let host = url.host_str().ok_or_else(|| invalid("has no host"))?.to_owned();
+        let host = url
+            .host_str()
+            .ok_or_else(|| invalid("has no host"))?
+            .to_owned();
         if wildcard && !host.contains('.') {
-            return Err(invalid("a wildcard needs a domain with at least two labels"));
+            return Err(invalid(
+                "a wildcard needs a domain with at least two labels",
+            ));
         }
         // `Url` drops a port equal to the scheme default; keep what was written.
         let port = url.port().or_else(|| written_port(host_port));
@@ -145,7 +155,8 @@ impl AllowedOrigin {
                 if scheme.is_some_and(|s| s != origin.scheme) {
                     return false;
                 }
-                let want_port = port.unwrap_or_else(|| scheme.unwrap_or(origin.scheme).default_port());
+                let want_port =
+                    port.unwrap_or_else(|| scheme.unwrap_or(origin.scheme).default_port());
                 if want_port != origin.port {
                     return false;
                 }
@@ -309,7 +320,10 @@ mod tests {
         assert!(!p.allows(Some("http://localhost:3001")));
         assert!(!p.allows(Some("https://localhost:3000")));
         assert!(p.allows(Some("https://example.com:8443")));
-        assert_eq!(p.canonical_entries(), vec!["http://localhost:3000", "example.com:8443"]);
+        assert_eq!(
+            p.canonical_entries(),
+            vec!["http://localhost:3000", "example.com:8443"]
+        );
     }
 
     #[test]
@@ -320,8 +334,18 @@ mod tests {
 
     #[test]
     fn invalid_entries_are_refused() {
-        for bad in ["", "ftp://example.com", "example.com/path", "*.com", "exa*mple.com", "a b"] {
-            assert!(AllowedOrigin::parse(bad).is_err(), "{bad:?} must be invalid");
+        for bad in [
+            "",
+            "ftp://example.com",
+            "example.com/path",
+            "*.com",
+            "exa*mple.com",
+            "a b",
+        ] {
+            assert!(
+                AllowedOrigin::parse(bad).is_err(),
+                "{bad:?} must be invalid"
+            );
         }
     }
 }

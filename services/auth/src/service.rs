@@ -44,18 +44,30 @@ fn published(raw: i32) -> Result<Option<bool>, AuthError> {
         Ok(pb::AgentStatus::Unspecified) => Ok(None),
         Ok(pb::AgentStatus::Published) => Ok(Some(true)),
         Ok(pb::AgentStatus::Unpublished) => Ok(Some(false)),
-        Err(_) => Err(AuthError::invalid("status", "must be published or unpublished")),
+        Err(_) => Err(AuthError::invalid(
+            "status",
+            "must be published or unpublished",
+        )),
     }
 }
 
 #[tonic::async_trait]
 impl Auth for AuthService {
-    async fn create_account(&self, req: Request<pb::CreateAccountRequest>) -> Result<Response<pb::Account>, Status> {
+    async fn create_account(
+        &self,
+        req: Request<pb::CreateAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
         let req = req.into_inner();
-        let id = if req.id.is_empty() { new_account_id() } else { req.id };
+        let id = if req.id.is_empty() {
+            new_account_id()
+        } else {
+            req.id
+        };
         catalog::validate_account_id(&id)?;
         catalog::validate_name(&req.name)?;
-        let max_concurrency = req.max_concurrency.unwrap_or(catalog::DEFAULT_ACCOUNT_MAX_CONCURRENCY);
+        let max_concurrency = req
+            .max_concurrency
+            .unwrap_or(catalog::DEFAULT_ACCOUNT_MAX_CONCURRENCY);
         let minutes_quota = req.minutes_quota.unwrap_or(catalog::DEFAULT_MINUTES_QUOTA);
         catalog::validate_account_limits(max_concurrency, minutes_quota)?;
         let now = lobby_kit::time::now_ms();
@@ -72,12 +84,18 @@ impl Auth for AuthService {
         Ok(Response::new(record.to_proto()))
     }
 
-    async fn get_account(&self, req: Request<pb::GetAccountRequest>) -> Result<Response<pb::Account>, Status> {
+    async fn get_account(
+        &self,
+        req: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
         let record: AccountRecord = self.catalog.get(&req.into_inner().id).await?;
         Ok(Response::new(record.to_proto()))
     }
 
-    async fn update_account(&self, req: Request<pb::UpdateAccountRequest>) -> Result<Response<pb::Account>, Status> {
+    async fn update_account(
+        &self,
+        req: Request<pb::UpdateAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
         let req = req.into_inner();
         let record = self
             .catalog
@@ -94,25 +112,43 @@ impl Auth for AuthService {
         Ok(Response::new(record.to_proto()))
     }
 
-    async fn list_accounts(&self, _: Request<pb::ListAccountsRequest>) -> Result<Response<pb::ListAccountsResponse>, Status> {
+    async fn list_accounts(
+        &self,
+        _: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
         let accounts: Vec<AccountRecord> = self.catalog.list().await?;
         Ok(Response::new(pb::ListAccountsResponse {
             accounts: accounts.iter().map(AccountRecord::to_proto).collect(),
         }))
     }
 
-    async fn create_agent(&self, req: Request<pb::CreateAgentRequest>) -> Result<Response<pb::Agent>, Status> {
+    async fn create_agent(
+        &self,
+        req: Request<pb::CreateAgentRequest>,
+    ) -> Result<Response<pb::Agent>, Status> {
         let req = req.into_inner();
-        let id = if req.id.is_empty() { new_agent_id() } else { req.id };
+        let id = if req.id.is_empty() {
+            new_agent_id()
+        } else {
+            req.id
+        };
         catalog::validate_agent_id(&id)?;
         catalog::validate_name(&req.name)?;
         // The owner must exist: an agent of no account could never be admitted.
-        let _: AccountRecord = self.catalog.get(&req.account_id).await.map_err(|e| match e {
-            AuthError::AccountNotFound(_) => AuthError::invalid("account_id", "no such account"),
-            other => other,
-        })?;
+        let _: AccountRecord = self
+            .catalog
+            .get(&req.account_id)
+            .await
+            .map_err(|e| match e {
+                AuthError::AccountNotFound(_) => {
+                    AuthError::invalid("account_id", "no such account")
+                }
+                other => other,
+            })?;
         let max_concurrency = req.max_concurrency.unwrap_or(0);
-        let max_session_seconds = req.max_session_seconds.unwrap_or(catalog::DEFAULT_MAX_SESSION_SECONDS);
+        let max_session_seconds = req
+            .max_session_seconds
+            .unwrap_or(catalog::DEFAULT_MAX_SESSION_SECONDS);
         catalog::validate_agent_limits(max_concurrency, max_session_seconds)?;
         catalog::validate_avatar_url(&req.avatar_image_url)?;
         let now = lobby_kit::time::now_ms();
@@ -125,7 +161,9 @@ impl Auth for AuthService {
             max_concurrency,
             max_session_seconds,
             avatar_image_url: req.avatar_image_url,
-            provider: provider_name(req.provider)?.unwrap_or(Provider::Livekit.as_str_name()).to_owned(),
+            provider: provider_name(req.provider)?
+                .unwrap_or(Provider::Livekit.as_str_name())
+                .to_owned(),
             created_at_ms: now,
             stamp: (1, now),
         };
@@ -134,12 +172,18 @@ impl Auth for AuthService {
         Ok(Response::new(record.to_proto()))
     }
 
-    async fn get_agent(&self, req: Request<pb::GetAgentRequest>) -> Result<Response<pb::Agent>, Status> {
+    async fn get_agent(
+        &self,
+        req: Request<pb::GetAgentRequest>,
+    ) -> Result<Response<pb::Agent>, Status> {
         let record: AgentRecord = self.catalog.get(&req.into_inner().id).await?;
         Ok(Response::new(record.to_proto()))
     }
 
-    async fn update_agent(&self, req: Request<pb::UpdateAgentRequest>) -> Result<Response<pb::Agent>, Status> {
+    async fn update_agent(
+        &self,
+        req: Request<pb::UpdateAgentRequest>,
+    ) -> Result<Response<pb::Agent>, Status> {
         let req = req.into_inner();
         let status = published(req.status)?;
         let provider = provider_name(req.provider)?;
@@ -176,7 +220,10 @@ impl Auth for AuthService {
         Ok(Response::new(record.to_proto()))
     }
 
-    async fn list_agents(&self, req: Request<pb::ListAgentsRequest>) -> Result<Response<pb::ListAgentsResponse>, Status> {
+    async fn list_agents(
+        &self,
+        req: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
         let account_id = req.into_inner().account_id;
         let agents: Vec<AgentRecord> = self.catalog.list().await?;
         Ok(Response::new(pb::ListAgentsResponse {
@@ -188,7 +235,10 @@ impl Auth for AuthService {
         }))
     }
 
-    async fn authorize_connect(&self, req: Request<pb::AuthorizeConnectRequest>) -> Result<Response<pb::Principal>, Status> {
+    async fn authorize_connect(
+        &self,
+        req: Request<pb::AuthorizeConnectRequest>,
+    ) -> Result<Response<pb::Principal>, Status> {
         let req = req.into_inner();
         let agent: AgentRecord = self.catalog.get(&req.agent_id).await?;
         // The origin is checked before the publish state so that a page that
@@ -219,7 +269,10 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::CheckPreflightOriginResponse>, Status> {
         let origin = req.into_inner().origin;
         let patterns = self.catalog.origin_patterns().await?;
-        let entries: Vec<AllowedOrigin> = patterns.iter().filter_map(|p| AllowedOrigin::parse(p).ok()).collect();
+        let entries: Vec<AllowedOrigin> = patterns
+            .iter()
+            .filter_map(|p| AllowedOrigin::parse(p).ok())
+            .collect();
         // Same rule as a start: `*` grants any origin, otherwise an exact match.
         let allowed = OriginPolicy::from_entries(entries).allows(Some(&origin));
         Ok(Response::new(pb::CheckPreflightOriginResponse { allowed }))

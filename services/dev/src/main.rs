@@ -30,15 +30,48 @@ async fn main() -> Result<(), BoxError> {
     let shutdown = Shutdown::on(lobby_kit::shutdown::signal());
     let mut tasks: JoinSet<(&'static str, Result<(), BoxError>)> = JoinSet::new();
     let s = shutdown.clone();
-    tasks.spawn(async move { ("auth", lobby_auth::serve(auth, s.wait()).await.map_err(Into::into)) });
+    tasks.spawn(async move {
+        (
+            "auth",
+            lobby_auth::serve(auth, s.wait()).await.map_err(Into::into),
+        )
+    });
     let s = shutdown.clone();
-    tasks.spawn(async move { ("session", lobby_session::serve(session, s.wait()).await.map_err(Into::into)) });
+    tasks.spawn(async move {
+        (
+            "session",
+            lobby_session::serve(session, s.wait())
+                .await
+                .map_err(Into::into),
+        )
+    });
     let s = shutdown.clone();
-    tasks.spawn(async move { ("rooms", lobby_rooms::serve(rooms, s.wait()).await.map_err(Into::into)) });
+    tasks.spawn(async move {
+        (
+            "rooms",
+            lobby_rooms::serve(rooms, s.wait())
+                .await
+                .map_err(Into::into),
+        )
+    });
     let s = shutdown.clone();
-    tasks.spawn(async move { ("artifacts", lobby_artifacts::serve(artifacts, s.wait()).await.map_err(Into::into)) });
+    tasks.spawn(async move {
+        (
+            "artifacts",
+            lobby_artifacts::serve(artifacts, s.wait())
+                .await
+                .map_err(Into::into),
+        )
+    });
     let s = shutdown.clone();
-    tasks.spawn(async move { ("gateway", lobby_gateway::serve(gateway, s.wait()).await.map_err(Into::into)) });
+    tasks.spawn(async move {
+        (
+            "gateway",
+            lobby_gateway::serve(gateway, s.wait())
+                .await
+                .map_err(Into::into),
+        )
+    });
 
     if settings.string_or("LOBBY_DEV_SEED_DEMO", "true") == "true" {
         let seeded = tokio::select! {
@@ -68,7 +101,9 @@ async fn main() -> Result<(), BoxError> {
     }
 }
 
-fn flatten(done: Result<(&'static str, Result<(), BoxError>), tokio::task::JoinError>) -> Result<(), BoxError> {
+fn flatten(
+    done: Result<(&'static str, Result<(), BoxError>), tokio::task::JoinError>,
+) -> Result<(), BoxError> {
     match done {
         Ok((_, Ok(()))) => Ok(()),
         Ok((name, Err(e))) => Err(format!("{name} stopped: {e}").into()),
@@ -76,8 +111,12 @@ fn flatten(done: Result<(&'static str, Result<(), BoxError>), tokio::task::JoinE
     }
 }
 
-fn exit_reason(done: Result<(&'static str, Result<(), BoxError>), tokio::task::JoinError>) -> BoxError {
-    flatten(done).err().unwrap_or_else(|| "a service stopped during start-up".into())
+fn exit_reason(
+    done: Result<(&'static str, Result<(), BoxError>), tokio::task::JoinError>,
+) -> BoxError {
+    flatten(done)
+        .err()
+        .unwrap_or_else(|| "a service stopped during start-up".into())
 }
 
 /// Creates the demo account and agent unless they exist (a restart keeps

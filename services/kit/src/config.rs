@@ -66,10 +66,13 @@ impl Settings {
     {
         match self.raw(key).filter(|v| !v.trim().is_empty()) {
             None => Ok(default),
-            Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-                setting: key.to_owned(),
-                reason: format!("cannot parse {raw:?}: {e}"),
-            }),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Invalid {
+                    setting: key.to_owned(),
+                    reason: format!("cannot parse {raw:?}: {e}"),
+                }),
         }
     }
 

@@ -86,8 +86,12 @@ where
     S::Future: Send + 'static,
 {
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_service_status(S::NAME, tonic_health::ServingStatus::Serving).await;
-    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    reporter
+        .set_service_status(S::NAME, tonic_health::ServingStatus::Serving)
+        .await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(lobby_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -120,7 +124,12 @@ pub fn to_status(err: &impl CodedError) -> Status {
     if err.grpc_code() == Code::Internal {
         tracing::error!(code = err.machine_code(), error = %err, "internal error");
     }
-    status(err.grpc_code(), err.machine_code(), err.to_string(), &err.details())
+    status(
+        err.grpc_code(),
+        err.machine_code(),
+        err.to_string(),
+        &err.details(),
+    )
 }
 
 /// Re-raises a peer's error with its machine code and `lobby-…` details, and

@@ -15,7 +15,10 @@ pub enum RoomsError {
     #[error("WebRTC room could not be created: {0}")]
     RoomCreationFailed(#[from] ProviderError),
     #[error("{field}: {reason}")]
-    InvalidArgument { field: &'static str, reason: &'static str },
+    InvalidArgument {
+        field: &'static str,
+        reason: &'static str,
+    },
     #[error("state store: {0}")]
     Store(#[from] redis::RedisError),
 }

@@ -35,8 +35,16 @@ impl RoomsConfig {
         )?;
         let api_key = s.string_or("LOBBY_LIVEKIT_API_KEY", "devkey");
         let api_secret = s.string_or("LOBBY_LIVEKIT_API_SECRET", "secret");
-        Settings::ensure("LOBBY_LIVEKIT_API_KEY", !api_key.is_empty(), "must not be empty")?;
-        Settings::ensure("LOBBY_LIVEKIT_API_SECRET", !api_secret.is_empty(), "must not be empty")?;
+        Settings::ensure(
+            "LOBBY_LIVEKIT_API_KEY",
+            !api_key.is_empty(),
+            "must not be empty",
+        )?;
+        Settings::ensure(
+            "LOBBY_LIVEKIT_API_SECRET",
+            !api_secret.is_empty(),
+            "must not be empty",
+        )?;
         let token_ttl_seconds: u64 = s.get_or("LOBBY_LIVEKIT_TOKEN_TTL_SECONDS", 3600)?;
         Settings::ensure(
             "LOBBY_LIVEKIT_TOKEN_TTL_SECONDS",
@@ -44,7 +52,10 @@ impl RoomsConfig {
             "must be between 60 and 86400",
         )?;
         Ok(Self {
-            listen: s.get_or("LOBBY_ROOMS_LISTEN", SocketAddr::from(([127, 0, 0, 1], 50053)))?,
+            listen: s.get_or(
+                "LOBBY_ROOMS_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 50053)),
+            )?,
             redis_url: s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379"),
             livekit: LiveKitConfig {
                 mode: s.get_or("LOBBY_LIVEKIT_MODE", LiveKitMode::Server)?,
@@ -55,7 +66,9 @@ impl RoomsConfig {
                 token_ttl: Duration::from_secs(token_ttl_seconds),
                 empty_timeout_seconds: s.get_or("LOBBY_LIVEKIT_EMPTY_TIMEOUT_SECONDS", 300)?,
                 max_participants: s.get_or("LOBBY_LIVEKIT_MAX_PARTICIPANTS", 4)?,
-                request_timeout: Duration::from_millis(s.get_or("LOBBY_LIVEKIT_REQUEST_TIMEOUT_MS", 5000)?),
+                request_timeout: Duration::from_millis(
+                    s.get_or("LOBBY_LIVEKIT_REQUEST_TIMEOUT_MS", 5000)?,
+                ),
             },
         })
     }

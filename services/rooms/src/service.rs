@@ -18,12 +18,22 @@ pub struct RoomsService {
 
 impl RoomsService {
     pub fn new(semaphores: Semaphores, livekit: LiveKit) -> Self {
-        Self { semaphores, livekit }
+        Self {
+            semaphores,
+            livekit,
+        }
     }
 
-    async fn open_room(&self, provider: Provider, room: &str, identity: &str) -> Result<OpenedRoom, ProviderError> {
+    async fn open_room(
+        &self,
+        provider: Provider,
+        room: &str,
+        identity: &str,
+    ) -> Result<OpenedRoom, ProviderError> {
         match provider {
-            Provider::Livekit | Provider::Unspecified => self.livekit.open_room(room, identity).await,
+            Provider::Livekit | Provider::Unspecified => {
+                self.livekit.open_room(room, identity).await
+            }
             Provider::Daily => Err(ProviderError::Disabled("daily")),
         }
     }
@@ -47,7 +57,10 @@ pub fn room_name(session_id: &str) -> String {
 
 fn require(value: &str, field: &'static str) -> Result<(), RoomsError> {
     if value.is_empty() {
-        Err(RoomsError::InvalidArgument { field, reason: "is required" })
+        Err(RoomsError::InvalidArgument {
+            field,
+            reason: "is required",
+        })
     } else {
         Ok(())
     }
@@ -55,7 +68,10 @@ fn require(value: &str, field: &'static str) -> Result<(), RoomsError> {
 
 #[tonic::async_trait]
 impl Rooms for RoomsService {
-    async fn allocate_room(&self, req: Request<pb::AllocateRoomRequest>) -> Result<Response<pb::AllocateRoomResponse>, Status> {
+    async fn allocate_room(
+        &self,
+        req: Request<pb::AllocateRoomRequest>,
+    ) -> Result<Response<pb::AllocateRoomResponse>, Status> {
         let req = req.into_inner();
         require(&req.session_id, "session_id")?;
         require(&req.account_id, "account_id")?;
@@ -77,7 +93,12 @@ impl Rooms for RoomsService {
         let lease_ms = u64::from(limits.max_session_seconds) * 1000;
         let lease_deadline_ms = match self
             .semaphores
-            .admit(slot, lease_ms, limits.account_max_concurrency, limits.agent_max_concurrency)
+            .admit(
+                slot,
+                lease_ms,
+                limits.account_max_concurrency,
+                limits.agent_max_concurrency,
+            )
             .await
             .map_err(RoomsError::from)?
         {
@@ -87,7 +108,10 @@ impl Rooms for RoomsService {
 
         let provider = Provider::try_from(req.provider).unwrap_or(Provider::Livekit);
         let room = room_name(&req.session_id);
-        match self.open_room(provider, &room, &req.participant_identity).await {
+        match self
+            .open_room(provider, &room, &req.participant_identity)
+            .await
+        {
             Ok(opened) => {
                 tracing::info!(session_id = %req.session_id, account_id = %req.account_id, room, "room allocated");
                 Ok(Response::new(pb::AllocateRoomResponse {
@@ -109,7 +133,10 @@ impl Rooms for RoomsService {
         }
     }
 
-    async fn release_room(&self, req: Request<pb::ReleaseRoomRequest>) -> Result<Response<pb::ReleaseRoomResponse>, Status> {
+    async fn release_room(
+        &self,
+        req: Request<pb::ReleaseRoomRequest>,
+    ) -> Result<Response<pb::ReleaseRoomResponse>, Status> {
         let req = req.into_inner();
         require(&req.session_id, "session_id")?;
         require(&req.account_id, "account_id")?;
@@ -131,10 +158,17 @@ impl Rooms for RoomsService {
         Ok(Response::new(pb::ReleaseRoomResponse { released }))
     }
 
-    async fn get_account_usage(&self, req: Request<pb::GetAccountUsageRequest>) -> Result<Response<pb::AccountUsage>, Status> {
+    async fn get_account_usage(
+        &self,
+        req: Request<pb::GetAccountUsageRequest>,
+    ) -> Result<Response<pb::AccountUsage>, Status> {
         let account_id = req.into_inner().account_id;
         require(&account_id, "account_id")?;
-        let active_sessions = self.semaphores.active_sessions(&account_id).await.map_err(RoomsError::from)?;
+        let active_sessions = self
+            .semaphores
+            .active_sessions(&account_id)
+            .await
+            .map_err(RoomsError::from)?;
         Ok(Response::new(pb::AccountUsage {
             account_id,
             active_sessions,

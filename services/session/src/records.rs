@@ -87,7 +87,9 @@ impl SessionStore {
             ("room_name", s.room_name.clone()),
             ("created_at_ms", s.created_at_ms.to_string()),
         ];
-        let () = conn.hset_multiple(record_key(&s.account_id, &s.id), &fields).await?;
+        let () = conn
+            .hset_multiple(record_key(&s.account_id, &s.id), &fields)
+            .await?;
         Ok(())
     }
 
@@ -95,11 +97,24 @@ impl SessionStore {
         let mut conn = self.redis.clone();
         let account: Option<String> = conn.get(index_key(session_id)).await?;
         let account = account.ok_or_else(|| SessionError::NotFound(session_id.to_owned()))?;
-        let fields: HashMap<String, String> = conn.hgetall(record_key(&account, session_id)).await?;
+        let fields: HashMap<String, String> =
+            conn.hgetall(record_key(&account, session_id)).await?;
         if fields.is_empty() {
             return Err(SessionError::NotFound(session_id.to_owned()));
         }
         from_fields(&fields)
+    }
+
+    /// Lets a record (and its index entry) expire: failed starts are kept
+    /// for inspection, not forever, so a flood of refusals cannot grow Redis
+    /// without bound.
+    pub async fn expire(&self, session: &Session, ttl_seconds: i64) -> Result<(), SessionError> {
+        let mut conn = self.redis.clone();
+        let () = conn
+            .expire(record_key(&session.account_id, &session.id), ttl_seconds)
+            .await?;
+        let () = conn.expire(index_key(&session.id), ttl_seconds).await?;
+        Ok(())
     }
 
     /// Moves `session` from one of `from` to `to`, writing `fields` with it.
@@ -113,7 +128,9 @@ impl SessionStore {
     ) -> Result<bool, SessionError> {
         let mut conn = self.redis.clone();
         let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
-        let mut invocation = self.transition.key(record_key(&session.account_id, &session.id));
+        let mut invocation = self
+            .transition
+            .key(record_key(&session.account_id, &session.id));
         invocation.arg(from.join(",")).arg(status_name(to));
         for (k, v) in fields {
             invocation.arg(*k).arg(v);

@@ -17,11 +17,44 @@ pub const MAX_CLIENT_USER_REF_CHARS: usize = 256;
 pub struct SessionService {
     store: SessionStore,
     rooms: RoomsClient<Channel>,
+    failed_record_ttl_seconds: i64,
 }
 
 impl SessionService {
-    pub fn new(store: SessionStore, rooms: RoomsClient<Channel>) -> Self {
-        Self { store, rooms }
+    pub fn new(
+        store: SessionStore,
+        rooms: RoomsClient<Channel>,
+        failed_record_ttl_seconds: i64,
+    ) -> Self {
+        Self {
+            store,
+            rooms,
+            failed_record_ttl_seconds,
+        }
+    }
+
+    /// Records why a start failed; the record then expires.
+    async fn mark_failed(&self, session: &Session, code: &str) {
+        let marked = self
+            .store
+            .transition(
+                session,
+                &[SessionStatus::Starting],
+                SessionStatus::Failed,
+                &[("failure_code", code.to_owned())],
+            )
+            .await;
+        let expired = match marked {
+            Ok(_) => {
+                self.store
+                    .expire(session, self.failed_record_ttl_seconds)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = expired {
+            tracing::error!(session_id = %session.id, error = %e, "could not mark the failed start");
+        }
     }
 
     /// A rooms error as this service reports it: an unreachable rooms service
@@ -60,13 +93,20 @@ fn participant_identity(client_user_ref: &str, session_id: &str) -> String {
 
 #[tonic::async_trait]
 impl Sessions for SessionService {
-    async fn start_session(&self, req: Request<pb::StartSessionRequest>) -> Result<Response<pb::StartSessionResponse>, Status> {
+    async fn start_session(
+        &self,
+        req: Request<pb::StartSessionRequest>,
+    ) -> Result<Response<pb::StartSessionResponse>, Status> {
         let req = req.into_inner();
         if req.account_id.is_empty() || req.agent_id.is_empty() {
-            return Err(SessionError::invalid("agent_id", "account_id and agent_id are required").into());
+            return Err(
+                SessionError::invalid("agent_id", "account_id and agent_id are required").into(),
+            );
         }
         if req.client_user_ref.chars().count() > MAX_CLIENT_USER_REF_CHARS {
-            return Err(SessionError::invalid("client_user_ref", "must be at most 256 characters").into());
+            return Err(
+                SessionError::invalid("client_user_ref", "must be at most 256 characters").into(),
+            );
         }
         let session = Session {
             id: uuid::Uuid::new_v4().to_string(),
@@ -97,14 +137,8 @@ impl Sessions for SessionService {
             Ok(r) => r.into_inner(),
             Err(status) => {
                 let failure = Self::rooms_failure(status);
-                let code = machine_code(&failure).unwrap_or("internal_error").to_owned();
-                if let Err(e) = self
-                    .store
-                    .transition(&session, &[SessionStatus::Starting], SessionStatus::Failed, &[("failure_code", code.clone())])
-                    .await
-                {
-                    tracing::error!(session_id = %session.id, error = %e, "could not mark the failed start");
-                }
+                let code = machine_code(&failure).unwrap_or("internal_error");
+                self.mark_failed(&session, code).await;
                 tracing::info!(session_id = %session.id, code, "session start failed");
                 return Err(failure);
             }
@@ -126,12 +160,18 @@ impl Sessions for SessionService {
             Ok(true) => {}
             // Ended while the room was being opened: give the room back.
             Ok(false) => {
-                let ended = Session { room_name: room.room_name.clone(), ..session };
+                let ended = Session {
+                    room_name: room.room_name.clone(),
+                    ..session
+                };
                 self.release(&ended).await?;
                 return Err(SessionError::EndedWhileStarting.into());
             }
             Err(e) => {
-                let held = Session { room_name: room.room_name.clone(), ..session };
+                let held = Session {
+                    room_name: room.room_name.clone(),
+                    ..session
+                };
                 if let Err(release_err) = self.release(&held).await {
                     tracing::error!(session_id = %held.id, error = %release_err, "release after a failed record write failed; the lease will expire it");
                 }
@@ -147,12 +187,17 @@ impl Sessions for SessionService {
         }))
     }
 
-    async fn end_session(&self, req: Request<pb::EndSessionRequest>) -> Result<Response<Session>, Status> {
+    async fn end_session(
+        &self,
+        req: Request<pb::EndSessionRequest>,
+    ) -> Result<Response<Session>, Status> {
         let req = req.into_inner();
         let reason = if req.reason.is_empty() {
             EndedReason::ExplicitEnd
         } else {
-            EndedReason::parse(&req.reason).ok_or_else(|| SessionError::invalid("reason", "is not a documented ended reason"))?
+            EndedReason::parse(&req.reason).ok_or_else(|| {
+                SessionError::invalid("reason", "is not a documented ended reason")
+            })?
         };
         let session = self.store.get(&req.session_id).await?;
         let live = [SessionStatus::Starting, SessionStatus::Active];
@@ -187,7 +232,12 @@ impl Sessions for SessionService {
         Ok(Response::new(self.store.get(&session.id).await?))
     }
 
-    async fn get_session(&self, req: Request<pb::GetSessionRequest>) -> Result<Response<Session>, Status> {
-        Ok(Response::new(self.store.get(&req.into_inner().session_id).await?))
+    async fn get_session(
+        &self,
+        req: Request<pb::GetSessionRequest>,
+    ) -> Result<Response<Session>, Status> {
+        Ok(Response::new(
+            self.store.get(&req.into_inner().session_id).await?,
+        ))
     }
 }

@@ -1,6 +1,7 @@
 //! LiveKit: rooms through the RoomService Twirp API, tokens as LiveKit JWTs.
 
 use super::{OpenedRoom, ProviderError};
+use livekit_api::services::{ServerError, ServerErrorCode};
 use livekit_api::{
     access_token::{AccessToken, VideoGrants},
     services::{
@@ -8,7 +9,6 @@ use livekit_api::{
         ServiceError,
     },
 };
-use livekit_api::services::{ServerError, ServerErrorCode};
 use std::time::Duration;
 
 const NAME: &str = "livekit";
@@ -122,7 +122,11 @@ impl LiveKit {
         };
         match client.delete_room(room).await {
             Ok(()) => Ok(()),
-            Err(ServiceError::Twirp(ServerError::Twirp(code))) if code.code == ServerErrorCode::NOT_FOUND => Ok(()),
+            Err(ServiceError::Twirp(ServerError::Twirp(code)))
+                if code.code == ServerErrorCode::NOT_FOUND =>
+            {
+                Ok(())
+            }
             Err(e) => Err(ProviderError::Unavailable {
                 provider: NAME,
                 reason: e.to_string(),

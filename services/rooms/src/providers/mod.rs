@@ -6,9 +6,15 @@ pub mod livekit;
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     #[error("{provider} refused or was unreachable: {reason}")]
-    Unavailable { provider: &'static str, reason: String },
+    Unavailable {
+        provider: &'static str,
+        reason: String,
+    },
     #[error("{provider} token could not be minted: {reason}")]
-    Token { provider: &'static str, reason: String },
+    Token {
+        provider: &'static str,
+        reason: String,
+    },
     #[error("provider {0} is not enabled on this deployment")]
     Disabled(&'static str),
 }
