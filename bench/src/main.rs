@@ -8,7 +8,7 @@
 //! LOBBY_BENCH_LEVELS (default "1,8,32,64"), LOBBY_BENCH_OUT (results file).
 
 use futures::future::join_all;
-use lobby_rooms::admission::{Admission, Semaphores, SlotRequest};
+use lobby_rooms::admission::{Admission, Limits, Semaphores, SlotRequest};
 use lobby_tests::{Lobby, LobbyOptions};
 use serde_json::json;
 use std::{
@@ -91,6 +91,12 @@ async fn main() {
     })
     .await;
     let account = lobby.create_account(100_000).await;
+    lobby
+        .admin(reqwest::Method::PATCH, &format!("/accounts/{account}"))
+        .json(&json!({ "minutes_quota": 100_000_000 }))
+        .send()
+        .await
+        .expect("raise the bench account's minutes");
     let agent = lobby
         .create_agent(&account, json!({ "max_session_seconds": 3600 }))
         .await;
@@ -131,7 +137,13 @@ async fn main() {
                     account_id: "acct_bench_raw",
                     agent_id: "raw",
                 };
-                let admitted = sem.admit(slot, 3_600_000, 100_000, 0).await.expect("admit");
+                let limits = Limits {
+                    wanted_seconds: 3600,
+                    account_limit: 100_000,
+                    agent_limit: 0,
+                    quota_seconds: u64::MAX / 4,
+                };
+                let admitted = sem.admit(slot, limits).await.expect("admit");
                 assert!(matches!(admitted, Admission::Admitted { .. }));
             }
         })
@@ -162,6 +174,9 @@ async fn main() {
         "\n{requests} requests per level; debug or release as built by bench/run.sh (release).\n"
     ));
     print!("{report}");
+    if let Some(dir) = std::path::Path::new(&out).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     if let Err(e) = std::fs::write(&out, &report) {
         eprintln!("cannot write {out}: {e}");
     } else {

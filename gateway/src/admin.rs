@@ -1,10 +1,10 @@
 //! The admin API under `/admin/v1/`, guarded by the bootstrap admin token.
 //! Handlers parse, call the owning service, render; validation is the
-//! service's (auth owns the catalog rules).
+//! service's (auth owns the catalog and credential rules).
 
 use crate::{
     error::ApiError,
-    json_body::{parse_json, read_json},
+    json_body::{read_json, read_optional_json},
     AppState,
 };
 use axum::{
@@ -13,11 +13,12 @@ use axum::{
     http::{header, HeaderMap, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, patch, post},
     Json, Router,
 };
 use lobby_proto::{auth as pb, common::Provider, rooms, session};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -27,8 +28,22 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/accounts", post(create_account).get(list_accounts))
         .route("/accounts/{id}", get(get_account).patch(update_account))
         .route("/accounts/{id}/usage", get(account_usage))
+        .route(
+            "/accounts/{id}/api-keys",
+            post(create_api_key).get(list_api_keys),
+        )
+        .route("/accounts/{id}/links", post(create_link).get(list_links))
         .route("/agents", post(create_agent).get(list_agents))
         .route("/agents/{id}", get(get_agent).patch(update_agent))
+        .route(
+            "/agents/{id}/keys",
+            post(rotate_agent_key).get(list_agent_keys),
+        )
+        .route("/keys/{prefix}", patch(set_key_active))
+        .route("/keys/{prefix}/revoke", post(revoke_key))
+        .route("/signing-keys/rotate", post(rotate_signing_key))
+        .route("/links/{id}", get(get_link))
+        .route("/links/{id}/deactivate", post(deactivate_link))
         .route("/sessions/{id}", get(get_session))
         .route("/sessions/{id}/end", post(end_session))
         .layer(axum::middleware::from_fn_with_state(
@@ -222,6 +237,12 @@ struct SessionJson {
     ended_reason: Option<String>,
     failure_code: Option<String>,
     duration_seconds: u64,
+    kind: &'static str,
+    link_id: Option<String>,
+    aspect_ratio: Option<String>,
+    agent_identity: Option<String>,
+    meta: Option<Value>,
+    reserved_seconds: u64,
 }
 
 impl From<session::Session> for SessionJson {
@@ -236,6 +257,16 @@ impl From<session::Session> for SessionJson {
                 session::SessionStatus::Failed => "failed",
                 session::SessionStatus::Unspecified => "unknown",
             },
+            kind: match s.kind() {
+                session::SessionKind::Link => "link",
+                session::SessionKind::AgentRun => "agent_run",
+                _ => "connect",
+            },
+            link_id: text(s.link_id),
+            aspect_ratio: text(s.aspect_ratio),
+            agent_identity: text(s.agent_identity),
+            meta: serde_json::from_str(&s.meta_json).ok(),
+            reserved_seconds: s.reserved_seconds,
             started_at_ms: positive(s.started_at_ms),
             ended_at_ms: positive(s.ended_at_ms),
             ended_reason: text(s.ended_reason),
@@ -285,7 +316,7 @@ async fn list_accounts(State(st): State<AppState>) -> ApiResult<impl IntoRespons
         .await?
         .into_inner();
     let accounts: Vec<AccountJson> = list.accounts.into_iter().map(AccountJson::from).collect();
-    Ok(Json(serde_json::json!({ "accounts": accounts })))
+    Ok(Json(json!({ "accounts": accounts })))
 }
 
 async fn get_account(
@@ -324,16 +355,19 @@ async fn update_account(
     Ok(Json(account.into()))
 }
 
+/// Sessions holding a slot, and minutes used, reserved and left.
 async fn account_usage(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     // 404 for an unknown account rather than a usage of zero.
-    st.services
+    let account = st
+        .services
         .auth
         .clone()
         .get_account(pb::GetAccountRequest { id: id.clone() })
-        .await?;
+        .await?
+        .into_inner();
     let usage = st
         .services
         .rooms
@@ -341,10 +375,307 @@ async fn account_usage(
         .get_account_usage(rooms::GetAccountUsageRequest { account_id: id })
         .await?
         .into_inner();
-    Ok(Json(serde_json::json!({
+    let quota_seconds = account.minutes_quota.saturating_mul(60);
+    let remaining = quota_seconds.saturating_sub(usage.used_seconds + usage.reserved_seconds);
+    Ok(Json(json!({
         "account_id": usage.account_id,
         "active_sessions": usage.active_sessions,
+        "minutes_quota": account.minutes_quota,
+        "used_seconds": usage.used_seconds,
+        "reserved_seconds": usage.reserved_seconds,
+        "remaining_seconds": remaining,
     })))
+}
+
+// ---- keys ------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+struct KeyJson {
+    prefix: String,
+    kind: String,
+    account_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    agent_id: String,
+    name: String,
+    scopes: Vec<String>,
+    active: bool,
+    expires_at_ms: Option<i64>,
+    created_at_ms: i64,
+    revoked_at_ms: Option<i64>,
+}
+
+impl From<pb::KeyInfo> for KeyJson {
+    fn from(k: pb::KeyInfo) -> Self {
+        let positive = |v: i64| (v > 0).then_some(v);
+        Self {
+            expires_at_ms: positive(k.expires_at_ms),
+            revoked_at_ms: positive(k.revoked_at_ms),
+            prefix: k.prefix,
+            kind: k.kind,
+            account_id: k.account_id,
+            agent_id: k.agent_id,
+            name: k.name,
+            scopes: k.scopes,
+            active: k.active,
+            created_at_ms: k.created_at_ms,
+        }
+    }
+}
+
+/// A new key with its secret: the only response that ever carries it.
+fn created_key_json(created: pb::CreatedKey) -> Value {
+    let mut body =
+        serde_json::to_value(KeyJson::from(created.info.unwrap_or_default())).unwrap_or_default();
+    body["key"] = Value::String(created.key);
+    body
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateApiKeyJson {
+    #[serde(default)]
+    name: String,
+    scopes: Vec<String>,
+    #[serde(default)]
+    expires_at_ms: i64,
+}
+
+async fn create_api_key(
+    State(st): State<AppState>,
+    Path(account_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    let req: CreateApiKeyJson = read_json(&headers, body, MAX_BODY_BYTES).await?;
+    let created = st
+        .services
+        .auth
+        .clone()
+        .create_api_key(pb::CreateApiKeyRequest {
+            account_id,
+            name: req.name,
+            scopes: req.scopes,
+            expires_at_ms: req.expires_at_ms,
+        })
+        .await?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(created_key_json(created))))
+}
+
+fn keys_json(list: pb::ListKeysResponse) -> Json<Value> {
+    let keys: Vec<KeyJson> = list.keys.into_iter().map(KeyJson::from).collect();
+    Json(json!({ "keys": keys }))
+}
+
+async fn list_api_keys(
+    State(st): State<AppState>,
+    Path(account_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let list = st
+        .services
+        .auth
+        .clone()
+        .list_api_keys(pb::ListApiKeysRequest { account_id })
+        .await?
+        .into_inner();
+    Ok(keys_json(list))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateAgentKeyJson {
+    #[serde(default)]
+    previous_key_grace_seconds: u32,
+    #[serde(default)]
+    expires_at_ms: i64,
+}
+
+async fn rotate_agent_key(
+    State(st): State<AppState>,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    let req: RotateAgentKeyJson = read_optional_json(&headers, body, MAX_BODY_BYTES).await?;
+    let created = st
+        .services
+        .auth
+        .clone()
+        .rotate_agent_key(pb::RotateAgentKeyRequest {
+            agent_id,
+            previous_key_grace_seconds: req.previous_key_grace_seconds,
+            expires_at_ms: req.expires_at_ms,
+        })
+        .await?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(created_key_json(created))))
+}
+
+async fn list_agent_keys(
+    State(st): State<AppState>,
+    Path(agent_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let list = st
+        .services
+        .auth
+        .clone()
+        .list_agent_keys(pb::ListAgentKeysRequest { agent_id })
+        .await?
+        .into_inner();
+    Ok(keys_json(list))
+}
+
+async fn revoke_key(
+    State(st): State<AppState>,
+    Path(prefix): Path<String>,
+) -> ApiResult<Json<KeyJson>> {
+    let key = st
+        .services
+        .auth
+        .clone()
+        .revoke_key(pb::KeyRef { prefix })
+        .await?
+        .into_inner();
+    Ok(Json(key.into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetKeyActiveJson {
+    active: bool,
+}
+
+async fn set_key_active(
+    State(st): State<AppState>,
+    Path(prefix): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<KeyJson>> {
+    let req: SetKeyActiveJson = read_json(&headers, body, MAX_BODY_BYTES).await?;
+    let key = st
+        .services
+        .auth
+        .clone()
+        .set_key_active(pb::SetKeyActiveRequest {
+            prefix,
+            active: req.active,
+        })
+        .await?
+        .into_inner();
+    Ok(Json(key.into()))
+}
+
+async fn rotate_signing_key(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+    let info = st
+        .services
+        .auth
+        .clone()
+        .rotate_signing_key(pb::RotateSigningKeyRequest {})
+        .await?
+        .into_inner();
+    Ok(Json(
+        json!({ "kid": info.kid, "created_at_ms": info.created_at_ms }),
+    ))
+}
+
+// ---- links -----------------------------------------------------------------
+
+/// What both link APIs (admin and `/v1/links`) accept to create a link.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLinkJson {
+    pub agent_id: String,
+    /// Milliseconds since the epoch; absent or 0 means never.
+    #[serde(default)]
+    pub expires_at: i64,
+    /// 0 or absent means unlimited.
+    #[serde(default)]
+    pub use_limit: u32,
+}
+
+pub fn link_json(l: pb::Link) -> Value {
+    json!({
+        "id": l.id,
+        "account_id": l.account_id,
+        "agent_id": l.agent_id,
+        "active": l.active,
+        "expires_at": (l.expires_at_ms > 0).then_some(l.expires_at_ms),
+        "use_limit": (l.use_limit > 0).then_some(l.use_limit),
+        "uses": l.uses,
+        "created_at": l.created_at_ms,
+    })
+}
+
+async fn create_link(
+    State(st): State<AppState>,
+    Path(account_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    let req: CreateLinkJson = read_json(&headers, body, MAX_BODY_BYTES).await?;
+    let link = st
+        .services
+        .auth
+        .clone()
+        .create_link(pb::CreateLinkRequest {
+            account_id,
+            agent_id: req.agent_id,
+            expires_at_ms: req.expires_at,
+            use_limit: req.use_limit,
+        })
+        .await?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(link_json(link))))
+}
+
+async fn list_links(
+    State(st): State<AppState>,
+    Path(account_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let list = st
+        .services
+        .auth
+        .clone()
+        .list_links(pb::ListLinksRequest { account_id })
+        .await?
+        .into_inner();
+    Ok(Json(
+        json!({ "links": list.links.into_iter().map(link_json).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_link(
+    State(st): State<AppState>,
+    Path(link_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let link = st
+        .services
+        .auth
+        .clone()
+        .get_link(pb::GetLinkRequest {
+            link_id,
+            account_id: String::new(),
+        })
+        .await?
+        .into_inner();
+    Ok(Json(link_json(link)))
+}
+
+async fn deactivate_link(
+    State(st): State<AppState>,
+    Path(link_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let link = st
+        .services
+        .auth
+        .clone()
+        .deactivate_link(pb::GetLinkRequest {
+            link_id,
+            account_id: String::new(),
+        })
+        .await?
+        .into_inner();
+    Ok(Json(link_json(link)))
 }
 
 // ---- agents ----------------------------------------------------------------
@@ -355,7 +686,7 @@ async fn create_agent(
     body: Body,
 ) -> ApiResult<impl IntoResponse> {
     let req: CreateAgentJson = read_json(&headers, body, MAX_BODY_BYTES).await?;
-    let agent = st
+    let created = st
         .services
         .auth
         .clone()
@@ -372,7 +703,12 @@ async fn create_agent(
         })
         .await?
         .into_inner();
-    Ok((StatusCode::CREATED, Json(AgentJson::from(agent))))
+    let mut body = serde_json::to_value(AgentJson::from(created.agent.unwrap_or_default()))
+        .unwrap_or_default();
+    if let Some(key) = created.agent_key {
+        body["agent_key"] = created_key_json(key);
+    }
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,7 +731,7 @@ async fn list_agents(
         .await?
         .into_inner();
     let agents: Vec<AgentJson> = list.agents.into_iter().map(AgentJson::from).collect();
-    Ok(Json(serde_json::json!({ "agents": agents })))
+    Ok(Json(json!({ "agents": agents })))
 }
 
 async fn get_agent(
@@ -467,20 +803,10 @@ struct EndSessionJson {
 async fn end_session(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<SessionJson>> {
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::bad_request(format!(
-                "request body is larger than {MAX_BODY_BYTES} bytes"
-            ))
-        })?;
-    let req: EndSessionJson = if body.iter().all(u8::is_ascii_whitespace) {
-        EndSessionJson::default()
-    } else {
-        parse_json(&body)?
-    };
+    let req: EndSessionJson = read_optional_json(&headers, body, MAX_BODY_BYTES).await?;
     let s = st
         .services
         .session

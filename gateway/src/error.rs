@@ -23,9 +23,9 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
+    pub limit: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub in_use: Option<u32>,
+    pub in_use: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
 }
@@ -57,6 +57,20 @@ impl ApiError {
 
     pub fn code(&self) -> &str {
         &self.body.error_code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.body.message
+    }
+
+    /// Adds the `Retry-After` header when the failure carries a retry hint.
+    pub fn with_retry_header(&self, mut response: Response) -> Response {
+        if let Some(secs) = self.body.retry_after_seconds {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
     }
 
     /// Maps a service's error. Seed-000 codes get the seed's wording so that
@@ -140,15 +154,10 @@ impl From<tonic::Status> for ApiError {
     }
 }
 
+/// Seed 000's body (and the admin API's): `{error_code, message, …}`.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let retry_after = self.body.retry_after_seconds;
-        let mut response = (self.status, Json(self.body)).into_response();
-        if let Some(secs) = retry_after {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        response
+        let response = (self.status, Json(&self.body)).into_response();
+        self.with_retry_header(response)
     }
 }

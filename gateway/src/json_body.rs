@@ -15,10 +15,27 @@ pub async fn read_json<T: DeserializeOwned>(
     limit: usize,
 ) -> Result<T, ApiError> {
     require_json_content_type(headers)?;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::bad_request(format!("request body is larger than {limit} bytes")))?;
+    parse_json(&read_bytes(body, limit).await?)
+}
+
+/// Like [`read_json`], but an absent (empty) body means `T::default()`.
+pub async fn read_optional_json<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let bytes = read_bytes(body, limit).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    require_json_content_type(headers)?;
     parse_json(&bytes)
+}
+
+async fn read_bytes(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::bad_request(format!("request body is larger than {limit} bytes")))
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

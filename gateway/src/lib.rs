@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod clients;
 pub mod contracts;
+pub mod credentials;
 pub mod error;
 pub mod health;
 pub mod json_body;
@@ -109,6 +110,28 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route(
             contracts::ojin::PATH,
             post(contracts::ojin::connect).options(contracts::ojin::preflight),
+        )
+        .route(contracts::otas::CREATE_PATH, post(contracts::otas::create))
+        .route(
+            contracts::otas::EVENTS_PATH,
+            post(contracts::otas::append_event).get(contracts::otas::list_events),
+        )
+        .route(contracts::otas::END_PATH, post(contracts::otas::end))
+        .route(
+            contracts::links::START_PATH,
+            post(contracts::links::start_session),
+        )
+        .route(
+            "/v1/links",
+            post(contracts::links::create_link).get(contracts::links::list_links),
+        )
+        .route(
+            "/v1/links/{id}",
+            get(contracts::links::get_link).delete(contracts::links::deactivate_link),
+        )
+        .route(
+            "/v1/links/{id}/deactivate",
+            post(contracts::links::deactivate_link),
         )
         .nest("/admin/v1", admin::router(state.clone()))
         .route("/healthz", get(health::healthz))

@@ -135,6 +135,7 @@ async fn start(
             limits: principal.limits,
             provider: principal.provider,
             client_user_ref: req.client_user_ref.unwrap_or_default(),
+            ..Default::default()
         })
         .await;
     let result = started.map(|r| {

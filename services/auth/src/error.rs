@@ -1,3 +1,4 @@
+use crate::{credentials::KeyRejection, links::LinkRejection, session_jwt::TokenRejection};
 use lobby_kit::grpc::CodedError;
 use tonic::Code;
 
@@ -17,10 +18,52 @@ pub enum AuthError {
     InvalidArgument { field: &'static str, reason: String },
     #[error("the record kept changing under concurrent updates; retry")]
     Conflict,
+    #[error("{}", key_message(*.0))]
+    KeyRejected(KeyRejection),
+    #[error("{}", token_message(*.0))]
+    TokenRejected(TokenRejection),
+    #[error("{}", link_message(*.0))]
+    LinkRejected(LinkRejection),
+    #[error("key {0:?} does not exist")]
+    KeyNotFound(String),
+    #[error("The link's agent has no avatar_image_url configured")]
+    AvatarMissing,
     #[error("state store: {0}")]
     Store(#[from] redis::RedisError),
     #[error("stored record is unreadable: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn key_message(r: KeyRejection) -> &'static str {
+    match r {
+        KeyRejection::Missing => "No key was presented",
+        KeyRejection::Malformed => "The key is not in the expected format",
+        KeyRejection::Invalid => "The key is not valid",
+        KeyRejection::Inactive => "The key is inactive",
+        KeyRejection::Revoked => "The key has been revoked",
+        KeyRejection::Expired => "The key has expired",
+        KeyRejection::ScopeDenied => "The key does not carry the scope this call needs",
+    }
+}
+
+fn token_message(r: TokenRejection) -> &'static str {
+    match r {
+        TokenRejection::Missing => "No session token was presented",
+        TokenRejection::Malformed => "The session token is not a well-formed JWT",
+        TokenRejection::Invalid => "The session token is not valid",
+        TokenRejection::Expired => "The session token has expired",
+    }
+}
+
+fn link_message(r: LinkRejection) -> &'static str {
+    match r {
+        LinkRejection::NotFound => "Link not found",
+        LinkRejection::Inactive => "Link is not active",
+        LinkRejection::Expired => "Link has expired",
+        LinkRejection::UsedUp => "Link has reached its use limit",
+    }
 }
 
 impl AuthError {
@@ -42,18 +85,49 @@ impl CodedError for AuthError {
             Self::AlreadyExists(_) => "already_exists",
             Self::InvalidArgument { .. } => "invalid_request",
             Self::Conflict => "conflict",
-            Self::Store(_) | Self::Corrupt(_) => "internal_error",
+            Self::KeyRejected(r) => match r {
+                KeyRejection::Missing => "key_missing",
+                KeyRejection::Malformed => "key_malformed",
+                KeyRejection::Invalid => "key_invalid",
+                KeyRejection::Inactive => "key_inactive",
+                KeyRejection::Revoked => "key_revoked",
+                KeyRejection::Expired => "key_expired",
+                KeyRejection::ScopeDenied => "scope_denied",
+            },
+            Self::TokenRejected(r) => match r {
+                TokenRejection::Missing => "token_missing",
+                TokenRejection::Malformed => "token_malformed",
+                TokenRejection::Invalid => "token_invalid",
+                TokenRejection::Expired => "token_expired",
+            },
+            Self::LinkRejected(r) => match r {
+                LinkRejection::NotFound => "link_not_found",
+                LinkRejection::Inactive => "link_inactive",
+                LinkRejection::Expired => "link_expired",
+                LinkRejection::UsedUp => "link_used_up",
+            },
+            Self::KeyNotFound(_) => "key_not_found",
+            Self::AvatarMissing => "avatar_missing",
+            Self::Store(_) | Self::Corrupt(_) | Self::Internal(_) => "internal_error",
         }
     }
 
     fn grpc_code(&self) -> Code {
         match self {
-            Self::AgentNotFound(_) | Self::AccountNotFound(_) => Code::NotFound,
+            Self::AgentNotFound(_) | Self::AccountNotFound(_) | Self::KeyNotFound(_) => {
+                Code::NotFound
+            }
             Self::AgentUnpublished | Self::OriginRefused => Code::PermissionDenied,
             Self::AlreadyExists(_) => Code::AlreadyExists,
             Self::InvalidArgument { .. } => Code::InvalidArgument,
             Self::Conflict => Code::Aborted,
-            Self::Store(_) | Self::Corrupt(_) => Code::Internal,
+            Self::KeyRejected(
+                KeyRejection::Inactive | KeyRejection::Revoked | KeyRejection::ScopeDenied,
+            ) => Code::PermissionDenied,
+            Self::KeyRejected(_) | Self::TokenRejected(_) => Code::Unauthenticated,
+            Self::LinkRejected(LinkRejection::NotFound) => Code::NotFound,
+            Self::LinkRejected(_) | Self::AvatarMissing => Code::FailedPrecondition,
+            Self::Store(_) | Self::Corrupt(_) | Self::Internal(_) => Code::Internal,
         }
     }
 }

@@ -3,9 +3,13 @@
 
 use crate::{
     catalog::{self, AccountRecord, AgentRecord, Catalog},
+    credentials::{CredentialStore, KeyKind, KeyRejection, NewKey, SCOPES},
     error::AuthError,
+    links::{self, LinkStore},
     origin::{AllowedOrigin, OriginPolicy},
+    session_jwt::SessionTokens,
 };
+use lobby_kit::time::Clock;
 use lobby_proto::{
     auth::{self as pb, auth_server::Auth},
     common::{AdmissionLimits, Provider},
@@ -14,11 +18,87 @@ use tonic::{Request, Response, Status};
 
 pub struct AuthService {
     catalog: Catalog,
+    credentials: CredentialStore,
+    tokens: SessionTokens,
+    links: LinkStore,
+    clock: Clock,
 }
 
 impl AuthService {
-    pub fn new(catalog: Catalog) -> Self {
-        Self { catalog }
+    pub fn new(
+        catalog: Catalog,
+        credentials: CredentialStore,
+        tokens: SessionTokens,
+        links: LinkStore,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            catalog,
+            credentials,
+            tokens,
+            links,
+            clock,
+        }
+    }
+
+    /// The principal a start runs under: the agent's limits within its account's.
+    async fn principal(&self, agent: &AgentRecord) -> Result<pb::Principal, AuthError> {
+        let account: AccountRecord = self.catalog.get(&agent.account_id).await?;
+        Ok(pb::Principal {
+            account_id: account.id,
+            agent_id: agent.id.clone(),
+            limits: Some(AdmissionLimits {
+                account_max_concurrency: account.max_concurrency,
+                agent_max_concurrency: agent.max_concurrency,
+                max_session_seconds: agent.max_session_seconds,
+                quota_seconds: account.minutes_quota.saturating_mul(60),
+            }),
+            provider: agent.provider() as i32,
+        })
+    }
+
+    fn future_expiry(&self, expires_at_ms: i64, field: &'static str) -> Result<i64, AuthError> {
+        if expires_at_ms != 0 && expires_at_ms <= self.clock.now_ms() {
+            return Err(AuthError::invalid(
+                field,
+                "must be in the future (or 0 for never)",
+            ));
+        }
+        Ok(expires_at_ms)
+    }
+
+    async fn create_agent_key(
+        &self,
+        agent: &AgentRecord,
+        expires_at_ms: i64,
+    ) -> Result<pb::CreatedKey, AuthError> {
+        let (key, record) = self
+            .credentials
+            .create(
+                NewKey {
+                    kind: KeyKind::Agent,
+                    account_id: agent.account_id.clone(),
+                    agent_id: agent.id.clone(),
+                    name: String::new(),
+                    scopes: Vec::new(),
+                    expires_at_ms,
+                },
+                self.clock.now_ms(),
+            )
+            .await?;
+        Ok(pb::CreatedKey {
+            key,
+            info: Some(record.to_proto()),
+        })
+    }
+
+    /// A link of `account_id` (when given), or not found: API-key callers
+    /// never learn about other accounts' links.
+    async fn owned_link(&self, link_id: &str, account_id: &str) -> Result<pb::Link, AuthError> {
+        match self.links.get(link_id).await? {
+            Some(l) if account_id.is_empty() || l.account_id == account_id => Ok(l),
+            _ => Err(AuthError::LinkRejected(links::LinkRejection::NotFound)),
+        }
     }
 }
 
@@ -125,7 +205,7 @@ impl Auth for AuthService {
     async fn create_agent(
         &self,
         req: Request<pb::CreateAgentRequest>,
-    ) -> Result<Response<pb::Agent>, Status> {
+    ) -> Result<Response<pb::CreatedAgent>, Status> {
         let req = req.into_inner();
         let id = if req.id.is_empty() {
             new_agent_id()
@@ -168,8 +248,12 @@ impl Auth for AuthService {
             stamp: (1, now),
         };
         self.catalog.create(&record).await?;
+        let agent_key = self.create_agent_key(&record, 0).await?;
         tracing::info!(agent_id = %record.id, account_id = %record.account_id, "agent created");
-        Ok(Response::new(record.to_proto()))
+        Ok(Response::new(pb::CreatedAgent {
+            agent: Some(record.to_proto()),
+            agent_key: Some(agent_key),
+        }))
     }
 
     async fn get_agent(
@@ -250,17 +334,7 @@ impl Auth for AuthService {
         if !agent.published {
             return Err(AuthError::AgentUnpublished.into());
         }
-        let account: AccountRecord = self.catalog.get(&agent.account_id).await?;
-        Ok(Response::new(pb::Principal {
-            account_id: account.id,
-            agent_id: agent.id.clone(),
-            limits: Some(AdmissionLimits {
-                account_max_concurrency: account.max_concurrency,
-                agent_max_concurrency: agent.max_concurrency,
-                max_session_seconds: agent.max_session_seconds,
-            }),
-            provider: agent.provider() as i32,
-        }))
+        Ok(Response::new(self.principal(&agent).await?))
     }
 
     async fn check_preflight_origin(
@@ -276,5 +350,353 @@ impl Auth for AuthService {
         // Same rule as a start: `*` grants any origin, otherwise an exact match.
         let allowed = OriginPolicy::from_entries(entries).allows(Some(&origin));
         Ok(Response::new(pb::CheckPreflightOriginResponse { allowed }))
+    }
+
+    async fn create_api_key(
+        &self,
+        req: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreatedKey>, Status> {
+        let req = req.into_inner();
+        let _: AccountRecord = self.catalog.get(&req.account_id).await?;
+        catalog::validate_name(&req.name)?;
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in req.scopes {
+            if !SCOPES.contains(&scope.as_str()) {
+                return Err(AuthError::invalid(
+                    "scopes",
+                    format!("unknown scope {scope:?}; known: {}", SCOPES.join(", ")),
+                )
+                .into());
+            }
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        if scopes.is_empty() {
+            return Err(AuthError::invalid("scopes", "at least one scope is required").into());
+        }
+        let expires_at_ms = self.future_expiry(req.expires_at_ms, "expires_at_ms")?;
+        let (key, record) = self
+            .credentials
+            .create(
+                NewKey {
+                    kind: KeyKind::Account,
+                    account_id: req.account_id,
+                    agent_id: String::new(),
+                    name: req.name,
+                    scopes,
+                    expires_at_ms,
+                },
+                self.clock.now_ms(),
+            )
+            .await?;
+        tracing::info!(prefix = %record.prefix, account_id = %record.account_id, "api key created");
+        Ok(Response::new(pb::CreatedKey {
+            key,
+            info: Some(record.to_proto()),
+        }))
+    }
+
+    async fn list_api_keys(
+        &self,
+        req: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        let account_id = req.into_inner().account_id;
+        let _: AccountRecord = self.catalog.get(&account_id).await?;
+        let keys = self.credentials.list(KeyKind::Account, &account_id).await?;
+        Ok(Response::new(pb::ListKeysResponse {
+            keys: keys.iter().map(|k| k.to_proto()).collect(),
+        }))
+    }
+
+    async fn authenticate_api_key(
+        &self,
+        req: Request<pb::AuthenticateApiKeyRequest>,
+    ) -> Result<Response<pb::ApiKeyPrincipal>, Status> {
+        let req = req.into_inner();
+        let record = self
+            .credentials
+            .authenticate(&req.key, KeyKind::Account, self.clock.now_ms())
+            .await?
+            .map_err(AuthError::KeyRejected)?;
+        // `admin` carries every other scope.
+        let allowed = req.required_scope.is_empty()
+            || record
+                .scopes
+                .iter()
+                .any(|s| *s == req.required_scope || s == "admin");
+        if !allowed {
+            return Err(AuthError::KeyRejected(KeyRejection::ScopeDenied).into());
+        }
+        Ok(Response::new(pb::ApiKeyPrincipal {
+            account_id: record.account_id,
+            scopes: record.scopes,
+            prefix: record.prefix,
+        }))
+    }
+
+    async fn rotate_agent_key(
+        &self,
+        req: Request<pb::RotateAgentKeyRequest>,
+    ) -> Result<Response<pb::CreatedKey>, Status> {
+        let req = req.into_inner();
+        let agent: AgentRecord = self.catalog.get(&req.agent_id).await?;
+        let expires_at_ms = self.future_expiry(req.expires_at_ms, "expires_at_ms")?;
+        let now = self.clock.now_ms();
+        let created = self.create_agent_key(&agent, expires_at_ms).await?;
+        let new_prefix = created
+            .info
+            .as_ref()
+            .map(|i| i.prefix.clone())
+            .unwrap_or_default();
+        // Earlier keys stop at once, or after the grace period, whichever the caller chose.
+        for mut old in self.credentials.list(KeyKind::Agent, &agent.id).await? {
+            if old.prefix == new_prefix || old.revoked_at_ms > 0 {
+                continue;
+            }
+            if req.previous_key_grace_seconds == 0 {
+                old.revoked_at_ms = now;
+            } else {
+                let end = now + i64::from(req.previous_key_grace_seconds) * 1000;
+                old.expires_at_ms = if old.expires_at_ms > 0 {
+                    old.expires_at_ms.min(end)
+                } else {
+                    end
+                };
+            }
+            self.credentials.save(&old).await?;
+        }
+        tracing::info!(agent_id = %agent.id, prefix = %new_prefix, "agent key rotated");
+        Ok(Response::new(created))
+    }
+
+    async fn list_agent_keys(
+        &self,
+        req: Request<pb::ListAgentKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        let agent_id = req.into_inner().agent_id;
+        let _: AgentRecord = self.catalog.get(&agent_id).await?;
+        let keys = self.credentials.list(KeyKind::Agent, &agent_id).await?;
+        Ok(Response::new(pb::ListKeysResponse {
+            keys: keys.iter().map(|k| k.to_proto()).collect(),
+        }))
+    }
+
+    async fn authenticate_agent_key(
+        &self,
+        req: Request<pb::AuthenticateAgentKeyRequest>,
+    ) -> Result<Response<pb::Principal>, Status> {
+        let key = req.into_inner().key;
+        let record = self
+            .credentials
+            .authenticate(&key, KeyKind::Agent, self.clock.now_ms())
+            .await?
+            .map_err(AuthError::KeyRejected)?;
+        // A key whose agent was removed is as good as unknown.
+        let agent: AgentRecord = self
+            .catalog
+            .get(&record.agent_id)
+            .await
+            .map_err(|_| AuthError::KeyRejected(KeyRejection::Invalid))?;
+        Ok(Response::new(self.principal(&agent).await?))
+    }
+
+    async fn revoke_key(&self, req: Request<pb::KeyRef>) -> Result<Response<pb::KeyInfo>, Status> {
+        let prefix = req.into_inner().prefix;
+        let mut record = self
+            .credentials
+            .get(&prefix)
+            .await?
+            .ok_or_else(|| AuthError::KeyNotFound(prefix.clone()))?;
+        if record.revoked_at_ms == 0 {
+            record.revoked_at_ms = self.clock.now_ms();
+            self.credentials.save(&record).await?;
+            tracing::info!(prefix, kind = record.kind.as_str(), "key revoked");
+        }
+        Ok(Response::new(record.to_proto()))
+    }
+
+    async fn set_key_active(
+        &self,
+        req: Request<pb::SetKeyActiveRequest>,
+    ) -> Result<Response<pb::KeyInfo>, Status> {
+        let req = req.into_inner();
+        let mut record = self
+            .credentials
+            .get(&req.prefix)
+            .await?
+            .ok_or_else(|| AuthError::KeyNotFound(req.prefix.clone()))?;
+        record.active = req.active;
+        self.credentials.save(&record).await?;
+        Ok(Response::new(record.to_proto()))
+    }
+
+    async fn issue_session_token(
+        &self,
+        req: Request<pb::IssueSessionTokenRequest>,
+    ) -> Result<Response<pb::SessionToken>, Status> {
+        let req = req.into_inner();
+        if req.session_id.is_empty() || req.agent_id.is_empty() || req.account_id.is_empty() {
+            return Err(AuthError::invalid(
+                "session_id",
+                "session_id, agent_id and account_id are required",
+            )
+            .into());
+        }
+        let (jwt, kid, expires_at) = self
+            .tokens
+            .issue(
+                &req.session_id,
+                &req.agent_id,
+                &req.account_id,
+                self.clock.now_ms(),
+            )
+            .await?;
+        Ok(Response::new(pb::SessionToken {
+            jwt,
+            kid,
+            expires_at,
+        }))
+    }
+
+    async fn verify_session_token(
+        &self,
+        req: Request<pb::VerifySessionTokenRequest>,
+    ) -> Result<Response<pb::SessionTokenClaims>, Status> {
+        let jwt = req.into_inner().jwt;
+        let claims = self
+            .tokens
+            .verify(&jwt, self.clock.now_ms())
+            .await?
+            .map_err(AuthError::TokenRejected)?;
+        Ok(Response::new(pb::SessionTokenClaims {
+            session_id: claims.sid,
+            agent_id: claims.sub,
+            account_id: claims.acct,
+            jti: claims.jti,
+            expires_at: claims.exp,
+        }))
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        _: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::SigningKeyInfo>, Status> {
+        let (kid, created_at_ms) = self.tokens.rotate(self.clock.now_ms()).await?;
+        Ok(Response::new(pb::SigningKeyInfo { kid, created_at_ms }))
+    }
+
+    async fn create_link(
+        &self,
+        req: Request<pb::CreateLinkRequest>,
+    ) -> Result<Response<pb::Link>, Status> {
+        let req = req.into_inner();
+        let agent: AgentRecord = self.catalog.get(&req.agent_id).await.map_err(|e| match e {
+            AuthError::AgentNotFound(_) => AuthError::invalid("agent_id", "no such agent"),
+            other => other,
+        })?;
+        if agent.account_id != req.account_id {
+            return Err(AuthError::invalid("agent_id", "no such agent").into());
+        }
+        if req.use_limit > links::MAX_USE_LIMIT {
+            return Err(AuthError::invalid(
+                "use_limit",
+                "must be at most 1000000 (0 for unlimited)",
+            )
+            .into());
+        }
+        let link = pb::Link {
+            id: links::new_link_id(),
+            account_id: req.account_id,
+            agent_id: req.agent_id,
+            active: true,
+            expires_at_ms: self.future_expiry(req.expires_at_ms, "expires_at")?,
+            use_limit: req.use_limit,
+            uses: 0,
+            created_at_ms: self.clock.now_ms(),
+        };
+        self.links.create(&link).await?;
+        tracing::info!(link_id = %link.id, agent_id = %link.agent_id, "link created");
+        Ok(Response::new(link))
+    }
+
+    async fn get_link(
+        &self,
+        req: Request<pb::GetLinkRequest>,
+    ) -> Result<Response<pb::Link>, Status> {
+        let req = req.into_inner();
+        Ok(Response::new(
+            self.owned_link(&req.link_id, &req.account_id).await?,
+        ))
+    }
+
+    async fn list_links(
+        &self,
+        req: Request<pb::ListLinksRequest>,
+    ) -> Result<Response<pb::ListLinksResponse>, Status> {
+        let account_id = req.into_inner().account_id;
+        let _: AccountRecord = self.catalog.get(&account_id).await?;
+        Ok(Response::new(pb::ListLinksResponse {
+            links: self.links.list(&account_id).await?,
+        }))
+    }
+
+    async fn deactivate_link(
+        &self,
+        req: Request<pb::GetLinkRequest>,
+    ) -> Result<Response<pb::Link>, Status> {
+        let req = req.into_inner();
+        let link = self.owned_link(&req.link_id, &req.account_id).await?;
+        self.links.deactivate(&link.id).await?;
+        tracing::info!(link_id = %link.id, "link deactivated");
+        Ok(Response::new(pb::Link {
+            active: false,
+            ..link
+        }))
+    }
+
+    async fn redeem_link(
+        &self,
+        req: Request<pb::RedeemLinkRequest>,
+    ) -> Result<Response<pb::RedeemedLink>, Status> {
+        let link_id = req.into_inner().link_id;
+        let link = self.owned_link(&link_id, "").await?;
+        // The agent is checked before a use is taken, so a refusal here costs
+        // the link nothing.
+        let agent: AgentRecord = self.catalog.get(&link.agent_id).await?;
+        if !agent.published {
+            return Err(AuthError::AgentUnpublished.into());
+        }
+        if agent.avatar_image_url.is_empty() {
+            return Err(AuthError::AvatarMissing.into());
+        }
+        let uses = self
+            .links
+            .redeem(&link_id, self.clock.now_ms())
+            .await?
+            .map_err(AuthError::LinkRejected)?;
+        let principal = match self.principal(&agent).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.links.give_back(&link_id).await?;
+                return Err(e.into());
+            }
+        };
+        Ok(Response::new(pb::RedeemedLink {
+            link: Some(pb::Link { uses, ..link }),
+            principal: Some(principal),
+            avatar_image_url: agent.avatar_image_url,
+        }))
+    }
+
+    async fn return_link_use(
+        &self,
+        req: Request<pb::GetLinkRequest>,
+    ) -> Result<Response<pb::Link>, Status> {
+        let link_id = req.into_inner().link_id;
+        if !self.links.give_back(&link_id).await? {
+            return Err(AuthError::LinkRejected(links::LinkRejection::NotFound).into());
+        }
+        Ok(Response::new(self.owned_link(&link_id, "").await?))
     }
 }

@@ -12,6 +12,8 @@ pub const SCOPE: &str = "lobby-scope";
 pub enum RoomsError {
     #[error("Max concurrency reached")]
     ConcurrencyLimit(Refusal),
+    #[error("The account has no session minutes left")]
+    MinutesExhausted(Refusal),
     #[error("WebRTC room could not be created: {0}")]
     RoomCreationFailed(#[from] ProviderError),
     #[error("{field}: {reason}")]
@@ -27,6 +29,7 @@ impl CodedError for RoomsError {
     fn machine_code(&self) -> &'static str {
         match self {
             Self::ConcurrencyLimit(_) => "concurrency_limit",
+            Self::MinutesExhausted(_) => "minutes_exhausted",
             Self::RoomCreationFailed(_) => "room_creation_failed",
             Self::InvalidArgument { .. } => "invalid_request",
             Self::Store(_) => "internal_error",
@@ -35,7 +38,7 @@ impl CodedError for RoomsError {
 
     fn grpc_code(&self) -> Code {
         match self {
-            Self::ConcurrencyLimit(_) => Code::ResourceExhausted,
+            Self::ConcurrencyLimit(_) | Self::MinutesExhausted(_) => Code::ResourceExhausted,
             Self::RoomCreationFailed(_) => Code::Unavailable,
             Self::InvalidArgument { .. } => Code::InvalidArgument,
             Self::Store(_) => Code::Internal,
@@ -44,7 +47,7 @@ impl CodedError for RoomsError {
 
     fn details(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::ConcurrencyLimit(r) => vec![
+            Self::ConcurrencyLimit(r) | Self::MinutesExhausted(r) => vec![
                 (RETRY_AFTER_MS, r.retry_after_ms.to_string()),
                 (LIMIT, r.limit.to_string()),
                 (IN_USE, r.in_use.to_string()),

@@ -1,7 +1,7 @@
 //! The `lobby.rooms.v1.Rooms` gRPC service.
 
 use crate::{
-    admission::{Admission, Semaphores, SlotRequest},
+    admission::{Admission, Limits, Scope, Semaphores, SlotRequest},
     error::RoomsError,
     providers::{livekit::LiveKit, OpenedRoom, ProviderError},
 };
@@ -34,6 +34,19 @@ impl RoomsService {
             Provider::Livekit | Provider::Unspecified => {
                 self.livekit.open_room(room, identity).await
             }
+            Provider::Daily => Err(ProviderError::Disabled("daily")),
+        }
+    }
+
+    /// The agent's token: its own identity, the agent grants, the same room.
+    fn agent_token(
+        &self,
+        provider: Provider,
+        room: &str,
+        identity: &str,
+    ) -> Result<String, ProviderError> {
+        match provider {
+            Provider::Livekit | Provider::Unspecified => self.livekit.agent_token(room, identity),
             Provider::Daily => Err(ProviderError::Disabled("daily")),
         }
     }
@@ -90,40 +103,58 @@ impl Rooms for RoomsService {
             account_id: &req.account_id,
             agent_id: &req.agent_id,
         };
-        let lease_ms = u64::from(limits.max_session_seconds) * 1000;
-        let lease_deadline_ms = match self
+        let admitted = self
             .semaphores
             .admit(
                 slot,
-                lease_ms,
-                limits.account_max_concurrency,
-                limits.agent_max_concurrency,
+                Limits {
+                    wanted_seconds: u64::from(limits.max_session_seconds),
+                    account_limit: limits.account_max_concurrency,
+                    agent_limit: limits.agent_max_concurrency,
+                    quota_seconds: limits.quota_seconds,
+                },
             )
             .await
-            .map_err(RoomsError::from)?
-        {
-            Admission::Admitted { lease_deadline_ms } => lease_deadline_ms,
-            Admission::Refused(refusal) => return Err(RoomsError::ConcurrencyLimit(refusal).into()),
+            .map_err(RoomsError::from)?;
+        let (lease_deadline_ms, reserved_seconds) = match admitted {
+            Admission::Admitted {
+                lease_deadline_ms,
+                reserved_seconds,
+            } => (lease_deadline_ms, reserved_seconds),
+            Admission::Refused(r) if r.scope == Scope::Minutes => {
+                return Err(RoomsError::MinutesExhausted(r).into())
+            }
+            Admission::Refused(r) => return Err(RoomsError::ConcurrencyLimit(r).into()),
         };
 
         let provider = Provider::try_from(req.provider).unwrap_or(Provider::Livekit);
         let room = room_name(&req.session_id);
-        match self
+        let opened = self
             .open_room(provider, &room, &req.participant_identity)
             .await
-        {
-            Ok(opened) => {
-                tracing::info!(session_id = %req.session_id, account_id = %req.account_id, room, "room allocated");
+            .and_then(|opened| {
+                let agent_token = if req.agent_identity.is_empty() {
+                    String::new()
+                } else {
+                    self.agent_token(provider, &room, &req.agent_identity)?
+                };
+                Ok((opened, agent_token))
+            });
+        match opened {
+            Ok((opened, agent_token)) => {
+                tracing::info!(session_id = %req.session_id, account_id = %req.account_id, room, reserved_seconds, "room allocated");
                 Ok(Response::new(pb::AllocateRoomResponse {
                     room_name: room,
                     room_url: opened.room_url,
                     token: opened.token,
                     lease_deadline_ms,
+                    agent_token,
+                    reserved_seconds,
                 }))
             }
             Err(e) => {
-                // Nothing a failed start took may stay held.
-                if let Err(release_err) = self.semaphores.release(slot).await {
+                // Nothing a failed start took may stay held; it ran for 0 s.
+                if let Err(release_err) = self.semaphores.release(slot, 0).await {
                     tracing::error!(session_id = %req.session_id, error = %release_err, "slot release after failed start failed; the lease will expire it");
                 }
                 self.delete_room(provider, &room).await;
@@ -143,11 +174,14 @@ impl Rooms for RoomsService {
         require(&req.agent_id, "agent_id")?;
         let released = self
             .semaphores
-            .release(SlotRequest {
-                session_id: &req.session_id,
-                account_id: &req.account_id,
-                agent_id: &req.agent_id,
-            })
+            .release(
+                SlotRequest {
+                    session_id: &req.session_id,
+                    account_id: &req.account_id,
+                    agent_id: &req.agent_id,
+                },
+                req.used_seconds,
+            )
             .await
             .map_err(RoomsError::from)?;
         if !req.room_name.is_empty() {
@@ -164,14 +198,16 @@ impl Rooms for RoomsService {
     ) -> Result<Response<pb::AccountUsage>, Status> {
         let account_id = req.into_inner().account_id;
         require(&account_id, "account_id")?;
-        let active_sessions = self
+        let usage = self
             .semaphores
-            .active_sessions(&account_id)
+            .usage(&account_id)
             .await
             .map_err(RoomsError::from)?;
         Ok(Response::new(pb::AccountUsage {
             account_id,
-            active_sessions,
+            active_sessions: usage.active_sessions,
+            used_seconds: usage.used_seconds,
+            reserved_seconds: usage.reserved_seconds,
         }))
     }
 }

@@ -11,6 +11,10 @@ pub enum SessionError {
     Orchestrator(String),
     #[error("Session was ended while it was starting")]
     EndedWhileStarting,
+    #[error("The session has ended; it takes no more writes")]
+    Ended,
+    #[error("The session's event log is full ({0} events)")]
+    EventsFull(u32),
     #[error("state store: {0}")]
     Store(#[from] redis::RedisError),
     #[error("stored session record is unreadable: {0}")]
@@ -32,7 +36,8 @@ impl CodedError for SessionError {
             Self::NotFound(_) => "session_not_found",
             Self::InvalidArgument { .. } => "invalid_request",
             Self::Orchestrator(_) => "orchestrator_error",
-            Self::EndedWhileStarting => "session_ended",
+            Self::EndedWhileStarting | Self::Ended => "session_ended",
+            Self::EventsFull(_) => "events_full",
             Self::Store(_) | Self::Corrupt(_) => "internal_error",
         }
     }
@@ -43,6 +48,8 @@ impl CodedError for SessionError {
             Self::InvalidArgument { .. } => Code::InvalidArgument,
             Self::Orchestrator(_) => Code::Unavailable,
             Self::EndedWhileStarting => Code::Aborted,
+            Self::Ended => Code::FailedPrecondition,
+            Self::EventsFull(_) => Code::ResourceExhausted,
             Self::Store(_) | Self::Corrupt(_) => Code::Internal,
         }
     }

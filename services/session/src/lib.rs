@@ -1,7 +1,8 @@
 //! Lobby's session service: session records and their lifecycle
-//! (`starting → active → ended | failed`).
+//! (`starting → active → ended | failed`), and seed-001 run events.
 
 pub mod error;
+pub mod ids;
 pub mod records;
 pub mod service;
 
@@ -13,13 +14,26 @@ pub struct SessionConfig {
     pub listen: SocketAddr,
     pub redis_url: String,
     pub rooms_url: String,
-    pub rooms_timeout: Duration,
-    /// How long the record of a start that failed (refused, no room) is kept.
-    pub failed_record_ttl_seconds: i64,
+    pub auth_url: String,
+    pub upstream_timeout: Duration,
+    pub policy: service::Policy,
 }
 
 impl SessionConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let failed_record_ttl_seconds =
+            s.get_or("LOBBY_FAILED_SESSION_TTL_SECONDS", 7 * 24 * 3600)?;
+        Settings::ensure(
+            "LOBBY_FAILED_SESSION_TTL_SECONDS",
+            failed_record_ttl_seconds > 0,
+            "must be positive",
+        )?;
+        let max_events_per_session = s.get_or("LOBBY_MAX_EVENTS_PER_SESSION", 1000)?;
+        Settings::ensure(
+            "LOBBY_MAX_EVENTS_PER_SESSION",
+            (1..=100_000).contains(&max_events_per_session),
+            "must be between 1 and 100000",
+        )?;
         Ok(Self {
             listen: s.get_or(
                 "LOBBY_SESSION_LISTEN",
@@ -27,15 +41,13 @@ impl SessionConfig {
             )?,
             redis_url: s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379"),
             rooms_url: s.string_or("LOBBY_ROOMS_URL", "http://127.0.0.1:50053"),
-            rooms_timeout: Duration::from_millis(s.get_or("LOBBY_ROOMS_TIMEOUT_MS", 15_000)?),
-            failed_record_ttl_seconds: {
-                let ttl = s.get_or("LOBBY_FAILED_SESSION_TTL_SECONDS", 7 * 24 * 3600)?;
-                Settings::ensure(
-                    "LOBBY_FAILED_SESSION_TTL_SECONDS",
-                    ttl > 0,
-                    "must be positive",
-                )?;
-                ttl
+            auth_url: s.string_or("LOBBY_AUTH_URL", "http://127.0.0.1:50051"),
+            upstream_timeout: Duration::from_millis(s.get_or("LOBBY_ROOMS_TIMEOUT_MS", 15_000)?),
+            policy: service::Policy {
+                failed_record_ttl_seconds,
+                avatar_agent_identity: s
+                    .string_or("LOBBY_AVATAR_AGENT_IDENTITY", "lobby-avatar-agent"),
+                max_events_per_session,
             },
         })
     }
@@ -57,12 +69,17 @@ pub async fn serve(
     let redis = lobby_kit::redis_conn::connect(&config.redis_url).await?;
     let rooms = lobby_proto::rooms::rooms_client::RoomsClient::new(lobby_kit::grpc::lazy_channel(
         &config.rooms_url,
-        config.rooms_timeout,
+        config.upstream_timeout,
+    )?);
+    let auth = lobby_proto::auth::auth_client::AuthClient::new(lobby_kit::grpc::lazy_channel(
+        &config.auth_url,
+        config.upstream_timeout,
     )?);
     let service = service::SessionService::new(
         records::SessionStore::new(redis),
         rooms,
-        config.failed_record_ttl_seconds,
+        auth,
+        config.policy,
     );
     lobby_kit::grpc::serve(
         config.listen,

@@ -4,9 +4,10 @@
 use crate::error::SessionError;
 use lobby_proto::{
     common::Provider,
-    session::{Session, SessionStatus},
+    session::{Session, SessionEvent, SessionKind, SessionStatus},
 };
 use redis::{aio::ConnectionManager, AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Why a session ended. A closed set: the record never holds anything else.
@@ -58,10 +59,48 @@ fn parse_status(s: &str) -> SessionStatus {
     }
 }
 
+fn events_key(account_id: &str, session_id: &str) -> String {
+    format!("{{{account_id}}}:session:{session_id}:events")
+}
+
+fn kind_name(k: SessionKind) -> &'static str {
+    match k {
+        SessionKind::Link => "link",
+        SessionKind::AgentRun => "agent_run",
+        SessionKind::Connect | SessionKind::Unspecified => "connect",
+    }
+}
+
+fn parse_kind(s: &str) -> SessionKind {
+    match s {
+        "link" => SessionKind::Link,
+        "agent_run" => SessionKind::AgentRun,
+        _ => SessionKind::Connect,
+    }
+}
+
+/// One stored event; its sequence number is its position in the log.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredEvent {
+    kind: String,
+    payload: serde_json::Value,
+    timestamp_ms: i64,
+    recorded_at_ms: i64,
+}
+
+/// Why an event was not appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendRefusal {
+    NotFound,
+    Ended,
+    Full,
+}
+
 #[derive(Clone)]
 pub struct SessionStore {
     redis: ConnectionManager,
     transition: Script,
+    append: Script,
 }
 
 impl SessionStore {
@@ -69,11 +108,12 @@ impl SessionStore {
         Self {
             redis,
             transition: Script::new(include_str!("transition.lua")),
+            append: Script::new(include_str!("append_event.lua")),
         }
     }
 
-    /// Writes a new record in `starting`. The index goes first: an index
-    /// without a record reads as "not found", never the reverse.
+    /// Writes a new record in its initial status. The index goes first: an
+    /// index without a record reads as "not found", never the reverse.
     pub async fn create(&self, s: &Session) -> Result<(), SessionError> {
         let mut conn = self.redis.clone();
         let () = conn.set(index_key(&s.id), &s.account_id).await?;
@@ -81,11 +121,17 @@ impl SessionStore {
             ("id", s.id.clone()),
             ("account_id", s.account_id.clone()),
             ("agent_id", s.agent_id.clone()),
-            ("status", status_name(SessionStatus::Starting).to_owned()),
+            ("status", status_name(s.status()).to_owned()),
+            ("kind", kind_name(s.kind()).to_owned()),
             ("client_user_ref", s.client_user_ref.clone()),
             ("provider", s.provider().as_str_name().to_owned()),
             ("room_name", s.room_name.clone()),
+            ("link_id", s.link_id.clone()),
+            ("aspect_ratio", s.aspect_ratio.clone()),
+            ("agent_identity", s.agent_identity.clone()),
+            ("meta_json", s.meta_json.clone()),
             ("created_at_ms", s.created_at_ms.to_string()),
+            ("started_at_ms", s.started_at_ms.to_string()),
         ];
         let () = conn
             .hset_multiple(record_key(&s.account_id, &s.id), &fields)
@@ -114,6 +160,93 @@ impl SessionStore {
             .expire(record_key(&session.account_id, &session.id), ttl_seconds)
             .await?;
         let () = conn.expire(index_key(&session.id), ttl_seconds).await?;
+        Ok(())
+    }
+
+    /// Appends an event if `agent_id` owns the live session and its log has room.
+    pub async fn append_event(
+        &self,
+        account_id: &str,
+        session_id: &str,
+        agent_id: &str,
+        max_events: u32,
+        event: &SessionEvent,
+    ) -> Result<Result<u64, AppendRefusal>, SessionError> {
+        let stored = StoredEvent {
+            kind: event.kind.clone(),
+            payload: serde_json::from_str(&event.payload_json)
+                .map_err(|e| SessionError::invalid("payload", e.to_string()))?,
+            timestamp_ms: event.timestamp_ms,
+            recorded_at_ms: event.recorded_at_ms,
+        };
+        let json =
+            serde_json::to_string(&stored).map_err(|e| SessionError::Corrupt(e.to_string()))?;
+        let mut conn = self.redis.clone();
+        let reply: (i64, redis::Value) = self
+            .append
+            .key(record_key(account_id, session_id))
+            .key(events_key(account_id, session_id))
+            .arg(agent_id)
+            .arg(max_events)
+            .arg(json)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match reply {
+            (1, redis::Value::Int(seq)) => Ok(u64::try_from(seq).unwrap_or(0)),
+            (_, redis::Value::BulkString(r)) if r == b"ended" => Err(AppendRefusal::Ended),
+            (_, redis::Value::BulkString(r)) if r == b"full" => Err(AppendRefusal::Full),
+            _ => Err(AppendRefusal::NotFound),
+        })
+    }
+
+    /// The session's events in order, or `None` if `agent_id` does not own it.
+    pub async fn events(
+        &self,
+        account_id: &str,
+        session_id: &str,
+        agent_id: &str,
+    ) -> Result<Option<Vec<SessionEvent>>, SessionError> {
+        let mut conn = self.redis.clone();
+        let owner: Option<String> = conn
+            .hget(record_key(account_id, session_id), "agent_id")
+            .await?;
+        if owner.as_deref() != Some(agent_id) {
+            return Ok(None);
+        }
+        let raw: Vec<String> = conn
+            .lrange(events_key(account_id, session_id), 0, -1)
+            .await?;
+        raw.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let e: StoredEvent =
+                    serde_json::from_str(r).map_err(|e| SessionError::Corrupt(e.to_string()))?;
+                Ok(SessionEvent {
+                    seq: i as u64 + 1,
+                    kind: e.kind,
+                    payload_json: e.payload.to_string(),
+                    timestamp_ms: e.timestamp_ms,
+                    recorded_at_ms: e.recorded_at_ms,
+                })
+            })
+            .collect::<Result<Vec<_>, SessionError>>()
+            .map(Some)
+    }
+
+    /// Keeps the agent's token on the record, for the worker only.
+    pub async fn set_agent_token(
+        &self,
+        session: &Session,
+        token: &str,
+    ) -> Result<(), SessionError> {
+        let mut conn = self.redis.clone();
+        let () = conn
+            .hset(
+                record_key(&session.account_id, &session.id),
+                "agent_token",
+                token,
+            )
+            .await?;
         Ok(())
     }
 
@@ -168,6 +301,12 @@ fn from_fields(f: &HashMap<String, String>) -> Result<Session, SessionError> {
         ended_reason: text("ended_reason"),
         failure_code: text("failure_code"),
         duration_seconds: u64::try_from(num("duration_seconds")?).unwrap_or(0),
+        kind: parse_kind(&text("kind")) as i32,
+        link_id: text("link_id"),
+        aspect_ratio: text("aspect_ratio"),
+        agent_identity: text("agent_identity"),
+        meta_json: text("meta_json"),
+        reserved_seconds: u64::try_from(num("reserved_seconds")?).unwrap_or(0),
     })
 }
 

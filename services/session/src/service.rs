@@ -2,34 +2,96 @@
 
 use crate::{
     error::SessionError,
-    records::{EndedReason, SessionStore},
+    ids,
+    records::{AppendRefusal, EndedReason, SessionStore},
 };
 use lobby_kit::grpc::{forward_status, is_unreachable, machine_code};
 use lobby_proto::{
+    auth::{auth_client::AuthClient, IssueSessionTokenRequest},
     rooms::{rooms_client::RoomsClient, AllocateRoomRequest, ReleaseRoomRequest},
-    session::{self as pb, sessions_server::Sessions, Session, SessionStatus},
+    session::{
+        self as pb, sessions_server::Sessions, Session, SessionEvent, SessionKind, SessionStatus,
+    },
 };
 use tonic::{transport::Channel, Request, Response, Status};
 
 /// Seed 000: `client_user_ref` is at most 256 characters.
 pub const MAX_CLIENT_USER_REF_CHARS: usize = 256;
+/// Seed 001: bounds of one run's metadata and events.
+pub const MAX_META_BYTES: usize = 16 * 1024;
+pub const MAX_EVENT_PAYLOAD_BYTES: usize = 16 * 1024;
+pub const MAX_EVENT_KIND_CHARS: usize = 64;
+/// Seed 002: the aspect ratios a worker renders; anything else means 4:3.
+pub const ASPECT_RATIOS: [&str; 3] = ["4:3", "3:4", "1:1"];
+
+/// Settings the service applies to every session.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// How long the record of a start that failed is kept.
+    pub failed_record_ttl_seconds: i64,
+    /// The LiveKit identity the avatar agent joins link sessions under.
+    pub avatar_agent_identity: String,
+    pub max_events_per_session: u32,
+}
 
 pub struct SessionService {
     store: SessionStore,
     rooms: RoomsClient<Channel>,
-    failed_record_ttl_seconds: i64,
+    auth: AuthClient<Channel>,
+    policy: Policy,
+}
+
+/// A peer's error as this service reports it: an unreachable peer is the
+/// orchestrator failing; an answer of its own is passed through.
+fn peer_failure(status: Status) -> Status {
+    if is_unreachable(&status) {
+        SessionError::Orchestrator(status.message().to_owned()).into()
+    } else {
+        forward_status(&status)
+    }
+}
+
+fn participant_identity(client_user_ref: &str, session_id: &str) -> String {
+    if client_user_ref.is_empty() {
+        let tail: String = session_id.chars().rev().take(8).collect();
+        format!(
+            "user-{}",
+            tail.chars().rev().collect::<String>().to_ascii_lowercase()
+        )
+    } else {
+        client_user_ref.to_owned()
+    }
+}
+
+/// Seconds between start and end, never negative.
+fn ran_seconds(s: &Session, ended_at_ms: i64) -> u64 {
+    if s.started_at_ms > 0 {
+        u64::try_from((ended_at_ms - s.started_at_ms).max(0) / 1000).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+fn valid_event_kind(kind: &str) -> bool {
+    !kind.is_empty()
+        && kind.chars().count() <= MAX_EVENT_KIND_CHARS
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
 }
 
 impl SessionService {
     pub fn new(
         store: SessionStore,
         rooms: RoomsClient<Channel>,
-        failed_record_ttl_seconds: i64,
+        auth: AuthClient<Channel>,
+        policy: Policy,
     ) -> Self {
         Self {
             store,
             rooms,
-            failed_record_ttl_seconds,
+            auth,
+            policy,
         }
     }
 
@@ -47,7 +109,7 @@ impl SessionService {
         let expired = match marked {
             Ok(_) => {
                 self.store
-                    .expire(session, self.failed_record_ttl_seconds)
+                    .expire(session, self.policy.failed_record_ttl_seconds)
                     .await
             }
             Err(e) => Err(e),
@@ -57,17 +119,10 @@ impl SessionService {
         }
     }
 
-    /// A rooms error as this service reports it: an unreachable rooms service
-    /// is the orchestrator failing; an answer of its own is passed through.
-    fn rooms_failure(status: Status) -> Status {
-        if is_unreachable(&status) {
-            SessionError::Orchestrator(status.message().to_owned()).into()
-        } else {
-            forward_status(&status)
+    async fn release(&self, s: &Session, used_seconds: u64) -> Result<(), Status> {
+        if s.kind() == SessionKind::AgentRun {
+            return Ok(()); // a run holds no slot and no room
         }
-    }
-
-    async fn release(&self, s: &Session) -> Result<(), Status> {
         self.rooms
             .clone()
             .release_room(ReleaseRoomRequest {
@@ -76,18 +131,11 @@ impl SessionService {
                 agent_id: s.agent_id.clone(),
                 room_name: s.room_name.clone(),
                 provider: s.provider,
+                used_seconds,
             })
             .await
             .map(|_| ())
-            .map_err(Self::rooms_failure)
-    }
-}
-
-fn participant_identity(client_user_ref: &str, session_id: &str) -> String {
-    if client_user_ref.is_empty() {
-        format!("user-{}", &session_id[..8.min(session_id.len())])
-    } else {
-        client_user_ref.to_owned()
+            .map_err(peer_failure)
     }
 }
 
@@ -108,15 +156,43 @@ impl Sessions for SessionService {
                 SessionError::invalid("client_user_ref", "must be at most 256 characters").into(),
             );
         }
+        let kind = match req.kind() {
+            SessionKind::Link => SessionKind::Link,
+            SessionKind::AgentRun => {
+                return Err(
+                    SessionError::invalid("kind", "agent runs start with StartAgentRun").into(),
+                );
+            }
+            SessionKind::Connect | SessionKind::Unspecified => SessionKind::Connect,
+        };
+        let now = lobby_kit::time::now_ms();
+        let (id, aspect_ratio, agent_identity) = match kind {
+            SessionKind::Link => {
+                let ratio = if ASPECT_RATIOS.contains(&req.aspect_ratio.as_str()) {
+                    req.aspect_ratio.clone()
+                } else {
+                    "4:3".to_owned()
+                };
+                (
+                    ids::sess(now),
+                    ratio,
+                    self.policy.avatar_agent_identity.clone(),
+                )
+            }
+            _ => (ids::uuid(), String::new(), String::new()),
+        };
         let session = Session {
-            id: uuid::Uuid::new_v4().to_string(),
+            id,
             account_id: req.account_id.clone(),
             agent_id: req.agent_id.clone(),
             status: SessionStatus::Starting as i32,
+            kind: kind as i32,
             client_user_ref: req.client_user_ref.clone(),
-            room_name: String::new(),
             provider: req.provider,
-            created_at_ms: lobby_kit::time::now_ms(),
+            link_id: req.link_id.clone(),
+            aspect_ratio,
+            agent_identity: agent_identity.clone(),
+            created_at_ms: now,
             ..Default::default()
         };
         self.store.create(&session).await?;
@@ -131,59 +207,63 @@ impl Sessions for SessionService {
                 limits: req.limits,
                 provider: req.provider,
                 participant_identity: participant_identity(&req.client_user_ref, &session.id),
+                agent_identity: agent_identity.clone(),
             })
             .await;
         let room = match allocated {
             Ok(r) => r.into_inner(),
             Err(status) => {
-                let failure = Self::rooms_failure(status);
+                let failure = peer_failure(status);
                 let code = machine_code(&failure).unwrap_or("internal_error");
                 self.mark_failed(&session, code).await;
                 tracing::info!(session_id = %session.id, code, "session start failed");
                 return Err(failure);
             }
         };
-
-        let started = self
-            .store
-            .transition(
-                &session,
-                &[SessionStatus::Starting],
-                SessionStatus::Active,
-                &[
-                    ("started_at_ms", lobby_kit::time::now_ms().to_string()),
-                    ("room_name", room.room_name.clone()),
-                ],
-            )
-            .await;
+        let held = Session {
+            room_name: room.room_name.clone(),
+            ..session
+        };
+        let started = async {
+            if !room.agent_token.is_empty() {
+                self.store.set_agent_token(&held, &room.agent_token).await?;
+            }
+            self.store
+                .transition(
+                    &held,
+                    &[SessionStatus::Starting],
+                    SessionStatus::Active,
+                    &[
+                        ("started_at_ms", lobby_kit::time::now_ms().to_string()),
+                        ("room_name", room.room_name.clone()),
+                        ("reserved_seconds", room.reserved_seconds.to_string()),
+                    ],
+                )
+                .await
+        }
+        .await;
         match started {
             Ok(true) => {}
             // Ended while the room was being opened: give the room back.
             Ok(false) => {
-                let ended = Session {
-                    room_name: room.room_name.clone(),
-                    ..session
-                };
-                self.release(&ended).await?;
+                self.release(&held, 0).await?;
                 return Err(SessionError::EndedWhileStarting.into());
             }
             Err(e) => {
-                let held = Session {
-                    room_name: room.room_name.clone(),
-                    ..session
-                };
-                if let Err(release_err) = self.release(&held).await {
+                if let Err(release_err) = self.release(&held, 0).await {
                     tracing::error!(session_id = %held.id, error = %release_err, "release after a failed record write failed; the lease will expire it");
                 }
+                self.mark_failed(&held, "internal_error").await;
                 return Err(e.into());
             }
         }
-        tracing::info!(session_id = %session.id, account_id = %session.account_id, agent_id = %session.agent_id, "session active");
+        tracing::info!(session_id = %held.id, account_id = %held.account_id, agent_id = %held.agent_id, "session active");
         Ok(Response::new(pb::StartSessionResponse {
-            session_id: session.id,
+            session_id: held.id,
             room_url: room.room_url,
             token: room.token,
             room_name: room.room_name,
+            agent_identity,
         }))
     }
 
@@ -204,15 +284,11 @@ impl Sessions for SessionService {
         if !live.contains(&session.status()) {
             return Ok(Response::new(session));
         }
+        let ended_at = lobby_kit::time::now_ms();
+        let ran = ran_seconds(&session, ended_at);
         // Release first: if rooms is unreachable the record stays live and the
         // caller can retry, rather than an ended record with a slot still held.
-        self.release(&session).await?;
-        let ended_at = lobby_kit::time::now_ms();
-        let duration = if session.started_at_ms > 0 {
-            ((ended_at - session.started_at_ms).max(0) / 1000).to_string()
-        } else {
-            "0".to_owned()
-        };
+        self.release(&session, ran).await?;
         let moved = self
             .store
             .transition(
@@ -222,12 +298,12 @@ impl Sessions for SessionService {
                 &[
                     ("ended_at_ms", ended_at.to_string()),
                     ("ended_reason", reason.as_str().to_owned()),
-                    ("duration_seconds", duration),
+                    ("duration_seconds", ran.to_string()),
                 ],
             )
             .await?;
         if moved {
-            tracing::info!(session_id = %session.id, reason = reason.as_str(), "session ended");
+            tracing::info!(session_id = %session.id, reason = reason.as_str(), duration_seconds = ran, "session ended");
         }
         Ok(Response::new(self.store.get(&session.id).await?))
     }
@@ -239,5 +315,143 @@ impl Sessions for SessionService {
         Ok(Response::new(
             self.store.get(&req.into_inner().session_id).await?,
         ))
+    }
+
+    async fn start_agent_run(
+        &self,
+        req: Request<pb::StartAgentRunRequest>,
+    ) -> Result<Response<pb::StartAgentRunResponse>, Status> {
+        let req = req.into_inner();
+        if req.account_id.is_empty() || req.agent_id.is_empty() {
+            return Err(
+                SessionError::invalid("agent_id", "account_id and agent_id are required").into(),
+            );
+        }
+        let meta = if req.meta_json.is_empty() {
+            "{}".to_owned()
+        } else {
+            req.meta_json
+        };
+        if meta.len() > MAX_META_BYTES {
+            return Err(
+                SessionError::invalid("meta", "must be at most 16384 bytes of JSON").into(),
+            );
+        }
+        match serde_json::from_str::<serde_json::Value>(&meta) {
+            Ok(serde_json::Value::Object(_)) => {}
+            _ => return Err(SessionError::invalid("meta", "must be a JSON object").into()),
+        }
+        let now = lobby_kit::time::now_ms();
+        let session = Session {
+            id: ids::uuid(),
+            account_id: req.account_id,
+            agent_id: req.agent_id,
+            status: SessionStatus::Starting as i32,
+            kind: SessionKind::AgentRun as i32,
+            meta_json: meta,
+            created_at_ms: now,
+            ..Default::default()
+        };
+        self.store.create(&session).await?;
+        let issued = self
+            .auth
+            .clone()
+            .issue_session_token(IssueSessionTokenRequest {
+                session_id: session.id.clone(),
+                agent_id: session.agent_id.clone(),
+                account_id: session.account_id.clone(),
+            })
+            .await;
+        let token = match issued {
+            Ok(t) => t.into_inner(),
+            Err(status) => {
+                let failure = peer_failure(status);
+                self.mark_failed(&session, machine_code(&failure).unwrap_or("internal_error"))
+                    .await;
+                return Err(failure);
+            }
+        };
+        self.store
+            .transition(
+                &session,
+                &[SessionStatus::Starting],
+                SessionStatus::Active,
+                &[("started_at_ms", lobby_kit::time::now_ms().to_string())],
+            )
+            .await?;
+        tracing::info!(session_id = %session.id, agent_id = %session.agent_id, kid = %token.kid, "agent run started");
+        Ok(Response::new(pb::StartAgentRunResponse {
+            session_id: session.id,
+            jwt: token.jwt,
+        }))
+    }
+
+    async fn append_event(
+        &self,
+        req: Request<pb::AppendEventRequest>,
+    ) -> Result<Response<SessionEvent>, Status> {
+        let req = req.into_inner();
+        if !valid_event_kind(&req.kind) {
+            return Err(SessionError::invalid(
+                "kind",
+                "must be 1-64 characters of letters, digits, '_', '.', ':' or '-'",
+            )
+            .into());
+        }
+        if req.payload_json.len() > MAX_EVENT_PAYLOAD_BYTES {
+            return Err(
+                SessionError::invalid("payload", "must be at most 16384 bytes of JSON").into(),
+            );
+        }
+        let now = lobby_kit::time::now_ms();
+        let mut event = SessionEvent {
+            seq: 0,
+            kind: req.kind,
+            payload_json: if req.payload_json.is_empty() {
+                "null".to_owned()
+            } else {
+                req.payload_json
+            },
+            timestamp_ms: if req.timestamp_ms > 0 {
+                req.timestamp_ms
+            } else {
+                now
+            },
+            recorded_at_ms: now,
+        };
+        let appended = self
+            .store
+            .append_event(
+                &req.account_id,
+                &req.session_id,
+                &req.agent_id,
+                self.policy.max_events_per_session,
+                &event,
+            )
+            .await?;
+        event.seq = match appended {
+            Ok(seq) => seq,
+            Err(AppendRefusal::NotFound) => {
+                return Err(SessionError::NotFound(req.session_id).into())
+            }
+            Err(AppendRefusal::Ended) => return Err(SessionError::Ended.into()),
+            Err(AppendRefusal::Full) => {
+                return Err(SessionError::EventsFull(self.policy.max_events_per_session).into())
+            }
+        };
+        Ok(Response::new(event))
+    }
+
+    async fn list_events(
+        &self,
+        req: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let req = req.into_inner();
+        let events = self
+            .store
+            .events(&req.account_id, &req.session_id, &req.agent_id)
+            .await?
+            .ok_or_else(|| SessionError::NotFound(req.session_id.clone()))?;
+        Ok(Response::new(pb::ListEventsResponse { events }))
     }
 }

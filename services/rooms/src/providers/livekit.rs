@@ -95,6 +95,16 @@ impl LiveKit {
 
     /// A token that lets `identity` join `room` and nothing else.
     pub fn join_token(&self, room: &str, identity: &str) -> Result<String, ProviderError> {
+        self.token(room, identity, false)
+    }
+
+    /// The avatar agent's token: its own identity, marked as an agent
+    /// participant, allowed to update its own metadata, same room only.
+    pub fn agent_token(&self, room: &str, identity: &str) -> Result<String, ProviderError> {
+        self.token(room, identity, true)
+    }
+
+    fn token(&self, room: &str, identity: &str, agent: bool) -> Result<String, ProviderError> {
         AccessToken::with_api_key(&self.config.api_key, &self.config.api_secret)
             .with_identity(identity)
             .with_name(identity)
@@ -105,6 +115,8 @@ impl LiveKit {
                 can_publish: Some(true),
                 can_subscribe: Some(true),
                 can_publish_data: Some(true),
+                can_update_own_metadata: agent.then_some(true),
+                agent,
                 ..Default::default()
             })
             .to_jwt()

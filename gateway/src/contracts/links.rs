@@ -1,0 +1,226 @@
+//! Seed 002 (shareable links): `POST /v1/links/start-session` with a link id
+//! as the only credential, and `/v1/links` to manage links with an account
+//! API key that carries `links:write`.
+//!
+//! Bodies follow the seed: `{success: true, …}`, and on error
+//! `{success: false, error: <code>, message[, retry_after_seconds]}`.
+
+use crate::{
+    admin::{link_json, CreateLinkJson},
+    credentials::require_api_key,
+    error::ApiError,
+    json_body::read_json,
+    AppState,
+};
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use lobby_proto::{
+    auth::{CreateLinkRequest, GetLinkRequest, ListLinksRequest, RedeemLinkRequest},
+    session::{SessionKind, StartSessionRequest},
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub const START_PATH: &str = "/v1/links/start-session";
+const MAX_BODY_BYTES: usize = 16 * 1024;
+const SCOPE: &str = "links:write";
+
+fn fail(e: ApiError) -> Response {
+    let mut body = json!({ "success": false, "error": e.code(), "message": e.message() });
+    if let Some(secs) = e.body.retry_after_seconds {
+        body["retry_after_seconds"] = json!(secs);
+    }
+    e.with_retry_header((e.status, Json(body)).into_response())
+}
+
+fn respond(result: Result<(StatusCode, Value), ApiError>) -> Response {
+    match result {
+        Ok((status, mut body)) => {
+            body["success"] = json!(true);
+            (status, Json(body)).into_response()
+        }
+        Err(e) => fail(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct StartBody {
+    link_id: String,
+    /// Any value is accepted: the seed falls back to 4:3 when it is missing
+    /// or invalid, rather than refusing the start.
+    #[serde(default)]
+    aspect_ratio: Value,
+}
+
+pub async fn start_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(start(&state, &headers, body).await)
+}
+
+async fn start(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Value), ApiError> {
+    let req: StartBody = read_json(headers, body, MAX_BODY_BYTES).await?;
+    if req.link_id.trim().is_empty() {
+        return Err(ApiError::bad_request("link_id is required"));
+    }
+    let redeemed = state
+        .services
+        .auth
+        .clone()
+        .redeem_link(RedeemLinkRequest {
+            link_id: req.link_id.clone(),
+        })
+        .await?
+        .into_inner();
+    let principal = redeemed.principal.unwrap_or_default();
+    let started = state
+        .services
+        .session
+        .clone()
+        .start_session(StartSessionRequest {
+            account_id: principal.account_id,
+            agent_id: principal.agent_id,
+            limits: principal.limits,
+            provider: principal.provider,
+            client_user_ref: String::new(),
+            kind: SessionKind::Link as i32,
+            link_id: req.link_id.clone(),
+            aspect_ratio: req.aspect_ratio.as_str().unwrap_or("").to_owned(),
+            avatar_image_url: redeemed.avatar_image_url,
+        })
+        .await;
+    let started = match started {
+        Ok(s) => s.into_inner(),
+        Err(status) => {
+            // The start failed after the use was taken: give it back.
+            let returned = state
+                .services
+                .auth
+                .clone()
+                .return_link_use(GetLinkRequest {
+                    link_id: req.link_id.clone(),
+                    account_id: String::new(),
+                })
+                .await;
+            if let Err(e) = returned {
+                tracing::error!(link_id = %req.link_id, error = %e.message(), "a failed start's link use could not be given back");
+            }
+            return Err(status.into());
+        }
+    };
+    Ok((
+        StatusCode::OK,
+        json!({
+            "session_id": started.session_id,
+            "livekit_url": started.room_url,
+            "participant_token": started.token,
+            "agent_identity": started.agent_identity,
+        }),
+    ))
+}
+
+pub async fn create_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        async {
+            let principal = require_api_key(&state, &headers, SCOPE).await?;
+            let req: CreateLinkJson = read_json(&headers, body, MAX_BODY_BYTES).await?;
+            let link = state
+                .services
+                .auth
+                .clone()
+                .create_link(CreateLinkRequest {
+                    account_id: principal.account_id,
+                    agent_id: req.agent_id,
+                    expires_at_ms: req.expires_at,
+                    use_limit: req.use_limit,
+                })
+                .await?
+                .into_inner();
+            Ok((StatusCode::CREATED, json!({ "link": link_json(link) })))
+        }
+        .await,
+    )
+}
+
+pub async fn list_links(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    respond(
+        async {
+            let principal = require_api_key(&state, &headers, SCOPE).await?;
+            let list = state
+                .services
+                .auth
+                .clone()
+                .list_links(ListLinksRequest {
+                    account_id: principal.account_id,
+                })
+                .await?
+                .into_inner();
+            let links: Vec<Value> = list.links.into_iter().map(link_json).collect();
+            Ok((StatusCode::OK, json!({ "links": links })))
+        }
+        .await,
+    )
+}
+
+pub async fn get_link(
+    State(state): State<AppState>,
+    Path(link_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let principal = require_api_key(&state, &headers, SCOPE).await?;
+            let link = state
+                .services
+                .auth
+                .clone()
+                .get_link(GetLinkRequest {
+                    link_id,
+                    account_id: principal.account_id,
+                })
+                .await?
+                .into_inner();
+            Ok((StatusCode::OK, json!({ "link": link_json(link) })))
+        }
+        .await,
+    )
+}
+
+pub async fn deactivate_link(
+    State(state): State<AppState>,
+    Path(link_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let principal = require_api_key(&state, &headers, SCOPE).await?;
+            let link = state
+                .services
+                .auth
+                .clone()
+                .deactivate_link(GetLinkRequest {
+                    link_id,
+                    account_id: principal.account_id,
+                })
+                .await?
+                .into_inner();
+            Ok((StatusCode::OK, json!({ "link": link_json(link) })))
+        }
+        .await,
+    )
+}

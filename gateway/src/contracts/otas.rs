@@ -1,0 +1,244 @@
+//! Seed 001 (OTAS agent sessions): an agent key mints a per-run session JWT;
+//! the JWT then scopes that run's events and its end.
+//!
+//! Every answer uses the seed's envelope: `{status, status_description,
+//! response}` on success, `{status: 0, status_description: <code>, message}`
+//! on error.
+
+use crate::{
+    error::ApiError,
+    json_body::{read_json, read_optional_json},
+    AppState,
+};
+use axum::{
+    body::Body,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use lobby_proto::{
+    auth::{AuthenticateAgentKeyRequest, SessionTokenClaims, VerifySessionTokenRequest},
+    session::{
+        AppendEventRequest, EndSessionRequest, ListEventsRequest, SessionEvent,
+        StartAgentRunRequest,
+    },
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub const CREATE_PATH: &str = "/api/agent/v1/session/create/";
+pub const EVENTS_PATH: &str = "/api/agent/v1/session/events/";
+pub const END_PATH: &str = "/api/agent/v1/session/end/";
+pub const AGENT_KEY_HEADER: &str = "x-otas-agent-key";
+pub const SESSION_TOKEN_HEADER: &str = "X-OTAS-AGENT-SESSION-TOKEN";
+const MAX_BODY_BYTES: usize = 32 * 1024;
+
+fn ok(description: &str, response: Value) -> Response {
+    Json(json!({ "status": 1, "status_description": description, "response": response }))
+        .into_response()
+}
+
+fn fail(e: ApiError) -> Response {
+    let body = json!({ "status": 0, "status_description": e.code(), "message": e.message() });
+    e.with_retry_header((e.status, Json(body)).into_response())
+}
+
+fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CreateBody {
+    #[serde(default)]
+    meta: Option<Value>,
+}
+
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let principal = state
+            .services
+            .auth
+            .clone()
+            .authenticate_agent_key(AuthenticateAgentKeyRequest {
+                key: header_value(&headers, AGENT_KEY_HEADER).to_owned(),
+            })
+            .await?
+            .into_inner();
+        let body: CreateBody = read_optional_json(&headers, body, MAX_BODY_BYTES).await?;
+        let meta = match body.meta {
+            None | Some(Value::Null) => "{}".to_owned(),
+            Some(m @ Value::Object(_)) => m.to_string(),
+            Some(_) => return Err(ApiError::bad_request("meta must be a JSON object")),
+        };
+        let run = state
+            .services
+            .session
+            .clone()
+            .start_agent_run(StartAgentRunRequest {
+                account_id: principal.account_id,
+                agent_id: principal.agent_id,
+                meta_json: meta,
+            })
+            .await?
+            .into_inner();
+        Ok::<_, ApiError>(run.jwt)
+    }
+    .await;
+    match result {
+        Ok(jwt) => ok(
+            "agent_session_created",
+            json!({ "Header_value": SESSION_TOKEN_HEADER, "jwt_token": jwt }),
+        ),
+        Err(e) => fail(e),
+    }
+}
+
+async fn claims(state: &AppState, headers: &HeaderMap) -> Result<SessionTokenClaims, ApiError> {
+    Ok(state
+        .services
+        .auth
+        .clone()
+        .verify_session_token(VerifySessionTokenRequest {
+            jwt: header_value(headers, SESSION_TOKEN_HEADER).to_owned(),
+        })
+        .await?
+        .into_inner())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct EventBody {
+    kind: String,
+    #[serde(default)]
+    payload: Value,
+    /// Milliseconds since the epoch; the server's time when absent.
+    #[serde(default)]
+    timestamp: Option<i64>,
+}
+
+fn event_json(e: &SessionEvent) -> Value {
+    json!({
+        "seq": e.seq,
+        "kind": e.kind,
+        "payload": serde_json::from_str::<Value>(&e.payload_json).unwrap_or(Value::Null),
+        "timestamp": e.timestamp_ms,
+        "recorded_at": e.recorded_at_ms,
+    })
+}
+
+pub async fn append_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let claims = claims(&state, &headers).await?;
+        let event: EventBody = read_json(&headers, body, MAX_BODY_BYTES).await?;
+        if event.timestamp.is_some_and(|t| t <= 0) {
+            return Err(ApiError::bad_request(
+                "timestamp must be milliseconds since the Unix epoch",
+            ));
+        }
+        let stored = state
+            .services
+            .session
+            .clone()
+            .append_event(AppendEventRequest {
+                session_id: claims.session_id,
+                agent_id: claims.agent_id,
+                account_id: claims.account_id,
+                kind: event.kind,
+                payload_json: event.payload.to_string(),
+                timestamp_ms: event.timestamp.unwrap_or(0),
+            })
+            .await?
+            .into_inner();
+        Ok::<_, ApiError>(stored)
+    }
+    .await;
+    match result {
+        Ok(e) => (StatusCode::CREATED, ok("event_recorded", event_json(&e))).into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn list_events(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let result = async {
+        let claims = claims(&state, &headers).await?;
+        let session_id = claims.session_id.clone();
+        let list = state
+            .services
+            .session
+            .clone()
+            .list_events(ListEventsRequest {
+                session_id: claims.session_id,
+                agent_id: claims.agent_id,
+                account_id: claims.account_id,
+            })
+            .await?
+            .into_inner();
+        Ok::<_, ApiError>((session_id, list.events))
+    }
+    .await;
+    match result {
+        Ok((session_id, events)) => ok(
+            "events_listed",
+            json!({ "session_id": session_id, "events": events.iter().map(event_json).collect::<Vec<_>>() }),
+        ),
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn end(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let result = async {
+        let claims = claims(&state, &headers).await?;
+        let session = state
+            .services
+            .session
+            .clone()
+            .get_session(lobby_proto::session::GetSessionRequest {
+                session_id: claims.session_id.clone(),
+            })
+            .await?
+            .into_inner();
+        // The token names its session; a mismatch means it is not this one's.
+        if session.agent_id != claims.agent_id || session.account_id != claims.account_id {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "session_not_found",
+                "Session not found",
+            ));
+        }
+        // Ending is a write: an ended run's token is refused like any other write.
+        if session.status() != lobby_proto::session::SessionStatus::Active {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "session_ended",
+                "The session has ended; it takes no more writes",
+            ));
+        }
+        let ended = state
+            .services
+            .session
+            .clone()
+            .end_session(EndSessionRequest {
+                session_id: claims.session_id,
+                reason: String::new(),
+            })
+            .await?
+            .into_inner();
+        Ok::<_, ApiError>(ended)
+    }
+    .await;
+    match result {
+        Ok(s) => ok(
+            "agent_session_ended",
+            json!({ "session_id": s.id, "status": "ended", "ended_at": s.ended_at_ms, "duration_seconds": s.duration_seconds }),
+        ),
+        Err(e) => fail(e),
+    }
+}

@@ -1,0 +1,34 @@
+//! Reading credentials off a request; deciding on them is auth's job.
+
+use crate::{error::ApiError, AppState};
+use axum::http::{header, HeaderMap};
+use lobby_proto::auth::{ApiKeyPrincipal, AuthenticateApiKeyRequest};
+
+/// An account API key from `x-api-key` or `Authorization: Bearer`.
+pub fn api_key(headers: &HeaderMap) -> String {
+    let from_header = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    let from_bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    from_header.or(from_bearer).unwrap_or("").trim().to_owned()
+}
+
+/// Authenticates the request's API key for `scope` (auth checks the key's
+/// state and scopes; revocation is seen at once, nothing is cached here).
+pub async fn require_api_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: &str,
+) -> Result<ApiKeyPrincipal, ApiError> {
+    Ok(state
+        .services
+        .auth
+        .clone()
+        .authenticate_api_key(AuthenticateApiKeyRequest {
+            key: api_key(headers),
+            required_scope: scope.to_owned(),
+        })
+        .await?
+        .into_inner())
+}

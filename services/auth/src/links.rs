@@ -1,0 +1,185 @@
+//! Shareable links (seed 002): `lnk_…` ids that act as the credential for a
+//! start, with an active flag, an expiry, a use limit and an atomic use count.
+
+use crate::error::AuthError;
+use lobby_proto::auth as pb;
+use rand::{distr::Alphanumeric, Rng};
+use redis::{aio::ConnectionManager, AsyncCommands, Script};
+use std::collections::HashMap;
+
+pub const MAX_USE_LIMIT: u32 = 1_000_000;
+
+fn link_key(id: &str) -> String {
+    format!("{{catalog}}:link:{id}")
+}
+
+fn account_links(account_id: &str) -> String {
+    format!("{{catalog}}:account:{account_id}:links")
+}
+
+/// Why a link cannot start a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRejection {
+    NotFound,
+    Inactive,
+    Expired,
+    UsedUp,
+}
+
+pub fn new_link_id() -> String {
+    let tail: String = rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
+    format!("lnk_{tail}")
+}
+
+/// Ids are credentials that also appear in Redis keys: a fixed alphabet.
+pub fn valid_link_id(id: &str) -> bool {
+    id.len() > 4
+        && id.len() <= 64
+        && id.starts_with("lnk_")
+        && id[4..].chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+#[derive(Clone)]
+pub struct LinkStore {
+    redis: ConnectionManager,
+    redeem: Script,
+    give_back: Script,
+}
+
+impl LinkStore {
+    pub fn new(redis: ConnectionManager) -> Self {
+        Self {
+            redis,
+            redeem: Script::new(include_str!("redeem_link.lua")),
+            give_back: Script::new(include_str!("return_link_use.lua")),
+        }
+    }
+
+    pub async fn create(&self, link: &pb::Link) -> Result<(), AuthError> {
+        let mut conn = self.redis.clone();
+        let fields = [
+            ("id", link.id.clone()),
+            ("account_id", link.account_id.clone()),
+            ("agent_id", link.agent_id.clone()),
+            ("active", if link.active { "1" } else { "0" }.to_owned()),
+            ("expires_at_ms", link.expires_at_ms.to_string()),
+            ("use_limit", link.use_limit.to_string()),
+            ("uses", "0".to_owned()),
+            ("created_at_ms", link.created_at_ms.to_string()),
+        ];
+        let () = redis::pipe()
+            .atomic()
+            .hset_multiple(link_key(&link.id), &fields)
+            .ignore()
+            .sadd(account_links(&link.account_id), &link.id)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<pb::Link>, AuthError> {
+        if !valid_link_id(id) {
+            return Ok(None);
+        }
+        let mut conn = self.redis.clone();
+        let f: HashMap<String, String> = conn.hgetall(link_key(id)).await?;
+        Ok((!f.is_empty()).then(|| from_fields(&f)))
+    }
+
+    pub async fn list(&self, account_id: &str) -> Result<Vec<pb::Link>, AuthError> {
+        let mut conn = self.redis.clone();
+        let ids: Vec<String> = conn.smembers(account_links(account_id)).await?;
+        let mut links = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(l) = self.get(&id).await? {
+                links.push(l);
+            }
+        }
+        links.sort_by_key(|l| l.created_at_ms);
+        Ok(links)
+    }
+
+    pub async fn deactivate(&self, id: &str) -> Result<(), AuthError> {
+        let mut conn = self.redis.clone();
+        let () = conn.hset(link_key(id), "active", "0").await?;
+        Ok(())
+    }
+
+    pub async fn redeem(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Result<u32, LinkRejection>, AuthError> {
+        if !valid_link_id(id) {
+            return Ok(Err(LinkRejection::NotFound));
+        }
+        let mut conn = self.redis.clone();
+        let reply: (i64, redis::Value) = self
+            .redeem
+            .key(link_key(id))
+            .arg(now_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match reply {
+            (1, redis::Value::Int(uses)) => Ok(u32::try_from(uses).unwrap_or(u32::MAX)),
+            (_, redis::Value::BulkString(reason)) => Err(match reason.as_slice() {
+                b"inactive" => LinkRejection::Inactive,
+                b"expired" => LinkRejection::Expired,
+                b"used_up" => LinkRejection::UsedUp,
+                _ => LinkRejection::NotFound,
+            }),
+            _ => Err(LinkRejection::NotFound),
+        })
+    }
+
+    pub async fn give_back(&self, id: &str) -> Result<bool, AuthError> {
+        let mut conn = self.redis.clone();
+        let uses: i64 = self
+            .give_back
+            .key(link_key(id))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(uses >= 0)
+    }
+}
+
+fn from_fields(f: &HashMap<String, String>) -> pb::Link {
+    let text = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let int = |k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    pb::Link {
+        id: text("id"),
+        account_id: text("account_id"),
+        agent_id: text("agent_id"),
+        active: text("active") == "1",
+        expires_at_ms: int("expires_at_ms"),
+        use_limit: u32::try_from(int("use_limit")).unwrap_or(0),
+        uses: u32::try_from(int("uses")).unwrap_or(0),
+        created_at_ms: int("created_at_ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_ids_have_a_fixed_shape() {
+        let id = new_link_id();
+        assert!(valid_link_id(&id), "{id}");
+        for bad in [
+            "",
+            "lnk_",
+            "link_abc",
+            "lnk_a/b",
+            "lnk_{x}",
+            &format!("lnk_{}", "a".repeat(80)),
+        ] {
+            assert!(!valid_link_id(bad), "{bad}");
+        }
+    }
+}
