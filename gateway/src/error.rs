@@ -123,11 +123,24 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Some("Unexpected server error"),
             ),
+            "minutes_exhausted" => (
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("The account has no session minutes left"),
+            ),
             "invalid_request" => (StatusCode::BAD_REQUEST, None),
-            "account_not_found" | "session_not_found" | "artifact_not_found" => {
-                (StatusCode::NOT_FOUND, None)
+            "key_missing" | "key_malformed" | "key_invalid" | "key_expired" => {
+                (StatusCode::UNAUTHORIZED, None)
             }
-            "already_exists" | "conflict" | "session_ended" => (StatusCode::CONFLICT, None),
+            "key_inactive" | "key_revoked" | "scope_denied" => (StatusCode::FORBIDDEN, None),
+            "token_missing" | "token_malformed" | "token_invalid" | "token_expired" => {
+                (StatusCode::UNAUTHORIZED, None)
+            }
+            "session_ended" | "link_inactive" | "link_used_up" => (StatusCode::FORBIDDEN, None),
+            "link_expired" => (StatusCode::GONE, None),
+            "avatar_missing" | "avatar_invalid" => (StatusCode::UNPROCESSABLE_ENTITY, None),
+            "account_not_found" | "session_not_found" | "artifact_not_found" | "link_not_found"
+            | "key_not_found" => (StatusCode::NOT_FOUND, None),
+            "already_exists" | "conflict" | "events_full" => (StatusCode::CONFLICT, None),
             _ => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Some("Unexpected server error"),

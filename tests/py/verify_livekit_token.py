@@ -29,6 +29,7 @@ def main() -> int:
                 "room_join": bool(video and video.room_join),
                 "room_admin": bool(video and video.room_admin),
                 "room_create": bool(video and video.room_create),
+                "agent": bool(video and video.agent),
             }
         )
     )

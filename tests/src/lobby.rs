@@ -38,6 +38,8 @@ impl Default for LobbyOptions {
 
 pub struct Lobby {
     pub dir: PathBuf,
+    /// Milliseconds added to the services' clock (LOBBY_CLOCK_OFFSET_FILE).
+    clock_file: PathBuf,
     pub redis: RedisServer,
     services: Vec<ChildGuard>,
     /// (service, gRPC URL) of auth, session, rooms and artifacts.
@@ -50,6 +52,8 @@ impl Lobby {
     pub async fn start(options: LobbyOptions) -> Self {
         let dir = crate::scratch_dir("lobby");
         let redis = RedisServer::start(&dir);
+        let clock_file = dir.join("clock-offset-ms");
+        std::fs::write(&clock_file, "0").expect("clock file");
         let port = |_: &str| crate::free_port();
         let (auth, session, rooms, artifacts) = (
             port("auth"),
@@ -88,6 +92,10 @@ impl Lobby {
             ),
             ("LOBBY_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
             ("LOBBY_LOG".into(), "info".into()),
+            (
+                "LOBBY_CLOCK_OFFSET_FILE".into(),
+                clock_file.display().to_string(),
+            ),
         ];
         match &options.provider {
             RoomProvider::TokenOnly => env.push(("LOBBY_LIVEKIT_MODE".into(), "token_only".into())),
@@ -132,6 +140,7 @@ impl Lobby {
         ];
         let lobby = Self {
             dir,
+            clock_file,
             redis,
             services,
             grpc,
@@ -169,6 +178,15 @@ impl Lobby {
                 );
             }
         }
+    }
+
+    /// Moves the services' clock forward by `ms` (expiry without sleeping).
+    pub fn advance_clock(&self, ms: i64) {
+        let now: i64 = std::fs::read_to_string(&self.clock_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        std::fs::write(&self.clock_file, (now + ms).to_string()).expect("clock file");
     }
 
     pub fn gateway(&self) -> &str {
@@ -211,8 +229,17 @@ impl Lobby {
             .to_owned()
     }
 
-    /// Creates a published agent; `fields` override the defaults.
+    /// Creates a published agent and returns its id.
     pub async fn create_agent(&self, account_id: &str, fields: Value) -> String {
+        self.create_agent_json(account_id, fields).await["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
+    /// Creates a published agent; `fields` override the defaults. Returns the
+    /// whole answer, with the agent's first key under `agent_key.key`.
+    pub async fn create_agent_json(&self, account_id: &str, fields: Value) -> Value {
         let mut body = json!({
             "account_id": account_id,
             "status": "published",
@@ -233,10 +260,78 @@ impl Lobby {
             "create agent: {}",
             r.text().await.unwrap_or_default()
         );
-        r.json::<Value>().await.expect("agent json")["id"]
-            .as_str()
-            .expect("id")
-            .to_owned()
+        r.json::<Value>().await.expect("agent json")
+    }
+
+    /// An admin call with a JSON body; returns (status, body).
+    pub async fn admin_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.admin(method, path);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("admin call");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates an account API key with `scopes` and returns the full key.
+    pub async fn create_api_key(&self, account_id: &str, scopes: &[&str]) -> String {
+        let (s, b) = self
+            .admin_json(
+                reqwest::Method::POST,
+                &format!("/accounts/{account_id}/api-keys"),
+                Some(json!({ "scopes": scopes })),
+            )
+            .await;
+        assert_eq!(s, 201, "create api key: {b}");
+        b["key"].as_str().expect("key").to_owned()
+    }
+
+    /// Creates a link through the admin API; `fields` add to `agent_id`.
+    pub async fn create_link(&self, account_id: &str, agent_id: &str, fields: Value) -> Value {
+        let mut body = json!({ "agent_id": agent_id });
+        if let (Some(b), Some(f)) = (body.as_object_mut(), fields.as_object()) {
+            b.extend(f.clone());
+        }
+        let (s, b) = self
+            .admin_json(
+                reqwest::Method::POST,
+                &format!("/accounts/{account_id}/links"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, 201, "create link: {b}");
+        b
+    }
+
+    /// Sets an account's fields through the admin API.
+    pub async fn patch_account(&self, account_id: &str, fields: Value) {
+        let (s, b) = self
+            .admin_json(
+                reqwest::Method::PATCH,
+                &format!("/accounts/{account_id}"),
+                Some(fields),
+            )
+            .await;
+        assert_eq!(s, 200, "patch account: {b}");
+    }
+
+    pub async fn usage(&self, account_id: &str) -> Value {
+        let (s, b) = self
+            .admin_json(
+                reqwest::Method::GET,
+                &format!("/accounts/{account_id}/usage"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "usage: {b}");
+        b
     }
 
     /// `POST /v1/public/agents/connect` on gateway `i`, with an optional Origin.

@@ -202,9 +202,6 @@ impl SessionTokens {
         let Some((secret, retired_at_ms)) = self.key(&kid).await? else {
             return Ok(Err(TokenRejection::Invalid));
         };
-        if retired_at_ms > 0 && retired_at_ms + self.ttl_seconds * 1000 < now_ms {
-            return Ok(Err(TokenRejection::Invalid));
-        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
         validation.set_issuer(&[ISSUER]);
@@ -218,6 +215,11 @@ impl SessionTokens {
             &validation,
         ) {
             Ok(data) if data.claims.exp * 1000 <= now_ms => Ok(Err(TokenRejection::Expired)),
+            // A live token under a key retired longer ago than any token it
+            // signed can live was not signed by us while the key was current.
+            Ok(_) if retired_at_ms > 0 && retired_at_ms + self.ttl_seconds * 1000 < now_ms => {
+                Ok(Err(TokenRejection::Invalid))
+            }
             Ok(data) => Ok(Ok(data.claims)),
             Err(e) => Ok(Err(match e.kind() {
                 ErrorKind::ExpiredSignature => TokenRejection::Expired,
