@@ -72,3 +72,55 @@ async fn started_session_has_a_real_room_and_a_token_livekit_accepts() {
         .expect("list rooms");
     assert!(rooms.is_empty(), "ending the session deletes the room");
 }
+
+#[tokio::test]
+async fn link_start_mints_distinct_user_and_agent_tokens_for_one_room() {
+    let Some(bin) = livekit::binary_or_skip("link_start_mints_distinct_user_and_agent_tokens_for_one_room") else {
+        return;
+    };
+    let dir = lobby_tests::scratch_dir("livekit");
+    let server = livekit::LiveKitServer::start(&bin, &dir).await;
+    let lobby = Lobby::start(LobbyOptions {
+        provider: RoomProvider::LiveKit {
+            ws_url: server.ws_url(),
+            http_url: server.http_url(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(2).await;
+    let agent = lobby
+        .create_agent(&account, json!({ "avatar_image_url": "https://cdn.example.com/a.png" }))
+        .await;
+    let link = lobby.create_link(&account, &agent, json!({})).await;
+    let r = lobby
+        .http
+        .post(format!("{}/v1/links/start-session", lobby.gateway()))
+        .json(&json!({ "link_id": link["id"] }))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["livekit_url"], server.ws_url().as_str());
+    let session_id = body["session_id"].as_str().expect("id");
+    let room = format!("lobby-{session_id}");
+    let rooms = server.room_client().list_rooms(vec![room.clone()]).await.expect("list rooms");
+    assert_eq!(rooms.len(), 1, "a new room with a unique name exists on the server");
+
+    let mut redis = lobby.redis.connection().await;
+    let agent_token: String = redis::cmd("HGET")
+        .arg(format!("{{{account}}}:session:{session_id}"))
+        .arg("agent_token")
+        .query_async(&mut redis)
+        .await
+        .expect("agent token");
+    let user = livekit::verify_with_python_sdk(body["participant_token"].as_str().expect("token"));
+    let agent = livekit::verify_with_python_sdk(&agent_token);
+    assert_eq!((user["verified"].clone(), agent["verified"].clone()), (json!(true), json!(true)));
+    assert_eq!(user["room"], room.as_str());
+    assert_eq!(agent["room"], room.as_str());
+    assert_eq!(agent["identity"], body["agent_identity"]);
+    assert_ne!(user["identity"], agent["identity"]);
+    assert_eq!((user["agent"].clone(), agent["agent"].clone()), (json!(false), json!(true)));
+}
