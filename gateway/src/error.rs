@@ -33,21 +33,22 @@ pub struct ErrorBody {
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub body: ErrorBody,
+    /// Boxed: errors travel through every handler's `Result`, keep it small.
+    pub body: Box<ErrorBody>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         Self {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 error_code: code.to_owned(),
                 message: message.into(),
                 retry_after_seconds: None,
                 limit: None,
                 in_use: None,
                 scope: None,
-            },
+            }),
         }
     }
 
@@ -137,7 +138,8 @@ impl ApiError {
             }
             "session_ended" | "link_inactive" | "link_used_up" => (StatusCode::FORBIDDEN, None),
             "link_expired" => (StatusCode::GONE, None),
-            "avatar_missing" | "avatar_invalid" => (StatusCode::UNPROCESSABLE_ENTITY, None),
+            // avatar_missing and every avatar validation failure (avatar_no_face, …).
+            c if c.starts_with("avatar_") => (StatusCode::UNPROCESSABLE_ENTITY, None),
             "account_not_found" | "session_not_found" | "artifact_not_found" | "link_not_found"
             | "key_not_found" => (StatusCode::NOT_FOUND, None),
             "already_exists" | "conflict" | "events_full" => (StatusCode::CONFLICT, None),

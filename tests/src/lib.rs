@@ -3,6 +3,7 @@
 //! `livekit-server --dev`. Every process a test starts is killed when the
 //! owning guard drops, pass or fail.
 
+pub mod avatar_server;
 pub mod livekit;
 pub mod lobby;
 pub mod process;

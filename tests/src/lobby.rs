@@ -92,6 +92,8 @@ impl Lobby {
             ),
             ("LOBBY_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
             ("LOBBY_LOG".into(), "info".into()),
+            // The tests' avatar server is on loopback.
+            ("LOBBY_AVATAR_ALLOW_PRIVATE_ADDRESSES".into(), "true".into()),
             (
                 "LOBBY_CLOCK_OFFSET_FILE".into(),
                 clock_file.display().to_string(),

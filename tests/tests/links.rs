@@ -3,59 +3,96 @@
 //! and given back when a start fails, and `/v1/links` behind API-key scopes.
 
 use futures::future::join_all;
-use lobby_tests::{Lobby, LobbyOptions, RoomProvider};
+use lobby_tests::{avatar_server::AvatarServer, Lobby, LobbyOptions, RoomProvider};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-const AVATAR: &str = "https://cdn.example.com/avatar.png";
 
 async fn start(lobby: &Lobby, gateway: usize, body: Value) -> (u16, Value) {
     let r = lobby
         .http
-        .post(format!("{}/v1/links/start-session", lobby.gateways[gateway]))
+        .post(format!(
+            "{}/v1/links/start-session",
+            lobby.gateways[gateway]
+        ))
         .json(&body)
         .send()
         .await
         .expect("start");
     let status = r.status().as_u16();
     let text = r.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}")))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}")),
+    )
 }
 
 fn assert_refused(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["success"], false, "{body}");
     assert_eq!(body["error"], want_code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 async fn uses(lobby: &Lobby, link_id: &str) -> u64 {
-    let (s, b) = lobby.admin_json(Method::GET, &format!("/links/{link_id}"), None).await;
+    let (s, b) = lobby
+        .admin_json(Method::GET, &format!("/links/{link_id}"), None)
+        .await;
     assert_eq!(s, 200, "{b}");
     b["uses"].as_u64().expect("uses")
 }
 
-async fn account_with_avatar_agent(lobby: &Lobby, max_concurrency: u32) -> (String, String) {
+/// An account and an agent whose avatar (a face) the returned server serves.
+async fn account_with_avatar_agent(
+    lobby: &Lobby,
+    max_concurrency: u32,
+) -> (String, String, AvatarServer) {
+    let avatars = AvatarServer::start().await;
     let account = lobby.create_account(max_concurrency).await;
-    let agent = lobby.create_agent(&account, json!({ "avatar_image_url": AVATAR })).await;
-    (account, agent)
+    let agent = lobby
+        .create_agent(
+            &account,
+            json!({ "avatar_image_url": avatars.url("face.jpg") }),
+        )
+        .await;
+    (account, agent, avatars)
 }
 
 #[tokio::test]
 async fn start_session_replays_the_seed_example() {
     let lobby = Lobby::start(LobbyOptions::default()).await;
-    let (account, agent) = account_with_avatar_agent(&lobby, 3).await;
+    let (account, agent, _avatars) = account_with_avatar_agent(&lobby, 3).await;
     let link = lobby.create_link(&account, &agent, json!({})).await;
     let link_id = link["id"].as_str().expect("id");
     assert!(link_id.starts_with("lnk_"));
 
-    let (s, b) = start(&lobby, 0, json!({ "link_id": link_id, "aspect_ratio": "1:1" })).await;
+    let (s, b) = start(
+        &lobby,
+        0,
+        json!({ "link_id": link_id, "aspect_ratio": "1:1" }),
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     let keys: Vec<&String> = b.as_object().expect("object").keys().collect();
-    assert_eq!(keys, ["agent_identity", "livekit_url", "participant_token", "session_id", "success"]);
+    assert_eq!(
+        keys,
+        [
+            "agent_identity",
+            "livekit_url",
+            "participant_token",
+            "session_id",
+            "success"
+        ]
+    );
     assert_eq!(b["success"], true);
     let session_id = b["session_id"].as_str().expect("session_id");
-    assert!(session_id.starts_with("sess_") && session_id.len() == "sess_01H3Z8G9YR3K2N5M6P7Q8W4T".len(), "{session_id}");
+    assert!(
+        session_id.starts_with("sess_")
+            && session_id.len() == "sess_01H3Z8G9YR3K2N5M6P7Q8W4T".len(),
+        "{session_id}"
+    );
     assert_eq!(b["livekit_url"], "ws://127.0.0.1:7880");
     assert_eq!(b["agent_identity"], "lobby-avatar-agent");
 
@@ -63,10 +100,15 @@ async fn start_session_replays_the_seed_example() {
         .verify(b["participant_token"].as_str().expect("token"))
         .expect("user token verifies");
     assert_eq!(claims.video.room, format!("lobby-{session_id}"));
-    assert_ne!(claims.sub, "lobby-avatar-agent", "the user is not the agent");
+    assert_ne!(
+        claims.sub, "lobby-avatar-agent",
+        "the user is not the agent"
+    );
     assert!(!claims.video.agent);
 
-    let (s, record) = lobby.admin_json(Method::GET, &format!("/sessions/{session_id}"), None).await;
+    let (s, record) = lobby
+        .admin_json(Method::GET, &format!("/sessions/{session_id}"), None)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(record["kind"], "link");
     assert_eq!(record["link_id"], link_id);
@@ -74,7 +116,11 @@ async fn start_session_replays_the_seed_example() {
     assert_eq!(record["agent_identity"], "lobby-avatar-agent");
     assert_eq!(record["status"], "active");
     assert_eq!(uses(&lobby, link_id).await, 1, "the use was counted");
-    assert_eq!(lobby.active_sessions(&account).await, 1, "it counts against the owner's limits");
+    assert_eq!(
+        lobby.active_sessions(&account).await,
+        1,
+        "it counts against the owner's limits"
+    );
 
     // The agent's token stays server-side on the record, for the worker.
     let mut redis = lobby.redis.connection().await;
@@ -95,7 +141,7 @@ async fn start_session_replays_the_seed_example() {
 #[tokio::test]
 async fn aspect_ratio_defaults_to_4_3_when_missing_or_invalid() {
     let lobby = Lobby::start(LobbyOptions::default()).await;
-    let (account, agent) = account_with_avatar_agent(&lobby, 10).await;
+    let (account, agent, _avatars) = account_with_avatar_agent(&lobby, 10).await;
     let link = lobby.create_link(&account, &agent, json!({})).await;
     let id = link["id"].as_str().expect("id");
     for (ratio, want) in [
@@ -112,7 +158,11 @@ async fn aspect_ratio_defaults_to_4_3_when_missing_or_invalid() {
         let (s, b) = start(&lobby, 0, body).await;
         assert_eq!(s, 200, "{ratio:?}: {b}");
         let (_, record) = lobby
-            .admin_json(Method::GET, &format!("/sessions/{}", b["session_id"].as_str().expect("id")), None)
+            .admin_json(
+                Method::GET,
+                &format!("/sessions/{}", b["session_id"].as_str().expect("id")),
+                None,
+            )
             .await;
         assert_eq!(record["aspect_ratio"], want, "{ratio:?}");
     }
@@ -121,10 +171,13 @@ async fn aspect_ratio_defaults_to_4_3_when_missing_or_invalid() {
 #[tokio::test]
 async fn invalid_links_are_refused_in_the_seed_shape() {
     let lobby = Lobby::start(LobbyOptions::default()).await;
-    let (account, agent) = account_with_avatar_agent(&lobby, 10).await;
+    let (account, agent, avatars) = account_with_avatar_agent(&lobby, 10).await;
     let no_avatar = lobby.create_agent(&account, json!({})).await;
     let unpublished = lobby
-        .create_agent(&account, json!({ "avatar_image_url": AVATAR, "status": "unpublished" }))
+        .create_agent(
+            &account,
+            json!({ "avatar_image_url": avatars.url("face.jpg"), "status": "unpublished" }),
+        )
         .await;
 
     let (s, b) = start(&lobby, 0, json!({})).await;
@@ -140,12 +193,18 @@ async fn invalid_links_are_refused_in_the_seed_shape() {
 
     let inactive = lobby.create_link(&account, &agent, json!({})).await;
     let id = inactive["id"].as_str().expect("id");
-    lobby.admin_json(Method::POST, &format!("/links/{id}/deactivate"), None).await;
+    lobby
+        .admin_json(Method::POST, &format!("/links/{id}/deactivate"), None)
+        .await;
     let (s, b) = start(&lobby, 0, json!({ "link_id": id })).await;
     assert_refused(s, &b, 403, "link_inactive");
 
     let expiring = lobby
-        .create_link(&account, &agent, json!({ "expires_at": lobby_tests::now_ms() + 60_000 }))
+        .create_link(
+            &account,
+            &agent,
+            json!({ "expires_at": lobby_tests::now_ms() + 60_000 }),
+        )
         .await;
     let id = expiring["id"].as_str().expect("id");
     assert_eq!(start(&lobby, 0, json!({ "link_id": id })).await.0, 200);
@@ -153,18 +212,27 @@ async fn invalid_links_are_refused_in_the_seed_shape() {
     let (s, b) = start(&lobby, 0, json!({ "link_id": id })).await;
     assert_refused(s, &b, 410, "link_expired");
 
-    let once = lobby.create_link(&account, &agent, json!({ "use_limit": 1 })).await;
+    let once = lobby
+        .create_link(&account, &agent, json!({ "use_limit": 1 }))
+        .await;
     let id = once["id"].as_str().expect("id");
     assert_eq!(start(&lobby, 0, json!({ "link_id": id })).await.0, 200);
     let (s, b) = start(&lobby, 0, json!({ "link_id": id })).await;
     assert_refused(s, &b, 403, "link_used_up");
 
-    for (agent_id, status, code) in [(&no_avatar, 422, "avatar_missing"), (&unpublished, 403, "agent_unpublished")] {
+    for (agent_id, status, code) in [
+        (&no_avatar, 422, "avatar_missing"),
+        (&unpublished, 403, "agent_unpublished"),
+    ] {
         let link = lobby.create_link(&account, agent_id, json!({})).await;
         let id = link["id"].as_str().expect("id");
         let (s, b) = start(&lobby, 0, json!({ "link_id": id })).await;
         assert_refused(s, &b, status, code);
-        assert_eq!(uses(&lobby, id).await, 0, "{code}: a refused start takes no use");
+        assert_eq!(
+            uses(&lobby, id).await,
+            0,
+            "{code}: a refused start takes no use"
+        );
     }
 }
 
@@ -179,22 +247,30 @@ async fn a_refused_or_failed_start_gives_its_use_back() {
         ..Default::default()
     })
     .await;
-    let (account, agent) = account_with_avatar_agent(&lobby, 1).await;
-    let link = lobby.create_link(&account, &agent, json!({ "use_limit": 2 })).await;
+    let (account, agent, _avatars) = account_with_avatar_agent(&lobby, 1).await;
+    let link = lobby
+        .create_link(&account, &agent, json!({ "use_limit": 2 }))
+        .await;
     let id = link["id"].as_str().expect("id");
     for _ in 0..3 {
         let (s, b) = start(&lobby, 0, json!({ "link_id": id })).await;
         assert_refused(s, &b, 502, "room_creation_failed");
     }
-    assert_eq!(uses(&lobby, id).await, 0, "every failed start gave its use back");
+    assert_eq!(
+        uses(&lobby, id).await,
+        0,
+        "every failed start gave its use back"
+    );
     assert_eq!(lobby.active_sessions(&account).await, 0);
 }
 
 #[tokio::test]
 async fn quota_refusals_are_429_and_give_the_use_back() {
     let lobby = Lobby::start(LobbyOptions::default()).await;
-    let (account, agent) = account_with_avatar_agent(&lobby, 1).await;
-    let link = lobby.create_link(&account, &agent, json!({ "use_limit": 5 })).await;
+    let (account, agent, _avatars) = account_with_avatar_agent(&lobby, 1).await;
+    let link = lobby
+        .create_link(&account, &agent, json!({ "use_limit": 5 }))
+        .await;
     let id = link["id"].as_str().expect("id");
     assert_eq!(start(&lobby, 0, json!({ "link_id": id })).await.0, 200);
     let r = lobby
@@ -207,8 +283,15 @@ async fn quota_refusals_are_429_and_give_the_use_back() {
     assert!(r.headers().get("retry-after").is_some());
     let (s, b) = (r.status().as_u16(), r.json::<Value>().await.expect("json"));
     assert_refused(s, &b, 429, "concurrency_limit");
-    assert!(b["retry_after_seconds"].as_u64().is_some_and(|r| r > 0), "{b}");
-    assert_eq!(uses(&lobby, id).await, 1, "the refused start's use came back");
+    assert!(
+        b["retry_after_seconds"].as_u64().is_some_and(|r| r > 0),
+        "{b}"
+    );
+    assert_eq!(
+        uses(&lobby, id).await,
+        1,
+        "the refused start's use came back"
+    );
 }
 
 #[tokio::test]
@@ -220,8 +303,10 @@ async fn use_limit_admits_exactly_n_under_contention() {
         ..Default::default()
     })
     .await;
-    let (account, agent) = account_with_avatar_agent(&lobby, 1000).await;
-    let link = lobby.create_link(&account, &agent, json!({ "use_limit": LIMIT })).await;
+    let (account, agent, _avatars) = account_with_avatar_agent(&lobby, 1000).await;
+    let link = lobby
+        .create_link(&account, &agent, json!({ "use_limit": LIMIT }))
+        .await;
     let id = link["id"].as_str().expect("id").to_owned();
     let results = join_all((0..STARTS).map(|i| {
         let (lobby, id) = (&lobby, id.clone());
@@ -234,7 +319,11 @@ async fn use_limit_admits_exactly_n_under_contention() {
         .filter(|(s, b)| *s == 403 && b["error"] == "link_used_up")
         .count();
     assert_eq!(admitted, LIMIT, "exactly use_limit starts");
-    assert_eq!(used_up, STARTS - LIMIT as usize, "every other start is link_used_up");
+    assert_eq!(
+        used_up,
+        STARTS - LIMIT as usize,
+        "every other start is link_used_up"
+    );
     assert_eq!(uses(&lobby, &id).await, LIMIT);
 }
 
@@ -245,13 +334,19 @@ async fn links_api_needs_an_api_key_with_links_write() {
         ..Default::default()
     })
     .await;
-    let (account, agent) = account_with_avatar_agent(&lobby, 3).await;
-    let (other_account, other_agent) = account_with_avatar_agent(&lobby, 3).await;
+    let (account, agent, _avatars) = account_with_avatar_agent(&lobby, 3).await;
+    let (other_account, other_agent, _other_avatars) = account_with_avatar_agent(&lobby, 3).await;
     let writer = lobby.create_api_key(&account, &["links:write"]).await;
     let reader = lobby.create_api_key(&account, &["sessions:read"]).await;
     let admin = lobby.create_api_key(&account, &["admin"]).await;
-    let call = |gateway: usize, method: Method, path: &str, auth: Option<(&'static str, String)>, body: Option<Value>| {
-        let mut req = lobby.http.request(method, format!("{}{path}", lobby.gateways[gateway]));
+    let call = |gateway: usize,
+                method: Method,
+                path: &str,
+                auth: Option<(&'static str, String)>,
+                body: Option<Value>| {
+        let mut req = lobby
+            .http
+            .request(method, format!("{}{path}", lobby.gateways[gateway]));
         if let Some((name, value)) = auth {
             req = req.header(name, value);
         }
@@ -264,11 +359,32 @@ async fn links_api_needs_an_api_key_with_links_write() {
         }
     };
 
-    let (s, b) = call(0, Method::POST, "/v1/links", None, Some(json!({ "agent_id": agent }))).await;
+    let (s, b) = call(
+        0,
+        Method::POST,
+        "/v1/links",
+        None,
+        Some(json!({ "agent_id": agent })),
+    )
+    .await;
     assert_refused(s, &b, 401, "key_missing");
-    let (s, b) = call(0, Method::POST, "/v1/links", Some(("x-api-key", reader.clone())), Some(json!({ "agent_id": agent }))).await;
+    let (s, b) = call(
+        0,
+        Method::POST,
+        "/v1/links",
+        Some(("x-api-key", reader.clone())),
+        Some(json!({ "agent_id": agent })),
+    )
+    .await;
     assert_refused(s, &b, 403, "scope_denied");
-    let (s, b) = call(0, Method::POST, "/v1/links", Some(("x-api-key", "lby_nope".into())), Some(json!({ "agent_id": agent }))).await;
+    let (s, b) = call(
+        0,
+        Method::POST,
+        "/v1/links",
+        Some(("x-api-key", "lby_nope".into())),
+        Some(json!({ "agent_id": agent })),
+    )
+    .await;
     assert_refused(s, &b, 401, "key_malformed");
 
     let (s, created) = call(
@@ -287,27 +403,73 @@ async fn links_api_needs_an_api_key_with_links_write() {
     let (s, listed) = call(1, Method::GET, "/v1/links", bearer.clone(), None).await;
     assert_eq!(s, 200, "{listed}");
     assert_eq!(listed["links"].as_array().expect("links").len(), 1);
-    let (s, _) = call(1, Method::GET, &format!("/v1/links/{link_id}"), Some(("x-api-key", admin.clone())), None).await;
+    let (s, _) = call(
+        1,
+        Method::GET,
+        &format!("/v1/links/{link_id}"),
+        Some(("x-api-key", admin.clone())),
+        None,
+    )
+    .await;
     assert_eq!(s, 200, "admin carries every scope");
 
     // Another account's agents and links do not exist for this key.
-    let (s, b) = call(0, Method::POST, "/v1/links", Some(("x-api-key", writer.clone())), Some(json!({ "agent_id": other_agent }))).await;
+    let (s, b) = call(
+        0,
+        Method::POST,
+        "/v1/links",
+        Some(("x-api-key", writer.clone())),
+        Some(json!({ "agent_id": other_agent })),
+    )
+    .await;
     assert_refused(s, &b, 400, "invalid_request");
-    let foreign = lobby.create_link(&other_account, &other_agent, json!({})).await;
+    let foreign = lobby
+        .create_link(&other_account, &other_agent, json!({}))
+        .await;
     let foreign_id = foreign["id"].as_str().expect("id");
-    let (s, b) = call(0, Method::GET, &format!("/v1/links/{foreign_id}"), Some(("x-api-key", writer.clone())), None).await;
+    let (s, b) = call(
+        0,
+        Method::GET,
+        &format!("/v1/links/{foreign_id}"),
+        Some(("x-api-key", writer.clone())),
+        None,
+    )
+    .await;
     assert_refused(s, &b, 404, "link_not_found");
-    let (s, b) = call(0, Method::DELETE, &format!("/v1/links/{foreign_id}"), Some(("x-api-key", writer.clone())), None).await;
+    let (s, b) = call(
+        0,
+        Method::DELETE,
+        &format!("/v1/links/{foreign_id}"),
+        Some(("x-api-key", writer.clone())),
+        None,
+    )
+    .await;
     assert_refused(s, &b, 404, "link_not_found");
 
-    let (s, b) = call(0, Method::DELETE, &format!("/v1/links/{link_id}"), Some(("x-api-key", writer.clone())), None).await;
+    let (s, b) = call(
+        0,
+        Method::DELETE,
+        &format!("/v1/links/{link_id}"),
+        Some(("x-api-key", writer.clone())),
+        None,
+    )
+    .await;
     assert_eq!((s, &b["link"]["active"]), (200, &json!(false)), "{b}");
 
     // Revocation is seen at once by every gateway replica.
     let prefix = writer.split('_').nth(1).expect("prefix");
-    lobby.admin_json(Method::POST, &format!("/keys/{prefix}/revoke"), None).await;
+    lobby
+        .admin_json(Method::POST, &format!("/keys/{prefix}/revoke"), None)
+        .await;
     for gateway in 0..2 {
-        let (s, b) = call(gateway, Method::GET, "/v1/links", Some(("x-api-key", writer.clone())), None).await;
+        let (s, b) = call(
+            gateway,
+            Method::GET,
+            "/v1/links",
+            Some(("x-api-key", writer.clone())),
+            None,
+        )
+        .await;
         assert_refused(s, &b, 403, "key_revoked");
     }
 
@@ -320,13 +482,45 @@ async fn links_api_needs_an_api_key_with_links_write() {
         .await;
     assert_eq!(s, 201);
     let expiring = expiring["key"].as_str().expect("key").to_owned();
-    assert_eq!(call(0, Method::GET, "/v1/links", Some(("x-api-key", expiring.clone())), None).await.0, 200);
+    assert_eq!(
+        call(
+            0,
+            Method::GET,
+            "/v1/links",
+            Some(("x-api-key", expiring.clone())),
+            None
+        )
+        .await
+        .0,
+        200
+    );
     lobby.advance_clock(10_001);
-    let (s, b) = call(0, Method::GET, "/v1/links", Some(("x-api-key", expiring)), None).await;
+    let (s, b) = call(
+        0,
+        Method::GET,
+        "/v1/links",
+        Some(("x-api-key", expiring)),
+        None,
+    )
+    .await;
     assert_refused(s, &b, 401, "key_expired");
 
-    for bad in [json!({ "scopes": [] }), json!({ "scopes": ["everything"] }), json!({ "scopes": ["admin"], "expires_at_ms": 5 })] {
-        let (s, b) = lobby.admin_json(Method::POST, &format!("/accounts/{account}/api-keys"), Some(bad)).await;
-        assert_eq!((s, &b["error_code"]), (400, &json!("invalid_request")), "{b}");
+    for bad in [
+        json!({ "scopes": [] }),
+        json!({ "scopes": ["everything"] }),
+        json!({ "scopes": ["admin"], "expires_at_ms": 5 }),
+    ] {
+        let (s, b) = lobby
+            .admin_json(
+                Method::POST,
+                &format!("/accounts/{account}/api-keys"),
+                Some(bad),
+            )
+            .await;
+        assert_eq!(
+            (s, &b["error_code"]),
+            (400, &json!("invalid_request")),
+            "{b}"
+        );
     }
 }

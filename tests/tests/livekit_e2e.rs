@@ -2,7 +2,7 @@
 //! server after a start, LiveKit's own Python SDK accepts the token we mint,
 //! and ending the session deletes the room.
 
-use lobby_tests::{livekit, Lobby, LobbyOptions, RoomProvider};
+use lobby_tests::{avatar_server::AvatarServer, livekit, Lobby, LobbyOptions, RoomProvider};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -75,7 +75,9 @@ async fn started_session_has_a_real_room_and_a_token_livekit_accepts() {
 
 #[tokio::test]
 async fn link_start_mints_distinct_user_and_agent_tokens_for_one_room() {
-    let Some(bin) = livekit::binary_or_skip("link_start_mints_distinct_user_and_agent_tokens_for_one_room") else {
+    let Some(bin) =
+        livekit::binary_or_skip("link_start_mints_distinct_user_and_agent_tokens_for_one_room")
+    else {
         return;
     };
     let dir = lobby_tests::scratch_dir("livekit");
@@ -88,9 +90,13 @@ async fn link_start_mints_distinct_user_and_agent_tokens_for_one_room() {
         ..Default::default()
     })
     .await;
+    let avatars = AvatarServer::start().await;
     let account = lobby.create_account(2).await;
     let agent = lobby
-        .create_agent(&account, json!({ "avatar_image_url": "https://cdn.example.com/a.png" }))
+        .create_agent(
+            &account,
+            json!({ "avatar_image_url": avatars.url("face.jpg") }),
+        )
         .await;
     let link = lobby.create_link(&account, &agent, json!({})).await;
     let r = lobby
@@ -105,8 +111,16 @@ async fn link_start_mints_distinct_user_and_agent_tokens_for_one_room() {
     assert_eq!(body["livekit_url"], server.ws_url().as_str());
     let session_id = body["session_id"].as_str().expect("id");
     let room = format!("lobby-{session_id}");
-    let rooms = server.room_client().list_rooms(vec![room.clone()]).await.expect("list rooms");
-    assert_eq!(rooms.len(), 1, "a new room with a unique name exists on the server");
+    let rooms = server
+        .room_client()
+        .list_rooms(vec![room.clone()])
+        .await
+        .expect("list rooms");
+    assert_eq!(
+        rooms.len(),
+        1,
+        "a new room with a unique name exists on the server"
+    );
 
     let mut redis = lobby.redis.connection().await;
     let agent_token: String = redis::cmd("HGET")
@@ -117,10 +131,16 @@ async fn link_start_mints_distinct_user_and_agent_tokens_for_one_room() {
         .expect("agent token");
     let user = livekit::verify_with_python_sdk(body["participant_token"].as_str().expect("token"));
     let agent = livekit::verify_with_python_sdk(&agent_token);
-    assert_eq!((user["verified"].clone(), agent["verified"].clone()), (json!(true), json!(true)));
+    assert_eq!(
+        (user["verified"].clone(), agent["verified"].clone()),
+        (json!(true), json!(true))
+    );
     assert_eq!(user["room"], room.as_str());
     assert_eq!(agent["room"], room.as_str());
     assert_eq!(agent["identity"], body["agent_identity"]);
     assert_ne!(user["identity"], agent["identity"]);
-    assert_eq!((user["agent"].clone(), agent["agent"].clone()), (json!(false), json!(true)));
+    assert_eq!(
+        (user["agent"].clone(), agent["agent"].clone()),
+        (json!(false), json!(true))
+    );
 }

@@ -52,13 +52,15 @@ pub enum TokenRejection {
     Expired,
 }
 
+/// A key of the ring: (secret, retired_at_ms). Entries change only on rotation.
+type SigningKey = (Vec<u8>, i64);
+
 #[derive(Clone)]
 pub struct SessionTokens {
     redis: ConnectionManager,
     hasher: KeyHasher,
     ttl_seconds: i64,
-    /// kid → (secret, retired_at_ms); entries change only on rotation.
-    cache: Arc<RwLock<HashMap<String, (Vec<u8>, i64)>>>,
+    cache: Arc<RwLock<HashMap<String, SigningKey>>>,
 }
 
 impl SessionTokens {
@@ -128,7 +130,7 @@ impl SessionTokens {
         Ok(())
     }
 
-    async fn key(&self, kid: &str) -> Result<Option<(Vec<u8>, i64)>, AuthError> {
+    async fn key(&self, kid: &str) -> Result<Option<SigningKey>, AuthError> {
         if let Some(hit) = self.cache.read().await.get(kid) {
             return Ok(Some(hit.clone()));
         }

@@ -79,7 +79,7 @@ async fn main() -> Result<(), BoxError> {
             Some(done) = tasks.join_next() => Err(exit_reason(done)),
         };
         match seeded {
-            Ok(()) => print_banner(gateway_addr),
+            Ok(agent_key) => print_banner(gateway_addr, agent_key.as_deref()),
             Err(e) => {
                 tracing::error!(error = %e, "demo seed failed; stopping");
                 return Err(e);
@@ -121,7 +121,9 @@ fn exit_reason(
 
 /// Creates the demo account and agent unless they exist (a restart keeps
 /// whatever an operator changed on them).
-async fn seed_demo(auth_url: &str) -> Result<(), BoxError> {
+/// Returns the demo agent's key when this run created the agent (a key is
+/// shown once; a restart prints none).
+async fn seed_demo(auth_url: &str) -> Result<Option<String>, BoxError> {
     let channel = lobby_kit::grpc::lazy_channel(auth_url, Duration::from_secs(5))?;
     let mut auth = AuthClient::new(channel);
     let mut attempt = 0;
@@ -158,14 +160,21 @@ async fn seed_demo(auth_url: &str) -> Result<(), BoxError> {
         })
         .await;
     match created {
-        Ok(_) => Ok(()),
-        Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(()),
+        Ok(r) => Ok(r.into_inner().agent_key.map(|k| k.key)),
+        Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(None),
         Err(s) => Err(s.into()),
     }
 }
 
-fn print_banner(gateway: std::net::SocketAddr) {
+fn print_banner(gateway: std::net::SocketAddr, agent_key: Option<&str>) {
     println!(
-        "\nLobby is running. Start a session with the demo agent:\n\n  curl -sS -X POST http://{gateway}/v1/public/agents/connect \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"agent_id\": \"{DEMO_AGENT}\"}}'\n\nHealth: curl -sS http://{gateway}/healthz   (Ctrl-C stops everything)\n"
+        "\nLobby is running. Start a session with the demo agent:\n\n  curl -sS -X POST http://{gateway}/v1/public/agents/connect \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"agent_id\": \"{DEMO_AGENT}\"}}'\n"
     );
+    match agent_key {
+        Some(key) => println!(
+            "The demo agent's key (shown once; rotate it with POST /admin/v1/agents/{DEMO_AGENT}/keys):\n  {key}\n  curl -sS -X POST http://{gateway}/api/agent/v1/session/create/ -H 'X-OTAS-AGENT-KEY: {key}'\n"
+        ),
+        None => println!("The demo agent's key was printed when it was created; rotate it with POST /admin/v1/agents/{DEMO_AGENT}/keys.\n"),
+    }
+    println!("Health: curl -sS http://{gateway}/healthz   (Ctrl-C stops everything)\n");
 }

@@ -1,4 +1,4 @@
-use crate::{admission::Refusal, providers::ProviderError};
+use crate::{admission::Refusal, avatar::AvatarRejection, providers::ProviderError};
 use lobby_kit::grpc::CodedError;
 use tonic::Code;
 
@@ -14,6 +14,8 @@ pub enum RoomsError {
     ConcurrencyLimit(Refusal),
     #[error("The account has no session minutes left")]
     MinutesExhausted(Refusal),
+    #[error("{0}")]
+    AvatarRejected(AvatarRejection),
     #[error("WebRTC room could not be created: {0}")]
     RoomCreationFailed(#[from] ProviderError),
     #[error("{field}: {reason}")]
@@ -30,6 +32,7 @@ impl CodedError for RoomsError {
         match self {
             Self::ConcurrencyLimit(_) => "concurrency_limit",
             Self::MinutesExhausted(_) => "minutes_exhausted",
+            Self::AvatarRejected(r) => r.machine_code(),
             Self::RoomCreationFailed(_) => "room_creation_failed",
             Self::InvalidArgument { .. } => "invalid_request",
             Self::Store(_) => "internal_error",
@@ -38,6 +41,7 @@ impl CodedError for RoomsError {
 
     fn grpc_code(&self) -> Code {
         match self {
+            Self::AvatarRejected(_) => Code::FailedPrecondition,
             Self::ConcurrencyLimit(_) | Self::MinutesExhausted(_) => Code::ResourceExhausted,
             Self::RoomCreationFailed(_) => Code::Unavailable,
             Self::InvalidArgument { .. } => Code::InvalidArgument,

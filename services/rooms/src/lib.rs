@@ -1,7 +1,8 @@
-//! Lobby's rooms service: admission under Redis-tracked semaphores and rooms
-//! on the media providers.
+//! Lobby's rooms service: admission under Redis-tracked semaphores and
+//! minutes, avatar validation, and rooms on the media providers.
 
 pub mod admission;
+pub mod avatar;
 pub mod error;
 pub mod providers;
 pub mod service;
@@ -15,63 +16,100 @@ pub struct RoomsConfig {
     pub listen: SocketAddr,
     pub redis_url: String,
     pub livekit: LiveKitConfig,
+    pub avatar: avatar::AvatarConfig,
 }
 
 impl RoomsConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        let url = s.string_or("LOBBY_LIVEKIT_URL", "ws://127.0.0.1:7880");
-        Settings::ensure(
-            "LOBBY_LIVEKIT_URL",
-            url.starts_with("ws://") || url.starts_with("wss://"),
-            "must be a ws:// or wss:// URL",
-        )?;
-        // The API answers on the same host over HTTP(S) unless told otherwise.
-        let derived_api = url.replacen("ws", "http", 1);
-        let api_url = s.string_or("LOBBY_LIVEKIT_API_URL", &derived_api);
-        Settings::ensure(
-            "LOBBY_LIVEKIT_API_URL",
-            api_url.starts_with("http://") || api_url.starts_with("https://"),
-            "must be an http:// or https:// URL",
-        )?;
-        let api_key = s.string_or("LOBBY_LIVEKIT_API_KEY", "devkey");
-        let api_secret = s.string_or("LOBBY_LIVEKIT_API_SECRET", "secret");
-        Settings::ensure(
-            "LOBBY_LIVEKIT_API_KEY",
-            !api_key.is_empty(),
-            "must not be empty",
-        )?;
-        Settings::ensure(
-            "LOBBY_LIVEKIT_API_SECRET",
-            !api_secret.is_empty(),
-            "must not be empty",
-        )?;
-        let token_ttl_seconds: u64 = s.get_or("LOBBY_LIVEKIT_TOKEN_TTL_SECONDS", 3600)?;
-        Settings::ensure(
-            "LOBBY_LIVEKIT_TOKEN_TTL_SECONDS",
-            (60..=86_400).contains(&token_ttl_seconds),
-            "must be between 60 and 86400",
-        )?;
         Ok(Self {
             listen: s.get_or(
                 "LOBBY_ROOMS_LISTEN",
                 SocketAddr::from(([127, 0, 0, 1], 50053)),
             )?,
             redis_url: s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379"),
-            livekit: LiveKitConfig {
-                mode: s.get_or("LOBBY_LIVEKIT_MODE", LiveKitMode::Server)?,
-                url,
-                api_url,
-                api_key,
-                api_secret,
-                token_ttl: Duration::from_secs(token_ttl_seconds),
-                empty_timeout_seconds: s.get_or("LOBBY_LIVEKIT_EMPTY_TIMEOUT_SECONDS", 300)?,
-                max_participants: s.get_or("LOBBY_LIVEKIT_MAX_PARTICIPANTS", 4)?,
-                request_timeout: Duration::from_millis(
-                    s.get_or("LOBBY_LIVEKIT_REQUEST_TIMEOUT_MS", 5000)?,
-                ),
-            },
+            livekit: livekit_config(s)?,
+            avatar: avatar_config(s)?,
         })
     }
+}
+
+fn livekit_config(s: &Settings) -> Result<LiveKitConfig, ConfigError> {
+    let url = s.string_or("LOBBY_LIVEKIT_URL", "ws://127.0.0.1:7880");
+    Settings::ensure(
+        "LOBBY_LIVEKIT_URL",
+        url.starts_with("ws://") || url.starts_with("wss://"),
+        "must be a ws:// or wss:// URL",
+    )?;
+    // The API answers on the same host over HTTP(S) unless told otherwise.
+    let derived_api = url.replacen("ws", "http", 1);
+    let api_url = s.string_or("LOBBY_LIVEKIT_API_URL", &derived_api);
+    Settings::ensure(
+        "LOBBY_LIVEKIT_API_URL",
+        api_url.starts_with("http://") || api_url.starts_with("https://"),
+        "must be an http:// or https:// URL",
+    )?;
+    let api_key = s.string_or("LOBBY_LIVEKIT_API_KEY", "devkey");
+    let api_secret = s.string_or("LOBBY_LIVEKIT_API_SECRET", "secret");
+    Settings::ensure(
+        "LOBBY_LIVEKIT_API_KEY",
+        !api_key.is_empty(),
+        "must not be empty",
+    )?;
+    Settings::ensure(
+        "LOBBY_LIVEKIT_API_SECRET",
+        !api_secret.is_empty(),
+        "must not be empty",
+    )?;
+    let token_ttl_seconds: u64 = s.get_or("LOBBY_LIVEKIT_TOKEN_TTL_SECONDS", 3600)?;
+    Settings::ensure(
+        "LOBBY_LIVEKIT_TOKEN_TTL_SECONDS",
+        (60..=86_400).contains(&token_ttl_seconds),
+        "must be between 60 and 86400",
+    )?;
+    Ok(LiveKitConfig {
+        mode: s.get_or("LOBBY_LIVEKIT_MODE", LiveKitMode::Server)?,
+        url,
+        api_url,
+        api_key,
+        api_secret,
+        token_ttl: Duration::from_secs(token_ttl_seconds),
+        empty_timeout_seconds: s.get_or("LOBBY_LIVEKIT_EMPTY_TIMEOUT_SECONDS", 300)?,
+        max_participants: s.get_or("LOBBY_LIVEKIT_MAX_PARTICIPANTS", 4)?,
+        request_timeout: Duration::from_millis(s.get_or("LOBBY_LIVEKIT_REQUEST_TIMEOUT_MS", 5000)?),
+    })
+}
+
+fn avatar_config(s: &Settings) -> Result<avatar::AvatarConfig, ConfigError> {
+    let config = avatar::AvatarConfig {
+        max_bytes: s.get_or("LOBBY_AVATAR_MAX_BYTES", 5 << 20)?,
+        fetch_timeout: Duration::from_millis(s.get_or("LOBBY_AVATAR_FETCH_TIMEOUT_MS", 5000)?),
+        max_redirects: s.get_or("LOBBY_AVATAR_MAX_REDIRECTS", 3)?,
+        allow_private_addresses: s.get_or("LOBBY_AVATAR_ALLOW_PRIVATE_ADDRESSES", false)?,
+        min_side: s.get_or("LOBBY_AVATAR_MIN_SIDE", 128)?,
+        max_side: s.get_or("LOBBY_AVATAR_MAX_SIDE", 4096)?,
+        url_cache_seconds: s.get_or("LOBBY_AVATAR_CACHE_SECONDS", 600)?,
+    };
+    Settings::ensure(
+        "LOBBY_AVATAR_MIN_SIDE",
+        config.min_side >= 24 && config.min_side <= config.max_side,
+        "must be at least 24 and at most LOBBY_AVATAR_MAX_SIDE",
+    )?;
+    Settings::ensure(
+        "LOBBY_AVATAR_MAX_SIDE",
+        config.max_side <= 16_384,
+        "must be at most 16384",
+    )?;
+    Settings::ensure(
+        "LOBBY_AVATAR_MAX_BYTES",
+        config.max_bytes >= 1024,
+        "must be at least 1024",
+    )?;
+    Settings::ensure(
+        "LOBBY_AVATAR_CACHE_SECONDS",
+        config.url_cache_seconds >= 1,
+        "must be positive",
+    )?;
+    Ok(config)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +118,8 @@ pub enum ServeError {
     Redis(#[from] lobby_kit::redis_conn::RedisConnectError),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("face detection model: {0}")]
+    Model(#[from] std::io::Error),
 }
 
 /// Serves the rooms gRPC API until `shutdown` resolves.
@@ -89,8 +129,9 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let redis = lobby_kit::redis_conn::connect(&config.redis_url).await?;
     let service = service::RoomsService::new(
-        admission::Semaphores::new(redis),
+        admission::Semaphores::new(redis.clone()),
         providers::livekit::LiveKit::new(config.livekit),
+        avatar::AvatarValidator::new(config.avatar, redis)?,
     );
     lobby_kit::grpc::serve(
         config.listen,

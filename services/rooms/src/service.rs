@@ -2,6 +2,7 @@
 
 use crate::{
     admission::{Admission, Limits, Scope, Semaphores, SlotRequest},
+    avatar::AvatarValidator,
     error::RoomsError,
     providers::{livekit::LiveKit, OpenedRoom, ProviderError},
 };
@@ -14,13 +15,15 @@ use tonic::{Request, Response, Status};
 pub struct RoomsService {
     semaphores: Semaphores,
     livekit: LiveKit,
+    avatars: AvatarValidator,
 }
 
 impl RoomsService {
-    pub fn new(semaphores: Semaphores, livekit: LiveKit) -> Self {
+    pub fn new(semaphores: Semaphores, livekit: LiveKit, avatars: AvatarValidator) -> Self {
         Self {
             semaphores,
             livekit,
+            avatars,
         }
     }
 
@@ -97,6 +100,18 @@ impl Rooms for RoomsService {
                 reason: "account_max_concurrency and max_session_seconds must be positive",
             }
             .into());
+        }
+        // Before anything is taken: a bad avatar costs the account nothing.
+        if !req.avatar_image_url.is_empty() {
+            if let Err(rejection) = self
+                .avatars
+                .validate(&req.avatar_image_url)
+                .await
+                .map_err(RoomsError::from)?
+            {
+                tracing::info!(session_id = %req.session_id, code = rejection.machine_code(), "avatar refused");
+                return Err(RoomsError::AvatarRejected(rejection).into());
+            }
         }
         let slot = SlotRequest {
             session_id: &req.session_id,

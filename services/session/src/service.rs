@@ -208,6 +208,7 @@ impl Sessions for SessionService {
                 provider: req.provider,
                 participant_identity: participant_identity(&req.client_user_ref, &session.id),
                 agent_identity: agent_identity.clone(),
+                avatar_image_url: req.avatar_image_url.clone(),
             })
             .await;
         let room = match allocated {
