@@ -142,7 +142,10 @@ impl ApiError {
             c if c.starts_with("avatar_") => (StatusCode::UNPROCESSABLE_ENTITY, None),
             "account_not_found" | "session_not_found" | "artifact_not_found" | "link_not_found"
             | "key_not_found" => (StatusCode::NOT_FOUND, None),
-            "already_exists" | "conflict" | "events_full" => (StatusCode::CONFLICT, None),
+            "already_exists" | "conflict" | "events_full" | "webhook_replayed" => {
+                (StatusCode::CONFLICT, None)
+            }
+            "webhook_stale" => (StatusCode::BAD_REQUEST, None),
             _ => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Some("Unexpected server error"),

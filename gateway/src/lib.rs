@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod json_body;
 pub mod metrics;
+pub mod webhooks;
 
 use axum::{
     extract::FromRef,
@@ -42,6 +43,9 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// `None` disables the admin API (every call answers 401).
     pub admin_token: Option<String>,
+    /// The LiveKit key pair webhooks are signed with.
+    pub livekit_api_key: String,
+    pub livekit_api_secret: String,
 }
 
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
@@ -71,6 +75,8 @@ impl GatewayConfig {
             upstream_timeout: Duration::from_millis(s.get_or("LOBBY_UPSTREAM_TIMEOUT_MS", 20_000)?),
             request_timeout: Duration::from_millis(s.get_or("LOBBY_REQUEST_TIMEOUT_MS", 30_000)?),
             admin_token,
+            livekit_api_key: s.string_or("LOBBY_LIVEKIT_API_KEY", "devkey"),
+            livekit_api_secret: s.string_or("LOBBY_LIVEKIT_API_SECRET", "secret"),
         })
     }
 }
@@ -81,6 +87,7 @@ pub struct AppState {
     pub redis: redis::Client,
     pub admin_token: Option<String>,
     pub metrics: metrics::Metrics,
+    pub livekit_webhooks: livekit_api::webhooks::WebhookReceiver,
 }
 
 impl FromRef<AppState> for metrics::Metrics {
@@ -133,6 +140,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             "/v1/links/{id}/deactivate",
             post(contracts::links::deactivate_link),
         )
+        .route(webhooks::livekit::PATH, post(webhooks::livekit::receive))
         .nest("/admin/v1", admin::router(state.clone()))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
@@ -163,6 +171,10 @@ pub async fn serve(
         redis: redis::Client::open(config.redis_url.as_str())?,
         admin_token: config.admin_token,
         metrics: metrics::Metrics::new()?,
+        livekit_webhooks: webhooks::livekit::receiver(
+            &config.livekit_api_key,
+            &config.livekit_api_secret,
+        ),
     };
     let app = router(state, config.request_timeout);
     let listener = tokio::net::TcpListener::bind(config.listen)

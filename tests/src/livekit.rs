@@ -45,12 +45,23 @@ pub struct LiveKitServer {
 
 impl LiveKitServer {
     pub async fn start(binary: &Path, dir: &Path) -> Self {
+        Self::start_with_webhook(binary, dir, None).await
+    }
+
+    /// Starts the server with its webhooks (signed with the API key) sent
+    /// to `webhook_url`.
+    pub async fn start_with_webhook(binary: &Path, dir: &Path, webhook_url: Option<&str>) -> Self {
         let port = crate::free_port();
         let rtc_tcp = crate::free_port();
         let rtc_udp = crate::free_port();
-        let config = format!(
+        let mut config = format!(
             "port: {port}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: {rtc_tcp}\n  udp_port: {rtc_udp}\n  use_external_ip: false\n  node_ip: 127.0.0.1\nkeys:\n  {API_KEY}: {API_SECRET}\n"
         );
+        if let Some(url) = webhook_url {
+            config.push_str(&format!(
+                "webhook:\n  api_key: {API_KEY}\n  urls:\n    - {url}\n"
+            ));
+        }
         let mut cmd = Command::new(binary);
         cmd.arg("--dev").arg("--config-body").arg(config);
         let guard = ChildGuard::spawn(&format!("livekit-{port}"), cmd, dir);

@@ -24,6 +24,9 @@ pub struct LobbyOptions {
     pub provider: RoomProvider,
     pub gateways: usize,
     pub extra_env: Vec<(String, String)>,
+    /// Port of the first gateway, when something must know it in advance
+    /// (a LiveKit server's webhook URL).
+    pub gateway_port: Option<u16>,
 }
 
 impl Default for LobbyOptions {
@@ -32,6 +35,7 @@ impl Default for LobbyOptions {
             provider: RoomProvider::TokenOnly,
             gateways: 1,
             extra_env: Vec::new(),
+            gateway_port: None,
         }
     }
 }
@@ -125,7 +129,10 @@ impl Lobby {
         ];
         let mut gateways = Vec::new();
         for i in 0..options.gateways.max(1) {
-            let port = crate::free_port();
+            let port = match (i, options.gateway_port) {
+                (0, Some(p)) => p,
+                _ => crate::free_port(),
+            };
             services.push(spawn(
                 &format!("gateway-{i}"),
                 "lobby-gateway",

@@ -225,4 +225,47 @@ impl Rooms for RoomsService {
             reserved_seconds: usage.reserved_seconds,
         }))
     }
+
+    async fn existing_rooms(
+        &self,
+        req: Request<pb::ExistingRoomsRequest>,
+    ) -> Result<Response<pb::ExistingRoomsResponse>, Status> {
+        let req = req.into_inner();
+        let known = match Provider::try_from(req.provider).unwrap_or(Provider::Livekit) {
+            Provider::Livekit | Provider::Unspecified => self
+                .livekit
+                .existing_rooms(req.room_names)
+                .await
+                .map_err(RoomsError::from)?,
+            Provider::Daily => None,
+        };
+        Ok(Response::new(pb::ExistingRoomsResponse {
+            authoritative: known.is_some(),
+            existing: known.unwrap_or_default(),
+        }))
+    }
+
+    async fn room_occupancy(
+        &self,
+        req: Request<pb::RoomOccupancyRequest>,
+    ) -> Result<Response<pb::RoomOccupancyResponse>, Status> {
+        let req = req.into_inner();
+        require(&req.room_name, "room_name")?;
+        let occupancy = match Provider::try_from(req.provider).unwrap_or(Provider::Livekit) {
+            Provider::Livekit | Provider::Unspecified => self
+                .livekit
+                .occupancy(&req.room_name, &req.agent_identity)
+                .await
+                .map_err(RoomsError::from)?,
+            Provider::Daily => None,
+        };
+        Ok(Response::new(match occupancy {
+            Some((users, agents)) => pb::RoomOccupancyResponse {
+                exists: true,
+                users,
+                agents,
+            },
+            None => pb::RoomOccupancyResponse::default(),
+        }))
+    }
 }

@@ -15,6 +15,10 @@ pub enum SessionError {
     Ended,
     #[error("The session's event log is full ({0} events)")]
     EventsFull(u32),
+    #[error("This webhook event was already received")]
+    WebhookReplayed,
+    #[error("This webhook event is too old to act on")]
+    WebhookStale,
     #[error("state store: {0}")]
     Store(#[from] redis::RedisError),
     #[error("stored session record is unreadable: {0}")]
@@ -38,6 +42,8 @@ impl CodedError for SessionError {
             Self::Orchestrator(_) => "orchestrator_error",
             Self::EndedWhileStarting | Self::Ended => "session_ended",
             Self::EventsFull(_) => "events_full",
+            Self::WebhookReplayed => "webhook_replayed",
+            Self::WebhookStale => "webhook_stale",
             Self::Store(_) | Self::Corrupt(_) => "internal_error",
         }
     }
@@ -50,6 +56,8 @@ impl CodedError for SessionError {
             Self::EndedWhileStarting => Code::Aborted,
             Self::Ended => Code::FailedPrecondition,
             Self::EventsFull(_) => Code::ResourceExhausted,
+            Self::WebhookReplayed => Code::AlreadyExists,
+            Self::WebhookStale => Code::FailedPrecondition,
             Self::Store(_) | Self::Corrupt(_) => Code::Internal,
         }
     }

@@ -17,6 +17,7 @@ pub struct SessionConfig {
     pub auth_url: String,
     pub upstream_timeout: Duration,
     pub policy: service::Policy,
+    pub clock: lobby_kit::time::Clock,
 }
 
 impl SessionConfig {
@@ -48,7 +49,14 @@ impl SessionConfig {
                 avatar_agent_identity: s
                     .string_or("LOBBY_AVATAR_AGENT_IDENTITY", "lobby-avatar-agent"),
                 max_events_per_session,
+                reaper_interval: Duration::from_millis(s.get_or("LOBBY_REAPER_INTERVAL_MS", 1000)?),
+                reconcile_interval: Duration::from_millis(
+                    s.get_or("LOBBY_RECONCILE_INTERVAL_MS", 30_000)?,
+                ),
+                reconcile_grace_ms: s.get_or("LOBBY_RECONCILE_GRACE_MS", 10_000)?,
+                webhook_max_age_ms: s.get_or("LOBBY_WEBHOOK_MAX_AGE_MS", 300_000)?,
             },
+            clock: lobby_kit::time::Clock::from_settings(s),
         })
     }
 }
@@ -80,12 +88,51 @@ pub async fn serve(
         rooms,
         auth,
         config.policy,
+        config.clock,
     );
-    lobby_kit::grpc::serve(
+    let sweeps = [
+        tokio::spawn(run_every(service.policy().reaper_interval, {
+            let service = service.clone();
+            move || {
+                let service = service.clone();
+                async move { service.reap_due().await.map(|_| ()) }
+            }
+        })),
+        tokio::spawn(run_every(service.policy().reconcile_interval, {
+            let service = service.clone();
+            move || {
+                let service = service.clone();
+                async move { service.reconcile().await.map(|_| ()) }
+            }
+        })),
+    ];
+    let served = lobby_kit::grpc::serve(
         config.listen,
         lobby_proto::session::sessions_server::SessionsServer::new(service),
         shutdown,
     )
-    .await?;
+    .await;
+    for sweep in sweeps {
+        sweep.abort();
+    }
+    served?;
     Ok(())
+}
+
+/// Runs `job` every `interval` until aborted; a failed run is logged and the
+/// next one tries again. Several replicas may sweep at once: ending is
+/// idempotent, so they only repeat each other's work.
+async fn run_every<F, Fut>(interval: Duration, job: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), error::SessionError>>,
+{
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = job().await {
+            tracing::warn!(error = %e, "background sweep failed; retrying next tick");
+        }
+    }
 }

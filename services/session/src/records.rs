@@ -13,16 +13,38 @@ use std::collections::HashMap;
 /// Why a session ended. A closed set: the record never holds anything else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndedReason {
-    /// The end API (admin route or gRPC) was called.
+    /// The end API was called (admin route, gRPC, seed 001's end).
     ExplicitEnd,
+    /// The provider said the room is gone (LiveKit `room_finished`, Daily `meeting.ended`).
+    ProviderRoomFinished,
+    /// The last user left the room (LiveKit `participant_left`).
+    UserLeft,
+    /// The session ran for the agent's `max_session_seconds`.
+    MaxDuration,
+    /// The session ran for all the minutes it could reserve, fewer than its maximum.
+    MinutesExhausted,
+    /// The reconciler found the provider no longer has the room (a lost webhook).
+    RoomMissing,
 }
 
 impl EndedReason {
-    pub const ALL: [EndedReason; 1] = [EndedReason::ExplicitEnd];
+    pub const ALL: [EndedReason; 6] = [
+        EndedReason::ExplicitEnd,
+        EndedReason::ProviderRoomFinished,
+        EndedReason::UserLeft,
+        EndedReason::MaxDuration,
+        EndedReason::MinutesExhausted,
+        EndedReason::RoomMissing,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ExplicitEnd => "explicit_end",
+            Self::ProviderRoomFinished => "provider_room_finished",
+            Self::UserLeft => "user_left",
+            Self::MaxDuration => "max_duration",
+            Self::MinutesExhausted => "minutes_exhausted",
+            Self::RoomMissing => "room_missing",
         }
     }
 
@@ -30,6 +52,11 @@ impl EndedReason {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
+
+/// Live sessions with a room, scored by the time they must end by. The
+/// reaper ends what is due; the reconciler walks it to compare with the
+/// provider. One global key: it is an index, never part of an atomic script.
+const DEADLINES: &str = "sessions:deadlines";
 
 fn record_key(account_id: &str, session_id: &str) -> String {
     format!("{{{account_id}}}:session:{session_id}")
@@ -132,6 +159,7 @@ impl SessionStore {
             ("meta_json", s.meta_json.clone()),
             ("created_at_ms", s.created_at_ms.to_string()),
             ("started_at_ms", s.started_at_ms.to_string()),
+            ("max_session_seconds", s.max_session_seconds.to_string()),
         ];
         let () = conn
             .hset_multiple(record_key(&s.account_id, &s.id), &fields)
@@ -233,6 +261,51 @@ impl SessionStore {
             .map(Some)
     }
 
+    /// Puts a live session in the deadline index.
+    pub async fn track_deadline(
+        &self,
+        session_id: &str,
+        deadline_ms: i64,
+    ) -> Result<(), SessionError> {
+        let mut conn = self.redis.clone();
+        let () = conn.zadd(DEADLINES, session_id, deadline_ms).await?;
+        Ok(())
+    }
+
+    pub async fn untrack(&self, session_id: &str) -> Result<(), SessionError> {
+        let mut conn = self.redis.clone();
+        let () = conn.zrem(DEADLINES, session_id).await?;
+        Ok(())
+    }
+
+    /// Up to `limit` live sessions whose deadline is at or before `now_ms`.
+    pub async fn due(&self, now_ms: i64, limit: isize) -> Result<Vec<String>, SessionError> {
+        let mut conn = self.redis.clone();
+        Ok(conn
+            .zrangebyscore_limit(DEADLINES, "-inf", now_ms, 0, limit)
+            .await?)
+    }
+
+    /// Every live session with a room, oldest deadline first.
+    pub async fn live(&self) -> Result<Vec<String>, SessionError> {
+        let mut conn = self.redis.clone();
+        Ok(conn.zrange(DEADLINES, 0, -1).await?)
+    }
+
+    /// True the first time an event id is seen within `ttl_seconds`.
+    pub async fn first_sighting(&self, key: &str, ttl_seconds: u64) -> Result<bool, SessionError> {
+        let mut conn = self.redis.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("webhook_seen:{key}"))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_seconds)
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
+    }
+
     /// Keeps the agent's token on the record, for the worker only.
     pub async fn set_agent_token(
         &self,
@@ -307,6 +380,8 @@ fn from_fields(f: &HashMap<String, String>) -> Result<Session, SessionError> {
         agent_identity: text("agent_identity"),
         meta_json: text("meta_json"),
         reserved_seconds: u64::try_from(num("reserved_seconds")?).unwrap_or(0),
+        deadline_ms: num("deadline_ms")?,
+        max_session_seconds: u32::try_from(num("max_session_seconds")?).unwrap_or(0),
     })
 }
 

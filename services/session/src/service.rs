@@ -8,11 +8,16 @@ use crate::{
 use lobby_kit::grpc::{forward_status, is_unreachable, machine_code};
 use lobby_proto::{
     auth::{auth_client::AuthClient, IssueSessionTokenRequest},
-    rooms::{rooms_client::RoomsClient, AllocateRoomRequest, ReleaseRoomRequest},
+    common::Provider,
+    rooms::{
+        rooms_client::RoomsClient, AllocateRoomRequest, ExistingRoomsRequest, ReleaseRoomRequest,
+        RoomOccupancyRequest,
+    },
     session::{
         self as pb, sessions_server::Sessions, Session, SessionEvent, SessionKind, SessionStatus,
     },
 };
+use std::time::Duration;
 use tonic::{transport::Channel, Request, Response, Status};
 
 /// Seed 000: `client_user_ref` is at most 256 characters.
@@ -32,13 +37,25 @@ pub struct Policy {
     /// The LiveKit identity the avatar agent joins link sessions under.
     pub avatar_agent_identity: String,
     pub max_events_per_session: u32,
+    /// How often the reaper ends sessions past their deadline.
+    pub reaper_interval: Duration,
+    /// How often the reconciler compares live sessions with the provider.
+    pub reconcile_interval: Duration,
+    /// A session younger than this is left alone by the reconciler (its room
+    /// may still be on its way to the provider's listing).
+    pub reconcile_grace_ms: i64,
+    /// Provider events older than this are refused as stale.
+    pub webhook_max_age_ms: i64,
 }
 
+/// Cheap to clone: the reaper and the reconciler run on clones.
+#[derive(Clone)]
 pub struct SessionService {
     store: SessionStore,
     rooms: RoomsClient<Channel>,
     auth: AuthClient<Channel>,
     policy: Policy,
+    clock: lobby_kit::time::Clock,
 }
 
 /// A peer's error as this service reports it: an unreachable peer is the
@@ -86,13 +103,138 @@ impl SessionService {
         rooms: RoomsClient<Channel>,
         auth: AuthClient<Channel>,
         policy: Policy,
+        clock: lobby_kit::time::Clock,
     ) -> Self {
         Self {
             store,
             rooms,
             auth,
             policy,
+            clock,
         }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Ends a session: one idempotent step whatever asked for it. Releases
+    /// first, so an unreachable rooms service leaves the record live (and the
+    /// end retryable) rather than ended with its slot still held.
+    pub async fn end(&self, session_id: &str, reason: EndedReason) -> Result<Session, Status> {
+        let session = self.store.get(session_id).await?;
+        let live = [SessionStatus::Starting, SessionStatus::Active];
+        if !live.contains(&session.status()) {
+            self.store.untrack(&session.id).await?;
+            return Ok(session);
+        }
+        let ended_at = lobby_kit::time::now_ms();
+        let ran = ran_seconds(&session, ended_at);
+        self.release(&session, ran).await?;
+        let moved = self
+            .store
+            .transition(
+                &session,
+                &live,
+                SessionStatus::Ended,
+                &[
+                    ("ended_at_ms", ended_at.to_string()),
+                    ("ended_reason", reason.as_str().to_owned()),
+                    ("duration_seconds", ran.to_string()),
+                ],
+            )
+            .await?;
+        self.store.untrack(&session.id).await?;
+        if moved {
+            tracing::info!(session_id = %session.id, reason = reason.as_str(), duration_seconds = ran, "session ended");
+        }
+        Ok(self.store.get(&session.id).await?)
+    }
+
+    /// Ends every session past its deadline. A session that could reserve
+    /// its whole maximum ran to `max_duration`; one that got fewer minutes
+    /// ran them out.
+    pub async fn reap_due(&self) -> Result<usize, SessionError> {
+        let due = self.store.due(self.clock.now_ms(), 100).await?;
+        let mut ended = 0;
+        for id in due {
+            let reason = match self.store.get(&id).await {
+                Ok(s) if s.reserved_seconds < u64::from(s.max_session_seconds) => {
+                    EndedReason::MinutesExhausted
+                }
+                Ok(_) => EndedReason::MaxDuration,
+                Err(SessionError::NotFound(_)) => {
+                    self.store.untrack(&id).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match self.end(&id, reason).await {
+                Ok(_) => ended += 1,
+                Err(status) => {
+                    tracing::warn!(session_id = %id, error = %status.message(), "reaper could not end a session; will retry")
+                }
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Compares live sessions with the provider's rooms and ends those whose
+    /// room is gone: a lost webhook must not keep a slot or bill minutes.
+    pub async fn reconcile(&self) -> Result<usize, SessionError> {
+        let now = self.clock.now_ms();
+        let mut candidates = Vec::new();
+        for id in self.store.live().await? {
+            match self.store.get(&id).await {
+                Ok(s)
+                    if s.started_at_ms > 0
+                        && s.started_at_ms + self.policy.reconcile_grace_ms <= now
+                        && !s.room_name.is_empty() =>
+                {
+                    candidates.push(s)
+                }
+                Ok(_) => {}
+                Err(SessionError::NotFound(_)) => self.store.untrack(&id).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        let mut ended = 0;
+        for provider in [Provider::Livekit, Provider::Daily] {
+            let group: Vec<&Session> = candidates
+                .iter()
+                .filter(|s| s.provider() == provider)
+                .collect();
+            if group.is_empty() {
+                continue;
+            }
+            let answer = self
+                .rooms
+                .clone()
+                .existing_rooms(ExistingRoomsRequest {
+                    provider: provider as i32,
+                    room_names: group.iter().map(|s| s.room_name.clone()).collect(),
+                })
+                .await;
+            let answer = match answer {
+                Ok(a) => a.into_inner(),
+                Err(status) => {
+                    tracing::warn!(provider = provider.as_str_name(), error = %status.message(), "reconciler could not list rooms");
+                    continue;
+                }
+            };
+            if !answer.authoritative {
+                continue;
+            }
+            for s in group
+                .into_iter()
+                .filter(|s| !answer.existing.contains(&s.room_name))
+            {
+                if self.end(&s.id, EndedReason::RoomMissing).await.is_ok() {
+                    ended += 1;
+                }
+            }
+        }
+        Ok(ended)
     }
 
     /// Records why a start failed; the record then expires.
@@ -193,6 +335,7 @@ impl Sessions for SessionService {
             aspect_ratio,
             agent_identity: agent_identity.clone(),
             created_at_ms: now,
+            max_session_seconds: req.limits.as_ref().map_or(0, |l| l.max_session_seconds),
             ..Default::default()
         };
         self.store.create(&session).await?;
@@ -238,11 +381,22 @@ impl Sessions for SessionService {
                         ("started_at_ms", lobby_kit::time::now_ms().to_string()),
                         ("room_name", room.room_name.clone()),
                         ("reserved_seconds", room.reserved_seconds.to_string()),
+                        ("deadline_ms", room.lease_deadline_ms.to_string()),
                     ],
                 )
                 .await
         }
         .await;
+        let started = match started {
+            // Indexed before the answer goes out, so the reaper and the
+            // reconciler see every session a caller was told about.
+            Ok(true) => self
+                .store
+                .track_deadline(&held.id, room.lease_deadline_ms)
+                .await
+                .map(|()| true),
+            other => other,
+        };
         match started {
             Ok(true) => {}
             // Ended while the room was being opened: give the room back.
@@ -280,33 +434,7 @@ impl Sessions for SessionService {
                 SessionError::invalid("reason", "is not a documented ended reason")
             })?
         };
-        let session = self.store.get(&req.session_id).await?;
-        let live = [SessionStatus::Starting, SessionStatus::Active];
-        if !live.contains(&session.status()) {
-            return Ok(Response::new(session));
-        }
-        let ended_at = lobby_kit::time::now_ms();
-        let ran = ran_seconds(&session, ended_at);
-        // Release first: if rooms is unreachable the record stays live and the
-        // caller can retry, rather than an ended record with a slot still held.
-        self.release(&session, ran).await?;
-        let moved = self
-            .store
-            .transition(
-                &session,
-                &live,
-                SessionStatus::Ended,
-                &[
-                    ("ended_at_ms", ended_at.to_string()),
-                    ("ended_reason", reason.as_str().to_owned()),
-                    ("duration_seconds", ran.to_string()),
-                ],
-            )
-            .await?;
-        if moved {
-            tracing::info!(session_id = %session.id, reason = reason.as_str(), duration_seconds = ran, "session ended");
-        }
-        Ok(Response::new(self.store.get(&session.id).await?))
+        Ok(Response::new(self.end(&req.session_id, reason).await?))
     }
 
     async fn get_session(
@@ -454,5 +582,68 @@ impl Sessions for SessionService {
             .await?
             .ok_or_else(|| SessionError::NotFound(req.session_id.clone()))?;
         Ok(Response::new(pb::ListEventsResponse { events }))
+    }
+
+    async fn handle_provider_event(
+        &self,
+        req: Request<pb::ProviderEvent>,
+    ) -> Result<Response<pb::ProviderEventOutcome>, Status> {
+        let event = req.into_inner();
+        if event.event_id.is_empty() {
+            return Err(SessionError::invalid("event_id", "is required").into());
+        }
+        if event.created_at_ms + self.policy.webhook_max_age_ms < self.clock.now_ms() {
+            return Err(SessionError::WebhookStale.into());
+        }
+        let provider = event.provider().as_str_name();
+        let seen_for = u64::try_from(self.policy.webhook_max_age_ms / 1000)
+            .unwrap_or(300)
+            .max(60)
+            * 2;
+        let key = format!("{provider}:{}", event.event_id);
+        if !self.store.first_sighting(&key, seen_for).await? {
+            return Err(SessionError::WebhookReplayed.into());
+        }
+        let outcome = |session_id: String, action: &str| {
+            Ok(Response::new(pb::ProviderEventOutcome {
+                session_id,
+                action: action.to_owned(),
+            }))
+        };
+        // Our rooms are named after their session; any other room is not ours.
+        let Some(session_id) = event.room_name.strip_prefix("lobby-").map(str::to_owned) else {
+            return outcome(String::new(), "ignored");
+        };
+        let session = match self.store.get(&session_id).await {
+            Ok(s) => s,
+            Err(SessionError::NotFound(_)) => return outcome(String::new(), "ignored"),
+            Err(e) => return Err(e.into()),
+        };
+        let is_agent = event.participant_is_agent
+            || (!session.agent_identity.is_empty()
+                && event.participant_identity == session.agent_identity);
+        let reason = match event.kind.as_str() {
+            "room_finished" | "meeting_ended" => EndedReason::ProviderRoomFinished,
+            "participant_left" if !is_agent => {
+                let occupancy = self
+                    .rooms
+                    .clone()
+                    .room_occupancy(RoomOccupancyRequest {
+                        provider: session.provider,
+                        room_name: session.room_name.clone(),
+                        agent_identity: session.agent_identity.clone(),
+                    })
+                    .await
+                    .map_err(peer_failure)?
+                    .into_inner();
+                if occupancy.exists && occupancy.users > 0 {
+                    return outcome(session_id, "ignored");
+                }
+                EndedReason::UserLeft
+            }
+            _ => return outcome(session_id, "ignored"),
+        };
+        self.end(&session_id, reason).await?;
+        outcome(session_id, "ended")
     }
 }

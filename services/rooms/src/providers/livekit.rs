@@ -126,6 +126,61 @@ impl LiveKit {
             })
     }
 
+    /// Which of `names` exist on the server; `None` in token-only mode, where
+    /// rooms are never created and so their absence means nothing.
+    pub async fn existing_rooms(
+        &self,
+        names: Vec<String>,
+    ) -> Result<Option<Vec<String>>, ProviderError> {
+        let Some(client) = &self.rooms else {
+            return Ok(None);
+        };
+        let rooms = client
+            .list_rooms(names)
+            .await
+            .map_err(|e| ProviderError::Unavailable {
+                provider: NAME,
+                reason: e.to_string(),
+            })?;
+        Ok(Some(rooms.into_iter().map(|r| r.name).collect()))
+    }
+
+    /// (users, agents) in `room`, or `None` when the room does not exist.
+    pub async fn occupancy(
+        &self,
+        room: &str,
+        agent_identity: &str,
+    ) -> Result<Option<(u32, u32)>, ProviderError> {
+        let Some(client) = &self.rooms else {
+            return Ok(None);
+        };
+        match client.list_participants(room).await {
+            Ok(participants) => {
+                let agents = participants
+                    .iter()
+                    .filter(|p| {
+                        p.kind == livekit_protocol::participant_info::Kind::Agent as i32
+                            || (!agent_identity.is_empty() && p.identity == agent_identity)
+                    })
+                    .count();
+                let users = participants.len() - agents;
+                Ok(Some((
+                    u32::try_from(users).unwrap_or(u32::MAX),
+                    u32::try_from(agents).unwrap_or(u32::MAX),
+                )))
+            }
+            Err(ServiceError::Twirp(ServerError::Twirp(code)))
+                if code.code == ServerErrorCode::NOT_FOUND =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(ProviderError::Unavailable {
+                provider: NAME,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
     /// Deletes the room so nobody stays in a session that has ended. A room
     /// that no longer exists counts as deleted.
     pub async fn delete_room(&self, room: &str) -> Result<(), ProviderError> {

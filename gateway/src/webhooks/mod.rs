@@ -1,0 +1,3 @@
+//! Provider webhooks: verified here, acted on by the session service.
+
+pub mod livekit;
