@@ -46,6 +46,8 @@ pub struct GatewayConfig {
     /// The LiveKit key pair webhooks are signed with.
     pub livekit_api_key: String,
     pub livekit_api_secret: String,
+    /// Daily's webhook `hmac` secret (base64); `None` refuses Daily webhooks.
+    pub daily_webhook_secret: Option<String>,
 }
 
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
@@ -77,6 +79,8 @@ impl GatewayConfig {
             admin_token,
             livekit_api_key: s.string_or("LOBBY_LIVEKIT_API_KEY", "devkey"),
             livekit_api_secret: s.string_or("LOBBY_LIVEKIT_API_SECRET", "secret"),
+            daily_webhook_secret: Some(s.string_or("LOBBY_DAILY_WEBHOOK_SECRET", ""))
+                .filter(|v| !v.is_empty()),
         })
     }
 }
@@ -88,6 +92,7 @@ pub struct AppState {
     pub admin_token: Option<String>,
     pub metrics: metrics::Metrics,
     pub livekit_webhooks: livekit_api::webhooks::WebhookReceiver,
+    pub daily_webhook_secret: Option<String>,
 }
 
 impl FromRef<AppState> for metrics::Metrics {
@@ -141,6 +146,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             post(contracts::links::deactivate_link),
         )
         .route(webhooks::livekit::PATH, post(webhooks::livekit::receive))
+        .route(webhooks::daily::PATH, post(webhooks::daily::receive))
         .nest("/admin/v1", admin::router(state.clone()))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
@@ -175,6 +181,7 @@ pub async fn serve(
             &config.livekit_api_key,
             &config.livekit_api_secret,
         ),
+        daily_webhook_secret: config.daily_webhook_secret,
     };
     let app = router(state, config.request_timeout);
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -4,6 +4,7 @@
 //! owning guard drops, pass or fail.
 
 pub mod avatar_server;
+pub mod daily_mock;
 pub mod livekit;
 pub mod lobby;
 pub mod process;

@@ -143,20 +143,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 impl AvatarValidator {
     pub fn new(config: AvatarConfig, redis: ConnectionManager) -> Result<Self, std::io::Error> {
         let model = rustface::read_model(Cursor::new(MODEL))?;
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        // The ring provider, as livekit-api uses: with two providers linked
-        // and none installed, rustls refuses to pick one.
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let tls = crate::tls::client_config().map_err(std::io::Error::other)?;
         Ok(Self {
             config,
-            tls: Arc::new(tls),
+            tls,
             model: Arc::new(model),
             redis,
         })

@@ -6,6 +6,7 @@ pub mod avatar;
 pub mod error;
 pub mod providers;
 pub mod service;
+pub mod tls;
 
 use lobby_kit::{ConfigError, Settings};
 use providers::livekit::{LiveKitConfig, LiveKitMode};
@@ -16,6 +17,7 @@ pub struct RoomsConfig {
     pub listen: SocketAddr,
     pub redis_url: String,
     pub livekit: LiveKitConfig,
+    pub daily: providers::daily::DailyConfig,
     pub avatar: avatar::AvatarConfig,
 }
 
@@ -28,6 +30,13 @@ impl RoomsConfig {
             )?,
             redis_url: s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379"),
             livekit: livekit_config(s)?,
+            daily: providers::daily::DailyConfig {
+                api_url: s.string_or("LOBBY_DAILY_API_URL", "https://api.daily.co/v1"),
+                api_key: s.string_or("LOBBY_DAILY_API_KEY", ""),
+                request_timeout: Duration::from_millis(
+                    s.get_or("LOBBY_DAILY_REQUEST_TIMEOUT_MS", 5000)?,
+                ),
+            },
             avatar: avatar_config(s)?,
         })
     }
@@ -120,6 +129,10 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("face detection model: {0}")]
     Model(#[from] std::io::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("Daily client: {0}")]
+    Daily(#[from] reqwest::Error),
 }
 
 /// Serves the rooms gRPC API until `shutdown` resolves.
@@ -128,9 +141,14 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let redis = lobby_kit::redis_conn::connect(&config.redis_url).await?;
+    let daily = providers::daily::Daily::new(config.daily, tls::client_config()?)?;
+    if daily.is_none() {
+        tracing::info!("LOBBY_DAILY_API_KEY is not set: agents on Daily cannot start sessions");
+    }
     let service = service::RoomsService::new(
         admission::Semaphores::new(redis.clone()),
         providers::livekit::LiveKit::new(config.livekit),
+        daily,
         avatar::AvatarValidator::new(config.avatar, redis)?,
     );
     lobby_kit::grpc::serve(

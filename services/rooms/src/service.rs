@@ -4,7 +4,7 @@ use crate::{
     admission::{Admission, Limits, Scope, Semaphores, SlotRequest},
     avatar::AvatarValidator,
     error::RoomsError,
-    providers::{livekit::LiveKit, OpenedRoom, ProviderError},
+    providers::{daily::Daily, livekit::LiveKit, OpenedRoom, ProviderError},
 };
 use lobby_proto::{
     common::Provider,
@@ -15,52 +15,74 @@ use tonic::{Request, Response, Status};
 pub struct RoomsService {
     semaphores: Semaphores,
     livekit: LiveKit,
+    daily: Option<Daily>,
     avatars: AvatarValidator,
 }
 
 impl RoomsService {
-    pub fn new(semaphores: Semaphores, livekit: LiveKit, avatars: AvatarValidator) -> Self {
+    pub fn new(
+        semaphores: Semaphores,
+        livekit: LiveKit,
+        daily: Option<Daily>,
+        avatars: AvatarValidator,
+    ) -> Self {
         Self {
             semaphores,
             livekit,
+            daily,
             avatars,
         }
     }
 
+    fn daily(&self) -> Result<&Daily, ProviderError> {
+        self.daily.as_ref().ok_or(ProviderError::Disabled("daily"))
+    }
+
+    /// Opens the room (expiring with the session's reserved minutes where
+    /// the provider supports it) and mints the user's token.
     async fn open_room(
         &self,
         provider: Provider,
         room: &str,
         identity: &str,
+        expires_at_s: i64,
     ) -> Result<OpenedRoom, ProviderError> {
         match provider {
             Provider::Livekit | Provider::Unspecified => {
                 self.livekit.open_room(room, identity).await
             }
-            Provider::Daily => Err(ProviderError::Disabled("daily")),
+            Provider::Daily => self.daily()?.open_room(room, identity, expires_at_s).await,
         }
     }
 
-    /// The agent's token: its own identity, the agent grants, the same room.
-    fn agent_token(
+    /// The agent's token: its own identity, agent (owner) rights, the same room.
+    async fn agent_token(
         &self,
         provider: Provider,
         room: &str,
         identity: &str,
+        expires_at_s: i64,
     ) -> Result<String, ProviderError> {
         match provider {
             Provider::Livekit | Provider::Unspecified => self.livekit.agent_token(room, identity),
-            Provider::Daily => Err(ProviderError::Disabled("daily")),
+            Provider::Daily => {
+                self.daily()?
+                    .token(room, identity, true, expires_at_s)
+                    .await
+            }
         }
     }
 
     async fn delete_room(&self, provider: Provider, room: &str) {
         let result = match provider {
             Provider::Livekit | Provider::Unspecified => self.livekit.delete_room(room).await,
-            Provider::Daily => Ok(()),
+            Provider::Daily => match self.daily() {
+                Ok(daily) => daily.delete_room(room).await,
+                Err(e) => Err(e),
+            },
         };
         if let Err(e) = result {
-            // The room empties itself (empty_timeout) once nobody is left in it.
+            // LiveKit closes an empty room after empty_timeout; Daily at exp.
             tracing::warn!(room, error = %e, "room could not be deleted");
         }
     }
@@ -144,17 +166,22 @@ impl Rooms for RoomsService {
 
         let provider = Provider::try_from(req.provider).unwrap_or(Provider::Livekit);
         let room = room_name(&req.session_id);
-        let opened = self
-            .open_room(provider, &room, &req.participant_identity)
-            .await
-            .and_then(|opened| {
-                let agent_token = if req.agent_identity.is_empty() {
-                    String::new()
-                } else {
-                    self.agent_token(provider, &room, &req.agent_identity)?
-                };
-                Ok((opened, agent_token))
-            });
+        // The room lives as long as the reservation, and a little longer so
+        // that Lobby, not the provider, is the one to end the session.
+        let expires_at_s = lease_deadline_ms / 1000 + 30;
+        let opened = async {
+            let opened = self
+                .open_room(provider, &room, &req.participant_identity, expires_at_s)
+                .await?;
+            let agent_token = if req.agent_identity.is_empty() {
+                String::new()
+            } else {
+                self.agent_token(provider, &room, &req.agent_identity, expires_at_s)
+                    .await?
+            };
+            Ok::<_, ProviderError>((opened, agent_token))
+        }
+        .await;
         match opened {
             Ok((opened, agent_token)) => {
                 tracing::info!(session_id = %req.session_id, account_id = %req.account_id, room, reserved_seconds, "room allocated");
@@ -237,7 +264,15 @@ impl Rooms for RoomsService {
                 .existing_rooms(req.room_names)
                 .await
                 .map_err(RoomsError::from)?,
-            Provider::Daily => None,
+            Provider::Daily => match &self.daily {
+                Some(daily) => Some(
+                    daily
+                        .existing_rooms(req.room_names)
+                        .await
+                        .map_err(RoomsError::from)?,
+                ),
+                None => None,
+            },
         };
         Ok(Response::new(pb::ExistingRoomsResponse {
             authoritative: known.is_some(),

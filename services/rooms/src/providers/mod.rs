@@ -1,5 +1,6 @@
 //! Media providers that host the WebRTC rooms.
 
+pub mod daily;
 pub mod livekit;
 
 /// Why a provider could not open, join or close a room.
