@@ -3,12 +3,13 @@
 
 use std::{env, fs, path::PathBuf};
 
-const PROTOS: [&str; 5] = [
+const PROTOS: [&str; 6] = [
     "common.proto",
     "auth.proto",
     "session.proto",
     "rooms.proto",
     "artifacts.proto",
+    "workers.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

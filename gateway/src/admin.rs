@@ -163,6 +163,7 @@ struct AgentJson {
     max_session_seconds: u32,
     avatar_image_url: String,
     provider: ProviderJson,
+    requires_worker: bool,
     created_at_ms: i64,
     updated_at_ms: i64,
 }
@@ -187,6 +188,7 @@ impl From<pb::Agent> for AgentJson {
             max_concurrency: a.max_concurrency,
             max_session_seconds: a.max_session_seconds,
             avatar_image_url: a.avatar_image_url,
+            requires_worker: a.requires_worker,
             created_at_ms: a.created_at_ms,
             updated_at_ms: a.updated_at_ms,
         }
@@ -209,6 +211,8 @@ struct CreateAgentJson {
     #[serde(default)]
     avatar_image_url: String,
     provider: Option<ProviderJson>,
+    #[serde(default)]
+    requires_worker: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,6 +225,7 @@ struct UpdateAgentJson {
     max_session_seconds: Option<u32>,
     avatar_image_url: Option<String>,
     provider: Option<ProviderJson>,
+    requires_worker: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -700,6 +705,7 @@ async fn create_agent(
             max_session_seconds: req.max_session_seconds,
             avatar_image_url: req.avatar_image_url,
             provider: req.provider.map_or(Provider::Unspecified, Into::into) as i32,
+            requires_worker: req.requires_worker,
         })
         .await?
         .into_inner();
@@ -770,6 +776,7 @@ async fn update_agent(
             max_session_seconds: req.max_session_seconds,
             avatar_image_url: req.avatar_image_url,
             provider: req.provider.map_or(Provider::Unspecified, Into::into) as i32,
+            requires_worker: req.requires_worker,
         })
         .await?
         .into_inner();

@@ -27,6 +27,8 @@ pub struct LobbyOptions {
     /// Port of the first gateway, when something must know it in advance
     /// (a LiveKit server's webhook URL).
     pub gateway_port: Option<u16>,
+    /// Attach a GPU worker that accepts every job (link starts need one).
+    pub worker: bool,
 }
 
 impl Default for LobbyOptions {
@@ -36,11 +38,14 @@ impl Default for LobbyOptions {
             gateways: 1,
             extra_env: Vec::new(),
             gateway_port: None,
+            worker: true,
         }
     }
 }
 
 pub struct Lobby {
+    /// The worker attached when `LobbyOptions::worker` is set.
+    pub worker: Option<crate::worker::TestWorker>,
     pub dir: PathBuf,
     /// Milliseconds added to the services' clock (LOBBY_CLOCK_OFFSET_FILE).
     clock_file: PathBuf,
@@ -99,6 +104,13 @@ impl Lobby {
             // The tests' avatar server is on loopback.
             ("LOBBY_AVATAR_ALLOW_PRIVATE_ADDRESSES".into(), "true".into()),
             (
+                "LOBBY_WORKER_TOKEN".into(),
+                crate::worker::WORKER_TOKEN.into(),
+            ),
+            ("LOBBY_WORKER_ACCEPT_TIMEOUT_MS".into(), "1000".into()),
+            ("LOBBY_WORKER_HEARTBEAT_INTERVAL_MS".into(), "200".into()),
+            ("LOBBY_WORKER_HEARTBEAT_EXPIRY_MS".into(), "1000".into()),
+            (
                 "LOBBY_CLOCK_OFFSET_FILE".into(),
                 clock_file.display().to_string(),
             ),
@@ -147,7 +159,8 @@ impl Lobby {
             ("rooms", format!("http://127.0.0.1:{rooms}")),
             ("artifacts", format!("http://127.0.0.1:{artifacts}")),
         ];
-        let lobby = Self {
+        let mut lobby = Self {
+            worker: None,
             dir,
             clock_file,
             redis,
@@ -157,7 +170,25 @@ impl Lobby {
             http,
         };
         lobby.wait_healthy().await;
+        if options.worker {
+            let worker = crate::worker::TestWorker::start(
+                &lobby.rooms_url(),
+                "test-worker",
+                100,
+                crate::worker::Behavior::Accept,
+            )
+            .await;
+            lobby.worker = Some(worker);
+        }
         lobby
+    }
+
+    pub fn rooms_url(&self) -> String {
+        self.grpc
+            .iter()
+            .find(|(n, _)| *n == "rooms")
+            .map(|(_, u)| u.clone())
+            .unwrap_or_default()
     }
 
     async fn wait_healthy(&self) {

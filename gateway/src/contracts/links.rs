@@ -98,6 +98,8 @@ async fn start(
             link_id: req.link_id.clone(),
             aspect_ratio: req.aspect_ratio.as_str().unwrap_or("").to_owned(),
             avatar_image_url: redeemed.avatar_image_url,
+            // Seed 002 answers only once a GPU worker runs the avatar.
+            requires_worker: true,
         })
         .await;
     let started = match started {

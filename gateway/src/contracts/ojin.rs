@@ -134,6 +134,7 @@ async fn start(
             agent_id: principal.agent_id,
             limits: principal.limits,
             provider: principal.provider,
+            requires_worker: principal.requires_worker,
             client_user_ref: req.client_user_ref.unwrap_or_default(),
             ..Default::default()
         })

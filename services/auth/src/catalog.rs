@@ -47,6 +47,9 @@ pub struct AgentRecord {
     pub max_session_seconds: u32,
     pub avatar_image_url: String,
     pub provider: String,
+    /// Starts wait for a GPU worker to accept the session.
+    #[serde(default)]
+    pub requires_worker: bool,
     pub created_at_ms: i64,
     /// (version, updated_at_ms): bumped together on every save.
     pub stamp: (u64, i64),
@@ -90,6 +93,7 @@ impl AgentRecord {
             max_session_seconds: self.max_session_seconds,
             avatar_image_url: self.avatar_image_url.clone(),
             provider: self.provider() as i32,
+            requires_worker: self.requires_worker,
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.stamp.1,
         }

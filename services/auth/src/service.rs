@@ -54,6 +54,7 @@ impl AuthService {
                 quota_seconds: account.minutes_quota.saturating_mul(60),
             }),
             provider: agent.provider() as i32,
+            requires_worker: agent.requires_worker,
         })
     }
 
@@ -244,6 +245,7 @@ impl Auth for AuthService {
             provider: provider_name(req.provider)?
                 .unwrap_or(Provider::Livekit.as_str_name())
                 .to_owned(),
+            requires_worker: req.requires_worker,
             created_at_ms: now,
             stamp: (1, now),
         };
@@ -298,6 +300,7 @@ impl Auth for AuthService {
                 if let Some(p) = provider {
                     a.provider = p.to_owned();
                 }
+                a.requires_worker = req.requires_worker.unwrap_or(a.requires_worker);
                 catalog::validate_agent_limits(a.max_concurrency, a.max_session_seconds)
             })
             .await?;

@@ -157,6 +157,7 @@ async fn seed_demo(auth_url: &str) -> Result<Option<String>, BoxError> {
             max_session_seconds: Some(600),
             avatar_image_url: String::new(),
             provider: Provider::Livekit as i32,
+            requires_worker: false,
         })
         .await;
     match created {

@@ -85,27 +85,46 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
+    serve_routes(
+        addr,
+        tonic::service::Routes::new(service),
+        &[S::NAME],
+        shutdown,
+    )
+    .await
+}
+
+/// Serves several gRPC services on one address (named in `names` for their
+/// health status), with health and reflection.
+pub async fn serve_routes(
+    addr: SocketAddr,
+    routes: tonic::service::Routes,
+    names: &[&str],
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status(S::NAME, tonic_health::ServingStatus::Serving)
-        .await;
+    for name in names {
+        reporter
+            .set_service_status(*name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
     reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
+    let mut routes = routes.add_service(health);
+    match tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(lobby_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| {
-            tracing::error!(error = %e, "reflection descriptors are invalid");
-            e
-        });
-    let mut router = Server::builder().add_service(health).add_service(service);
-    if let Ok(reflection) = reflection {
-        router = router.add_service(reflection);
+    {
+        Ok(reflection) => routes = routes.add_service(reflection),
+        Err(e) => tracing::error!(error = %e, "reflection descriptors are invalid"),
     }
-    tracing::info!(service = S::NAME, %addr, "gRPC listening");
-    router.serve_with_shutdown(addr, shutdown).await
+    tracing::info!(services = ?names, %addr, "gRPC listening");
+    Server::builder()
+        .add_routes(routes)
+        .serve_with_shutdown(addr, shutdown)
+        .await
 }
 
 /// An error with a stable machine code, convertible to a `Status` in one place.

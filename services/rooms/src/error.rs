@@ -16,6 +16,8 @@ pub enum RoomsError {
     MinutesExhausted(Refusal),
     #[error("{0}")]
     AvatarRejected(AvatarRejection),
+    #[error("Agent orchestrator is unreachable or returned an error: {0}")]
+    NoWorker(String),
     #[error("WebRTC room could not be created: {0}")]
     RoomCreationFailed(#[from] ProviderError),
     #[error("{field}: {reason}")]
@@ -34,6 +36,7 @@ impl CodedError for RoomsError {
             Self::MinutesExhausted(_) => "minutes_exhausted",
             Self::AvatarRejected(r) => r.machine_code(),
             Self::RoomCreationFailed(_) => "room_creation_failed",
+            Self::NoWorker(_) => "orchestrator_error",
             Self::InvalidArgument { .. } => "invalid_request",
             Self::Store(_) => "internal_error",
         }
@@ -43,7 +46,7 @@ impl CodedError for RoomsError {
         match self {
             Self::AvatarRejected(_) => Code::FailedPrecondition,
             Self::ConcurrencyLimit(_) | Self::MinutesExhausted(_) => Code::ResourceExhausted,
-            Self::RoomCreationFailed(_) => Code::Unavailable,
+            Self::RoomCreationFailed(_) | Self::NoWorker(_) => Code::Unavailable,
             Self::InvalidArgument { .. } => Code::InvalidArgument,
             Self::Store(_) => Code::Internal,
         }

@@ -7,10 +7,13 @@ pub mod error;
 pub mod providers;
 pub mod service;
 pub mod tls;
+pub mod workers;
 
 use lobby_kit::{ConfigError, Settings};
+use lobby_proto::{rooms::rooms_server::RoomsServer, workers::workers_server::WorkersServer};
 use providers::livekit::{LiveKitConfig, LiveKitMode};
 use std::{net::SocketAddr, time::Duration};
+use tonic::server::NamedService;
 
 #[derive(Debug, Clone)]
 pub struct RoomsConfig {
@@ -19,6 +22,20 @@ pub struct RoomsConfig {
     pub livekit: LiveKitConfig,
     pub daily: providers::daily::DailyConfig,
     pub avatar: avatar::AvatarConfig,
+    pub workers: WorkersConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkersConfig {
+    /// Workers present it as `authorization: Bearer <token>`; empty refuses all.
+    pub token: String,
+    pub region: String,
+    pub accept_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    /// A worker silent this long gets no new jobs.
+    pub heartbeat_expiry: Duration,
+    /// Where the workers' "session ended" reports go.
+    pub session_url: String,
 }
 
 impl RoomsConfig {
@@ -38,6 +55,20 @@ impl RoomsConfig {
                 ),
             },
             avatar: avatar_config(s)?,
+            workers: WorkersConfig {
+                token: s.string_or("LOBBY_WORKER_TOKEN", ""),
+                region: s.string_or("LOBBY_REGION", "local"),
+                accept_timeout: Duration::from_millis(
+                    s.get_or("LOBBY_WORKER_ACCEPT_TIMEOUT_MS", 5000)?,
+                ),
+                heartbeat_interval: Duration::from_millis(
+                    s.get_or("LOBBY_WORKER_HEARTBEAT_INTERVAL_MS", 5000)?,
+                ),
+                heartbeat_expiry: Duration::from_millis(
+                    s.get_or("LOBBY_WORKER_HEARTBEAT_EXPIRY_MS", 15_000)?,
+                ),
+                session_url: s.string_or("LOBBY_SESSION_URL", "http://127.0.0.1:50052"),
+            },
         })
     }
 }
@@ -133,6 +164,8 @@ pub enum ServeError {
     Tls(#[from] rustls::Error),
     #[error("Daily client: {0}")]
     Daily(#[from] reqwest::Error),
+    #[error("redis: {0}")]
+    RedisUrl(#[from] redis::RedisError),
 }
 
 /// Serves the rooms gRPC API until `shutdown` resolves.
@@ -145,15 +178,50 @@ pub async fn serve(
     if daily.is_none() {
         tracing::info!("LOBBY_DAILY_API_KEY is not set: agents on Daily cannot start sessions");
     }
-    let service = service::RoomsService::new(
+    if config.workers.token.is_empty() {
+        tracing::warn!(
+            "LOBBY_WORKER_TOKEN is not set: no GPU worker can attach, so starts that need one fail"
+        );
+    }
+    let registry = workers::Registry::new(
+        redis.clone(),
+        i64::try_from(config.workers.heartbeat_expiry.as_millis()).unwrap_or(i64::MAX),
+    );
+    let dispatcher = workers::Dispatcher::start(
+        redis::Client::open(config.redis_url.as_str())?,
+        redis.clone(),
+    );
+    let sessions = lobby_proto::session::sessions_client::SessionsClient::new(
+        lobby_kit::grpc::lazy_channel(&config.workers.session_url, Duration::from_secs(10))?,
+    );
+    let rooms = service::RoomsService::new(
         admission::Semaphores::new(redis.clone()),
         providers::livekit::LiveKit::new(config.livekit),
         daily,
         avatar::AvatarValidator::new(config.avatar, redis)?,
+        service::WorkerAllocation {
+            registry: registry.clone(),
+            dispatcher: dispatcher.clone(),
+            region: config.workers.region,
+            accept_timeout: config.workers.accept_timeout,
+        },
     );
-    lobby_kit::grpc::serve(
+    let workers_service = workers::stream::WorkersService::new(
+        registry,
+        dispatcher,
+        sessions,
+        config.workers.token,
+        config.workers.heartbeat_interval,
+    );
+    let routes = tonic::service::Routes::new(RoomsServer::new(rooms))
+        .add_service(WorkersServer::new(workers_service));
+    lobby_kit::grpc::serve_routes(
         config.listen,
-        lobby_proto::rooms::rooms_server::RoomsServer::new(service),
+        routes,
+        &[
+            <RoomsServer<service::RoomsService> as NamedService>::NAME,
+            <WorkersServer<workers::stream::WorkersService> as NamedService>::NAME,
+        ],
         shutdown,
     )
     .await?;

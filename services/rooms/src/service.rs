@@ -5,18 +5,31 @@ use crate::{
     avatar::AvatarValidator,
     error::RoomsError,
     providers::{daily::Daily, livekit::LiveKit, OpenedRoom, ProviderError},
+    workers::{dispatch::Answer, Dispatcher, Registry},
 };
 use lobby_proto::{
     common::Provider,
     rooms::{self as pb, rooms_server::Rooms},
+    workers::JobAssignment,
 };
 use tonic::{Request, Response, Status};
+
+/// How starts find a GPU worker.
+#[derive(Clone)]
+pub struct WorkerAllocation {
+    pub registry: Registry,
+    pub dispatcher: Dispatcher,
+    /// The region this rooms service allocates in.
+    pub region: String,
+    pub accept_timeout: std::time::Duration,
+}
 
 pub struct RoomsService {
     semaphores: Semaphores,
     livekit: LiveKit,
     daily: Option<Daily>,
     avatars: AvatarValidator,
+    workers: WorkerAllocation,
 }
 
 impl RoomsService {
@@ -25,13 +38,58 @@ impl RoomsService {
         livekit: LiveKit,
         daily: Option<Daily>,
         avatars: AvatarValidator,
+        workers: WorkerAllocation,
     ) -> Self {
         Self {
             semaphores,
             livekit,
             daily,
             avatars,
+            workers,
         }
+    }
+
+    /// Offers the job to the region's workers, least loaded first, each
+    /// with its capacity reserved while it decides; returns the one that
+    /// accepted. A reject or a timeout gives the capacity back and moves on.
+    async fn allocate_worker(&self, job: JobAssignment) -> Result<String, RoomsError> {
+        let w = &self.workers;
+        let now = lobby_kit::time::now_ms();
+        let candidates = w.registry.candidates(&w.region, now).await?;
+        let mut tried = 0;
+        for worker in candidates {
+            if !w
+                .registry
+                .reserve(&worker.id, &job.session_id, lobby_kit::time::now_ms())
+                .await?
+            {
+                continue; // filled up or went quiet since it was listed
+            }
+            tried += 1;
+            let deadline_ms = lobby_kit::time::now_ms()
+                + i64::try_from(w.accept_timeout.as_millis()).unwrap_or(i64::MAX);
+            let offer = JobAssignment {
+                job_id: uuid::Uuid::new_v4().to_string(),
+                deadline_ms,
+                ..job.clone()
+            };
+            match w
+                .dispatcher
+                .offer(&worker.id, offer, w.accept_timeout)
+                .await?
+            {
+                Answer::Accepted => return Ok(worker.id),
+                answer => {
+                    tracing::info!(worker_id = %worker.id, session_id = %job.session_id, ?answer, "worker declined; trying the next");
+                    w.registry.release(&worker.id, &job.session_id).await?;
+                }
+            }
+        }
+        Err(RoomsError::NoWorker(if tried == 0 {
+            format!("no worker with free capacity in region {}", w.region)
+        } else {
+            format!("none of the {tried} workers offered the session accepted it")
+        }))
     }
 
     fn daily(&self) -> Result<&Daily, ProviderError> {
@@ -169,7 +227,7 @@ impl Rooms for RoomsService {
         // The room lives as long as the reservation, and a little longer so
         // that Lobby, not the provider, is the one to end the session.
         let expires_at_s = lease_deadline_ms / 1000 + 30;
-        let opened = async {
+        let allocated = async {
             let opened = self
                 .open_room(provider, &room, &req.participant_identity, expires_at_s)
                 .await?;
@@ -179,12 +237,28 @@ impl Rooms for RoomsService {
                 self.agent_token(provider, &room, &req.agent_identity, expires_at_s)
                     .await?
             };
-            Ok::<_, ProviderError>((opened, agent_token))
+            let worker_id = if req.requires_worker {
+                self.allocate_worker(JobAssignment {
+                    job_id: String::new(),
+                    session_id: req.session_id.clone(),
+                    agent_id: req.agent_id.clone(),
+                    room_url: opened.room_url.clone(),
+                    agent_token: agent_token.clone(),
+                    agent_identity: req.agent_identity.clone(),
+                    aspect_ratio: req.aspect_ratio.clone(),
+                    avatar_image_url: req.avatar_image_url.clone(),
+                    deadline_ms: 0,
+                })
+                .await?
+            } else {
+                String::new()
+            };
+            Ok::<_, RoomsError>((opened, agent_token, worker_id))
         }
         .await;
-        match opened {
-            Ok((opened, agent_token)) => {
-                tracing::info!(session_id = %req.session_id, account_id = %req.account_id, room, reserved_seconds, "room allocated");
+        match allocated {
+            Ok((opened, agent_token, worker_id)) => {
+                tracing::info!(session_id = %req.session_id, account_id = %req.account_id, room, reserved_seconds, worker_id, "room allocated");
                 Ok(Response::new(pb::AllocateRoomResponse {
                     room_name: room,
                     room_url: opened.room_url,
@@ -192,6 +266,7 @@ impl Rooms for RoomsService {
                     lease_deadline_ms,
                     agent_token,
                     reserved_seconds,
+                    worker_id,
                 }))
             }
             Err(e) => {
@@ -200,8 +275,8 @@ impl Rooms for RoomsService {
                     tracing::error!(session_id = %req.session_id, error = %release_err, "slot release after failed start failed; the lease will expire it");
                 }
                 self.delete_room(provider, &room).await;
-                tracing::warn!(session_id = %req.session_id, error = %e, "room creation failed");
-                Err(RoomsError::RoomCreationFailed(e).into())
+                tracing::warn!(session_id = %req.session_id, error = %e, "start failed after admission");
+                Err(e.into())
             }
         }
     }
@@ -226,6 +301,15 @@ impl Rooms for RoomsService {
             )
             .await
             .map_err(RoomsError::from)?;
+        if let Err(e) = self
+            .workers
+            .registry
+            .release(&req.worker_id, &req.session_id)
+            .await
+        {
+            tracing::error!(session_id = %req.session_id, worker_id = %req.worker_id, error = %e, "worker capacity not released");
+            return Err(RoomsError::from(e).into());
+        }
         if !req.room_name.is_empty() {
             let provider = Provider::try_from(req.provider).unwrap_or(Provider::Livekit);
             self.delete_room(provider, &req.room_name).await;

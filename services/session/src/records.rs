@@ -25,16 +25,19 @@ pub enum EndedReason {
     MinutesExhausted,
     /// The reconciler found the provider no longer has the room (a lost webhook).
     RoomMissing,
+    /// The GPU worker running the agent reported the end.
+    WorkerReported,
 }
 
 impl EndedReason {
-    pub const ALL: [EndedReason; 6] = [
+    pub const ALL: [EndedReason; 7] = [
         EndedReason::ExplicitEnd,
         EndedReason::ProviderRoomFinished,
         EndedReason::UserLeft,
         EndedReason::MaxDuration,
         EndedReason::MinutesExhausted,
         EndedReason::RoomMissing,
+        EndedReason::WorkerReported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl EndedReason {
             Self::MaxDuration => "max_duration",
             Self::MinutesExhausted => "minutes_exhausted",
             Self::RoomMissing => "room_missing",
+            Self::WorkerReported => "worker_reported",
         }
     }
 
@@ -382,6 +386,7 @@ fn from_fields(f: &HashMap<String, String>) -> Result<Session, SessionError> {
         reserved_seconds: u64::try_from(num("reserved_seconds")?).unwrap_or(0),
         deadline_ms: num("deadline_ms")?,
         max_session_seconds: u32::try_from(num("max_session_seconds")?).unwrap_or(0),
+        worker_id: text("worker_id"),
     })
 }
 

@@ -274,6 +274,7 @@ impl SessionService {
                 room_name: s.room_name.clone(),
                 provider: s.provider,
                 used_seconds,
+                worker_id: s.worker_id.clone(),
             })
             .await
             .map(|_| ())
@@ -321,6 +322,12 @@ impl Sessions for SessionService {
                     self.policy.avatar_agent_identity.clone(),
                 )
             }
+            // A worker joins as the agent, so it needs its own identity.
+            _ if req.requires_worker => (
+                ids::uuid(),
+                "4:3".to_owned(),
+                self.policy.avatar_agent_identity.clone(),
+            ),
             _ => (ids::uuid(), String::new(), String::new()),
         };
         let session = Session {
@@ -352,6 +359,8 @@ impl Sessions for SessionService {
                 participant_identity: participant_identity(&req.client_user_ref, &session.id),
                 agent_identity: agent_identity.clone(),
                 avatar_image_url: req.avatar_image_url.clone(),
+                requires_worker: req.requires_worker,
+                aspect_ratio: session.aspect_ratio.clone(),
             })
             .await;
         let room = match allocated {
@@ -366,6 +375,7 @@ impl Sessions for SessionService {
         };
         let held = Session {
             room_name: room.room_name.clone(),
+            worker_id: room.worker_id.clone(),
             ..session
         };
         let started = async {
@@ -382,6 +392,7 @@ impl Sessions for SessionService {
                         ("room_name", room.room_name.clone()),
                         ("reserved_seconds", room.reserved_seconds.to_string()),
                         ("deadline_ms", room.lease_deadline_ms.to_string()),
+                        ("worker_id", room.worker_id.clone()),
                     ],
                 )
                 .await

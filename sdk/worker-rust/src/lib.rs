@@ -1,0 +1,214 @@
+//! The worker side of Lobby's `lobby.workers.v1.Workers` stream, for GPU
+//! services written in Rust (Python workers use `sdk/worker-python`).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), lobby_worker::WorkerError> {
+//! let config = lobby_worker::WorkerConfig::new("http://rooms:50053", "worker-token", "gpu-1", "eu", 4);
+//! let (worker, mut jobs) = lobby_worker::Worker::attach(config).await?;
+//! while let Some(job) = jobs.recv().await {
+//!     worker.accept(&job.job_id).await?;
+//!     // ... join job.room_url with job.agent_token and run the agent ...
+//!     worker.session_ended(&job.session_id, "agent finished").await?;
+//! }
+//! # Ok(()) }
+//! ```
+
+pub use lobby_proto::workers::JobAssignment;
+use lobby_proto::workers::{
+    server_message, worker_message, workers_client::WorkersClient, Heartbeat, JobAccepted,
+    JobRejected, Register, SessionEnded, WorkerMessage,
+};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot reach the rooms service: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("the rooms service refused the worker: {0}")]
+    Refused(#[from] tonic::Status),
+    #[error("the rooms service closed the stream before registering the worker")]
+    NotRegistered,
+    #[error("the stream to the rooms service is closed")]
+    Closed,
+    #[error("invalid worker token")]
+    Token,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The rooms service, e.g. `http://rooms:50053`.
+    pub url: String,
+    pub token: String,
+    pub worker_id: String,
+    pub region: String,
+    pub capacity: u32,
+    pub labels: HashMap<String, String>,
+    /// Off only in tests that simulate a worker that went quiet.
+    pub heartbeats: bool,
+}
+
+impl WorkerConfig {
+    pub fn new(url: &str, token: &str, worker_id: &str, region: &str, capacity: u32) -> Self {
+        Self {
+            url: url.to_owned(),
+            token: token.to_owned(),
+            worker_id: worker_id.to_owned(),
+            region: region.to_owned(),
+            capacity,
+            labels: HashMap::new(),
+            heartbeats: true,
+        }
+    }
+}
+
+/// A worker's half of the stream. Dropping every clone (and the job
+/// receiver) closes the stream, which the rooms service sees as a
+/// disconnect: no new jobs come.
+#[derive(Clone)]
+pub struct Worker {
+    outbound: mpsc::Sender<WorkerMessage>,
+    load: Arc<AtomicU32>,
+    heartbeat: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // The last handle stops the heartbeats, so the stream can close.
+        if Arc::strong_count(&self.heartbeat) == 1 {
+            self.heartbeat.abort();
+        }
+    }
+}
+
+fn message(m: worker_message::Message) -> WorkerMessage {
+    WorkerMessage { message: Some(m) }
+}
+
+impl Worker {
+    /// Attaches to the rooms service and registers; returns the handle and
+    /// the jobs offered to this worker.
+    pub async fn attach(
+        config: WorkerConfig,
+    ) -> Result<(Self, mpsc::Receiver<JobAssignment>), WorkerError> {
+        let channel = tonic::transport::Endpoint::from_shared(config.url.clone())?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        let (outbound, rx) = mpsc::channel(64);
+        outbound
+            .send(message(worker_message::Message::Register(Register {
+                worker_id: config.worker_id.clone(),
+                region: config.region.clone(),
+                capacity: config.capacity,
+                labels: config.labels.clone(),
+            })))
+            .await
+            .map_err(|_| WorkerError::Closed)?;
+        let mut request = tonic::Request::new(ReceiverStream::new(rx));
+        let bearer = format!("Bearer {}", config.token)
+            .parse()
+            .map_err(|_| WorkerError::Token)?;
+        request.metadata_mut().insert("authorization", bearer);
+        let mut inbound = WorkersClient::new(channel)
+            .attach(request)
+            .await?
+            .into_inner();
+
+        let interval = match inbound.message().await? {
+            Some(lobby_proto::workers::ServerMessage {
+                message: Some(server_message::Message::Registered(r)),
+            }) => Duration::from_millis(u64::from(r.heartbeat_interval_ms.max(100))),
+            _ => return Err(WorkerError::NotRegistered),
+        };
+        let load = Arc::new(AtomicU32::new(0));
+        let heartbeat = {
+            let (outbound, load) = (outbound.clone(), load.clone());
+            let enabled = config.heartbeats;
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(interval);
+                loop {
+                    ticker.tick().await;
+                    if !enabled {
+                        continue;
+                    }
+                    let beat = message(worker_message::Message::Heartbeat(Heartbeat {
+                        load: load.load(Ordering::Relaxed),
+                    }));
+                    if outbound.send(beat).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let (jobs_tx, jobs) = mpsc::channel(64);
+        tokio::spawn(async move {
+            while let Ok(Some(m)) = inbound.message().await {
+                if let Some(server_message::Message::Job(job)) = m.message {
+                    if jobs_tx.send(job).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        tracing::info!(worker_id = %config.worker_id, "attached to the rooms service");
+        Ok((
+            Self {
+                outbound,
+                load,
+                heartbeat: Arc::new(heartbeat),
+            },
+            jobs,
+        ))
+    }
+
+    async fn send(&self, m: worker_message::Message) -> Result<(), WorkerError> {
+        self.outbound
+            .send(message(m))
+            .await
+            .map_err(|_| WorkerError::Closed)
+    }
+
+    /// Takes the job: the start it belongs to succeeds.
+    pub async fn accept(&self, job_id: &str) -> Result<(), WorkerError> {
+        self.load.fetch_add(1, Ordering::Relaxed);
+        self.send(worker_message::Message::Accepted(JobAccepted {
+            job_id: job_id.to_owned(),
+        }))
+        .await
+    }
+
+    /// Declines the job: the rooms service offers it to another worker.
+    pub async fn reject(&self, job_id: &str, reason: &str) -> Result<(), WorkerError> {
+        self.send(worker_message::Message::Rejected(JobRejected {
+            job_id: job_id.to_owned(),
+            reason: reason.to_owned(),
+        }))
+        .await
+    }
+
+    /// Reports that a session this worker ran has ended; Lobby ends it.
+    pub async fn session_ended(&self, session_id: &str, reason: &str) -> Result<(), WorkerError> {
+        let _ = self
+            .load
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(1));
+        self.send(worker_message::Message::SessionEnded(SessionEnded {
+            session_id: session_id.to_owned(),
+            reason: reason.to_owned(),
+        }))
+        .await
+    }
+
+    pub fn load(&self) -> u32 {
+        self.load.load(Ordering::Relaxed)
+    }
+}

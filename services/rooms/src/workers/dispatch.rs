@@ -1,0 +1,175 @@
+//! Job dispatch across rooms replicas.
+//!
+//! A worker's stream lives on one replica; the start that needs a worker may
+//! run on another. Jobs go out on the Redis channel `workers:jobs:<worker>`,
+//! which every replica hears and the one holding that worker's stream
+//! forwards; answers come back on `workers:replies`, matched to the waiting
+//! start by job id.
+
+use futures::StreamExt;
+use lobby_proto::workers::{server_message, JobAssignment, ServerMessage};
+use prost::Message;
+use redis::{aio::ConnectionManager, AsyncCommands};
+use serde::{Deserialize, Serialize};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+
+const JOBS: &str = "workers:jobs:";
+const REPLIES: &str = "workers:replies";
+
+pub type WorkerSender = mpsc::Sender<Result<ServerMessage, Status>>;
+
+/// A worker's answer to a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    Accepted,
+    Rejected(String),
+    /// No answer before the deadline (or the worker is gone).
+    TimedOut,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ReplyMessage {
+    job_id: String,
+    answer: Answer,
+}
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    redis: ConnectionManager,
+    /// Streams held by this replica: worker id → (connection id, sender).
+    local: Arc<Mutex<HashMap<String, (u64, WorkerSender)>>>,
+    /// Starts waiting for an answer: job id → where to deliver it.
+    pending: Arc<Mutex<HashMap<String, oneshot::Sender<Answer>>>>,
+}
+
+impl Dispatcher {
+    /// Subscribes to the job and reply channels (reconnecting if Redis
+    /// drops) and returns the dispatcher.
+    pub fn start(client: redis::Client, redis: ConnectionManager) -> Self {
+        let dispatcher = Self {
+            redis,
+            local: Arc::default(),
+            pending: Arc::default(),
+        };
+        let listener = dispatcher.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = listener.listen(&client).await {
+                    tracing::warn!(error = %e, "worker dispatch subscription lost; resubscribing");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        dispatcher
+    }
+
+    async fn listen(&self, client: &redis::Client) -> Result<(), redis::RedisError> {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.psubscribe(format!("{JOBS}*")).await?;
+        pubsub.subscribe(REPLIES).await?;
+        let mut messages = pubsub.on_message();
+        while let Some(msg) = messages.next().await {
+            let channel = msg.get_channel_name().to_owned();
+            if channel == REPLIES {
+                if let Ok(reply) = serde_json::from_slice::<ReplyMessage>(msg.get_payload_bytes()) {
+                    let waiting = self
+                        .pending
+                        .lock()
+                        .ok()
+                        .and_then(|mut p| p.remove(&reply.job_id));
+                    if let Some(waiting) = waiting {
+                        let _ = waiting.send(reply.answer);
+                    }
+                }
+            } else if let Some(worker_id) = channel.strip_prefix(JOBS) {
+                let sender = self
+                    .local
+                    .lock()
+                    .ok()
+                    .and_then(|l| l.get(worker_id).map(|(_, s)| s.clone()));
+                if let (Some(sender), Ok(job)) =
+                    (sender, JobAssignment::decode(msg.get_payload_bytes()))
+                {
+                    let _ = sender
+                        .send(Ok(ServerMessage {
+                            message: Some(server_message::Message::Job(job)),
+                        }))
+                        .await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// This replica now holds `worker_id`'s stream (a reconnect replaces
+    /// the old one).
+    pub fn attach(&self, worker_id: &str, connection: u64, sender: WorkerSender) {
+        if let Ok(mut local) = self.local.lock() {
+            local.insert(worker_id.to_owned(), (connection, sender));
+        }
+    }
+
+    /// Forgets the stream, unless a newer connection of the worker replaced it.
+    pub fn detach(&self, worker_id: &str, connection: u64) {
+        if let Ok(mut local) = self.local.lock() {
+            if local.get(worker_id).is_some_and(|(c, _)| *c == connection) {
+                local.remove(worker_id);
+            }
+        }
+    }
+
+    /// Sends `job` to `worker_id` and waits for its answer until `timeout`.
+    pub async fn offer(
+        &self,
+        worker_id: &str,
+        job: JobAssignment,
+        timeout: Duration,
+    ) -> Result<Answer, redis::RedisError> {
+        let (tx, rx) = oneshot::channel();
+        let job_id = job.job_id.clone();
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(job_id.clone(), tx);
+        }
+        let mut conn = self.redis.clone();
+        let published: Result<i64, _> = conn
+            .publish(format!("{JOBS}{worker_id}"), job.encode_to_vec())
+            .await;
+        let answer = match published {
+            Ok(_) => tokio::time::timeout(timeout, rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(Answer::TimedOut),
+            Err(e) => {
+                self.forget(&job_id);
+                return Err(e);
+            }
+        };
+        self.forget(&job_id);
+        Ok(answer)
+    }
+
+    fn forget(&self, job_id: &str) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(job_id);
+        }
+    }
+
+    /// Delivers a worker's answer to whichever replica is waiting for it.
+    pub async fn answer(&self, job_id: &str, answer: Answer) -> Result<(), redis::RedisError> {
+        let reply = ReplyMessage {
+            job_id: job_id.to_owned(),
+            answer,
+        };
+        let mut conn = self.redis.clone();
+        let payload = serde_json::to_vec(&reply).unwrap_or_default();
+        let _: i64 = conn.publish(REPLIES, payload).await?;
+        Ok(())
+    }
+}
