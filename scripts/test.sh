@@ -15,6 +15,7 @@ else
 fi
 
 bash deploy/check.sh
+bash scripts/gen-python-sdk.sh --check
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --bins

@@ -102,14 +102,19 @@ impl LiveKitServer {
     }
 }
 
-/// Verifies `token` with LiveKit's own Python SDK and returns its claims.
-pub fn verify_with_python_sdk(token: &str) -> serde_json::Value {
-    let python = std::env::var("LOBBY_PYTHON").unwrap_or_else(|_| {
+/// The project venv's python (LiveKit's SDKs, the Python worker SDK).
+pub fn python() -> String {
+    std::env::var("LOBBY_PYTHON").unwrap_or_else(|_| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../.venv/bin/python")
             .display()
             .to_string()
-    });
+    })
+}
+
+/// Verifies `token` with LiveKit's own Python SDK and returns its claims.
+pub fn verify_with_python_sdk(token: &str) -> serde_json::Value {
+    let python = python();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py/verify_livekit_token.py");
     let out = Command::new(&python)
         .arg(&script)

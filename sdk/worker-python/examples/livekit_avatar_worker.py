@@ -1,0 +1,114 @@
+"""An example GPU worker: takes Lobby jobs, joins each LiveKit room with the
+agent's token using LiveKit's Python SDK, publishes an audio track (a tone,
+standing in for the avatar's voice), and reports the session's end once no
+user has been in the room for SOLO_TIMEOUT_SECONDS (the way Tavus's
+participant_left_timeout works).
+
+Settings: LOBBY_ROOMS_URL, LOBBY_WORKER_TOKEN, WORKER_ID, WORKER_REGION,
+WORKER_CAPACITY, SOLO_TIMEOUT_SECONDS.
+"""
+
+import asyncio
+import logging
+import math
+import os
+import sys
+
+from livekit import rtc
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from lobby_worker import Job, Worker  # noqa: E402
+
+SAMPLE_RATE = 48000
+FRAME_SAMPLES = SAMPLE_RATE // 100  # 10 ms
+
+log = logging.getLogger("avatar-worker")
+
+
+async def speak(source: rtc.AudioSource, stop: asyncio.Event) -> None:
+    """A 440 Hz tone in 10 ms frames until told to stop."""
+    phase = 0
+    while not stop.is_set():
+        frame = rtc.AudioFrame.create(SAMPLE_RATE, 1, FRAME_SAMPLES)
+        samples = frame.data
+        for i in range(FRAME_SAMPLES):
+            samples[i] = int(8000 * math.sin(2 * math.pi * 440 * (phase + i) / SAMPLE_RATE))
+        phase += FRAME_SAMPLES
+        await source.capture_frame(frame)
+
+
+async def run_session(worker: Worker, job: Job, solo_timeout: float) -> None:
+    room = rtc.Room()
+    stop = asyncio.Event()
+    users = set()
+
+    def is_user(p: rtc.RemoteParticipant) -> bool:
+        return p.identity != job.agent_identity
+
+    @room.on("participant_connected")
+    def _joined(p: rtc.RemoteParticipant) -> None:
+        if is_user(p):
+            users.add(p.identity)
+
+    @room.on("participant_disconnected")
+    def _left(p: rtc.RemoteParticipant) -> None:
+        users.discard(p.identity)
+
+    @room.on("disconnected")
+    def _closed(*_args) -> None:
+        stop.set()
+
+    await room.connect(job.room_url, job.agent_token)
+    users.update(p.identity for p in room.remote_participants.values() if is_user(p))
+    source = rtc.AudioSource(SAMPLE_RATE, 1)
+    track = rtc.LocalAudioTrack.create_audio_track("avatar-voice", source)
+    await room.local_participant.publish_track(
+        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    )
+    log.info("session %s: joined %s as %s", job.session_id, job.room_url, job.agent_identity)
+    voice = asyncio.create_task(speak(source, stop))
+    alone_since = None
+    seen_user = False
+    reason = "room closed"
+    while not stop.is_set():
+        await asyncio.sleep(0.2)
+        if users:
+            seen_user, alone_since = True, None
+        elif seen_user:
+            alone_since = alone_since or asyncio.get_running_loop().time()
+            if asyncio.get_running_loop().time() - alone_since >= solo_timeout:
+                reason = "agent alone past the solo timeout"
+                break
+    stop.set()
+    await voice
+    await room.disconnect()
+    await worker.session_ended(job.session_id, reason)
+    log.info("session %s ended: %s", job.session_id, reason)
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO)
+    capacity = int(os.environ.get("WORKER_CAPACITY", "2"))
+    solo_timeout = float(os.environ.get("SOLO_TIMEOUT_SECONDS", "5"))
+    worker = Worker(
+        os.environ.get("LOBBY_ROOMS_URL", "http://127.0.0.1:50053"),
+        os.environ["LOBBY_WORKER_TOKEN"],
+        os.environ.get("WORKER_ID", "python-avatar-worker"),
+        region=os.environ.get("WORKER_REGION", "local"),
+        capacity=capacity,
+    )
+    await worker.attach()
+    print("worker attached", flush=True)
+    sessions = set()
+    async for job in worker.jobs():
+        if worker.load >= capacity:
+            await worker.reject(job.job_id, "at capacity")
+            continue
+        await worker.accept(job.job_id)
+        task = asyncio.create_task(run_session(worker, job, solo_timeout))
+        sessions.add(task)
+        task.add_done_callback(sessions.discard)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

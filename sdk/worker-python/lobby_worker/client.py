@@ -1,0 +1,126 @@
+"""A worker's half of the stream: register, heartbeat, take jobs, answer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Optional
+from urllib.parse import urlparse
+
+import grpc
+
+from ._proto import workers_pb2 as pb
+from ._proto import workers_pb2_grpc as pb_grpc
+
+Job = pb.JobAssignment
+
+
+class WorkerError(RuntimeError):
+    """The rooms service refused the worker or closed the stream."""
+
+
+class Worker:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        worker_id: str,
+        *,
+        region: str = "local",
+        capacity: int = 1,
+        labels: Optional[dict[str, str]] = None,
+    ) -> None:
+        self._url = url
+        self._token = token
+        self._register = pb.Register(
+            worker_id=worker_id, region=region, capacity=capacity, labels=labels or {}
+        )
+        self._outbound: asyncio.Queue[Optional[pb.WorkerMessage]] = asyncio.Queue()
+        self._jobs: asyncio.Queue[Optional[Job]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task] = []
+        self._channel: Optional[grpc.aio.Channel] = None
+        self.load = 0
+
+    def _open_channel(self) -> grpc.aio.Channel:
+        parsed = urlparse(self._url)
+        target = parsed.netloc or parsed.path
+        if parsed.scheme == "https":
+            return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials())
+        return grpc.aio.insecure_channel(target)
+
+    async def _requests(self) -> AsyncIterator[pb.WorkerMessage]:
+        while True:
+            message = await self._outbound.get()
+            if message is None:
+                return
+            yield message
+
+    async def attach(self) -> None:
+        """Opens the stream and registers; raises WorkerError if refused."""
+        self._channel = self._open_channel()
+        stub = pb_grpc.WorkersStub(self._channel)
+        await self._outbound.put(pb.WorkerMessage(register=self._register))
+        call = stub.Attach(
+            self._requests(), metadata=(("authorization", f"Bearer {self._token}"),)
+        )
+        try:
+            first = await call.read()
+        except grpc.aio.AioRpcError as e:
+            raise WorkerError(f"{e.code().name}: {e.details()}") from e
+        if first is grpc.aio.EOF or not first.HasField("registered"):
+            raise WorkerError("the rooms service closed the stream before registering")
+        interval = max(first.registered.heartbeat_interval_ms, 100) / 1000
+        self._tasks.append(asyncio.create_task(self._heartbeats(interval)))
+        self._tasks.append(asyncio.create_task(self._receive(call)))
+
+    async def _heartbeats(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self._outbound.put(pb.WorkerMessage(heartbeat=pb.Heartbeat(load=self.load)))
+
+    async def _receive(self, call) -> None:
+        # read() throughout: grpc.aio refuses to mix it with async iteration,
+        # and attach() already read the first message with it.
+        try:
+            while True:
+                message = await call.read()
+                if message is grpc.aio.EOF:
+                    break
+                if message.HasField("job"):
+                    await self._jobs.put(message.job)
+        except grpc.aio.AioRpcError:
+            pass
+        finally:
+            await self._jobs.put(None)
+
+    async def jobs(self) -> AsyncIterator[Job]:
+        """The jobs offered to this worker, until the stream closes."""
+        while True:
+            job = await self._jobs.get()
+            if job is None:
+                return
+            yield job
+
+    async def accept(self, job_id: str) -> None:
+        self.load += 1
+        await self._outbound.put(pb.WorkerMessage(accepted=pb.JobAccepted(job_id=job_id)))
+
+    async def reject(self, job_id: str, reason: str) -> None:
+        await self._outbound.put(
+            pb.WorkerMessage(rejected=pb.JobRejected(job_id=job_id, reason=reason))
+        )
+
+    async def session_ended(self, session_id: str, reason: str) -> None:
+        """Reports the end of a session this worker ran; Lobby ends it."""
+        self.load = max(0, self.load - 1)
+        await self._outbound.put(
+            pb.WorkerMessage(
+                session_ended=pb.SessionEnded(session_id=session_id, reason=reason)
+            )
+        )
+
+    async def close(self) -> None:
+        await self._outbound.put(None)
+        for task in self._tasks:
+            task.cancel()
+        if self._channel is not None:
+            await self._channel.close()

@@ -1,0 +1,169 @@
+//! The real thing, end to end on a real `livekit-server --dev`: the Python
+//! example worker (LiveKit's Python SDK) attaches over gRPC, a seed-002 link
+//! start waits for it to accept, it joins the room as the agent and
+//! publishes audio; a user joins with LiveKit's Python SDK, sees the agent's
+//! identity and receives its audio track, and leaves; LiveKit's webhook then
+//! ends the session and everything held comes back.
+
+use lobby_rooms::workers::Registry;
+use lobby_tests::{
+    avatar_server::AvatarServer, livekit, process::ChildGuard, worker::WORKER_TOKEN, Lobby,
+    LobbyOptions, RoomProvider,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::{path::PathBuf, process::Command, time::Duration};
+
+const TEST: &str = "a_user_meets_the_python_worker_agent_and_leaving_ends_the_session";
+
+#[tokio::test]
+async fn a_user_meets_the_python_worker_agent_and_leaving_ends_the_session() {
+    let Some(bin) = livekit::binary_or_skip(TEST) else {
+        return;
+    };
+    let dir = lobby_tests::scratch_dir("e2e");
+    let gateway_port = lobby_tests::free_port();
+    let webhook = format!("http://127.0.0.1:{gateway_port}/webhooks/livekit");
+    let server = livekit::LiveKitServer::start_with_webhook(&bin, &dir, Some(&webhook)).await;
+    let lobby = Lobby::start(LobbyOptions {
+        provider: RoomProvider::LiveKit {
+            ws_url: server.ws_url(),
+            http_url: server.http_url(),
+        },
+        gateway_port: Some(gateway_port),
+        worker: false,
+        extra_env: vec![("LOBBY_RECONCILE_INTERVAL_MS".into(), "3600000".into())],
+        ..Default::default()
+    })
+    .await;
+
+    // The Python example worker, as a GPU service would run it.
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut cmd = Command::new(livekit::python());
+    cmd.arg(repo.join("sdk/worker-python/examples/livekit_avatar_worker.py"))
+        .env("LOBBY_ROOMS_URL", lobby.rooms_url())
+        .env("LOBBY_WORKER_TOKEN", WORKER_TOKEN)
+        .env("WORKER_ID", "py-worker")
+        .env("WORKER_CAPACITY", "2")
+        // Longer than the webhook takes, so Lobby (not the worker) ends it.
+        .env("SOLO_TIMEOUT_SECONDS", "60");
+    let worker = ChildGuard::spawn("python-worker", cmd, &dir);
+    let registry = Registry::new(lobby.redis.connection().await, 10_000);
+    let attached = async {
+        for _ in 0..200 {
+            if registry
+                .state("py-worker")
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|w| w.connected)
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+    .await;
+    assert!(
+        attached,
+        "the Python worker did not attach: {}",
+        worker.log_tail()
+    );
+
+    let avatars = AvatarServer::start().await;
+    let account = lobby.create_account(2).await;
+    let agent = lobby
+        .create_agent(
+            &account,
+            json!({ "avatar_image_url": avatars.url("face.jpg") }),
+        )
+        .await;
+    let link = lobby.create_link(&account, &agent, json!({})).await;
+    let r = lobby
+        .http
+        .post(format!("{}/v1/links/start-session", lobby.gateway()))
+        .json(&json!({ "link_id": link["id"] }))
+        .send()
+        .await
+        .expect("start");
+    let status = r.status();
+    let started: Value = r.json().await.expect("json");
+    assert_eq!(status, 200, "{started} / worker: {}", worker.log_tail());
+    let session_id = started["session_id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        registry
+            .state("py-worker")
+            .await
+            .expect("state")
+            .map(|w| w.reserved),
+        Some(1)
+    );
+
+    // The user joins with LiveKit's own SDK and waits for the agent's voice.
+    let user = tokio::process::Command::new(livekit::python())
+        .arg(repo.join("tests/py/join_as_user.py"))
+        .args([
+            started["livekit_url"].as_str().expect("url"),
+            started["participant_token"].as_str().expect("token"),
+            started["agent_identity"].as_str().expect("identity"),
+            "20",
+        ])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("user script");
+    let seen: Value = serde_json::from_slice(&user.stdout).unwrap_or_else(|_| {
+        panic!(
+            "user script printed no JSON: {} {} / worker: {}",
+            String::from_utf8_lossy(&user.stdout),
+            String::from_utf8_lossy(&user.stderr),
+            worker.log_tail()
+        )
+    });
+    assert_eq!(
+        seen,
+        json!({ "agent_seen": true, "audio_track": true }),
+        "worker: {}",
+        worker.log_tail()
+    );
+
+    // The user left: the webhook ends the session within a bounded wait.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut record = Value::Null;
+    while tokio::time::Instant::now() < deadline {
+        record = lobby
+            .admin_json(Method::GET, &format!("/sessions/{session_id}"), None)
+            .await
+            .1;
+        if record["status"] == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        record["ended_reason"],
+        "user_left",
+        "{record} / worker: {}",
+        worker.log_tail()
+    );
+    assert_eq!(
+        lobby.active_sessions(&account).await,
+        0,
+        "the slot came back"
+    );
+    assert_eq!(
+        registry
+            .state("py-worker")
+            .await
+            .expect("state")
+            .map(|w| w.reserved),
+        Some(0)
+    );
+    assert!(server
+        .room_client()
+        .list_rooms(vec![format!("lobby-{session_id}")])
+        .await
+        .expect("list")
+        .is_empty());
+}
