@@ -18,7 +18,8 @@ bash deploy/check.sh
 bash scripts/gen-python-sdk.sh --check
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo build --workspace --bins
+# Examples too: the crash tests kill the Rust example worker with -9.
+cargo build --workspace --bins --examples
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-targets 2>&1 | tee "$log"

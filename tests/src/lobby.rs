@@ -29,6 +29,8 @@ pub struct LobbyOptions {
     pub gateway_port: Option<u16>,
     /// Attach a GPU worker that accepts every job (link starts need one).
     pub worker: bool,
+    /// Redis with an append-only file, as in production (crash tests).
+    pub redis_aof: bool,
 }
 
 impl Default for LobbyOptions {
@@ -39,6 +41,7 @@ impl Default for LobbyOptions {
             extra_env: Vec::new(),
             gateway_port: None,
             worker: true,
+            redis_aof: false,
         }
     }
 }
@@ -47,6 +50,10 @@ pub struct Lobby {
     /// The worker attached when `LobbyOptions::worker` is set.
     pub worker: Option<crate::worker::TestWorker>,
     pub dir: PathBuf,
+    /// How each process was started (name, binary, its own settings), so a
+    /// crashed one can be started again; `env` is what they all share.
+    specs: Vec<ServiceSpec>,
+    env: Vec<(String, String)>,
     /// Milliseconds added to the services' clock (LOBBY_CLOCK_OFFSET_FILE).
     clock_file: PathBuf,
     pub redis: RedisServer,
@@ -57,10 +64,27 @@ pub struct Lobby {
     pub http: reqwest::Client,
 }
 
+/// How one process is started: its name, binary and own settings.
+type ServiceSpec = (String, String, Vec<(String, String)>);
+
+fn spawn_service(
+    dir: &std::path::Path,
+    env: &[(String, String)],
+    name: &str,
+    bin: &str,
+    extra: &[(String, String)],
+) -> ChildGuard {
+    let mut cmd = Command::new(binary(bin));
+    cmd.env_clear();
+    cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.envs(env.iter().cloned()).envs(extra.iter().cloned());
+    ChildGuard::spawn(name, cmd, dir)
+}
+
 impl Lobby {
     pub async fn start(options: LobbyOptions) -> Self {
         let dir = crate::scratch_dir("lobby");
-        let redis = RedisServer::start(&dir);
+        let redis = RedisServer::start_with(&dir, options.redis_aof);
         let clock_file = dir.join("clock-offset-ms");
         std::fs::write(&clock_file, "0").expect("clock file");
         let port = |_: &str| crate::free_port();
@@ -126,18 +150,11 @@ impl Lobby {
         }
         env.extend(options.extra_env.iter().cloned());
 
-        let spawn = |name: &str, bin: &str, extra: &[(String, String)]| {
-            let mut cmd = Command::new(binary(bin));
-            cmd.env_clear();
-            cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
-            cmd.envs(env.iter().cloned()).envs(extra.iter().cloned());
-            ChildGuard::spawn(name, cmd, &dir)
-        };
-        let mut services = vec![
-            spawn("auth", "lobby-auth", &[]),
-            spawn("session", "lobby-session", &[]),
-            spawn("rooms", "lobby-rooms", &[]),
-            spawn("artifacts", "lobby-artifacts", &[]),
+        let mut specs: Vec<ServiceSpec> = vec![
+            ("auth".into(), "lobby-auth".into(), vec![]),
+            ("session".into(), "lobby-session".into(), vec![]),
+            ("rooms".into(), "lobby-rooms".into(), vec![]),
+            ("artifacts".into(), "lobby-artifacts".into(), vec![]),
         ];
         let mut gateways = Vec::new();
         for i in 0..options.gateways.max(1) {
@@ -145,13 +162,17 @@ impl Lobby {
                 (0, Some(p)) => p,
                 _ => crate::free_port(),
             };
-            services.push(spawn(
-                &format!("gateway-{i}"),
-                "lobby-gateway",
-                &[("LOBBY_GATEWAY_LISTEN".into(), format!("127.0.0.1:{port}"))],
+            specs.push((
+                format!("gateway-{i}"),
+                "lobby-gateway".into(),
+                vec![("LOBBY_GATEWAY_LISTEN".into(), format!("127.0.0.1:{port}"))],
             ));
             gateways.push(format!("http://127.0.0.1:{port}"));
         }
+        let services = specs
+            .iter()
+            .map(|(name, bin, extra)| spawn_service(&dir, &env, name, bin, extra))
+            .collect();
         let http = crate::http_client(Duration::from_secs(30));
         let grpc = vec![
             ("auth", format!("http://127.0.0.1:{auth}")),
@@ -161,6 +182,8 @@ impl Lobby {
         ];
         let mut lobby = Self {
             worker: None,
+            specs,
+            env,
             dir,
             clock_file,
             redis,
@@ -181,6 +204,37 @@ impl Lobby {
             lobby.worker = Some(worker);
         }
         lobby
+    }
+
+    /// `kill -9` by pid, usable while requests to the service are in flight.
+    pub fn crash(&self, name: &str) {
+        let pid = self
+            .services
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.pid())
+            .unwrap_or_else(|| panic!("no running service named {name}"));
+        let status = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -9 {pid} failed");
+    }
+
+    /// Starts a service killed with [`Lobby::kill`] or [`Lobby::crash`] again, as its
+    /// orchestrator would, and waits until the gateways see everything up.
+    pub async fn restart(&mut self, name: &str) {
+        let (_, bin, extra) = self
+            .specs
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("no service named {name}"))
+            .clone();
+        let fresh = spawn_service(&self.dir, &self.env, name, &bin, &extra);
+        if let Some(slot) = self.services.iter_mut().find(|s| s.name == name) {
+            *slot = fresh;
+        }
+        self.wait_healthy().await;
     }
 
     pub fn rooms_url(&self) -> String {

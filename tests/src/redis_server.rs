@@ -1,16 +1,39 @@
 //! A private `redis-server` on a free loopback port with its own data folder.
 
 use crate::process::ChildGuard;
-use std::{path::Path, process::Command, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 pub struct RedisServer {
     pub port: u16,
     guard: ChildGuard,
+    dir: PathBuf,
+    aof: bool,
 }
 
 impl RedisServer {
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, false)
+    }
+
+    /// With `aof`, every write goes to an append-only file (fsync every
+    /// second), as in production, so a restart keeps the state.
+    pub fn start_with(dir: &Path, aof: bool) -> Self {
         let port = crate::free_port();
+        let server = Self {
+            port,
+            guard: Self::spawn(dir, port, aof),
+            dir: dir.to_path_buf(),
+            aof,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn spawn(dir: &Path, port: u16, aof: bool) -> ChildGuard {
         let data = dir.join(format!("redis-{port}"));
         std::fs::create_dir_all(&data).expect("redis dir");
         let mut cmd = Command::new("redis-server");
@@ -21,15 +44,16 @@ impl RedisServer {
             "127.0.0.1",
             "--save",
             "",
+        ])
+        .args([
             "--appendonly",
-            "no",
+            if aof { "yes" } else { "no" },
+            "--appendfsync",
+            "everysec",
         ])
         .arg("--dir")
         .arg(&data);
-        let guard = ChildGuard::spawn(&format!("redis-{port}"), cmd, dir);
-        let server = Self { port, guard };
-        server.wait_ready();
-        server
+        ChildGuard::spawn(&format!("redis-{port}"), cmd, dir)
     }
 
     pub fn url(&self) -> String {
@@ -58,5 +82,12 @@ impl RedisServer {
 
     pub fn stop(&mut self) {
         self.guard.kill();
+    }
+
+    /// SIGKILL, then start again on the same port and data folder.
+    pub fn crash_and_restart(&mut self) {
+        self.guard.kill();
+        self.guard = Self::spawn(&self.dir, self.port, self.aof);
+        self.wait_ready();
     }
 }

@@ -23,7 +23,23 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, RedisConnectError> 
         .set_number_of_retries(2)
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(5)));
-    ConnectionManager::new_with_config(client, config)
+    let manager = ConnectionManager::new_with_config(client, config)
         .await
-        .map_err(err)
+        .map_err(err)?;
+    keep_alive(manager.clone());
+    Ok(manager)
+}
+
+/// The manager notices a dead connection only when a command fails on it:
+/// after a Redis restart, the first request of every service would get an
+/// error. A background ping takes that failure instead, so the connection is
+/// replaced before a caller needs it.
+fn keep_alive(mut manager: ConnectionManager) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            ticker.tick().await;
+            let _: Result<String, _> = redis::cmd("PING").query_async(&mut manager).await;
+        }
+    });
 }

@@ -36,6 +36,9 @@ pub struct WorkersConfig {
     pub heartbeat_expiry: Duration,
     /// Where the workers' "session ended" reports go.
     pub session_url: String,
+    /// How far a heartbeat pushes its sessions' leases (the session
+    /// service reads the same LOBBY_SESSION_LEASE_MS).
+    pub session_lease: Duration,
 }
 
 impl RoomsConfig {
@@ -68,6 +71,7 @@ impl RoomsConfig {
                     s.get_or("LOBBY_WORKER_HEARTBEAT_EXPIRY_MS", 15_000)?,
                 ),
                 session_url: s.string_or("LOBBY_SESSION_URL", "http://127.0.0.1:50052"),
+                session_lease: Duration::from_millis(s.get_or("LOBBY_SESSION_LEASE_MS", 30_000)?),
             },
         })
     }
@@ -212,6 +216,7 @@ pub async fn serve(
         sessions,
         config.workers.token,
         config.workers.heartbeat_interval,
+        config.workers.session_lease,
     );
     let routes = tonic::service::Routes::new(RoomsServer::new(rooms))
         .add_service(WorkersServer::new(workers_service));

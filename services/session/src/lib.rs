@@ -55,6 +55,8 @@ impl SessionConfig {
                 ),
                 reconcile_grace_ms: s.get_or("LOBBY_RECONCILE_GRACE_MS", 10_000)?,
                 webhook_max_age_ms: s.get_or("LOBBY_WEBHOOK_MAX_AGE_MS", 300_000)?,
+                lease_ms: s.get_or("LOBBY_SESSION_LEASE_MS", 30_000)?,
+                start_timeout_ms: s.get_or("LOBBY_START_TIMEOUT_MS", 60_000)?,
             },
             clock: lobby_kit::time::Clock::from_settings(s),
         })

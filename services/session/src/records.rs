@@ -27,10 +27,13 @@ pub enum EndedReason {
     RoomMissing,
     /// The GPU worker running the agent reported the end.
     WorkerReported,
+    /// The worker's heartbeats stopped renewing the session's lease (it
+    /// crashed or lost its connection).
+    LeaseExpired,
 }
 
 impl EndedReason {
-    pub const ALL: [EndedReason; 7] = [
+    pub const ALL: [EndedReason; 8] = [
         EndedReason::ExplicitEnd,
         EndedReason::ProviderRoomFinished,
         EndedReason::UserLeft,
@@ -38,6 +41,7 @@ impl EndedReason {
         EndedReason::MinutesExhausted,
         EndedReason::RoomMissing,
         EndedReason::WorkerReported,
+        EndedReason::LeaseExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +53,7 @@ impl EndedReason {
             Self::MinutesExhausted => "minutes_exhausted",
             Self::RoomMissing => "room_missing",
             Self::WorkerReported => "worker_reported",
+            Self::LeaseExpired => "lease_expired",
         }
     }
 
@@ -57,10 +62,31 @@ impl EndedReason {
     }
 }
 
-/// Live sessions with a room, scored by the time they must end by. The
-/// reaper ends what is due; the reconciler walks it to compare with the
-/// provider. One global key: it is an index, never part of an atomic script.
-const DEADLINES: &str = "sessions:deadlines";
+/// The indexes the reaper and the reconciler work from. Global keys: they
+/// are indexes, never part of an atomic script.
+#[derive(Debug, Clone, Copy)]
+pub enum Index {
+    /// Live sessions with a room, scored by the time they must end by.
+    Deadlines,
+    /// Worker-run sessions, scored by their lease's end. The rooms service
+    /// pushes leases forward on every heartbeat of the session's worker
+    /// (`ZADD XX`), so a dead worker's sessions fall due.
+    Leases,
+    /// Starts not yet resolved, scored by when they count as abandoned (the
+    /// service that ran them died): the reaper then releases whatever they
+    /// took, idempotently.
+    Starting,
+}
+
+impl Index {
+    fn key(self) -> &'static str {
+        match self {
+            Self::Deadlines => "sessions:deadlines",
+            Self::Leases => "sessions:leases",
+            Self::Starting => "sessions:starting",
+        }
+    }
+}
 
 fn record_key(account_id: &str, session_id: &str) -> String {
     format!("{{{account_id}}}:session:{session_id}")
@@ -265,35 +291,48 @@ impl SessionStore {
             .map(Some)
     }
 
-    /// Puts a live session in the deadline index.
-    pub async fn track_deadline(
+    pub async fn track(
         &self,
+        index: Index,
         session_id: &str,
-        deadline_ms: i64,
+        at_ms: i64,
     ) -> Result<(), SessionError> {
         let mut conn = self.redis.clone();
-        let () = conn.zadd(DEADLINES, session_id, deadline_ms).await?;
+        let () = conn.zadd(index.key(), session_id, at_ms).await?;
         Ok(())
     }
 
-    pub async fn untrack(&self, session_id: &str) -> Result<(), SessionError> {
+    pub async fn untrack(&self, index: Index, session_id: &str) -> Result<(), SessionError> {
         let mut conn = self.redis.clone();
-        let () = conn.zrem(DEADLINES, session_id).await?;
+        let () = conn.zrem(index.key(), session_id).await?;
         Ok(())
     }
 
-    /// Up to `limit` live sessions whose deadline is at or before `now_ms`.
-    pub async fn due(&self, now_ms: i64, limit: isize) -> Result<Vec<String>, SessionError> {
+    /// Removes a session from every index (it ended or failed for good).
+    pub async fn untrack_all(&self, session_id: &str) -> Result<(), SessionError> {
+        for index in [Index::Deadlines, Index::Leases, Index::Starting] {
+            self.untrack(index, session_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` sessions of `index` due at or before `now_ms`.
+    pub async fn due(
+        &self,
+        index: Index,
+        now_ms: i64,
+        limit: isize,
+    ) -> Result<Vec<String>, SessionError> {
         let mut conn = self.redis.clone();
         Ok(conn
-            .zrangebyscore_limit(DEADLINES, "-inf", now_ms, 0, limit)
+            .zrangebyscore_limit(index.key(), "-inf", now_ms, 0, limit)
             .await?)
     }
 
     /// Every live session with a room, oldest deadline first.
     pub async fn live(&self) -> Result<Vec<String>, SessionError> {
         let mut conn = self.redis.clone();
-        Ok(conn.zrange(DEADLINES, 0, -1).await?)
+        Ok(conn.zrange(Index::Deadlines.key(), 0, -1).await?)
     }
 
     /// True the first time an event id is seen within `ttl_seconds`.

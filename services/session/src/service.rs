@@ -3,7 +3,7 @@
 use crate::{
     error::SessionError,
     ids,
-    records::{AppendRefusal, EndedReason, SessionStore},
+    records::{AppendRefusal, EndedReason, Index, SessionStore},
 };
 use lobby_kit::grpc::{forward_status, is_unreachable, machine_code};
 use lobby_proto::{
@@ -46,6 +46,10 @@ pub struct Policy {
     pub reconcile_grace_ms: i64,
     /// Provider events older than this are refused as stale.
     pub webhook_max_age_ms: i64,
+    /// A worker-run session ends this long after its worker's last heartbeat.
+    pub lease_ms: i64,
+    /// A start still unresolved after this long was abandoned by a crash.
+    pub start_timeout_ms: i64,
 }
 
 /// Cheap to clone: the reaper and the reconciler run on clones.
@@ -77,6 +81,16 @@ fn participant_identity(client_user_ref: &str, session_id: &str) -> String {
         )
     } else {
         client_user_ref.to_owned()
+    }
+}
+
+/// The room a session's start would have opened (it may not be on the
+/// record if the start died before writing it).
+pub fn room_name_of(s: &Session) -> String {
+    if s.room_name.is_empty() {
+        format!("lobby-{}", s.id)
+    } else {
+        s.room_name.clone()
     }
 }
 
@@ -125,7 +139,7 @@ impl SessionService {
         let session = self.store.get(session_id).await?;
         let live = [SessionStatus::Starting, SessionStatus::Active];
         if !live.contains(&session.status()) {
-            self.store.untrack(&session.id).await?;
+            self.store.untrack_all(&session.id).await?;
             return Ok(session);
         }
         let ended_at = lobby_kit::time::now_ms();
@@ -144,39 +158,84 @@ impl SessionService {
                 ],
             )
             .await?;
-        self.store.untrack(&session.id).await?;
+        self.store.untrack_all(&session.id).await?;
         if moved {
             tracing::info!(session_id = %session.id, reason = reason.as_str(), duration_seconds = ran, "session ended");
         }
         Ok(self.store.get(&session.id).await?)
     }
 
-    /// Ends every session past its deadline. A session that could reserve
-    /// its whole maximum ran to `max_duration`; one that got fewer minutes
-    /// ran them out.
+    /// One sweep: ends sessions past their deadline (`max_duration`, or
+    /// `minutes_exhausted` when they could reserve less than their maximum)
+    /// or past their lease (`lease_expired`: the worker stopped renewing it),
+    /// and cleans up starts that a crash abandoned.
     pub async fn reap_due(&self) -> Result<usize, SessionError> {
-        let due = self.store.due(self.clock.now_ms(), 100).await?;
+        let now = self.clock.now_ms();
         let mut ended = 0;
-        for id in due {
+        for id in self.store.due(Index::Deadlines, now, 100).await? {
             let reason = match self.store.get(&id).await {
                 Ok(s) if s.reserved_seconds < u64::from(s.max_session_seconds) => {
                     EndedReason::MinutesExhausted
                 }
                 Ok(_) => EndedReason::MaxDuration,
                 Err(SessionError::NotFound(_)) => {
-                    self.store.untrack(&id).await?;
+                    self.store.untrack_all(&id).await?;
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            match self.end(&id, reason).await {
-                Ok(_) => ended += 1,
-                Err(status) => {
-                    tracing::warn!(session_id = %id, error = %status.message(), "reaper could not end a session; will retry")
-                }
+            ended += usize::from(self.end_logged(&id, reason).await);
+        }
+        for id in self.store.due(Index::Leases, now, 100).await? {
+            ended += usize::from(self.end_logged(&id, EndedReason::LeaseExpired).await);
+        }
+        for id in self.store.due(Index::Starting, now, 100).await? {
+            if let Err(e) = self.clean_up_start(&id).await {
+                tracing::warn!(session_id = %id, error = %e.message(), "abandoned start not cleaned up yet; will retry");
             }
         }
         Ok(ended)
+    }
+
+    async fn end_logged(&self, id: &str, reason: EndedReason) -> bool {
+        match self.end(id, reason).await {
+            Ok(_) => true,
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                let _ = self.store.untrack_all(id).await;
+                false
+            }
+            Err(status) => {
+                tracing::warn!(session_id = %id, error = %status.message(), "sweep could not end a session; will retry");
+                false
+            }
+        }
+    }
+
+    /// A start nobody finished (its service died mid-way): give back
+    /// whatever it may have taken (slots, minutes, worker capacity, room;
+    /// releasing is idempotent) and mark it failed.
+    async fn clean_up_start(&self, id: &str) -> Result<(), Status> {
+        let session = match self.store.get(id).await {
+            Ok(s) => s,
+            Err(SessionError::NotFound(_)) => {
+                return Ok(self.store.untrack(Index::Starting, id).await?)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if session.status() == SessionStatus::Active {
+            return Ok(self.store.untrack(Index::Starting, id).await?);
+        }
+        let abandoned = Session {
+            room_name: crate::service::room_name_of(&session),
+            ..session
+        };
+        self.release(&abandoned, 0).await?;
+        if abandoned.status() == SessionStatus::Starting {
+            self.mark_failed(&abandoned, "start_abandoned").await;
+        }
+        self.store.untrack(Index::Starting, id).await?;
+        tracing::info!(session_id = %id, "abandoned start cleaned up");
+        Ok(())
     }
 
     /// Compares live sessions with the provider's rooms and ends those whose
@@ -194,7 +253,7 @@ impl SessionService {
                     candidates.push(s)
                 }
                 Ok(_) => {}
-                Err(SessionError::NotFound(_)) => self.store.untrack(&id).await?,
+                Err(SessionError::NotFound(_)) => self.store.untrack_all(&id).await?,
                 Err(e) => return Err(e),
             }
         }
@@ -346,6 +405,15 @@ impl Sessions for SessionService {
             ..Default::default()
         };
         self.store.create(&session).await?;
+        // Indexed before anything is taken, so a crash from here on leaves a
+        // start the reaper will find and clean up.
+        self.store
+            .track(
+                Index::Starting,
+                &session.id,
+                now + self.policy.start_timeout_ms,
+            )
+            .await?;
 
         let allocated = self
             .rooms
@@ -366,9 +434,16 @@ impl Sessions for SessionService {
         let room = match allocated {
             Ok(r) => r.into_inner(),
             Err(status) => {
+                // A refusal from rooms means it released what it took; an
+                // unreachable rooms may have taken a slot before it died, so
+                // the start stays indexed for the reaper to release.
+                let answered = !is_unreachable(&status);
                 let failure = peer_failure(status);
                 let code = machine_code(&failure).unwrap_or("internal_error");
                 self.mark_failed(&session, code).await;
+                if answered {
+                    self.store.untrack(Index::Starting, &session.id).await?;
+                }
                 tracing::info!(session_id = %session.id, code, "session start failed");
                 return Err(failure);
             }
@@ -401,11 +476,20 @@ impl Sessions for SessionService {
         let started = match started {
             // Indexed before the answer goes out, so the reaper and the
             // reconciler see every session a caller was told about.
-            Ok(true) => self
-                .store
-                .track_deadline(&held.id, room.lease_deadline_ms)
+            Ok(true) => {
+                async {
+                    self.store
+                        .track(Index::Deadlines, &held.id, room.lease_deadline_ms)
+                        .await?;
+                    if !held.worker_id.is_empty() {
+                        let lease = lobby_kit::time::now_ms() + self.policy.lease_ms;
+                        self.store.track(Index::Leases, &held.id, lease).await?;
+                    }
+                    self.store.untrack(Index::Starting, &held.id).await?;
+                    Ok(true)
+                }
                 .await
-                .map(|()| true),
+            }
             other => other,
         };
         match started {

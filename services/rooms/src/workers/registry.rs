@@ -1,6 +1,7 @@
 //! The worker registry: one hash per worker (region, capacity, reserved,
 //! last heartbeat, connected) under the `{workers}` hash tag, a set of
-//! workers per region, and per worker the sessions holding its capacity.
+//! workers per region, per worker the sessions holding its capacity, and per
+//! session the worker it holds (so a release after a crash finds it).
 
 use redis::{aio::ConnectionManager, AsyncCommands, Script};
 use std::collections::HashMap;
@@ -11,9 +12,16 @@ fn worker_key(id: &str) -> String {
 fn sessions_key(id: &str) -> String {
     format!("{{workers}}:worker:{id}:sessions")
 }
+fn session_worker_key(session_id: &str) -> String {
+    format!("{{workers}}:session:{session_id}")
+}
 fn region_key(region: &str) -> String {
     format!("{{workers}}:region:{region}")
 }
+
+/// Leases of worker-run sessions, scored by when they run out. The session
+/// service owns this index (and its reaper); heartbeats push it forward.
+const SESSION_LEASES: &str = "sessions:leases";
 
 /// Worker ids become Redis keys and log fields: a fixed alphabet.
 pub fn valid_worker_id(id: &str) -> bool {
@@ -36,6 +44,17 @@ pub struct WorkerState {
 impl WorkerState {
     pub fn free(&self) -> u32 {
         self.capacity.saturating_sub(self.reserved)
+    }
+
+    fn from_fields(id: String, f: &HashMap<String, String>) -> Self {
+        let num = |k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        Self {
+            capacity: u32::try_from(num("capacity")).unwrap_or(0),
+            reserved: u32::try_from(num("reserved")).unwrap_or(0),
+            last_seen_ms: num("last_seen_ms"),
+            connected: f.get("connected").is_some_and(|c| c == "1"),
+            id,
+        }
     }
 }
 
@@ -90,11 +109,14 @@ impl Registry {
         Ok(())
     }
 
+    /// Records a heartbeat and renews the leases of the worker's sessions
+    /// (only those still indexed: `XX` never brings back an ended one).
     pub async fn heartbeat(
         &self,
         id: &str,
         load: u32,
         now_ms: i64,
+        lease_ms: i64,
     ) -> Result<(), redis::RedisError> {
         let mut conn = self.redis.clone();
         let () = conn
@@ -106,6 +128,20 @@ impl Registry {
                 ],
             )
             .await?;
+        let sessions: Vec<String> = conn.smembers(sessions_key(id)).await?;
+        if !sessions.is_empty() {
+            let mut renew = redis::pipe();
+            for sid in &sessions {
+                renew
+                    .cmd("ZADD")
+                    .arg(SESSION_LEASES)
+                    .arg("XX")
+                    .arg(now_ms + lease_ms)
+                    .arg(sid)
+                    .ignore();
+            }
+            let () = renew.query_async(&mut conn).await?;
+        }
         Ok(())
     }
 
@@ -126,14 +162,7 @@ impl Registry {
         let mut workers = Vec::with_capacity(ids.len());
         for id in ids {
             let f: HashMap<String, String> = conn.hgetall(worker_key(&id)).await?;
-            let num = |k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-            let state = WorkerState {
-                capacity: u32::try_from(num("capacity")).unwrap_or(0),
-                reserved: u32::try_from(num("reserved")).unwrap_or(0),
-                last_seen_ms: num("last_seen_ms"),
-                connected: f.get("connected").is_some_and(|c| c == "1"),
-                id,
-            };
+            let state = WorkerState::from_fields(id, &f);
             if state.connected
                 && state.free() > 0
                 && state.last_seen_ms + self.heartbeat_expiry_ms >= now_ms
@@ -161,27 +190,38 @@ impl Registry {
             .reserve
             .key(worker_key(worker_id))
             .key(sessions_key(worker_id))
+            .key(session_worker_key(session_id))
             .arg(now_ms)
             .arg(self.heartbeat_expiry_ms)
             .arg(session_id)
+            .arg(worker_id)
             .invoke_async(&mut conn)
             .await?;
         Ok(ok == 1)
     }
 
+    /// Frees the capacity `session_id` holds. `worker_id` may be empty (a
+    /// start that died before recording it): the session's entry says.
     pub async fn release(
         &self,
         worker_id: &str,
         session_id: &str,
     ) -> Result<bool, redis::RedisError> {
-        if worker_id.is_empty() {
-            return Ok(false);
-        }
         let mut conn = self.redis.clone();
+        let worker_id = if worker_id.is_empty() {
+            let found: Option<String> = conn.get(session_worker_key(session_id)).await?;
+            match found {
+                Some(w) => w,
+                None => return Ok(false),
+            }
+        } else {
+            worker_id.to_owned()
+        };
         let held: i64 = self
             .release
-            .key(worker_key(worker_id))
-            .key(sessions_key(worker_id))
+            .key(worker_key(&worker_id))
+            .key(sessions_key(&worker_id))
+            .key(session_worker_key(session_id))
             .arg(session_id)
             .invoke_async(&mut conn)
             .await?;
@@ -191,16 +231,6 @@ impl Registry {
     pub async fn state(&self, worker_id: &str) -> Result<Option<WorkerState>, redis::RedisError> {
         let mut conn = self.redis.clone();
         let f: HashMap<String, String> = conn.hgetall(worker_key(worker_id)).await?;
-        if f.is_empty() {
-            return Ok(None);
-        }
-        let num = |k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-        Ok(Some(WorkerState {
-            id: worker_id.to_owned(),
-            capacity: u32::try_from(num("capacity")).unwrap_or(0),
-            reserved: u32::try_from(num("reserved")).unwrap_or(0),
-            last_seen_ms: num("last_seen_ms"),
-            connected: f.get("connected").is_some_and(|c| c == "1"),
-        }))
+        Ok((!f.is_empty()).then(|| WorkerState::from_fields(worker_id.to_owned(), &f)))
     }
 }

@@ -4,7 +4,10 @@
 --
 -- KEYS[1] worker hash        {workers}:worker:<id>   capacity, reserved, last_seen_ms, connected
 -- KEYS[2] worker's sessions  {workers}:worker:<id>:sessions
--- ARGV[1] now in ms, ARGV[2] heartbeat expiry in ms, ARGV[3] session id
+-- KEYS[3] session's worker   {workers}:session:<session id>  (so a release
+--         that does not know the worker, after a crash, can find it)
+-- ARGV[1] now in ms, ARGV[2] heartbeat expiry in ms, ARGV[3] session id,
+-- ARGV[4] worker id
 -- Returns 1 reserved, 0 not available.
 local f = redis.call('HMGET', KEYS[1], 'capacity', 'reserved', 'last_seen_ms', 'connected')
 if not f[1] or f[4] ~= '1' then return 0 end
@@ -13,4 +16,5 @@ if (tonumber(f[2]) or 0) >= tonumber(f[1]) then return 0 end
 if redis.call('SADD', KEYS[2], ARGV[3]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'reserved', 1)
 end
+redis.call('SET', KEYS[3], ARGV[4])
 return 1

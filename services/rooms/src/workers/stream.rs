@@ -28,6 +28,8 @@ pub struct WorkersService {
     /// Empty refuses every worker.
     token: String,
     heartbeat_interval: Duration,
+    /// How far each heartbeat pushes its sessions' leases.
+    lease: Duration,
 }
 
 impl WorkersService {
@@ -37,6 +39,7 @@ impl WorkersService {
         sessions: SessionsClient<Channel>,
         token: String,
         heartbeat_interval: Duration,
+        lease: Duration,
     ) -> Self {
         Self {
             registry,
@@ -44,6 +47,7 @@ impl WorkersService {
             sessions,
             token,
             heartbeat_interval,
+            lease,
         }
     }
 
@@ -132,6 +136,7 @@ impl Workers for WorkersService {
         self.dispatcher.attach(&worker_id, connection, tx);
         tracing::info!(worker_id, region = %register.region, capacity = register.capacity, "worker connected");
 
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
         let (registry, dispatcher, sessions) = (
             self.registry.clone(),
             self.dispatcher.clone(),
@@ -145,7 +150,7 @@ impl Workers for WorkersService {
                 };
                 let handled = match message.message {
                     Some(worker_message::Message::Heartbeat(h)) => registry
-                        .heartbeat(&worker_id, h.load, lobby_kit::time::now_ms())
+                        .heartbeat(&worker_id, h.load, lobby_kit::time::now_ms(), lease_ms)
                         .await
                         .map_err(|e| e.to_string()),
                     Some(worker_message::Message::Accepted(a)) => dispatcher
