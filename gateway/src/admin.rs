@@ -164,6 +164,7 @@ struct AgentJson {
     avatar_image_url: String,
     provider: ProviderJson,
     requires_worker: bool,
+    solo_timeout_seconds: u32,
     created_at_ms: i64,
     updated_at_ms: i64,
 }
@@ -189,6 +190,7 @@ impl From<pb::Agent> for AgentJson {
             max_session_seconds: a.max_session_seconds,
             avatar_image_url: a.avatar_image_url,
             requires_worker: a.requires_worker,
+            solo_timeout_seconds: a.solo_timeout_seconds,
             created_at_ms: a.created_at_ms,
             updated_at_ms: a.updated_at_ms,
         }
@@ -213,6 +215,8 @@ struct CreateAgentJson {
     provider: Option<ProviderJson>,
     #[serde(default)]
     requires_worker: bool,
+    #[serde(default)]
+    solo_timeout_seconds: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,6 +230,7 @@ struct UpdateAgentJson {
     avatar_image_url: Option<String>,
     provider: Option<ProviderJson>,
     requires_worker: Option<bool>,
+    solo_timeout_seconds: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -706,6 +711,7 @@ async fn create_agent(
             avatar_image_url: req.avatar_image_url,
             provider: req.provider.map_or(Provider::Unspecified, Into::into) as i32,
             requires_worker: req.requires_worker,
+            solo_timeout_seconds: req.solo_timeout_seconds,
         })
         .await?
         .into_inner();
@@ -777,6 +783,7 @@ async fn update_agent(
             avatar_image_url: req.avatar_image_url,
             provider: req.provider.map_or(Provider::Unspecified, Into::into) as i32,
             requires_worker: req.requires_worker,
+            solo_timeout_seconds: req.solo_timeout_seconds,
         })
         .await?
         .into_inner();

@@ -3,11 +3,13 @@
 //! LiveKit webhook, and the reconciler when the webhook never arrives. Each
 //! way frees the slot; the provider's room goes with the session.
 
-use base64::{engine::general_purpose::STANDARD as B64, Engine};
-use lobby_tests::{livekit, Lobby, LobbyOptions, RoomProvider};
+use lobby_tests::{
+    livekit,
+    webhooks::{event, sign},
+    Lobby, LobbyOptions, RoomProvider,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// Polls the record until it has ended, for at most `within`.
@@ -206,29 +208,6 @@ async fn max_duration_deletes_the_room_on_the_provider() {
         .await
         .expect("list")
         .is_empty());
-}
-
-/// A webhook body signed the way LiveKit signs: a JWT from the API key pair
-/// whose `sha256` claim is the body's hash.
-fn sign(body: &str, secret: &str) -> String {
-    livekit_api::access_token::AccessToken::with_api_key(livekit::API_KEY, secret)
-        .with_sha256(&B64.encode(Sha256::digest(body.as_bytes())))
-        .to_jwt()
-        .expect("jwt")
-}
-
-fn event(
-    kind: &str,
-    id: &str,
-    room: &str,
-    created_at_s: i64,
-    participant: Option<Value>,
-) -> String {
-    let mut e = json!({ "event": kind, "id": id, "createdAt": created_at_s.to_string(), "room": { "name": room } });
-    if let Some(p) = participant {
-        e["participant"] = p;
-    }
-    e.to_string()
 }
 
 #[tokio::test]

@@ -100,6 +100,7 @@ async fn start(
             avatar_image_url: redeemed.avatar_image_url,
             // Seed 002 answers only once a GPU worker runs the avatar.
             requires_worker: true,
+            solo_timeout_seconds: principal.solo_timeout_seconds,
         })
         .await;
     let started = match started {

@@ -135,6 +135,7 @@ async fn start(
             limits: principal.limits,
             provider: principal.provider,
             requires_worker: principal.requires_worker,
+            solo_timeout_seconds: principal.solo_timeout_seconds,
             client_user_ref: req.client_user_ref.unwrap_or_default(),
             ..Default::default()
         })

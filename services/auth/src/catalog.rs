@@ -50,6 +50,8 @@ pub struct AgentRecord {
     /// Starts wait for a GPU worker to accept the session.
     #[serde(default)]
     pub requires_worker: bool,
+    #[serde(default)]
+    pub solo_timeout_seconds: u32,
     pub created_at_ms: i64,
     /// (version, updated_at_ms): bumped together on every save.
     pub stamp: (u64, i64),
@@ -94,6 +96,7 @@ impl AgentRecord {
             avatar_image_url: self.avatar_image_url.clone(),
             provider: self.provider() as i32,
             requires_worker: self.requires_worker,
+            solo_timeout_seconds: self.solo_timeout_seconds,
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.stamp.1,
         }

@@ -55,6 +55,7 @@ impl AuthService {
             }),
             provider: agent.provider() as i32,
             requires_worker: agent.requires_worker,
+            solo_timeout_seconds: agent.solo_timeout_seconds,
         })
     }
 
@@ -232,6 +233,9 @@ impl Auth for AuthService {
             .unwrap_or(catalog::DEFAULT_MAX_SESSION_SECONDS);
         catalog::validate_agent_limits(max_concurrency, max_session_seconds)?;
         catalog::validate_avatar_url(&req.avatar_image_url)?;
+        if req.solo_timeout_seconds > catalog::MAX_SESSION_SECONDS_LIMIT {
+            return Err(AuthError::invalid("solo_timeout_seconds", "must be at most 86400").into());
+        }
         let now = lobby_kit::time::now_ms();
         let record = AgentRecord {
             id,
@@ -246,6 +250,7 @@ impl Auth for AuthService {
                 .unwrap_or(Provider::Livekit.as_str_name())
                 .to_owned(),
             requires_worker: req.requires_worker,
+            solo_timeout_seconds: req.solo_timeout_seconds,
             created_at_ms: now,
             stamp: (1, now),
         };
@@ -301,6 +306,15 @@ impl Auth for AuthService {
                     a.provider = p.to_owned();
                 }
                 a.requires_worker = req.requires_worker.unwrap_or(a.requires_worker);
+                if let Some(solo) = req.solo_timeout_seconds {
+                    if solo > catalog::MAX_SESSION_SECONDS_LIMIT {
+                        return Err(AuthError::invalid(
+                            "solo_timeout_seconds",
+                            "must be at most 86400",
+                        ));
+                    }
+                    a.solo_timeout_seconds = solo;
+                }
                 catalog::validate_agent_limits(a.max_concurrency, a.max_session_seconds)
             })
             .await?;

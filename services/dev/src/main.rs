@@ -158,6 +158,7 @@ async fn seed_demo(auth_url: &str) -> Result<Option<String>, BoxError> {
             avatar_image_url: String::new(),
             provider: Provider::Livekit as i32,
             requires_worker: false,
+            solo_timeout_seconds: 0,
         })
         .await;
     match created {

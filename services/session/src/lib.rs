@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod presence;
 pub mod records;
 pub mod service;
 
@@ -57,6 +58,10 @@ impl SessionConfig {
                 webhook_max_age_ms: s.get_or("LOBBY_WEBHOOK_MAX_AGE_MS", 300_000)?,
                 lease_ms: s.get_or("LOBBY_SESSION_LEASE_MS", 30_000)?,
                 start_timeout_ms: s.get_or("LOBBY_START_TIMEOUT_MS", 60_000)?,
+                join: presence::JoinDeadlines {
+                    user_ms: s.get_or("LOBBY_USER_JOIN_TIMEOUT_MS", 120_000)?,
+                    agent_ms: s.get_or("LOBBY_AGENT_JOIN_TIMEOUT_MS", 60_000)?,
+                },
             },
             clock: lobby_kit::time::Clock::from_settings(s),
         })

@@ -30,10 +30,17 @@ pub enum EndedReason {
     /// The worker's heartbeats stopped renewing the session's lease (it
     /// crashed or lost its connection).
     LeaseExpired,
+    /// The user never joined the room within the user join deadline.
+    UserJoinTimeout,
+    /// The agent never joined the room within the agent join deadline.
+    AgentJoinTimeout,
+    /// The agent stayed alone after the last user left, past the agent's
+    /// `solo_timeout_seconds`.
+    SoloTimeout,
 }
 
 impl EndedReason {
-    pub const ALL: [EndedReason; 8] = [
+    pub const ALL: [EndedReason; 11] = [
         EndedReason::ExplicitEnd,
         EndedReason::ProviderRoomFinished,
         EndedReason::UserLeft,
@@ -42,6 +49,9 @@ impl EndedReason {
         EndedReason::RoomMissing,
         EndedReason::WorkerReported,
         EndedReason::LeaseExpired,
+        EndedReason::UserJoinTimeout,
+        EndedReason::AgentJoinTimeout,
+        EndedReason::SoloTimeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +64,9 @@ impl EndedReason {
             Self::RoomMissing => "room_missing",
             Self::WorkerReported => "worker_reported",
             Self::LeaseExpired => "lease_expired",
+            Self::UserJoinTimeout => "user_join_timeout",
+            Self::AgentJoinTimeout => "agent_join_timeout",
+            Self::SoloTimeout => "solo_timeout",
         }
     }
 
@@ -76,6 +89,10 @@ pub enum Index {
     /// service that ran them died): the reaper then releases whatever they
     /// took, idempotently.
     Starting,
+    /// Live sessions waiting on someone: a user or the agent who has not
+    /// joined yet, or an agent alone since the last user left; scored by the
+    /// earliest such deadline.
+    Presence,
 }
 
 impl Index {
@@ -84,6 +101,7 @@ impl Index {
             Self::Deadlines => "sessions:deadlines",
             Self::Leases => "sessions:leases",
             Self::Starting => "sessions:starting",
+            Self::Presence => "sessions:presence",
         }
     }
 }
@@ -190,6 +208,7 @@ impl SessionStore {
             ("created_at_ms", s.created_at_ms.to_string()),
             ("started_at_ms", s.started_at_ms.to_string()),
             ("max_session_seconds", s.max_session_seconds.to_string()),
+            ("solo_timeout_seconds", s.solo_timeout_seconds.to_string()),
         ];
         let () = conn
             .hset_multiple(record_key(&s.account_id, &s.id), &fields)
@@ -310,7 +329,12 @@ impl SessionStore {
 
     /// Removes a session from every index (it ended or failed for good).
     pub async fn untrack_all(&self, session_id: &str) -> Result<(), SessionError> {
-        for index in [Index::Deadlines, Index::Leases, Index::Starting] {
+        for index in [
+            Index::Deadlines,
+            Index::Leases,
+            Index::Starting,
+            Index::Presence,
+        ] {
             self.untrack(index, session_id).await?;
         }
         Ok(())
@@ -347,6 +371,19 @@ impl SessionStore {
             .query_async(&mut conn)
             .await?;
         Ok(set.is_some())
+    }
+
+    /// Sets fields of a record as they are, whatever its status.
+    pub async fn set_fields(
+        &self,
+        session: &Session,
+        fields: &[(&str, String)],
+    ) -> Result<(), SessionError> {
+        let mut conn = self.redis.clone();
+        let () = conn
+            .hset_multiple(record_key(&session.account_id, &session.id), fields)
+            .await?;
+        Ok(())
     }
 
     /// Keeps the agent's token on the record, for the worker only.
@@ -426,6 +463,10 @@ fn from_fields(f: &HashMap<String, String>) -> Result<Session, SessionError> {
         deadline_ms: num("deadline_ms")?,
         max_session_seconds: u32::try_from(num("max_session_seconds")?).unwrap_or(0),
         worker_id: text("worker_id"),
+        solo_timeout_seconds: u32::try_from(num("solo_timeout_seconds")?).unwrap_or(0),
+        user_joined_at_ms: num("user_joined_at_ms")?,
+        agent_joined_at_ms: num("agent_joined_at_ms")?,
+        alone_since_ms: num("alone_since_ms")?,
     })
 }
 

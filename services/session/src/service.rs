@@ -50,6 +50,8 @@ pub struct Policy {
     pub lease_ms: i64,
     /// A start still unresolved after this long was abandoned by a crash.
     pub start_timeout_ms: i64,
+    /// How long the user and the agent each have to join after the start.
+    pub join: crate::presence::JoinDeadlines,
 }
 
 /// Cheap to clone: the reaper and the reconciler run on clones.
@@ -186,8 +188,28 @@ impl SessionService {
             };
             ended += usize::from(self.end_logged(&id, reason).await);
         }
-        for id in self.store.due(Index::Leases, now, 100).await? {
+        // Leases follow wall time, like the heartbeats that renew them; the
+        // (test-movable) clock is for calendar expiries, not liveness.
+        for id in self
+            .store
+            .due(Index::Leases, lobby_kit::time::now_ms(), 100)
+            .await?
+        {
             ended += usize::from(self.end_logged(&id, EndedReason::LeaseExpired).await);
+        }
+        for id in self.store.due(Index::Presence, now, 100).await? {
+            match self.store.get(&id).await {
+                Ok(s) if s.status() == SessionStatus::Active => {
+                    match crate::presence::verdict(&s, self.policy.join, now) {
+                        Some(reason) => ended += usize::from(self.end_logged(&id, reason).await),
+                        None => self.refresh_presence(&s).await?,
+                    }
+                }
+                Ok(_) | Err(SessionError::NotFound(_)) => {
+                    self.store.untrack(Index::Presence, &id).await?
+                }
+                Err(e) => return Err(e),
+            }
         }
         for id in self.store.due(Index::Starting, now, 100).await? {
             if let Err(e) = self.clean_up_start(&id).await {
@@ -195,6 +217,15 @@ impl SessionService {
             }
         }
         Ok(ended)
+    }
+
+    /// Puts the session's next presence check in the index, or takes it
+    /// out when nobody is awaited any more.
+    async fn refresh_presence(&self, s: &Session) -> Result<(), SessionError> {
+        match crate::presence::next_check(s, self.policy.join) {
+            Some(at) => self.store.track(Index::Presence, &s.id, at).await,
+            None => self.store.untrack(Index::Presence, &s.id).await,
+        }
     }
 
     async fn end_logged(&self, id: &str, reason: EndedReason) -> bool {
@@ -402,6 +433,7 @@ impl Sessions for SessionService {
             agent_identity: agent_identity.clone(),
             created_at_ms: now,
             max_session_seconds: req.limits.as_ref().map_or(0, |l| l.max_session_seconds),
+            solo_timeout_seconds: req.solo_timeout_seconds,
             ..Default::default()
         };
         self.store.create(&session).await?;
@@ -484,6 +516,13 @@ impl Sessions for SessionService {
                     if !held.worker_id.is_empty() {
                         let lease = lobby_kit::time::now_ms() + self.policy.lease_ms;
                         self.store.track(Index::Leases, &held.id, lease).await?;
+                    }
+                    let started = Session {
+                        started_at_ms: self.clock.now_ms(),
+                        ..held.clone()
+                    };
+                    if let Some(at) = crate::presence::next_check(&started, self.policy.join) {
+                        self.store.track(Index::Presence, &held.id, at).await?;
                     }
                     self.store.untrack(Index::Starting, &held.id).await?;
                     Ok(true)
@@ -717,8 +756,30 @@ impl Sessions for SessionService {
         let is_agent = event.participant_is_agent
             || (!session.agent_identity.is_empty()
                 && event.participant_identity == session.agent_identity);
+        if session.status() != SessionStatus::Active {
+            return outcome(session_id, "ignored");
+        }
+        let now = self.clock.now_ms();
         let reason = match event.kind.as_str() {
             "room_finished" | "meeting_ended" => EndedReason::ProviderRoomFinished,
+            "participant_joined" => {
+                let mut fields: Vec<(&str, String)> = Vec::new();
+                if is_agent && session.agent_joined_at_ms == 0 {
+                    fields.push(("agent_joined_at_ms", now.to_string()));
+                }
+                if !is_agent {
+                    if session.user_joined_at_ms == 0 {
+                        fields.push(("user_joined_at_ms", now.to_string()));
+                    }
+                    fields.push(("alone_since_ms", "0".into())); // a user is back
+                }
+                if !fields.is_empty() {
+                    self.store.set_fields(&session, &fields).await?;
+                }
+                self.refresh_presence(&self.store.get(&session_id).await?)
+                    .await?;
+                return outcome(session_id, "recorded");
+            }
             "participant_left" if !is_agent => {
                 let occupancy = self
                     .rooms
@@ -733,6 +794,15 @@ impl Sessions for SessionService {
                     .into_inner();
                 if occupancy.exists && occupancy.users > 0 {
                     return outcome(session_id, "ignored");
+                }
+                if session.solo_timeout_seconds > 0 {
+                    // The agent may wait alone a while for the user to come back.
+                    self.store
+                        .set_fields(&session, &[("alone_since_ms", now.to_string())])
+                        .await?;
+                    self.refresh_presence(&self.store.get(&session_id).await?)
+                        .await?;
+                    return outcome(session_id, "alone");
                 }
                 EndedReason::UserLeft
             }
