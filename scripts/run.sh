@@ -43,12 +43,15 @@ else
 fi
 
 admin_token="${LOBBY_ADMIN_TOKEN:-dev-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+worker_token="${LOBBY_WORKER_TOKEN:-dev-worker-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+echo "lobby: GPU workers attach to http://127.0.0.1:50053 with LOBBY_WORKER_TOKEN=$worker_token (e.g. cargo run -p lobby-worker --example accepting_worker)" >&2
 echo "lobby: admin API token: $admin_token  (curl -H 'Authorization: Bearer $admin_token' http://127.0.0.1:8080/admin/v1/agents)" >&2
 
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 LOBBY_REDIS_URL="redis://127.0.0.1:$redis_port" \
 LOBBY_LIVEKIT_MODE="$livekit_mode" \
 LOBBY_ADMIN_TOKEN="$admin_token" \
+LOBBY_WORKER_TOKEN="$worker_token" \
 LOBBY_ARTIFACTS_DIR="$run_dir/artifacts" \
   "$target_dir/debug/lobby-dev" &
 pids+=($!)

@@ -445,6 +445,16 @@ impl Lobby {
         req.send().await.expect("connect request")
     }
 
+    /// `POST /v1/links/start-session` (seed 002) on the first gateway.
+    pub async fn start_link(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/links/start-session", self.gateway()))
+            .json(body)
+            .send()
+            .await
+            .expect("start-session request")
+    }
+
     pub async fn connect(&self, agent_id: &str, origin: Option<&str>) -> reqwest::Response {
         self.connect_via(0, json!({ "agent_id": agent_id }), origin)
             .await

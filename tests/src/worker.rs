@@ -33,7 +33,20 @@ impl TestWorker {
 
     pub async fn start_with(config: WorkerConfig, behavior: Behavior) -> Self {
         let id = config.worker_id.clone();
-        let (handle, mut jobs) = Worker::attach(config).await.expect("worker attaches");
+        // A worker's supervisor retries a failed attach; so does the harness
+        // (setup, not the behaviour under test), saying why each time.
+        let mut attempt = 0;
+        let (handle, mut jobs) = loop {
+            match Worker::attach(config.clone()).await {
+                Ok(attached) => break attached,
+                Err(e) if attempt < 2 => {
+                    attempt += 1;
+                    eprintln!("worker {id} did not attach ({e}); retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("worker {id} did not attach: {e}"),
+            }
+        };
         let offered: Arc<Mutex<Vec<JobAssignment>>> = Arc::default();
         let task = {
             let (handle, offered) = (handle.clone(), offered.clone());

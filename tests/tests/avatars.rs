@@ -12,13 +12,7 @@ async fn start_with_avatar(lobby: &Lobby, account: &str, avatar_url: &str) -> (u
         .await;
     let link = lobby.create_link(account, &agent, json!({})).await;
     let link_id = link["id"].as_str().expect("id").to_owned();
-    let r = lobby
-        .http
-        .post(format!("{}/v1/links/start-session", lobby.gateway()))
-        .json(&json!({ "link_id": link_id }))
-        .send()
-        .await
-        .expect("start");
+    let r = lobby.start_link(&json!({ "link_id": link_id })).await;
     let status = r.status().as_u16();
     (status, r.json().await.expect("json"), link_id)
 }
@@ -132,13 +126,7 @@ async fn verdicts_are_cached_per_url_and_per_content() {
         .await;
     let link = lobby.create_link(&account, &agent, json!({})).await;
     for _ in 0..4 {
-        let r = lobby
-            .http
-            .post(format!("{}/v1/links/start-session", lobby.gateway()))
-            .json(&json!({ "link_id": link["id"] }))
-            .send()
-            .await
-            .expect("start");
+        let r = lobby.start_link(&json!({ "link_id": link["id"] })).await;
         assert_eq!(r.status(), 200);
     }
     assert_eq!(

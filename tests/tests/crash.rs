@@ -62,13 +62,7 @@ async fn link_for_avatar_agent(lobby: &Lobby, account: &str, avatars: &AvatarSer
 }
 
 async fn link_start(lobby: &Lobby, link: &str) -> (u16, Value) {
-    let r = lobby
-        .http
-        .post(format!("{}/v1/links/start-session", lobby.gateway()))
-        .json(&json!({ "link_id": link }))
-        .send()
-        .await
-        .expect("start");
+    let r = lobby.start_link(&json!({ "link_id": link })).await;
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 

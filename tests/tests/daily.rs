@@ -120,13 +120,7 @@ async fn a_link_start_on_daily_mints_a_user_token_and_an_owner_token_for_the_age
         )
         .await;
     let link = lobby.create_link(&account, &agent, json!({})).await;
-    let r = lobby
-        .http
-        .post(format!("{}/v1/links/start-session", lobby.gateway()))
-        .json(&json!({ "link_id": link["id"] }))
-        .send()
-        .await
-        .expect("start");
+    let r = lobby.start_link(&json!({ "link_id": link["id"] })).await;
     assert_eq!(r.status(), 200);
     daily.recorded(|r| {
         assert!(r.violations.is_empty(), "{:?}", r.violations);

@@ -80,13 +80,7 @@ async fn a_user_meets_the_python_worker_agent_and_leaving_ends_the_session() {
         )
         .await;
     let link = lobby.create_link(&account, &agent, json!({})).await;
-    let r = lobby
-        .http
-        .post(format!("{}/v1/links/start-session", lobby.gateway()))
-        .json(&json!({ "link_id": link["id"] }))
-        .send()
-        .await
-        .expect("start");
+    let r = lobby.start_link(&json!({ "link_id": link["id"] })).await;
     let status = r.status();
     let started: Value = r.json().await.expect("json");
     assert_eq!(status, 200, "{started} / worker: {}", worker.log_tail());

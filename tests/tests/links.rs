@@ -273,13 +273,7 @@ async fn quota_refusals_are_429_and_give_the_use_back() {
         .await;
     let id = link["id"].as_str().expect("id");
     assert_eq!(start(&lobby, 0, json!({ "link_id": id })).await.0, 200);
-    let r = lobby
-        .http
-        .post(format!("{}/v1/links/start-session", lobby.gateway()))
-        .json(&json!({ "link_id": id }))
-        .send()
-        .await
-        .expect("start");
+    let r = lobby.start_link(&json!({ "link_id": id })).await;
     assert!(r.headers().get("retry-after").is_some());
     let (s, b) = (r.status().as_u16(), r.json::<Value>().await.expect("json"));
     assert_refused(s, &b, 429, "concurrency_limit");

@@ -99,13 +99,7 @@ async fn link_start_mints_distinct_user_and_agent_tokens_for_one_room() {
         )
         .await;
     let link = lobby.create_link(&account, &agent, json!({})).await;
-    let r = lobby
-        .http
-        .post(format!("{}/v1/links/start-session", lobby.gateway()))
-        .json(&json!({ "link_id": link["id"] }))
-        .send()
-        .await
-        .expect("start");
+    let r = lobby.start_link(&json!({ "link_id": link["id"] })).await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["livekit_url"], server.ws_url().as_str());

@@ -57,13 +57,7 @@ async fn minutes_run_out_and_come_back_when_sessions_end() {
     let link = lobby
         .create_link(&account, &agent, json!({ "use_limit": 1 }))
         .await;
-    let r = lobby
-        .http
-        .post(format!("{}/v1/links/start-session", lobby.gateway()))
-        .json(&json!({ "link_id": link["id"] }))
-        .send()
-        .await
-        .expect("start");
+    let r = lobby.start_link(&json!({ "link_id": link["id"] })).await;
     assert_eq!(r.status(), 429);
     let body: Value = r.json().await.expect("json");
     assert_eq!(

@@ -53,12 +53,8 @@ async fn setup(max_concurrency: u32) -> Setup {
 async fn start(s: &Setup) -> (u16, Value) {
     let r = s
         .lobby
-        .http
-        .post(format!("{}/v1/links/start-session", s.lobby.gateway()))
-        .json(&json!({ "link_id": s.link, "aspect_ratio": "3:4" }))
-        .send()
-        .await
-        .expect("start");
+        .start_link(&json!({ "link_id": s.link, "aspect_ratio": "3:4" }))
+        .await;
     (r.status().as_u16(), r.json().await.expect("json"))
 }
 

@@ -386,6 +386,13 @@ impl SessionStore {
         Ok(())
     }
 
+    /// Forgets a sighting, so a retry of an event that failed is acted on.
+    pub async fn forget_sighting(&self, key: &str) -> Result<(), SessionError> {
+        let mut conn = self.redis.clone();
+        let () = conn.del(format!("webhook_seen:{key}")).await?;
+        Ok(())
+    }
+
     /// Keeps the agent's token on the record, for the worker only.
     pub async fn set_agent_token(
         &self,

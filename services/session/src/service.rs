@@ -738,6 +738,23 @@ impl Sessions for SessionService {
         if !self.store.first_sighting(&key, seen_for).await? {
             return Err(SessionError::WebhookReplayed.into());
         }
+        let handled = self.act_on_provider_event(event).await;
+        if handled.is_err() {
+            // The provider retries a failed delivery: let the retry through.
+            if let Err(e) = self.store.forget_sighting(&key).await {
+                tracing::warn!(error = %e, "could not forget a failed webhook's sighting");
+            }
+        }
+        handled
+    }
+}
+
+impl SessionService {
+    /// What a verified, fresh, first-seen provider event does.
+    async fn act_on_provider_event(
+        &self,
+        event: pb::ProviderEvent,
+    ) -> Result<Response<pb::ProviderEventOutcome>, Status> {
         let outcome = |session_id: String, action: &str| {
             Ok(Response::new(pb::ProviderEventOutcome {
                 session_id,
