@@ -291,3 +291,29 @@ async fn unsigned_tampered_stale_and_replayed_webhooks_are_refused() {
     assert_eq!((s, &b["error_code"]), (409, &json!("webhook_replayed")));
     assert_eq!(lobby.active_sessions(&account).await, 0);
 }
+
+#[tokio::test]
+async fn a_webhook_whose_delivery_failed_is_acted_on_when_retried() {
+    let mut lobby = Lobby::start(LobbyOptions::default()).await;
+    let account = lobby.create_account(2).await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+    let session = start(&lobby, &agent).await;
+    let left = event(
+        "participant_left",
+        "EV_left_once",
+        &format!("lobby-{session}"),
+        lobby_tests::now_ms() / 1000,
+        Some(json!({ "identity": "the-user" })),
+    );
+    // Rooms is down: whether the user was the last cannot be known yet.
+    lobby.kill("rooms");
+    let (s, b) = lobby_tests::webhooks::post(&lobby.http, lobby.gateway(), left.clone()).await;
+    assert_eq!(s, 502, "{b}");
+    lobby.restart("rooms").await;
+    // LiveKit retries the same event: it must not be refused as a replay.
+    let (s, b) = lobby_tests::webhooks::post(&lobby.http, lobby.gateway(), left).await;
+    assert_eq!((s, &b["action"]), (200, &json!("ended")), "{b}");
+    let record = ended(&lobby, &session, Duration::ZERO).await;
+    assert_eq!(record["ended_reason"], "user_left");
+    assert_eq!(lobby.active_sessions(&account).await, 0);
+}

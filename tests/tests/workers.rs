@@ -299,3 +299,21 @@ async fn concurrent_reservations_from_two_replicas_never_overfill_a_worker() {
     assert_eq!(granted, 3, "exactly the capacity");
     assert_eq!(reserved(&s, "gpu-small").await, 3);
 }
+
+#[tokio::test]
+async fn an_old_stream_closing_does_not_disconnect_the_worker_that_reattached() {
+    let s = setup(2).await;
+    let url = s.lobby.rooms_url();
+    let old = TestWorker::start(&url, "phoenix", 2, Behavior::Accept).await;
+    // The worker attaches again (a new process, or another rooms replica)
+    // before its old stream has finished closing.
+    let new = TestWorker::start(&url, "phoenix", 2, Behavior::Accept).await;
+    drop(old);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, body) = start(&s).await;
+    assert_eq!(
+        status, 200,
+        "the re-attached worker still gets jobs: {body}"
+    );
+    assert_eq!(new.offered().len(), 1);
+}

@@ -63,6 +63,7 @@ pub struct Registry {
     redis: ConnectionManager,
     reserve: Script,
     release: Script,
+    disconnect: Script,
     /// A worker that has not heartbeated for this long gets no new jobs.
     pub heartbeat_expiry_ms: i64,
 }
@@ -73,6 +74,7 @@ impl Registry {
             redis,
             reserve: Script::new(include_str!("reserve_worker.lua")),
             release: Script::new(include_str!("release_worker.lua")),
+            disconnect: Script::new(include_str!("mark_disconnected.lua")),
             heartbeat_expiry_ms,
         }
     }
@@ -85,6 +87,7 @@ impl Registry {
         region: &str,
         capacity: u32,
         labels: &HashMap<String, String>,
+        connection: &str,
         now_ms: i64,
     ) -> Result<(), redis::RedisError> {
         let mut conn = self.redis.clone();
@@ -99,6 +102,7 @@ impl Registry {
                     ("labels", labels),
                     ("last_seen_ms", now_ms.to_string()),
                     ("connected", "1".to_owned()),
+                    ("connection", connection.to_owned()),
                 ],
             )
             .ignore()
@@ -145,10 +149,21 @@ impl Registry {
         Ok(())
     }
 
-    pub async fn disconnected(&self, id: &str) -> Result<(), redis::RedisError> {
+    /// Marks the worker gone if `connection` is still its current one;
+    /// returns whether it did.
+    pub async fn disconnected(
+        &self,
+        id: &str,
+        connection: &str,
+    ) -> Result<bool, redis::RedisError> {
         let mut conn = self.redis.clone();
-        let () = conn.hset(worker_key(id), "connected", "0").await?;
-        Ok(())
+        let marked: i64 = self
+            .disconnect
+            .key(worker_key(id))
+            .arg(connection)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(marked == 1)
     }
 
     /// The region's workers that can take a job now, least loaded first.

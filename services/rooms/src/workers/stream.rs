@@ -112,12 +112,16 @@ impl Workers for WorkersService {
         }
         let worker_id = register.worker_id.clone();
         let now = lobby_kit::time::now_ms();
+        // Unique across replicas: only this connection may later mark the
+        // worker disconnected.
+        let connection_id = uuid::Uuid::new_v4().to_string();
         self.registry
             .register(
                 &worker_id,
                 &register.region,
                 register.capacity,
                 &register.labels,
+                &connection_id,
                 now,
             )
             .await
@@ -178,7 +182,7 @@ impl Workers for WorkersService {
             }
             // Gone: no new jobs until it reconnects.
             dispatcher.detach(&worker_id, connection);
-            if let Err(e) = registry.disconnected(&worker_id).await {
+            if let Err(e) = registry.disconnected(&worker_id, &connection_id).await {
                 tracing::warn!(worker_id, error = %e, "could not mark the worker disconnected");
             }
             tracing::info!(worker_id, "worker disconnected");
