@@ -185,23 +185,7 @@ pub async fn get_link(
     Path(link_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    respond(
-        async {
-            let principal = require_api_key(&state, &headers, SCOPE).await?;
-            let link = state
-                .services
-                .auth
-                .clone()
-                .get_link(GetLinkRequest {
-                    link_id,
-                    account_id: principal.account_id,
-                })
-                .await?
-                .into_inner();
-            Ok((StatusCode::OK, json!({ "link": link_json(link) })))
-        }
-        .await,
-    )
+    respond(owned_link(&state, &headers, link_id, false).await)
 }
 
 pub async fn deactivate_link(
@@ -209,21 +193,27 @@ pub async fn deactivate_link(
     Path(link_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    respond(
-        async {
-            let principal = require_api_key(&state, &headers, SCOPE).await?;
-            let link = state
-                .services
-                .auth
-                .clone()
-                .deactivate_link(GetLinkRequest {
-                    link_id,
-                    account_id: principal.account_id,
-                })
-                .await?
-                .into_inner();
-            Ok((StatusCode::OK, json!({ "link": link_json(link) })))
-        }
-        .await,
-    )
+    respond(owned_link(&state, &headers, link_id, true).await)
+}
+
+/// Reads (or deactivates) a link of the key's own account.
+async fn owned_link(
+    state: &AppState,
+    headers: &HeaderMap,
+    link_id: String,
+    deactivate: bool,
+) -> Result<(StatusCode, Value), ApiError> {
+    let principal = require_api_key(state, headers, SCOPE).await?;
+    let req = GetLinkRequest {
+        link_id,
+        account_id: principal.account_id,
+    };
+    let mut auth = state.services.auth.clone();
+    let link = if deactivate {
+        auth.deactivate_link(req).await?
+    } else {
+        auth.get_link(req).await?
+    }
+    .into_inner();
+    Ok((StatusCode::OK, json!({ "link": link_json(link) })))
 }
