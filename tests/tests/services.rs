@@ -127,3 +127,69 @@ fn a_bad_setting_stops_start_up_and_names_the_setting() {
         );
     }
 }
+
+#[tokio::test]
+async fn rooms_and_session_serve_prometheus_metrics() {
+    let (rooms_port, session_port) = (lobby_tests::free_port(), lobby_tests::free_port());
+    let lobby = Lobby::start(LobbyOptions {
+        extra_env: vec![
+            (
+                "LOBBY_ROOMS_METRICS_LISTEN".into(),
+                format!("127.0.0.1:{rooms_port}"),
+            ),
+            (
+                "LOBBY_SESSION_METRICS_LISTEN".into(),
+                format!("127.0.0.1:{session_port}"),
+            ),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(1).await;
+    let agent = lobby.create_agent(&account, serde_json::json!({})).await;
+    let first: serde_json::Value = lobby
+        .connect(&agent, None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(lobby.connect(&agent, None).await.status(), 429);
+    lobby
+        .end_session(first["session_id"].as_str().expect("id"))
+        .await;
+
+    let scrape = |port: u16| {
+        let http = lobby.http.clone();
+        async move {
+            http.get(format!("http://127.0.0.1:{port}/metrics"))
+                .send()
+                .await
+                .expect("scrape")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    let rooms = scrape(rooms_port).await;
+    assert!(
+        rooms.contains("lobby_rooms_admissions_total{outcome=\"admitted\"} 1"),
+        "{rooms}"
+    );
+    assert!(
+        rooms.contains("lobby_rooms_admissions_total{outcome=\"refused_account\"} 1"),
+        "{rooms}"
+    );
+    let session = scrape(session_port).await;
+    assert!(
+        session.contains("lobby_session_starts_total{outcome=\"active\"} 1"),
+        "{session}"
+    );
+    assert!(
+        session.contains("lobby_session_starts_total{outcome=\"concurrency_limit\"} 1"),
+        "{session}"
+    );
+    assert!(
+        session.contains("lobby_session_ended_total{reason=\"explicit_end\"} 1"),
+        "{session}"
+    );
+}

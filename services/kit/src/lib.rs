@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod grpc;
+pub mod metrics;
 pub mod redis_conn;
 pub mod shutdown;
 pub mod telemetry;

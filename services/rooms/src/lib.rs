@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod avatar;
 pub mod error;
+pub mod metrics;
 pub mod providers;
 pub mod service;
 pub mod tls;
@@ -23,6 +24,8 @@ pub struct RoomsConfig {
     pub daily: providers::daily::DailyConfig,
     pub avatar: avatar::AvatarConfig,
     pub workers: WorkersConfig,
+    /// Where `/metrics` is served; `None` serves none.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +61,7 @@ impl RoomsConfig {
                 ),
             },
             avatar: avatar_config(s)?,
+            metrics_listen: lobby_kit::metrics::listen_setting(s, "LOBBY_ROOMS_METRICS_LISTEN")?,
             workers: WorkersConfig {
                 token: s.string_or("LOBBY_WORKER_TOKEN", ""),
                 region: s.string_or("LOBBY_REGION", "local"),
@@ -170,6 +174,8 @@ pub enum ServeError {
     Daily(#[from] reqwest::Error),
     #[error("redis: {0}")]
     RedisUrl(#[from] redis::RedisError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// Serves the rooms gRPC API until `shutdown` resolves.
@@ -198,6 +204,8 @@ pub async fn serve(
     let sessions = lobby_proto::session::sessions_client::SessionsClient::new(
         lobby_kit::grpc::lazy_channel(&config.workers.session_url, Duration::from_secs(10))?,
     );
+    let metrics = metrics::RoomsMetrics::new()?;
+    let metrics_task = lobby_kit::metrics::spawn(config.metrics_listen, metrics.registry.clone());
     let rooms = service::RoomsService::new(
         admission::Semaphores::new(redis.clone()),
         providers::livekit::LiveKit::new(config.livekit),
@@ -209,6 +217,7 @@ pub async fn serve(
             region: config.workers.region,
             accept_timeout: config.workers.accept_timeout,
         },
+        metrics,
     );
     let workers_service = workers::stream::WorkersService::new(
         registry,
@@ -220,7 +229,7 @@ pub async fn serve(
     );
     let routes = tonic::service::Routes::new(RoomsServer::new(rooms))
         .add_service(WorkersServer::new(workers_service));
-    lobby_kit::grpc::serve_routes(
+    let served = lobby_kit::grpc::serve_routes(
         config.listen,
         routes,
         &[
@@ -229,6 +238,10 @@ pub async fn serve(
         ],
         shutdown,
     )
-    .await?;
+    .await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
+    served?;
     Ok(())
 }

@@ -30,6 +30,7 @@ pub struct RoomsService {
     daily: Option<Daily>,
     avatars: AvatarValidator,
     workers: WorkerAllocation,
+    metrics: crate::metrics::RoomsMetrics,
 }
 
 impl RoomsService {
@@ -39,6 +40,7 @@ impl RoomsService {
         daily: Option<Daily>,
         avatars: AvatarValidator,
         workers: WorkerAllocation,
+        metrics: crate::metrics::RoomsMetrics,
     ) -> Self {
         Self {
             semaphores,
@@ -46,6 +48,7 @@ impl RoomsService {
             daily,
             avatars,
             workers,
+            metrics,
         }
     }
 
@@ -73,11 +76,17 @@ impl RoomsService {
                 deadline_ms,
                 ..job.clone()
             };
-            match w
+            let answer = w
                 .dispatcher
                 .offer(&worker.id, offer, w.accept_timeout)
-                .await?
-            {
+                .await?;
+            let label = match &answer {
+                Answer::Accepted => "accepted",
+                Answer::Rejected(_) => "rejected",
+                Answer::TimedOut => "timed_out",
+            };
+            self.metrics.worker_offers.with_label_values(&[label]).inc();
+            match answer {
                 Answer::Accepted => return Ok(worker.id),
                 answer => {
                     tracing::info!(worker_id = %worker.id, session_id = %job.session_id, ?answer, "worker declined; trying the next");
@@ -211,6 +220,15 @@ impl Rooms for RoomsService {
             )
             .await
             .map_err(RoomsError::from)?;
+        let outcome = match &admitted {
+            Admission::Admitted { .. } => "admitted",
+            Admission::Refused(r) => match r.scope {
+                Scope::Account => "refused_account",
+                Scope::Agent => "refused_agent",
+                Scope::Minutes => "refused_minutes",
+            },
+        };
+        self.metrics.admissions.with_label_values(&[outcome]).inc();
         let (lease_deadline_ms, reserved_seconds) = match admitted {
             Admission::Admitted {
                 lease_deadline_ms,

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod presence;
 pub mod records;
 pub mod service;
@@ -19,6 +20,8 @@ pub struct SessionConfig {
     pub upstream_timeout: Duration,
     pub policy: service::Policy,
     pub clock: lobby_kit::time::Clock,
+    /// Where `/metrics` is served; `None` serves none.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl SessionConfig {
@@ -64,6 +67,7 @@ impl SessionConfig {
                 },
             },
             clock: lobby_kit::time::Clock::from_settings(s),
+            metrics_listen: lobby_kit::metrics::listen_setting(s, "LOBBY_SESSION_METRICS_LISTEN")?,
         })
     }
 }
@@ -74,6 +78,8 @@ pub enum ServeError {
     Redis(#[from] lobby_kit::redis_conn::RedisConnectError),
     #[error("gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// Serves the session gRPC API until `shutdown` resolves.
@@ -90,12 +96,15 @@ pub async fn serve(
         &config.auth_url,
         config.upstream_timeout,
     )?);
+    let metrics = metrics::SessionMetrics::new()?;
+    let metrics_task = lobby_kit::metrics::spawn(config.metrics_listen, metrics.registry.clone());
     let service = service::SessionService::new(
         records::SessionStore::new(redis),
         rooms,
         auth,
         config.policy,
         config.clock,
+        metrics.clone(),
     );
     let sweeps = [
         tokio::spawn(run_every(service.policy().reaper_interval, {
@@ -119,7 +128,7 @@ pub async fn serve(
         shutdown,
     )
     .await;
-    for sweep in sweeps {
+    for sweep in sweeps.into_iter().chain(metrics_task) {
         sweep.abort();
     }
     served?;

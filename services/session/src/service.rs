@@ -62,6 +62,7 @@ pub struct SessionService {
     auth: AuthClient<Channel>,
     policy: Policy,
     clock: lobby_kit::time::Clock,
+    metrics: crate::metrics::SessionMetrics,
 }
 
 /// A peer's error as this service reports it: an unreachable peer is the
@@ -120,6 +121,7 @@ impl SessionService {
         auth: AuthClient<Channel>,
         policy: Policy,
         clock: lobby_kit::time::Clock,
+        metrics: crate::metrics::SessionMetrics,
     ) -> Self {
         Self {
             store,
@@ -127,6 +129,7 @@ impl SessionService {
             auth,
             policy,
             clock,
+            metrics,
         }
     }
 
@@ -162,6 +165,10 @@ impl SessionService {
             .await?;
         self.store.untrack_all(&session.id).await?;
         if moved {
+            self.metrics
+                .ended
+                .with_label_values(&[reason.as_str()])
+                .inc();
             tracing::info!(session_id = %session.id, reason = reason.as_str(), duration_seconds = ran, "session ended");
         }
         Ok(self.store.get(&session.id).await?)
@@ -473,6 +480,7 @@ impl Sessions for SessionService {
                 let failure = peer_failure(status);
                 let code = machine_code(&failure).unwrap_or("internal_error");
                 self.mark_failed(&session, code).await;
+                self.metrics.starts.with_label_values(&[code]).inc();
                 if answered {
                     self.store.untrack(Index::Starting, &session.id).await?;
                 }
@@ -546,6 +554,7 @@ impl Sessions for SessionService {
                 return Err(e.into());
             }
         }
+        self.metrics.starts.with_label_values(&["active"]).inc();
         tracing::info!(session_id = %held.id, account_id = %held.account_id, agent_id = %held.agent_id, "session active");
         Ok(Response::new(pb::StartSessionResponse {
             session_id: held.id,
