@@ -328,10 +328,15 @@ impl Rooms for RoomsService {
             tracing::error!(session_id = %req.session_id, worker_id = %req.worker_id, error = %e, "worker capacity not released");
             return Err(RoomsError::from(e).into());
         }
-        if !req.room_name.is_empty() {
-            let provider = Provider::try_from(req.provider).unwrap_or(Provider::Livekit);
-            self.delete_room(provider, &req.room_name).await;
-        }
+        // A start that died before recording its room still may have opened
+        // it: rooms names every room, so it knows which one to delete.
+        let room = if req.room_name.is_empty() {
+            room_name(&req.session_id)
+        } else {
+            req.room_name.clone()
+        };
+        let provider = Provider::try_from(req.provider).unwrap_or(Provider::Livekit);
+        self.delete_room(provider, &room).await;
         tracing::info!(session_id = %req.session_id, released, "room released");
         Ok(Response::new(pb::ReleaseRoomResponse { released }))
     }

@@ -87,16 +87,6 @@ fn participant_identity(client_user_ref: &str, session_id: &str) -> String {
     }
 }
 
-/// The room a session's start would have opened (it may not be on the
-/// record if the start died before writing it).
-pub fn room_name_of(s: &Session) -> String {
-    if s.room_name.is_empty() {
-        format!("lobby-{}", s.id)
-    } else {
-        s.room_name.clone()
-    }
-}
-
 /// Seconds between start and end, never negative.
 fn ran_seconds(s: &Session, ended_at_ms: i64) -> u64 {
     if s.started_at_ms > 0 {
@@ -263,10 +253,9 @@ impl SessionService {
         if session.status() == SessionStatus::Active {
             return Ok(self.store.untrack(Index::Starting, id).await?);
         }
-        let abandoned = Session {
-            room_name: crate::service::room_name_of(&session),
-            ..session
-        };
+        // Rooms derives the room when the record has none (the start died
+        // before writing it).
+        let abandoned = session;
         self.release(&abandoned, 0).await?;
         if abandoned.status() == SessionStatus::Starting {
             self.mark_failed(&abandoned, "start_abandoned").await;
