@@ -64,6 +64,16 @@ pub struct Lobby {
     pub http: reqwest::Client,
 }
 
+/// Where a test LiveKit server sends its webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Webhooks {
+    Off,
+    /// To the Lobby's gateway, as in production.
+    ToLobby,
+    /// To a port nobody listens on: every webhook is lost.
+    Lost,
+}
+
 /// How one process is started: its name, binary and own settings.
 type ServiceSpec = (String, String, Vec<(String, String)>);
 
@@ -235,6 +245,36 @@ impl Lobby {
             *slot = fresh;
         }
         self.wait_healthy().await;
+    }
+
+    /// A real `livekit-server --dev` and a Lobby using it, or `None` after a
+    /// loud skip when the server binary is absent (see `livekit::binary_or_skip`).
+    pub async fn start_on_livekit(
+        test: &str,
+        webhooks: Webhooks,
+        options: LobbyOptions,
+    ) -> Option<(crate::livekit::LiveKitServer, Lobby)> {
+        let bin = crate::livekit::binary_or_skip(test)?;
+        let gateway_port = options.gateway_port.unwrap_or_else(crate::free_port);
+        let target = match webhooks {
+            Webhooks::Off => None,
+            Webhooks::ToLobby => Some(gateway_port),
+            Webhooks::Lost => Some(crate::free_port()),
+        };
+        let url = target.map(|port| format!("http://127.0.0.1:{port}/webhooks/livekit"));
+        let dir = crate::scratch_dir("livekit");
+        let server =
+            crate::livekit::LiveKitServer::start_with_webhook(&bin, &dir, url.as_deref()).await;
+        let lobby = Lobby::start(LobbyOptions {
+            provider: RoomProvider::LiveKit {
+                ws_url: server.ws_url(),
+                http_url: server.http_url(),
+            },
+            gateway_port: Some(gateway_port),
+            ..options
+        })
+        .await;
+        Some((server, lobby))
     }
 
     pub fn rooms_url(&self) -> String {

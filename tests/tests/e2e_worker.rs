@@ -8,7 +8,7 @@
 use lobby_rooms::workers::Registry;
 use lobby_tests::{
     avatar_server::AvatarServer, livekit, process::ChildGuard, worker::WORKER_TOKEN, Lobby,
-    LobbyOptions, RoomProvider,
+    LobbyOptions, Webhooks,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -18,24 +18,16 @@ const TEST: &str = "a_user_meets_the_python_worker_agent_and_leaving_ends_the_se
 
 #[tokio::test]
 async fn a_user_meets_the_python_worker_agent_and_leaving_ends_the_session() {
-    let Some(bin) = livekit::binary_or_skip(TEST) else {
-        return;
-    };
-    let dir = lobby_tests::scratch_dir("e2e");
-    let gateway_port = lobby_tests::free_port();
-    let webhook = format!("http://127.0.0.1:{gateway_port}/webhooks/livekit");
-    let server = livekit::LiveKitServer::start_with_webhook(&bin, &dir, Some(&webhook)).await;
-    let lobby = Lobby::start(LobbyOptions {
-        provider: RoomProvider::LiveKit {
-            ws_url: server.ws_url(),
-            http_url: server.http_url(),
-        },
-        gateway_port: Some(gateway_port),
+    let options = LobbyOptions {
         worker: false,
         extra_env: vec![("LOBBY_RECONCILE_INTERVAL_MS".into(), "3600000".into())],
         ..Default::default()
-    })
-    .await;
+    };
+    let Some((server, lobby)) = Lobby::start_on_livekit(TEST, Webhooks::ToLobby, options).await
+    else {
+        return;
+    };
+    let dir = lobby.dir.clone();
 
     // The Python example worker, as a GPU service would run it.
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -6,7 +6,7 @@
 use lobby_tests::{
     livekit,
     webhooks::{event, sign},
-    Lobby, LobbyOptions, RoomProvider,
+    Lobby, LobbyOptions, Webhooks,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -88,34 +88,22 @@ async fn the_reaper_ends_sessions_at_max_duration_or_when_minutes_run_out() {
     assert_eq!(lobby.usage(&short).await["reserved_seconds"], 0);
 }
 
-/// A LiveKit server whose webhooks go to the gateway (or nowhere).
+/// A LiveKit server whose webhooks go to the gateway (or are lost).
 async fn lobby_with_livekit(
     test: &str,
     webhooks_reach_lobby: bool,
     reconcile: bool,
 ) -> Option<(livekit::LiveKitServer, Lobby)> {
-    let bin = livekit::binary_or_skip(test)?;
-    let dir = lobby_tests::scratch_dir("livekit");
-    let gateway_port = lobby_tests::free_port();
-    // A dropped webhook: the server posts to a port nobody listens on.
-    let target = if webhooks_reach_lobby {
-        gateway_port
+    let webhooks = if webhooks_reach_lobby {
+        Webhooks::ToLobby
     } else {
-        lobby_tests::free_port()
+        Webhooks::Lost
     };
-    let url = format!("http://127.0.0.1:{target}/webhooks/livekit");
-    let server = livekit::LiveKitServer::start_with_webhook(&bin, &dir, Some(&url)).await;
-    let lobby = Lobby::start(LobbyOptions {
-        provider: RoomProvider::LiveKit {
-            ws_url: server.ws_url(),
-            http_url: server.http_url(),
-        },
-        gateway_port: Some(gateway_port),
+    let options = LobbyOptions {
         extra_env: fast_sweeps(reconcile),
         ..Default::default()
-    })
-    .await;
-    Some((server, lobby))
+    };
+    Lobby::start_on_livekit(test, webhooks, options).await
 }
 
 #[tokio::test]

@@ -2,26 +2,20 @@
 //! server after a start, LiveKit's own Python SDK accepts the token we mint,
 //! and ending the session deletes the room.
 
-use lobby_tests::{avatar_server::AvatarServer, livekit, Lobby, LobbyOptions, RoomProvider};
+use lobby_tests::{avatar_server::AvatarServer, livekit, Lobby, LobbyOptions, Webhooks};
 use serde_json::{json, Value};
 
 #[tokio::test]
 async fn started_session_has_a_real_room_and_a_token_livekit_accepts() {
-    let Some(bin) =
-        livekit::binary_or_skip("started_session_has_a_real_room_and_a_token_livekit_accepts")
+    let Some((server, lobby)) = Lobby::start_on_livekit(
+        "started_session_has_a_real_room_and_a_token_livekit_accepts",
+        Webhooks::Off,
+        LobbyOptions::default(),
+    )
+    .await
     else {
         return;
     };
-    let dir = lobby_tests::scratch_dir("livekit");
-    let server = livekit::LiveKitServer::start(&bin, &dir).await;
-    let lobby = Lobby::start(LobbyOptions {
-        provider: RoomProvider::LiveKit {
-            ws_url: server.ws_url(),
-            http_url: server.http_url(),
-        },
-        ..Default::default()
-    })
-    .await;
     let account = lobby.create_account(2).await;
     let agent = lobby.create_agent(&account, json!({})).await;
 
@@ -75,21 +69,15 @@ async fn started_session_has_a_real_room_and_a_token_livekit_accepts() {
 
 #[tokio::test]
 async fn link_start_mints_distinct_user_and_agent_tokens_for_one_room() {
-    let Some(bin) =
-        livekit::binary_or_skip("link_start_mints_distinct_user_and_agent_tokens_for_one_room")
+    let Some((server, lobby)) = Lobby::start_on_livekit(
+        "link_start_mints_distinct_user_and_agent_tokens_for_one_room",
+        Webhooks::Off,
+        LobbyOptions::default(),
+    )
+    .await
     else {
         return;
     };
-    let dir = lobby_tests::scratch_dir("livekit");
-    let server = livekit::LiveKitServer::start(&bin, &dir).await;
-    let lobby = Lobby::start(LobbyOptions {
-        provider: RoomProvider::LiveKit {
-            ws_url: server.ws_url(),
-            http_url: server.http_url(),
-        },
-        ..Default::default()
-    })
-    .await;
     let avatars = AvatarServer::start().await;
     let account = lobby.create_account(2).await;
     let agent = lobby
