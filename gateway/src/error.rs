@@ -146,6 +146,11 @@ impl ApiError {
                 (StatusCode::CONFLICT, None)
             }
             "webhook_stale" => (StatusCode::BAD_REQUEST, None),
+            // Redis is down, restarting or loading its data: try again shortly.
+            "store_unavailable" => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("The service is temporarily unavailable; retry shortly"),
+            ),
             _ => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Some("Unexpected server error"),
@@ -161,6 +166,9 @@ impl ApiError {
             err.body.limit = detail(status, LIMIT).and_then(|v| v.parse().ok());
             err.body.in_use = detail(status, IN_USE).and_then(|v| v.parse().ok());
             err.body.scope = detail(status, SCOPE).map(str::to_owned);
+        }
+        if code == "store_unavailable" {
+            err.body.retry_after_seconds = Some(1);
         }
         err
     }

@@ -1,5 +1,7 @@
-//! `GET /healthz`: 200 when every service answers its gRPC health check and
-//! Redis answers PING; 503 naming what failed otherwise.
+//! `GET /healthz` (readiness): 200 when every service answers its gRPC
+//! health check and Redis answers PING; 503 naming what failed otherwise.
+//! `GET /livez` (liveness): 200 whenever the process serves HTTP, so a
+//! gateway waiting for Redis or a service is kept out of traffic, not restarted.
 
 use crate::AppState;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
@@ -23,16 +25,18 @@ async fn check_service(channel: tonic::transport::Channel) -> Result<(), String>
     }
 }
 
-async fn check_redis(client: &redis::Client) -> Result<(), String> {
-    let ping = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await
-    };
+async fn check_redis(redis: &lobby_kit::redis_conn::Redis) -> Result<(), String> {
+    let mut conn = redis.connection();
+    let ping = async { redis::cmd("PING").query_async::<String>(&mut conn).await };
     match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
         Err(_) => Err("timed out".into()),
         Ok(Err(e)) => Err(e.to_string()),
         Ok(Ok(_)) => Ok(()),
     }
+}
+
+pub async fn livez() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
 }
 
 pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {

@@ -37,7 +37,7 @@ pub struct UpstreamUrls {
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
-    pub redis_url: String,
+    pub redis: lobby_kit::redis_conn::RedisSettings,
     pub upstream: UpstreamUrls,
     pub upstream_timeout: Duration,
     pub request_timeout: Duration,
@@ -67,7 +67,7 @@ impl GatewayConfig {
                 "LOBBY_GATEWAY_LISTEN",
                 SocketAddr::from(([127, 0, 0, 1], 8080)),
             )?,
-            redis_url: s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379"),
+            redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
             upstream: UpstreamUrls {
                 auth: s.string_or("LOBBY_AUTH_URL", "http://127.0.0.1:50051"),
                 session: s.string_or("LOBBY_SESSION_URL", "http://127.0.0.1:50052"),
@@ -88,7 +88,7 @@ impl GatewayConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub services: clients::Services,
-    pub redis: redis::Client,
+    pub redis: lobby_kit::redis_conn::Redis,
     pub admin_token: Option<String>,
     pub metrics: metrics::Metrics,
     pub livekit_webhooks: livekit_api::webhooks::WebhookReceiver,
@@ -105,8 +105,8 @@ impl FromRef<AppState> for metrics::Metrics {
 pub enum ServeError {
     #[error("upstream: {0}")]
     Upstream(#[from] tonic::transport::Error),
-    #[error("redis url: {0}")]
-    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Redis(#[from] lobby_kit::redis_conn::RedisConnectError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("listen on {addr}: {source}")]
@@ -149,6 +149,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route(webhooks::daily::PATH, post(webhooks::daily::receive))
         .nest("/admin/v1", admin::router(state.clone()))
         .route("/healthz", get(health::healthz))
+        .route("/livez", get(health::livez))
         .route("/metrics", get(metrics::render))
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
@@ -174,7 +175,7 @@ pub async fn serve(
     }
     let state = AppState {
         services: clients::Services::connect(&config.upstream, config.upstream_timeout)?,
-        redis: redis::Client::open(config.redis_url.as_str())?,
+        redis: lobby_kit::redis_conn::Redis::open(&config.redis)?,
         admin_token: config.admin_token,
         metrics: metrics::Metrics::new()?,
         livekit_webhooks: webhooks::livekit::receiver(

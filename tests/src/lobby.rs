@@ -31,6 +31,9 @@ pub struct LobbyOptions {
     pub worker: bool,
     /// Redis with an append-only file, as in production (crash tests).
     pub redis_aof: bool,
+    /// Wait until every gateway reports healthy before returning (the
+    /// worker, when asked for, attaches only then).
+    pub wait_healthy: bool,
 }
 
 impl Default for LobbyOptions {
@@ -42,6 +45,7 @@ impl Default for LobbyOptions {
             gateway_port: None,
             worker: true,
             redis_aof: false,
+            wait_healthy: true,
         }
     }
 }
@@ -95,6 +99,12 @@ impl Lobby {
     pub async fn start(options: LobbyOptions) -> Self {
         let dir = crate::scratch_dir("lobby");
         let redis = RedisServer::start_with(&dir, options.redis_aof);
+        Self::start_on(redis, dir, options).await
+    }
+
+    /// Starts the services on `redis`, whatever state it is in (it may
+    /// still be loading its data); `dir` holds the logs.
+    pub async fn start_on(redis: RedisServer, dir: PathBuf, options: LobbyOptions) -> Self {
         let clock_file = dir.join("clock-offset-ms");
         std::fs::write(&clock_file, "0").expect("clock file");
         let port = |_: &str| crate::free_port();
@@ -202,6 +212,9 @@ impl Lobby {
             gateways,
             http,
         };
+        if !options.wait_healthy {
+            return lobby;
+        }
         lobby.wait_healthy().await;
         if options.worker {
             let worker = crate::worker::TestWorker::start(
@@ -285,11 +298,29 @@ impl Lobby {
             .unwrap_or_default()
     }
 
-    async fn wait_healthy(&self) {
+    /// The services that are no longer running (none, normally).
+    pub fn exited_services(&mut self) -> Vec<String> {
+        self.services
+            .iter_mut()
+            .filter_map(|s| (!s.is_running()).then(|| s.name.clone()))
+            .collect()
+    }
+
+    /// Log of one service, whole.
+    pub fn log(&self, name: &str) -> String {
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| std::fs::read_to_string(&s.log).ok())
+            .unwrap_or_default()
+    }
+
+    /// Waits (up to a minute) until every gateway's `/healthz` is 200.
+    pub async fn wait_healthy(&self) {
         for gateway in &self.gateways {
             let mut last = String::new();
             let healthy = 'wait: {
-                for _ in 0..300 {
+                for _ in 0..1200 {
                     match self.http.get(format!("{gateway}/healthz")).send().await {
                         Ok(r) if r.status() == 200 => break 'wait true,
                         Ok(r) => last = r.text().await.unwrap_or_default(),

@@ -375,14 +375,17 @@ async fn a_service_down_is_orchestrator_error() {
 }
 
 #[tokio::test]
-async fn redis_down_is_internal_error_without_internals_in_the_message() {
+async fn redis_down_is_a_retryable_503_without_internals_in_the_message() {
     let mut lobby = Lobby::start(LobbyOptions::default()).await;
     let account = lobby.create_account(3).await;
     let agent = lobby.create_agent(&account, json!({})).await;
     lobby.redis.stop();
     let (s, b) = body(lobby.connect(&agent, None).await).await;
-    assert_error(s, &b, 500, "internal_error");
-    assert_eq!(b["message"], "Unexpected server error");
+    assert_error(s, &b, 503, "store_unavailable");
+    assert_eq!(
+        b["message"],
+        "The service is temporarily unavailable; retry shortly"
+    );
     let health = lobby
         .http
         .get(format!("{}/healthz", lobby.gateway()))

@@ -58,6 +58,8 @@ pub async fn serve(
     lobby_kit::grpc::serve(
         config.listen,
         lobby_proto::artifacts::artifacts_server::ArtifactsServer::new(service),
+        // The filesystem store needs nothing to come up first.
+        lobby_kit::Readiness::always(),
         shutdown,
     )
     .await

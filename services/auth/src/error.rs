@@ -108,7 +108,8 @@ impl CodedError for AuthError {
             },
             Self::KeyNotFound(_) => "key_not_found",
             Self::AvatarMissing => "avatar_missing",
-            Self::Store(_) | Self::Corrupt(_) | Self::Internal(_) => "internal_error",
+            Self::Store(e) => lobby_kit::redis_conn::error_code(e),
+            Self::Corrupt(_) | Self::Internal(_) => "internal_error",
         }
     }
 
@@ -127,7 +128,8 @@ impl CodedError for AuthError {
             Self::KeyRejected(_) | Self::TokenRejected(_) => Code::Unauthenticated,
             Self::LinkRejected(LinkRejection::NotFound) => Code::NotFound,
             Self::LinkRejected(_) | Self::AvatarMissing => Code::FailedPrecondition,
-            Self::Store(_) | Self::Corrupt(_) | Self::Internal(_) => Code::Internal,
+            Self::Store(e) => lobby_kit::redis_conn::grpc_code(e),
+            Self::Corrupt(_) | Self::Internal(_) => Code::Internal,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub listen: SocketAddr,
-    pub redis_url: String,
+    pub redis: lobby_kit::redis_conn::RedisSettings,
     /// Server secret keyed into every stored key hash and JWT signing key.
     pub key_pepper: String,
     pub session_jwt_ttl_seconds: i64,
@@ -29,7 +29,7 @@ impl AuthConfig {
                 "LOBBY_AUTH_LISTEN",
                 SocketAddr::from(([127, 0, 0, 1], 50051)),
             )?,
-            redis_url: s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379"),
+            redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
             key_pepper: {
                 let pepper = s.string_or(
                     "LOBBY_AUTH_KEY_PEPPER",
@@ -60,8 +60,6 @@ impl AuthConfig {
 pub enum ServeError {
     #[error(transparent)]
     Redis(#[from] lobby_kit::redis_conn::RedisConnectError),
-    #[error("signing key ring: {0}")]
-    KeyRing(#[from] error::AuthError),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -71,14 +69,29 @@ pub async fn serve(
     config: AuthConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let redis = lobby_kit::redis_conn::connect(&config.redis_url).await?;
+    let redis_handle = lobby_kit::redis_conn::Redis::open(&config.redis)?;
+    let redis = redis_handle.connection();
     let hasher = credentials::KeyHasher::new(config.key_pepper.as_bytes());
     let tokens = session_jwt::SessionTokens::new(
         redis.clone(),
         hasher.clone(),
         config.session_jwt_ttl_seconds,
     );
-    tokens.ensure_key(config.clock.now_ms()).await?;
+    // Ready once Redis answers and a signing key exists (the first start
+    // of a deployment makes one).
+    let (keys_ready, keys_readiness) = lobby_kit::readiness::flag();
+    let ready = lobby_kit::Readiness::all(vec![redis_handle.readiness(), keys_readiness]);
+    let ensure_key = {
+        let tokens = tokens.clone();
+        let clock = config.clock.clone();
+        async move {
+            redis_handle
+                .start_up("signing key ring", || tokens.ensure_key(clock.now_ms()))
+                .await;
+            keys_ready.set(true);
+        }
+    };
+    let ensure_key = tokio::spawn(ensure_key);
     let service = service::AuthService::new(
         catalog::Catalog::new(redis.clone()),
         credentials::CredentialStore::new(redis.clone(), hasher),
@@ -86,11 +99,13 @@ pub async fn serve(
         links::LinkStore::new(redis),
         config.clock,
     );
-    lobby_kit::grpc::serve(
+    let served = lobby_kit::grpc::serve(
         config.listen,
         lobby_proto::auth::auth_server::AuthServer::new(service),
+        ready,
         shutdown,
     )
-    .await?;
-    Ok(())
+    .await;
+    ensure_key.abort();
+    Ok(served?)
 }

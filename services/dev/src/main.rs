@@ -87,17 +87,30 @@ async fn main() -> Result<(), BoxError> {
         }
     }
 
-    // The first service to stop (shutdown or failure) ends the process.
-    let mut first_error = None;
-    while let Some(done) = tasks.join_next().await {
-        if let Err(e) = flatten(done) {
-            first_error.get_or_insert(e);
-            break;
+    // A service failing ends the process; so does shutdown, once every
+    // service has drained or the grace period is over (a worker's stream
+    // never ends on its own, and must not hold the process).
+    let grace = Duration::from_millis(settings.get_or("LOBBY_SHUTDOWN_GRACE_MS", 5_000)?);
+    let drained = async {
+        while let Some(done) = tasks.join_next().await {
+            flatten(done)?;
         }
+        Ok::<(), BoxError>(())
+    };
+    tokio::pin!(drained);
+    tokio::select! {
+        r = &mut drained => return r,
+        () = shutdown.clone().wait() => {}
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(()),
+    match tokio::time::timeout(grace, drained).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "services still draining after the grace period; stopping now"
+            );
+            Ok(())
+        }
     }
 }
 
@@ -125,46 +138,71 @@ fn exit_reason(
 /// shown once; a restart prints none).
 async fn seed_demo(auth_url: &str) -> Result<Option<String>, BoxError> {
     let channel = lobby_kit::grpc::lazy_channel(auth_url, Duration::from_secs(5))?;
-    let mut auth = AuthClient::new(channel);
-    let mut attempt = 0;
-    loop {
-        let created = auth
-            .create_account(CreateAccountRequest {
+    let auth = AuthClient::new(channel.clone());
+    // However long Redis takes to load its data: auth is ready once it answers.
+    lobby_kit::grpc::wait_until_serving(channel, "auth").await;
+    let created = with_retry(|| {
+        let mut auth = auth.clone();
+        async move {
+            auth.create_account(CreateAccountRequest {
                 id: DEMO_ACCOUNT.into(),
                 name: "Demo account".into(),
                 max_concurrency: Some(5),
                 minutes_quota: Some(600),
             })
-            .await;
-        match created {
-            Ok(_) => break,
-            Err(s) if s.code() == tonic::Code::AlreadyExists => break,
-            Err(s) if lobby_kit::grpc::is_unreachable(&s) && attempt < 50 => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(s) => return Err(s.into()),
+            .await
         }
+    })
+    .await;
+    match created {
+        Ok(_) => {}
+        Err(s) if s.code() == tonic::Code::AlreadyExists => {}
+        Err(s) => return Err(s.into()),
     }
-    let created = auth
-        .create_agent(CreateAgentRequest {
-            id: DEMO_AGENT.into(),
-            account_id: DEMO_ACCOUNT.into(),
-            name: "Demo agent".into(),
-            status: AgentStatus::Published as i32,
-            allowed_hostnames: vec!["*".into()],
-            max_concurrency: Some(0),
-            max_session_seconds: Some(600),
-            avatar_image_url: String::new(),
-            provider: Provider::Livekit as i32,
-            requires_worker: false,
-            solo_timeout_seconds: 0,
-        })
-        .await;
+    let created = with_retry(|| {
+        let mut auth = auth.clone();
+        async move {
+            auth.create_agent(CreateAgentRequest {
+                id: DEMO_AGENT.into(),
+                account_id: DEMO_ACCOUNT.into(),
+                name: "Demo agent".into(),
+                status: AgentStatus::Published as i32,
+                allowed_hostnames: vec!["*".into()],
+                max_concurrency: Some(0),
+                max_session_seconds: Some(600),
+                avatar_image_url: String::new(),
+                provider: Provider::Livekit as i32,
+                requires_worker: false,
+                solo_timeout_seconds: 0,
+            })
+            .await
+        }
+    })
+    .await;
     match created {
         Ok(r) => Ok(r.into_inner().agent_key.map(|k| k.key)),
         Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(None),
         Err(s) => Err(s.into()),
+    }
+}
+
+/// Retries a call that failed because Redis went away between the
+/// readiness check and the call; any other answer is returned.
+async fn with_retry<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut backoff =
+        lobby_kit::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    loop {
+        match call().await {
+            Err(s) if s.code() == tonic::Code::Unavailable => {
+                tracing::info!(error = %s.message(), "demo seed waiting for the store");
+                backoff.wait().await;
+            }
+            other => return other,
+        }
     }
 }
 

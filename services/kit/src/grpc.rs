@@ -1,6 +1,7 @@
 //! gRPC plumbing: machine error codes carried in `tonic::Status` metadata, and
 //! serving a service with health and reflection.
 
+use crate::Readiness;
 use std::net::SocketAddr;
 use tonic::{
     metadata::MetadataValue,
@@ -66,11 +67,17 @@ pub fn lazy_channel(
         .connect_lazy())
 }
 
+/// The health-check name that answers `SERVING` whenever the process is up
+/// (liveness); every other name, and the empty one, follows readiness.
+pub const LIVENESS: &str = "liveness";
+
 /// Serves one gRPC service with `grpc.health.v1` and reflection until
-/// `shutdown` resolves, draining in-flight calls.
+/// `shutdown` resolves, draining in-flight calls. Health reports `SERVING`
+/// only while `ready` holds.
 pub async fn serve<S>(
     addr: SocketAddr,
     service: S,
+    ready: Readiness,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error>
 where
@@ -89,6 +96,7 @@ where
         addr,
         tonic::service::Routes::new(service),
         &[S::NAME],
+        ready,
         shutdown,
     )
     .await
@@ -100,17 +108,17 @@ pub async fn serve_routes(
     addr: SocketAddr,
     routes: tonic::service::Routes,
     names: &[&str],
+    ready: Readiness,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    for name in names {
-        reporter
-            .set_service_status(*name, tonic_health::ServingStatus::Serving)
-            .await;
-    }
     reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .set_service_status(LIVENESS, tonic_health::ServingStatus::Serving)
         .await;
+    let mut followed: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    followed.push(String::new());
+    let health_follows_readiness =
+        tokio::spawn(follow_readiness(reporter.clone(), followed.clone(), ready));
     let mut routes = routes.add_service(health);
     match tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(lobby_proto::FILE_DESCRIPTOR_SET)
@@ -121,10 +129,65 @@ pub async fn serve_routes(
         Err(e) => tracing::error!(error = %e, "reflection descriptors are invalid"),
     }
     tracing::info!(services = ?names, %addr, "gRPC listening");
-    Server::builder()
+    let served = Server::builder()
         .add_routes(routes)
         .serve_with_shutdown(addr, shutdown)
-        .await
+        .await;
+    health_follows_readiness.abort();
+    served
+}
+
+/// Mirrors readiness into the health statuses of `names` while the server runs.
+async fn follow_readiness(
+    reporter: tonic_health::server::HealthReporter,
+    names: Vec<String>,
+    mut ready: Readiness,
+) {
+    loop {
+        let status = if ready.is_ready() {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        for name in &names {
+            reporter.set_service_status(name, status).await;
+        }
+        ready.changed().await;
+    }
+}
+
+/// Waits until the peer behind `channel` reports `SERVING` (its readiness:
+/// Redis answering, start-up done), checking with capped backoff.
+pub async fn wait_until_serving(channel: tonic::transport::Channel, peer: &str) {
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let mut client = HealthClient::new(channel);
+    let mut backoff = crate::backoff::Backoff::new(
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(2),
+    );
+    let mut announced = false;
+    loop {
+        let answer = client
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await;
+        let state = match answer {
+            Ok(r)
+                if r.get_ref().status()
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving =>
+            {
+                return
+            }
+            Ok(r) => format!("{:?}", r.get_ref().status()),
+            Err(s) => s.message().to_owned(),
+        };
+        if !announced {
+            tracing::info!(peer, state = %state, "waiting for a service to be ready");
+            announced = true;
+        }
+        backoff.wait().await;
+    }
 }
 
 /// An error with a stable machine code, convertible to a `Status` in one place.

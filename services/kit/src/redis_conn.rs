@@ -1,7 +1,62 @@
-//! One multiplexed Redis connection per service.
+//! Redis for every service: one multiplexed connection, and a watcher that
+//! knows whether Redis answers right now.
+//!
+//! Redis being down or still loading its data set (`LOADING` while it
+//! replays a large AOF) is a wait, never a reason to exit: a service starts,
+//! serves liveness, stays unready until Redis answers `PING`, and follows
+//! Redis going away and coming back for as long as it runs.
 
+use crate::{backoff::Backoff, readiness, ConfigError, Readiness, Settings};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::time::Duration;
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
+
+/// How often a healthy Redis is pinged: how soon an outage is noticed.
+const HEALTHY_PING_INTERVAL: Duration = Duration::from_millis(500);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+
+/// The Redis settings every service shares, declared once.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: String,
+    /// The longest wait between two attempts while Redis does not answer.
+    pub retry_max: Duration,
+    /// How long Redis may stay unanswering before it is reported as an
+    /// error (and again every such period while it lasts).
+    pub report_after: Duration,
+}
+
+impl RedisSettings {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let retry_max_ms: u64 = s.get_or("LOBBY_REDIS_RETRY_MAX_MS", 2_000)?;
+        Settings::ensure(
+            "LOBBY_REDIS_RETRY_MAX_MS",
+            (100..=60_000).contains(&retry_max_ms),
+            "must be between 100 and 60000",
+        )?;
+        let report_after_ms: u64 = s.get_or("LOBBY_REDIS_UNAVAILABLE_REPORT_MS", 30_000)?;
+        Settings::ensure(
+            "LOBBY_REDIS_UNAVAILABLE_REPORT_MS",
+            report_after_ms >= 1_000,
+            "must be at least 1000",
+        )?;
+        let url = s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379");
+        if let Err(e) = redis::Client::open(url.as_str()) {
+            return Err(ConfigError::Invalid {
+                setting: "LOBBY_REDIS_URL".into(),
+                reason: e.to_string(),
+            });
+        }
+        Ok(Self {
+            url,
+            retry_max: Duration::from_millis(retry_max_ms),
+            report_after: Duration::from_millis(report_after_ms),
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("redis at {url}: {source}")]
@@ -10,36 +65,179 @@ pub struct RedisConnectError {
     source: redis::RedisError,
 }
 
-/// Connects with bounded retries and timeouts: the manager's defaults retry a
-/// refused connection six times with backoff, which turns a dead Redis into a
-/// hung request instead of a prompt error.
-pub async fn connect(url: &str) -> Result<ConnectionManager, RedisConnectError> {
-    let err = |source| RedisConnectError {
-        url: url.to_owned(),
-        source,
-    };
-    let client = redis::Client::open(url).map_err(err)?;
-    let config = ConnectionManagerConfig::new()
-        .set_number_of_retries(2)
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    let manager = ConnectionManager::new_with_config(client, config)
-        .await
-        .map_err(err)?;
-    keep_alive(manager.clone());
-    Ok(manager)
+/// A service's Redis: the connection, and whether Redis answers right now.
+#[derive(Clone)]
+pub struct Redis {
+    conn: ConnectionManager,
+    readiness: Readiness,
+    retry_max: Duration,
 }
 
-/// The manager notices a dead connection only when a command fails on it:
-/// after a Redis restart, the first request of every service would get an
-/// error. A background ping takes that failure instead, so the connection is
-/// replaced before a caller needs it.
-fn keep_alive(mut manager: ConnectionManager) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_millis(500));
+impl Redis {
+    /// Returns at once; the connection is made in the background and remade
+    /// whenever Redis goes away. Fails only on a malformed URL.
+    pub fn open(settings: &RedisSettings) -> Result<Self, RedisConnectError> {
+        let err = |source| RedisConnectError {
+            url: settings.url.clone(),
+            source,
+        };
+        let client = redis::Client::open(settings.url.as_str()).map_err(err)?;
+        // Bounded retries and timeouts per attempt: the watcher below does
+        // the long waiting, so a request never hangs on a dead Redis.
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(err)?;
+        let (flag, readiness) = readiness::flag();
+        tokio::spawn(watch_redis(conn.clone(), settings.clone(), flag));
+        Ok(Self {
+            conn,
+            readiness,
+            retry_max: settings.retry_max,
+        })
+    }
+
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Ready while Redis answers `PING`.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Runs a start-up step once Redis answers, retrying it with backoff
+    /// until it succeeds: a Redis that drops again mid-step is one more wait.
+    pub async fn start_up<T, E, F, Fut>(&self, what: &str, mut step: F) -> T
+    where
+        E: std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut backoff = Backoff::new(FIRST_RETRY, self.retry_max);
         loop {
-            ticker.tick().await;
-            let _: Result<String, _> = redis::cmd("PING").query_async(&mut manager).await;
+            self.readiness.wait().await;
+            match step().await {
+                Ok(value) => return value,
+                Err(e) => {
+                    tracing::warn!(step = what, error = %e, "start-up step failed; retrying");
+                    backoff.wait().await;
+                }
+            }
         }
-    });
+    }
+}
+
+/// Whether a Redis error means "not now" (Redis down, restarting, loading
+/// its data, failing over) rather than a fault in the request.
+pub fn is_transient(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ReadOnly
+            )
+        )
+}
+
+/// The machine code of a failed Redis call: `store_unavailable` (retry
+/// later) for a transient failure, `internal_error` otherwise.
+pub fn error_code(e: &redis::RedisError) -> &'static str {
+    if is_transient(e) {
+        STORE_UNAVAILABLE
+    } else {
+        "internal_error"
+    }
+}
+
+pub const STORE_UNAVAILABLE: &str = "store_unavailable";
+
+/// The gRPC code matching [`error_code`].
+pub fn grpc_code(e: &redis::RedisError) -> tonic::Code {
+    if is_transient(e) {
+        tonic::Code::Unavailable
+    } else {
+        tonic::Code::Internal
+    }
+}
+
+/// Pings Redis for as long as anyone follows its readiness. A failed ping
+/// also makes the manager replace a dead connection before a request needs it.
+async fn watch_redis(
+    mut conn: ConnectionManager,
+    settings: RedisSettings,
+    flag: readiness::ReadyFlag,
+) {
+    let url = settings.url.as_str();
+    let mut backoff = Backoff::new(FIRST_RETRY, settings.retry_max);
+    let mut down_since: Option<Instant> = Some(Instant::now());
+    let mut reported_at: Option<Instant> = None;
+    let mut announced = false;
+    let mut ever_answered = false;
+    while flag.is_observed() {
+        let ping = tokio::time::timeout(
+            PING_TIMEOUT,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await;
+        let failure = match ping {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("no answer to PING within {PING_TIMEOUT:?}")),
+        };
+        match failure {
+            None => {
+                if let Some(since) = down_since.take() {
+                    if ever_answered {
+                        tracing::info!(
+                            redis = url,
+                            after_ms = since.elapsed().as_millis() as u64,
+                            "Redis answers again"
+                        );
+                    } else {
+                        tracing::info!(redis = url, "Redis answers");
+                    }
+                }
+                ever_answered = true;
+                announced = false;
+                reported_at = None;
+                flag.set(true);
+                backoff.reset();
+                tokio::time::sleep(HEALTHY_PING_INTERVAL).await;
+            }
+            Some(reason) => {
+                flag.set(false);
+                let since = *down_since.get_or_insert_with(Instant::now);
+                let waited = since.elapsed();
+                let report_due = waited >= settings.report_after
+                    && reported_at.is_none_or(|at| at.elapsed() >= settings.report_after);
+                if report_due {
+                    tracing::error!(
+                        redis = url,
+                        waited_s = waited.as_secs(),
+                        error = %reason,
+                        "Redis has not answered; this service stays unready and keeps retrying (at most every {:?})",
+                        settings.retry_max
+                    );
+                    reported_at = Some(Instant::now());
+                    announced = true;
+                } else if !announced {
+                    tracing::warn!(redis = url, error = %reason, "waiting for Redis");
+                    announced = true;
+                } else {
+                    tracing::debug!(redis = url, error = %reason, "still waiting for Redis");
+                }
+                backoff.wait().await;
+            }
+        }
+    }
 }

@@ -38,7 +38,7 @@ impl CodedError for RoomsError {
             Self::RoomCreationFailed(_) => "room_creation_failed",
             Self::NoWorker(_) => "orchestrator_error",
             Self::InvalidArgument { .. } => "invalid_request",
-            Self::Store(_) => "internal_error",
+            Self::Store(e) => lobby_kit::redis_conn::error_code(e),
         }
     }
 
@@ -48,7 +48,7 @@ impl CodedError for RoomsError {
             Self::ConcurrencyLimit(_) | Self::MinutesExhausted(_) => Code::ResourceExhausted,
             Self::RoomCreationFailed(_) | Self::NoWorker(_) => Code::Unavailable,
             Self::InvalidArgument { .. } => Code::InvalidArgument,
-            Self::Store(_) => Code::Internal,
+            Self::Store(e) => lobby_kit::redis_conn::grpc_code(e),
         }
     }
 

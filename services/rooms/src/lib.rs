@@ -19,7 +19,7 @@ use tonic::server::NamedService;
 #[derive(Debug, Clone)]
 pub struct RoomsConfig {
     pub listen: SocketAddr,
-    pub redis_url: String,
+    pub redis: lobby_kit::redis_conn::RedisSettings,
     pub livekit: LiveKitConfig,
     pub daily: providers::daily::DailyConfig,
     pub avatar: avatar::AvatarConfig,
@@ -51,7 +51,7 @@ impl RoomsConfig {
                 "LOBBY_ROOMS_LISTEN",
                 SocketAddr::from(([127, 0, 0, 1], 50053)),
             )?,
-            redis_url: s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379"),
+            redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
             livekit: livekit_config(s)?,
             daily: providers::daily::DailyConfig {
                 api_url: s.string_or("LOBBY_DAILY_API_URL", "https://api.daily.co/v1"),
@@ -183,7 +183,8 @@ pub async fn serve(
     config: RoomsConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let redis = lobby_kit::redis_conn::connect(&config.redis_url).await?;
+    let redis_handle = lobby_kit::redis_conn::Redis::open(&config.redis)?;
+    let redis = redis_handle.connection();
     let daily = providers::daily::Daily::new(config.daily, tls::client_config()?)?;
     if daily.is_none() {
         tracing::info!("LOBBY_DAILY_API_KEY is not set: agents on Daily cannot start sessions");
@@ -198,8 +199,8 @@ pub async fn serve(
         i64::try_from(config.workers.heartbeat_expiry.as_millis()).unwrap_or(i64::MAX),
     );
     let dispatcher = workers::Dispatcher::start(
-        redis::Client::open(config.redis_url.as_str())?,
-        redis.clone(),
+        redis::Client::open(config.redis.url.as_str())?,
+        redis_handle.clone(),
     );
     let sessions = lobby_proto::session::sessions_client::SessionsClient::new(
         lobby_kit::grpc::lazy_channel(&config.workers.session_url, Duration::from_secs(10))?,
@@ -236,6 +237,7 @@ pub async fn serve(
             <RoomsServer<service::RoomsService> as NamedService>::NAME,
             <WorkersServer<workers::stream::WorkersService> as NamedService>::NAME,
         ],
+        redis_handle.readiness(),
         shutdown,
     )
     .await;

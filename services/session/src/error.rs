@@ -44,7 +44,8 @@ impl CodedError for SessionError {
             Self::EventsFull(_) => "events_full",
             Self::WebhookReplayed => "webhook_replayed",
             Self::WebhookStale => "webhook_stale",
-            Self::Store(_) | Self::Corrupt(_) => "internal_error",
+            Self::Store(e) => lobby_kit::redis_conn::error_code(e),
+            Self::Corrupt(_) => "internal_error",
         }
     }
 
@@ -58,7 +59,8 @@ impl CodedError for SessionError {
             Self::EventsFull(_) => Code::ResourceExhausted,
             Self::WebhookReplayed => Code::AlreadyExists,
             Self::WebhookStale => Code::FailedPrecondition,
-            Self::Store(_) | Self::Corrupt(_) => Code::Internal,
+            Self::Store(e) => lobby_kit::redis_conn::grpc_code(e),
+            Self::Corrupt(_) => Code::Internal,
         }
     }
 }

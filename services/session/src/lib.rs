@@ -14,7 +14,7 @@ use std::{net::SocketAddr, time::Duration};
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub listen: SocketAddr,
-    pub redis_url: String,
+    pub redis: lobby_kit::redis_conn::RedisSettings,
     pub rooms_url: String,
     pub auth_url: String,
     pub upstream_timeout: Duration,
@@ -44,7 +44,7 @@ impl SessionConfig {
                 "LOBBY_SESSION_LISTEN",
                 SocketAddr::from(([127, 0, 0, 1], 50052)),
             )?,
-            redis_url: s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379"),
+            redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
             rooms_url: s.string_or("LOBBY_ROOMS_URL", "http://127.0.0.1:50053"),
             auth_url: s.string_or("LOBBY_AUTH_URL", "http://127.0.0.1:50051"),
             upstream_timeout: Duration::from_millis(s.get_or("LOBBY_ROOMS_TIMEOUT_MS", 15_000)?),
@@ -87,7 +87,8 @@ pub async fn serve(
     config: SessionConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let redis = lobby_kit::redis_conn::connect(&config.redis_url).await?;
+    let redis = lobby_kit::redis_conn::Redis::open(&config.redis)?;
+    let ready = redis.readiness();
     let rooms = lobby_proto::rooms::rooms_client::RoomsClient::new(lobby_kit::grpc::lazy_channel(
         &config.rooms_url,
         config.upstream_timeout,
@@ -99,7 +100,7 @@ pub async fn serve(
     let metrics = metrics::SessionMetrics::new()?;
     let metrics_task = lobby_kit::metrics::spawn(config.metrics_listen, metrics.registry.clone());
     let service = service::SessionService::new(
-        records::SessionStore::new(redis),
+        records::SessionStore::new(redis.connection()),
         rooms,
         auth,
         config.policy,
@@ -107,24 +108,33 @@ pub async fn serve(
         metrics.clone(),
     );
     let sweeps = [
-        tokio::spawn(run_every(service.policy().reaper_interval, {
-            let service = service.clone();
-            move || {
+        tokio::spawn(run_every(
+            service.policy().reaper_interval,
+            ready.clone(),
+            {
                 let service = service.clone();
-                async move { service.reap_due().await.map(|_| ()) }
-            }
-        })),
-        tokio::spawn(run_every(service.policy().reconcile_interval, {
-            let service = service.clone();
-            move || {
+                move || {
+                    let service = service.clone();
+                    async move { service.reap_due().await.map(|_| ()) }
+                }
+            },
+        )),
+        tokio::spawn(run_every(
+            service.policy().reconcile_interval,
+            ready.clone(),
+            {
                 let service = service.clone();
-                async move { service.reconcile().await.map(|_| ()) }
-            }
-        })),
+                move || {
+                    let service = service.clone();
+                    async move { service.reconcile().await.map(|_| ()) }
+                }
+            },
+        )),
     ];
     let served = lobby_kit::grpc::serve(
         config.listen,
         lobby_proto::session::sessions_server::SessionsServer::new(service),
+        ready,
         shutdown,
     )
     .await;
@@ -135,10 +145,10 @@ pub async fn serve(
     Ok(())
 }
 
-/// Runs `job` every `interval` until aborted; a failed run is logged and the
-/// next one tries again. Several replicas may sweep at once: ending is
-/// idempotent, so they only repeat each other's work.
-async fn run_every<F, Fut>(interval: Duration, job: F)
+/// Runs `job` every `interval` while Redis answers, until aborted; a failed
+/// run is logged and the next one tries again. Several replicas may sweep at
+/// once: ending is idempotent, so they only repeat each other's work.
+async fn run_every<F, Fut>(interval: Duration, ready: lobby_kit::Readiness, job: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<(), error::SessionError>>,
@@ -147,6 +157,7 @@ where
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        ready.wait().await;
         if let Err(e) = job().await {
             tracing::warn!(error = %e, "background sweep failed; retrying next tick");
         }

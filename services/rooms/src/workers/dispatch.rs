@@ -7,6 +7,7 @@
 //! start by job id.
 
 use futures::StreamExt;
+use lobby_kit::backoff::Backoff;
 use lobby_proto::workers::{server_message, JobAssignment, ServerMessage};
 use prost::Message;
 use redis::{aio::ConnectionManager, AsyncCommands};
@@ -49,21 +50,29 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Subscribes to the job and reply channels (reconnecting if Redis
-    /// drops) and returns the dispatcher.
-    pub fn start(client: redis::Client, redis: ConnectionManager) -> Self {
+    /// Subscribes to the job and reply channels (again each time Redis
+    /// comes back) and returns the dispatcher.
+    pub fn start(client: redis::Client, redis: lobby_kit::redis_conn::Redis) -> Self {
         let dispatcher = Self {
-            redis,
+            redis: redis.connection(),
             local: Arc::default(),
             pending: Arc::default(),
         };
         let listener = dispatcher.clone();
         tokio::spawn(async move {
+            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
             loop {
-                if let Err(e) = listener.listen(&client).await {
-                    tracing::warn!(error = %e, "worker dispatch subscription lost; resubscribing");
+                redis.readiness().wait().await;
+                match listener.listen(&client).await {
+                    Ok(()) => {
+                        backoff.reset();
+                        tracing::warn!("worker dispatch subscription ended; resubscribing");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "worker dispatch subscription lost; resubscribing")
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                backoff.wait().await;
             }
         });
         dispatcher

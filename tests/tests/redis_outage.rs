@@ -1,0 +1,197 @@
+//! Redis being slow to come up, or going away under running services, is a
+//! wait: the services stay alive (liveness), report unready (readiness),
+//! answer callers with a retryable 503, and carry on once Redis answers,
+//! with no restart of their own.
+
+use lobby_tests::{redis_server::RedisServer, Lobby, LobbyOptions};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
+
+async fn grpc_health(url: &str, service: &str) -> Option<ServingStatus> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    let answer = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .ok()?;
+    Some(answer.get_ref().status())
+}
+
+async fn status_of(lobby: &Lobby, path: &str) -> u16 {
+    match lobby
+        .http
+        .get(format!("{}{path}", lobby.gateway()))
+        .send()
+        .await
+    {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// What the services report while Redis is not answering: alive, and
+/// (once each has noticed, within a couple of its pings) unready.
+async fn assert_alive_but_unready(lobby: &Lobby, during: &str) {
+    assert_eq!(status_of(lobby, "/livez").await, 200, "{during}: /livez");
+    assert_eq!(
+        status_of(lobby, "/healthz").await,
+        503,
+        "{during}: /healthz"
+    );
+    for (name, url) in &lobby.grpc {
+        if *name == "artifacts" {
+            continue; // it does not use Redis
+        }
+        let mut readiness = None;
+        for _ in 0..40 {
+            assert_eq!(
+                grpc_health(url, "liveness").await,
+                Some(ServingStatus::Serving),
+                "{during}: {name} is alive"
+            );
+            readiness = grpc_health(url, "").await;
+            if readiness == Some(ServingStatus::NotServing) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            readiness,
+            Some(ServingStatus::NotServing),
+            "{during}: {name} is not ready"
+        );
+    }
+}
+
+async fn start_session(lobby: &Lobby, agent: &str) -> String {
+    let r = lobby.connect(agent, None).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    body["session_id"].as_str().expect("id").to_owned()
+}
+
+#[tokio::test]
+async fn services_started_while_redis_loads_its_data_come_up_when_it_answers() {
+    let dir = lobby_tests::scratch_dir("redis-loading");
+    // 100,000 keys, 20 µs apart: several seconds of LOADING.
+    let redis = RedisServer::start_loading(&dir, 100_000, 20);
+    let began = Instant::now();
+    let mut lobby = Lobby::start_on(
+        redis,
+        dir,
+        LobbyOptions {
+            worker: false,
+            wait_healthy: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    // Give every service time to come up and meet the loading Redis.
+    let mut observed_loading = false;
+    for _ in 0..100 {
+        if status_of(&lobby, "/livez").await == 200 && status_of(&lobby, "/healthz").await == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if lobby
+        .redis
+        .answer_to_ping()
+        .is_some_and(|a| a.contains("LOADING"))
+    {
+        assert_alive_but_unready(&lobby, "while Redis loads").await;
+        observed_loading = true;
+    }
+    assert!(
+        observed_loading,
+        "Redis finished loading before the services could be observed; load more keys"
+    );
+
+    lobby.wait_healthy().await;
+    let ready_after = began.elapsed();
+    assert!(
+        lobby.redis.answer_to_ping().as_deref() == Some("PONG"),
+        "ready only once Redis answers"
+    );
+    assert_eq!(
+        lobby.exited_services(),
+        Vec::<String>::new(),
+        "no service exited"
+    );
+    assert!(
+        lobby.log("auth").contains("waiting for Redis"),
+        "auth says what it waits for:\n{}",
+        lobby.log("auth")
+    );
+    let account = lobby.create_account(2).await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+    let session = start_session(&lobby, &agent).await;
+    lobby.end_session(&session).await;
+    println!(
+        "redis loading 100000 keys: services alive and unready meanwhile, ready {} ms after start, 0 exits",
+        ready_after.as_millis()
+    );
+}
+
+#[tokio::test]
+async fn services_ride_out_a_redis_outage_without_restarting() {
+    let mut lobby = Lobby::start(LobbyOptions {
+        redis_aof: true,
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(3).await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+    let before = start_session(&lobby, &agent).await;
+    // appendfsync everysec: give the last writes their second.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    lobby.redis.stop();
+    let mut unready = false;
+    for _ in 0..60 {
+        if status_of(&lobby, "/healthz").await == 503 {
+            unready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(unready, "the gateway reports Redis down");
+    assert_alive_but_unready(&lobby, "while Redis is down").await;
+    // A caller meanwhile gets a retryable answer, not a 500.
+    let r = lobby.connect(&agent, None).await;
+    assert_eq!(r.status(), 503, "a start while Redis is down");
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error_code"], "store_unavailable", "{body}");
+    // Long enough for every service's retries to back off several times.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    lobby.redis.start_again();
+    let began = Instant::now();
+    lobby.wait_healthy().await;
+    let recovered_after = began.elapsed();
+    assert_eq!(
+        lobby.exited_services(),
+        Vec::<String>::new(),
+        "no service exited"
+    );
+    let after = start_session(&lobby, &agent).await;
+    for id in [&before, &after] {
+        let ended = lobby.end_session(id).await;
+        assert_eq!(ended["status"], "ended");
+    }
+    assert_eq!(lobby.active_sessions(&account).await, 0);
+    println!(
+        "redis down 3 s under running services: 503 store_unavailable meanwhile, healthy {} ms after it answered, 0 restarts",
+        recovered_after.as_millis()
+    );
+}
