@@ -1,0 +1,267 @@
+//! `make run` as a user runs it: `scripts/run.sh` (Redis, livekit-server,
+//! lobby-dev) on its own ports and data folder, used until LiveKit holds
+//! hundreds of rooms, then stopped with Ctrl-C (SIGINT to its process group,
+//! as a terminal sends it). Everything must be gone within 10 s.
+
+use lobby_tests::{free_port, livekit, process::binary, scratch_dir};
+use serde_json::{json, Value};
+use std::{
+    os::unix::process::CommandExt,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const ADMIN_TOKEN: &str = "make-run-test-admin-token";
+const ROOMS: usize = 2000;
+const STOP_LIMIT: Duration = Duration::from_secs(10);
+
+/// The process group of `scripts/run.sh`; SIGKILLed whole if a test fails.
+struct RunScript {
+    child: Child,
+    log: PathBuf,
+}
+
+impl RunScript {
+    fn pgid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Processes of the group still alive (zombies excluded), from /proc.
+    fn members(&self) -> Vec<String> {
+        let pgid = self.pgid();
+        let mut members = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid pgrp …; comm may hold spaces, so split after ')'.
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.get(2) == Some(&pgid.as_str()) && fields.first() != Some(&"Z") {
+                members.push(head.replace(" (", " ").to_owned());
+            }
+        }
+        members
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for RunScript {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.pgid())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl RunScript {
+    /// `bash scripts/run.sh` in its own process group (as a terminal's
+    /// foreground job is), on free ports and a scratch data folder.
+    fn start(livekit_bin: &std::path::Path, gateway: &str) -> Self {
+        let dir = scratch_dir("make-run");
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut cmd = Command::new("bash");
+        cmd.arg("scripts/run.sh")
+            .current_dir(&repo)
+            .env("LOBBY_RUN_DIR", dir.join("run"))
+            .env("LOBBY_DEV_BIN", binary("lobby-dev"))
+            .env("LOBBY_LIVEKIT_BIN", livekit_bin)
+            .env("LOBBY_DEV_REDIS_PORT", free_port().to_string())
+            .env("LOBBY_DEV_LIVEKIT_PORT", free_port().to_string())
+            .env("LOBBY_DEV_LIVEKIT_RTC_TCP_PORT", free_port().to_string())
+            .env("LOBBY_DEV_LIVEKIT_RTC_UDP_PORT", free_port().to_string())
+            .env("LOBBY_GATEWAY_LISTEN", gateway)
+            .env("LOBBY_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("LOBBY_LOG", "warn");
+        for service in ["AUTH", "SESSION", "ROOMS", "ARTIFACTS"] {
+            let addr = format!("127.0.0.1:{}", free_port());
+            cmd.env(format!("LOBBY_{service}_URL"), format!("http://{addr}"))
+                .env(format!("LOBBY_{service}_LISTEN"), addr);
+        }
+        let log = dir.join("run.log");
+        let out = std::fs::File::create(&log).expect("log");
+        cmd.stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .process_group(0);
+        Self {
+            child: cmd.spawn().expect("bash scripts/run.sh"),
+            log,
+        }
+    }
+
+    /// Waits until the gateway is healthy and the demo agent is seeded.
+    async fn wait_healthy(&mut self, http: &reqwest::Client, base: &str) {
+        for _ in 0..1200 {
+            let seeded = http
+                .get(format!("{base}/admin/v1/agents/demo-agent"))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if seeded {
+                return;
+            }
+            assert!(
+                self.child.try_wait().expect("try_wait").is_none(),
+                "make run exited early:\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("make run never became healthy:\n{}", self.log_tail());
+    }
+
+    /// Ctrl-C (SIGINT to the whole group); returns how long until the
+    /// script and every process of its group are gone.
+    async fn ctrl_c(&mut self) -> Duration {
+        let began = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-INT", "--", &format!("-{}", self.pgid())])
+            .status()
+            .expect("kill -INT");
+        assert!(sent.success());
+        while began.elapsed() < STOP_LIMIT + Duration::from_secs(20) {
+            let exited = self.child.try_wait().expect("try_wait").is_some();
+            if exited && self.members().is_empty() {
+                return began.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "still running 30 s after Ctrl-C: {:?}\n{}",
+            self.members(),
+            self.log_tail()
+        )
+    }
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_make_run_within_ten_seconds_with_many_rooms_open() {
+    let Some(livekit_bin) = livekit::binary_or_skip("make run Ctrl-C") else {
+        return;
+    };
+    let gateway = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{gateway}");
+    let mut run = RunScript::start(&livekit_bin, &gateway);
+    let http = lobby_tests::http_client(Duration::from_secs(30));
+    run.wait_healthy(&http, &base).await;
+    assert!(
+        !run.log_tail().contains("TOKEN-ONLY"),
+        "make run must use the LiveKit server here:\n{}",
+        run.log_tail()
+    );
+
+    // Room for many sessions on the demo account, then open them.
+    let patched = http
+        .patch(format!("{base}/admin/v1/accounts/acct_demo"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "max_concurrency": 10_000, "minutes_quota": 1_000_000 }))
+        .send()
+        .await
+        .expect("patch account");
+    assert_eq!(patched.status(), 200);
+    let started = futures::future::join_all((0..ROOMS).map(|_| {
+        let http = http.clone();
+        let url = format!("{base}/v1/public/agents/connect");
+        async move {
+            http.post(url)
+                .json(&json!({ "agent_id": "demo-agent" }))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    }))
+    .await
+    .into_iter()
+    .filter(|ok| *ok)
+    .count();
+    assert_eq!(
+        started,
+        ROOMS,
+        "every start opened a room:\n{}",
+        run.log_tail()
+    );
+    let usage: Value = http
+        .get(format!("{base}/admin/v1/accounts/acct_demo/usage"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("usage")
+        .json()
+        .await
+        .expect("usage json");
+    assert!(
+        usage["active_sessions"].as_u64() >= Some(ROOMS as u64),
+        "{usage}"
+    );
+    let processes = run.members().len();
+
+    let stopped_after = run.ctrl_c().await;
+    assert!(
+        stopped_after <= STOP_LIMIT,
+        "make run took {stopped_after:?} to stop after Ctrl-C (limit {STOP_LIMIT:?}):\n{}",
+        run.log_tail()
+    );
+    assert!(
+        run.log_tail().contains("lobby: stopped"),
+        "{}",
+        run.log_tail()
+    );
+    println!(
+        "make run with {ROOMS} LiveKit rooms open ({processes} processes): Ctrl-C stopped everything in {} ms",
+        stopped_after.as_millis()
+    );
+}
+
+/// A LiveKit server that takes minutes to shut down, as one holding
+/// thousands of rooms did: here, a stand-in that ignores SIGTERM and SIGINT
+/// outright. `make run` must give it its grace period and then kill it.
+#[tokio::test]
+async fn ctrl_c_kills_a_child_that_ignores_sigterm_after_the_grace_period() {
+    let dir = scratch_dir("stubborn-livekit");
+    let stubborn = dir.join("livekit-server");
+    std::fs::write(
+        &stubborn,
+        "#!/usr/bin/env bash\n\
+         # Listens on LiveKit's port and ignores every polite signal.\n\
+         exec python3 -c 'import os, signal, socket, time\n\
+         signal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+         signal.signal(signal.SIGINT, signal.SIG_IGN)\n\
+         s = socket.socket(); s.bind((\"127.0.0.1\", int(os.environ[\"LOBBY_DEV_LIVEKIT_PORT\"]))); s.listen()\n\
+         time.sleep(3600)'\n",
+    )
+    .expect("stub");
+    let chmod = Command::new("chmod").arg("+x").arg(&stubborn).status();
+    assert!(chmod.is_ok_and(|s| s.success()));
+    let gateway = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{gateway}");
+    let mut run = RunScript::start(&stubborn, &gateway);
+    let http = lobby_tests::http_client(Duration::from_secs(30));
+    run.wait_healthy(&http, &base).await;
+
+    let stopped_after = run.ctrl_c().await;
+    let log = run.log_tail();
+    assert!(
+        stopped_after <= STOP_LIMIT,
+        "make run took {stopped_after:?} to stop (limit {STOP_LIMIT:?}):\n{log}"
+    );
+    assert!(
+        log.contains("still running after") && log.contains("killing"),
+        "the stubborn child was killed after the grace period:\n{log}"
+    );
+    println!(
+        "make run with a child ignoring SIGTERM: Ctrl-C stopped everything in {} ms (grace 5 s, then SIGKILL)",
+        stopped_after.as_millis()
+    );
+}
