@@ -8,7 +8,7 @@
 //! LOBBY_BENCH_LEVELS (default "1,8,32,64"), LOBBY_BENCH_OUT (results file).
 
 use futures::future::join_all;
-use lobby_rooms::admission::{Admission, Limits, Semaphores, SlotRequest};
+use lobby_session::store::{Admission, AdmitRequest, SessionStore};
 use lobby_tests::{Lobby, LobbyOptions};
 use serde_json::json;
 use std::{
@@ -100,7 +100,7 @@ async fn main() {
     let agent = lobby
         .create_agent(&account, json!({ "max_session_seconds": 3600 }))
         .await;
-    let semaphores = Semaphores::new(lobby.redis.connection().await);
+    let store = SessionStore::new(lobby.redis.connection().await);
     let url = format!("{}/v1/public/agents/connect", lobby.gateway());
     let body = json!({ "agent_id": agent }).to_string();
 
@@ -127,23 +127,28 @@ async fn main() {
         .await;
 
         // Same script, same Redis, its own account so the sets match in size.
-        let sem = semaphores.clone();
+        let store = store.clone();
         let raw = drive(requests, c, move |i| {
-            let sem = sem.clone();
+            let store = store.clone();
             async move {
                 let sid = format!("bench-{round}-{i}");
-                let slot = SlotRequest {
-                    session_id: &sid,
-                    account_id: "acct_bench_raw",
-                    agent_id: "raw",
-                };
-                let limits = Limits {
-                    wanted_seconds: 3600,
-                    account_limit: 100_000,
-                    agent_limit: 0,
-                    quota_seconds: u64::MAX / 4,
-                };
-                let admitted = sem.admit(slot, limits).await.expect("admit");
+                let admitted = store
+                    .admit(&AdmitRequest {
+                        session_id: &sid,
+                        account_id: "acct_bench_raw",
+                        agent_id: "raw",
+                        account_limit: 100_000,
+                        agent_limit: 0,
+                        max_session_seconds: 3600,
+                        quota_seconds: u64::MAX / 4,
+                        link: None,
+                        lease_ms: 15_000,
+                        retry_after_max_ms: 15_000,
+                        first_check_in_ms: 5_000,
+                        fields: Vec::new(),
+                    })
+                    .await
+                    .expect("admit");
                 assert!(matches!(admitted, Admission::Admitted { .. }));
             }
         })

@@ -16,7 +16,7 @@ use axum::{
     routing::{get, patch, post},
     Json, Router,
 };
-use lobby_proto::{auth as pb, common::Provider, rooms, session};
+use lobby_proto::{auth as pb, common::Provider, session};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
@@ -68,8 +68,7 @@ async fn require_admin_token(State(state): State<AppState>, req: Request, next: 
         next.run(req).await
     } else {
         ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            lobby_kit::ErrorCode::Unauthorized,
             "a valid admin token is required as Authorization: Bearer <token>",
         )
         .into_response()
@@ -305,13 +304,12 @@ async fn create_account(
     let account = st
         .services
         .auth
-        .clone()
-        .create_account(pb::CreateAccountRequest {
+        .create_account(tonic::Request::new(pb::CreateAccountRequest {
             id: req.id,
             name: req.name,
             max_concurrency: req.max_concurrency,
             minutes_quota: req.minutes_quota,
-        })
+        }))
         .await?
         .into_inner();
     Ok((StatusCode::CREATED, Json(AccountJson::from(account))))
@@ -321,8 +319,7 @@ async fn list_accounts(State(st): State<AppState>) -> ApiResult<impl IntoRespons
     let list = st
         .services
         .auth
-        .clone()
-        .list_accounts(pb::ListAccountsRequest {})
+        .list_accounts(tonic::Request::new(pb::ListAccountsRequest {}))
         .await?
         .into_inner();
     let accounts: Vec<AccountJson> = list.accounts.into_iter().map(AccountJson::from).collect();
@@ -336,8 +333,7 @@ async fn get_account(
     let account = st
         .services
         .auth
-        .clone()
-        .get_account(pb::GetAccountRequest { id })
+        .get_account(tonic::Request::new(pb::GetAccountRequest { id }))
         .await?
         .into_inner();
     Ok(Json(account.into()))
@@ -353,13 +349,12 @@ async fn update_account(
     let account = st
         .services
         .auth
-        .clone()
-        .update_account(pb::UpdateAccountRequest {
+        .update_account(tonic::Request::new(pb::UpdateAccountRequest {
             id,
             name: req.name,
             max_concurrency: req.max_concurrency,
             minutes_quota: req.minutes_quota,
-        })
+        }))
         .await?
         .into_inner();
     Ok(Json(account.into()))
@@ -374,15 +369,17 @@ async fn account_usage(
     let account = st
         .services
         .auth
-        .clone()
-        .get_account(pb::GetAccountRequest { id: id.clone() })
+        .get_account(tonic::Request::new(pb::GetAccountRequest {
+            id: id.clone(),
+        }))
         .await?
         .into_inner();
     let usage = st
         .services
-        .rooms
-        .clone()
-        .get_account_usage(rooms::GetAccountUsageRequest { account_id: id })
+        .session
+        .get_account_usage(tonic::Request::new(session::GetAccountUsageRequest {
+            account_id: id,
+        }))
         .await?
         .into_inner();
     let quota_seconds = account.minutes_quota.saturating_mul(60);
@@ -460,13 +457,12 @@ async fn create_api_key(
     let created = st
         .services
         .auth
-        .clone()
-        .create_api_key(pb::CreateApiKeyRequest {
+        .create_api_key(tonic::Request::new(pb::CreateApiKeyRequest {
             account_id,
             name: req.name,
             scopes: req.scopes,
             expires_at_ms: req.expires_at_ms,
-        })
+        }))
         .await?
         .into_inner();
     Ok((StatusCode::CREATED, Json(created_key_json(created))))
@@ -484,8 +480,7 @@ async fn list_api_keys(
     let list = st
         .services
         .auth
-        .clone()
-        .list_api_keys(pb::ListApiKeysRequest { account_id })
+        .list_api_keys(tonic::Request::new(pb::ListApiKeysRequest { account_id }))
         .await?
         .into_inner();
     Ok(keys_json(list))
@@ -510,12 +505,11 @@ async fn rotate_agent_key(
     let created = st
         .services
         .auth
-        .clone()
-        .rotate_agent_key(pb::RotateAgentKeyRequest {
+        .rotate_agent_key(tonic::Request::new(pb::RotateAgentKeyRequest {
             agent_id,
             previous_key_grace_seconds: req.previous_key_grace_seconds,
             expires_at_ms: req.expires_at_ms,
-        })
+        }))
         .await?
         .into_inner();
     Ok((StatusCode::CREATED, Json(created_key_json(created))))
@@ -528,8 +522,7 @@ async fn list_agent_keys(
     let list = st
         .services
         .auth
-        .clone()
-        .list_agent_keys(pb::ListAgentKeysRequest { agent_id })
+        .list_agent_keys(tonic::Request::new(pb::ListAgentKeysRequest { agent_id }))
         .await?
         .into_inner();
     Ok(keys_json(list))
@@ -542,8 +535,7 @@ async fn revoke_key(
     let key = st
         .services
         .auth
-        .clone()
-        .revoke_key(pb::KeyRef { prefix })
+        .revoke_key(tonic::Request::new(pb::KeyRef { prefix }))
         .await?
         .into_inner();
     Ok(Json(key.into()))
@@ -565,11 +557,10 @@ async fn set_key_active(
     let key = st
         .services
         .auth
-        .clone()
-        .set_key_active(pb::SetKeyActiveRequest {
+        .set_key_active(tonic::Request::new(pb::SetKeyActiveRequest {
             prefix,
             active: req.active,
-        })
+        }))
         .await?
         .into_inner();
     Ok(Json(key.into()))
@@ -579,8 +570,7 @@ async fn rotate_signing_key(State(st): State<AppState>) -> ApiResult<Json<Value>
     let info = st
         .services
         .auth
-        .clone()
-        .rotate_signing_key(pb::RotateSigningKeyRequest {})
+        .rotate_signing_key(tonic::Request::new(pb::RotateSigningKeyRequest {}))
         .await?
         .into_inner();
     Ok(Json(
@@ -626,13 +616,12 @@ async fn create_link(
     let link = st
         .services
         .auth
-        .clone()
-        .create_link(pb::CreateLinkRequest {
+        .create_link(tonic::Request::new(pb::CreateLinkRequest {
             account_id,
             agent_id: req.agent_id,
             expires_at_ms: req.expires_at,
             use_limit: req.use_limit,
-        })
+        }))
         .await?
         .into_inner();
     Ok((StatusCode::CREATED, Json(link_json(link))))
@@ -645,8 +634,7 @@ async fn list_links(
     let list = st
         .services
         .auth
-        .clone()
-        .list_links(pb::ListLinksRequest { account_id })
+        .list_links(tonic::Request::new(pb::ListLinksRequest { account_id }))
         .await?
         .into_inner();
     Ok(Json(
@@ -661,11 +649,10 @@ async fn get_link(
     let link = st
         .services
         .auth
-        .clone()
-        .get_link(pb::GetLinkRequest {
+        .get_link(tonic::Request::new(pb::GetLinkRequest {
             link_id,
             account_id: String::new(),
-        })
+        }))
         .await?
         .into_inner();
     Ok(Json(link_json(link)))
@@ -678,11 +665,10 @@ async fn deactivate_link(
     let link = st
         .services
         .auth
-        .clone()
-        .deactivate_link(pb::GetLinkRequest {
+        .deactivate_link(tonic::Request::new(pb::GetLinkRequest {
             link_id,
             account_id: String::new(),
-        })
+        }))
         .await?
         .into_inner();
     Ok(Json(link_json(link)))
@@ -699,8 +685,7 @@ async fn create_agent(
     let created = st
         .services
         .auth
-        .clone()
-        .create_agent(pb::CreateAgentRequest {
+        .create_agent(tonic::Request::new(pb::CreateAgentRequest {
             id: req.id,
             account_id: req.account_id,
             name: req.name,
@@ -712,7 +697,7 @@ async fn create_agent(
             provider: req.provider.map_or(Provider::Unspecified, Into::into) as i32,
             requires_worker: req.requires_worker,
             solo_timeout_seconds: req.solo_timeout_seconds,
-        })
+        }))
         .await?
         .into_inner();
     let mut body = serde_json::to_value(AgentJson::from(created.agent.unwrap_or_default()))
@@ -736,10 +721,9 @@ async fn list_agents(
     let list = st
         .services
         .auth
-        .clone()
-        .list_agents(pb::ListAgentsRequest {
+        .list_agents(tonic::Request::new(pb::ListAgentsRequest {
             account_id: q.account_id,
-        })
+        }))
         .await?
         .into_inner();
     let agents: Vec<AgentJson> = list.agents.into_iter().map(AgentJson::from).collect();
@@ -753,8 +737,7 @@ async fn get_agent(
     let agent = st
         .services
         .auth
-        .clone()
-        .get_agent(pb::GetAgentRequest { id })
+        .get_agent(tonic::Request::new(pb::GetAgentRequest { id }))
         .await?
         .into_inner();
     Ok(Json(agent.into()))
@@ -770,8 +753,7 @@ async fn update_agent(
     let agent = st
         .services
         .auth
-        .clone()
-        .update_agent(pb::UpdateAgentRequest {
+        .update_agent(tonic::Request::new(pb::UpdateAgentRequest {
             id,
             name: req.name,
             status: req.status.map_or(pb::AgentStatus::Unspecified, Into::into) as i32,
@@ -784,7 +766,7 @@ async fn update_agent(
             provider: req.provider.map_or(Provider::Unspecified, Into::into) as i32,
             requires_worker: req.requires_worker,
             solo_timeout_seconds: req.solo_timeout_seconds,
-        })
+        }))
         .await?
         .into_inner();
     Ok(Json(agent.into()))
@@ -799,8 +781,9 @@ async fn get_session(
     let s = st
         .services
         .session
-        .clone()
-        .get_session(session::GetSessionRequest { session_id: id })
+        .get_session(tonic::Request::new(session::GetSessionRequest {
+            session_id: id,
+        }))
         .await?
         .into_inner();
     Ok(Json(s.into()))
@@ -824,11 +807,11 @@ async fn end_session(
     let s = st
         .services
         .session
-        .clone()
-        .end_session(session::EndSessionRequest {
+        .end_session(tonic::Request::new(session::EndSessionRequest {
             session_id: id,
             reason: req.reason,
-        })
+            ..Default::default()
+        }))
         .await?
         .into_inner();
     Ok(Json(s.into()))

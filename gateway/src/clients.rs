@@ -1,26 +1,27 @@
-//! gRPC clients of the services behind the gateway. Channels connect lazily:
-//! a service that is down makes its calls fail (`orchestrator_error`), never
-//! the gateway's start-up.
+//! The services behind the gateway, in-process or over gRPC: the handlers
+//! call the service traits and cannot tell which. Calls go one way: the
+//! gateway asks auth who is calling, then session (the one orchestrator)
+//! to act; it never calls rooms.
 
+pub use lobby_kit::grpc::ReadinessProbe as HealthProbe;
 use lobby_proto::{
-    artifacts::artifacts_client::ArtifactsClient, auth::auth_client::AuthClient,
-    rooms::rooms_client::RoomsClient, session::sessions_client::SessionsClient,
+    auth::{auth_client::AuthClient, auth_server::Auth},
+    session::{sessions_client::SessionsClient, sessions_server::Sessions},
+    Remote,
 };
-use std::time::Duration;
-use tonic::transport::Channel;
+use std::{sync::Arc, time::Duration};
 
 #[derive(Clone)]
 pub struct Services {
-    pub auth: AuthClient<Channel>,
-    pub session: SessionsClient<Channel>,
-    pub rooms: RoomsClient<Channel>,
-    pub artifacts: ArtifactsClient<Channel>,
-    /// (service name, channel) for health checks.
-    pub channels: Vec<(&'static str, Channel)>,
+    pub auth: Arc<dyn Auth>,
+    pub session: Arc<dyn Sessions>,
+    /// (service name, probe) for `/healthz`.
+    pub health: Vec<(&'static str, HealthProbe)>,
 }
 
 impl Services {
-    pub fn connect(
+    /// Every service in another process, reached over gRPC.
+    pub fn remote(
         urls: &crate::UpstreamUrls,
         timeout: Duration,
     ) -> Result<Self, tonic::transport::Error> {
@@ -29,15 +30,13 @@ impl Services {
         let rooms = lobby_kit::grpc::lazy_channel(&urls.rooms, timeout)?;
         let artifacts = lobby_kit::grpc::lazy_channel(&urls.artifacts, timeout)?;
         Ok(Self {
-            auth: AuthClient::new(auth.clone()),
-            session: SessionsClient::new(session.clone()),
-            rooms: RoomsClient::new(rooms.clone()),
-            artifacts: ArtifactsClient::new(artifacts.clone()),
-            channels: vec![
-                ("auth", auth),
-                ("session", session),
-                ("rooms", rooms),
-                ("artifacts", artifacts),
+            auth: Arc::new(Remote(AuthClient::new(auth.clone()))),
+            session: Arc::new(Remote(SessionsClient::new(session.clone()))),
+            health: vec![
+                ("auth", HealthProbe::Remote(auth)),
+                ("session", HealthProbe::Remote(session)),
+                ("rooms", HealthProbe::Remote(rooms)),
+                ("artifacts", HealthProbe::Remote(artifacts)),
             ],
         })
     }

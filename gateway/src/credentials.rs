@@ -24,11 +24,10 @@ pub async fn require_api_key(
     Ok(state
         .services
         .auth
-        .clone()
-        .authenticate_api_key(AuthenticateApiKeyRequest {
+        .authenticate_api_key(tonic::Request::new(AuthenticateApiKeyRequest {
             key: api_key(headers),
             required_scope: scope.to_owned(),
-        })
+        }))
         .await?
         .into_inner())
 }

@@ -7,14 +7,78 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use lobby_kit::grpc::{detail, is_unreachable, machine_code};
+use lobby_kit::{
+    grpc::{detail, details, is_unreachable, machine_code},
+    ErrorCode,
+};
 use serde::Serialize;
 
-/// Metadata keys rooms attaches to a `concurrency_limit` refusal.
-const RETRY_AFTER_MS: &str = "lobby-retry-after-ms";
-const LIMIT: &str = "lobby-limit";
-const IN_USE: &str = "lobby-in-use";
-const SCOPE: &str = "lobby-scope";
+/// The HTTP status of every machine code: exhaustive, so a new code cannot
+/// fall through to a 500 unnoticed.
+pub fn http_status(code: ErrorCode) -> StatusCode {
+    use ErrorCode as C;
+    match code {
+        C::InvalidRequest | C::WebhookStale => StatusCode::BAD_REQUEST,
+        C::KeyMissing
+        | C::KeyMalformed
+        | C::KeyInvalid
+        | C::KeyExpired
+        | C::TokenMissing
+        | C::TokenMalformed
+        | C::TokenInvalid
+        | C::TokenExpired
+        | C::WebhookUnauthorized
+        | C::Unauthorized => StatusCode::UNAUTHORIZED,
+        C::AgentUnpublished
+        | C::AuthFailed
+        | C::KeyInactive
+        | C::KeyRevoked
+        | C::ScopeDenied
+        | C::SessionEnded
+        | C::LinkInactive
+        | C::LinkUsedUp => StatusCode::FORBIDDEN,
+        C::AgentNotFound
+        | C::AccountNotFound
+        | C::SessionNotFound
+        | C::ArtifactNotFound
+        | C::KeyNotFound
+        | C::LinkNotFound => StatusCode::NOT_FOUND,
+        C::AlreadyExists | C::Conflict | C::EventsFull | C::WebhookReplayed => StatusCode::CONFLICT,
+        C::LinkExpired => StatusCode::GONE,
+        C::AvatarMissing
+        | C::AvatarInvalidUrl
+        | C::AvatarAddressRefused
+        | C::AvatarUnreachable
+        | C::AvatarTimeout
+        | C::AvatarTooLarge
+        | C::AvatarUnsupportedFormat
+        | C::AvatarBadDimensions
+        | C::AvatarNoFace => StatusCode::UNPROCESSABLE_ENTITY,
+        C::ConcurrencyLimit | C::MinutesExhausted => StatusCode::TOO_MANY_REQUESTS,
+        C::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        C::RoomCreationFailed | C::OrchestratorError => StatusCode::BAD_GATEWAY,
+        C::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// Seed 000's wording for its own codes (and fixed wording where a
+/// service's message could carry internals); `None` keeps the service's
+/// message, which names the offending field.
+fn public_message(code: ErrorCode) -> Option<&'static str> {
+    use ErrorCode as C;
+    match code {
+        C::AgentNotFound => Some("Agent ID does not exist or is not visible to the caller"),
+        C::AgentUnpublished => Some("Agent exists but is currently unpublished"),
+        C::AuthFailed => Some("Hostname allowlist validation failed"),
+        C::ConcurrencyLimit => Some("Max concurrency reached"),
+        C::RoomCreationFailed => Some("WebRTC room could not be created"),
+        C::OrchestratorError => Some("Agent orchestrator is unreachable or returned an error"),
+        C::InternalError => Some("Unexpected server error"),
+        C::MinutesExhausted => Some("The account has no session minutes left"),
+        C::StoreUnavailable => Some("The service is temporarily unavailable; retry shortly"),
+        _ => None,
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorBody {
@@ -38,11 +102,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: http_status(code),
             body: Box::new(ErrorBody {
-                error_code: code.to_owned(),
+                error_code: code.as_str().to_owned(),
                 message: message.into(),
                 retry_after_seconds: None,
                 limit: None,
@@ -53,7 +117,7 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     pub fn code(&self) -> &str {
@@ -81,96 +145,33 @@ impl ApiError {
         let Some(code) = machine_code(status) else {
             return if is_unreachable(status) {
                 tracing::warn!(error = %status.message(), "a service is unreachable");
-                Self::new(
-                    StatusCode::BAD_GATEWAY,
-                    "orchestrator_error",
-                    "Agent orchestrator is unreachable or returned an error",
-                )
+                Self::public(ErrorCode::OrchestratorError)
             } else {
                 tracing::error!(code = ?status.code(), error = %status.message(), "unmapped service error");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "Unexpected server error",
-                )
+                Self::public(ErrorCode::InternalError)
             };
         };
-        let (http, message): (StatusCode, Option<&str>) = match code {
-            "agent_not_found" => (
-                StatusCode::NOT_FOUND,
-                Some("Agent ID does not exist or is not visible to the caller"),
-            ),
-            "agent_unpublished" => (
-                StatusCode::FORBIDDEN,
-                Some("Agent exists but is currently unpublished"),
-            ),
-            "auth_failed" => (
-                StatusCode::FORBIDDEN,
-                Some("Hostname allowlist validation failed"),
-            ),
-            "concurrency_limit" => (
-                StatusCode::TOO_MANY_REQUESTS,
-                Some("Max concurrency reached"),
-            ),
-            "room_creation_failed" => (
-                StatusCode::BAD_GATEWAY,
-                Some("WebRTC room could not be created"),
-            ),
-            "orchestrator_error" => (
-                StatusCode::BAD_GATEWAY,
-                Some("Agent orchestrator is unreachable or returned an error"),
-            ),
-            "internal_error" => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Some("Unexpected server error"),
-            ),
-            "minutes_exhausted" => (
-                StatusCode::TOO_MANY_REQUESTS,
-                Some("The account has no session minutes left"),
-            ),
-            "invalid_request" => (StatusCode::BAD_REQUEST, None),
-            "key_missing" | "key_malformed" | "key_invalid" | "key_expired" => {
-                (StatusCode::UNAUTHORIZED, None)
+        let mut err = Self::new(code, public_message(code).unwrap_or(status.message()));
+        match code {
+            ErrorCode::ConcurrencyLimit => {
+                let retry_ms: u64 = detail(status, details::RETRY_AFTER_MS)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1000);
+                // Whole seconds, rounded up, never 0: "retry now" would only hit the limit again.
+                err.body.retry_after_seconds = Some(retry_ms.div_ceil(1000).max(1));
+                err.body.limit = detail(status, details::LIMIT).and_then(|v| v.parse().ok());
+                err.body.in_use = detail(status, details::IN_USE).and_then(|v| v.parse().ok());
+                err.body.scope = detail(status, details::SCOPE).map(str::to_owned);
             }
-            "key_inactive" | "key_revoked" | "scope_denied" => (StatusCode::FORBIDDEN, None),
-            "token_missing" | "token_malformed" | "token_invalid" | "token_expired" => {
-                (StatusCode::UNAUTHORIZED, None)
-            }
-            "session_ended" | "link_inactive" | "link_used_up" => (StatusCode::FORBIDDEN, None),
-            "link_expired" => (StatusCode::GONE, None),
-            // avatar_missing and every avatar validation failure (avatar_no_face, …).
-            c if c.starts_with("avatar_") => (StatusCode::UNPROCESSABLE_ENTITY, None),
-            "account_not_found" | "session_not_found" | "artifact_not_found" | "link_not_found"
-            | "key_not_found" => (StatusCode::NOT_FOUND, None),
-            "already_exists" | "conflict" | "events_full" | "webhook_replayed" => {
-                (StatusCode::CONFLICT, None)
-            }
-            "webhook_stale" => (StatusCode::BAD_REQUEST, None),
-            // Redis is down, restarting or loading its data: try again shortly.
-            "store_unavailable" => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some("The service is temporarily unavailable; retry shortly"),
-            ),
-            _ => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Some("Unexpected server error"),
-            ),
-        };
-        let mut err = Self::new(http, code, message.unwrap_or(status.message()));
-        if code == "concurrency_limit" {
-            let retry_ms: u64 = detail(status, RETRY_AFTER_MS)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1000);
-            // Whole seconds, rounded up, never 0: "retry now" would only hit the limit again.
-            err.body.retry_after_seconds = Some(retry_ms.div_ceil(1000).max(1));
-            err.body.limit = detail(status, LIMIT).and_then(|v| v.parse().ok());
-            err.body.in_use = detail(status, IN_USE).and_then(|v| v.parse().ok());
-            err.body.scope = detail(status, SCOPE).map(str::to_owned);
-        }
-        if code == "store_unavailable" {
-            err.body.retry_after_seconds = Some(1);
+            ErrorCode::StoreUnavailable => err.body.retry_after_seconds = Some(1),
+            _ => {}
         }
         err
+    }
+
+    /// An error in the words `public_message` gives it.
+    pub fn public(code: ErrorCode) -> Self {
+        Self::new(code, public_message(code).unwrap_or(code.as_str()))
     }
 }
 

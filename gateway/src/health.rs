@@ -6,24 +6,8 @@
 use crate::AppState;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 use std::time::Duration;
-use tonic_health::pb::{
-    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
-};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-async fn check_service(channel: tonic::transport::Channel) -> Result<(), String> {
-    let mut client = HealthClient::new(channel);
-    let call = client.check(HealthCheckRequest {
-        service: String::new(),
-    });
-    match tokio::time::timeout(CHECK_TIMEOUT, call).await {
-        Err(_) => Err("timed out".into()),
-        Ok(Err(status)) => Err(status.message().to_owned()),
-        Ok(Ok(r)) if r.get_ref().status() == ServingStatus::Serving => Ok(()),
-        Ok(Ok(r)) => Err(format!("{:?}", r.get_ref().status())),
-    }
-}
 
 async fn check_redis(redis: &lobby_kit::redis_conn::Redis) -> Result<(), String> {
     let mut conn = redis.connection();
@@ -45,9 +29,9 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     // Concurrently, so one slow service does not add up with the others.
     let services = state
         .services
-        .channels
+        .health
         .iter()
-        .map(|(name, channel)| async move { (*name, check_service(channel.clone()).await) });
+        .map(|(name, probe)| async move { (*name, probe.check().await) });
     let mut results = futures::future::join_all(services).await;
     results.push(("redis", check_redis(&state.redis).await));
     for (name, result) in results {

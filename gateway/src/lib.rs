@@ -165,17 +165,31 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
-/// Serves the gateway until `shutdown` resolves, draining in-flight requests.
+/// Serves the gateway until `shutdown` resolves, with every service in
+/// another process.
 pub async fn serve(
     config: GatewayConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let services = clients::Services::remote(&config.upstream, config.upstream_timeout)?;
+    let redis = lobby_kit::redis_conn::Redis::open(&config.redis)?;
+    serve_with(config, services, redis, shutdown).await
+}
+
+/// Serves the gateway on `services` (in-process or remote) until `shutdown`
+/// resolves, draining in-flight requests.
+pub async fn serve_with(
+    config: GatewayConfig,
+    services: clients::Services,
+    redis: lobby_kit::redis_conn::Redis,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     if config.admin_token.is_none() {
         tracing::warn!("LOBBY_ADMIN_TOKEN is not set: the admin API refuses every call");
     }
     let state = AppState {
-        services: clients::Services::connect(&config.upstream, config.upstream_timeout)?,
-        redis: lobby_kit::redis_conn::Redis::open(&config.redis)?,
+        services,
+        redis,
         admin_token: config.admin_token,
         metrics: metrics::Metrics::new()?,
         livekit_webhooks: webhooks::livekit::receiver(

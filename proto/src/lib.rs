@@ -44,3 +44,12 @@ pub use lobby::{
 /// Encoded `FileDescriptorSet` of all Lobby protos, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/lobby_descriptor.bin"));
+
+/// A gRPC client made to look like the service itself: `Remote(client)`
+/// implements the service's server trait by forwarding each call. Callers
+/// hold `Arc<dyn rooms_server::Rooms>` (and so on) and get either the
+/// service in-process or its remote peer, through one code path.
+#[derive(Debug, Clone)]
+pub struct Remote<C>(pub C);
+
+include!(concat!(env!("OUT_DIR"), "/lobby_remote.rs"));

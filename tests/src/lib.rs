@@ -42,6 +42,18 @@ pub fn free_port() -> u16 {
         .expect("no free loopback port")
 }
 
+/// `n` distinct free TCP ports on loopback, all bound at once before any is
+/// released (so they differ from each other).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("no free loopback port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("bound").port())
+        .collect()
+}
+
 /// A fresh folder for one test's logs and data.
 pub fn scratch_dir(label: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir()

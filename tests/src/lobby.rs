@@ -107,13 +107,10 @@ impl Lobby {
     pub async fn start_on(redis: RedisServer, dir: PathBuf, options: LobbyOptions) -> Self {
         let clock_file = dir.join("clock-offset-ms");
         std::fs::write(&clock_file, "0").expect("clock file");
-        let port = |_: &str| crate::free_port();
-        let (auth, session, rooms, artifacts) = (
-            port("auth"),
-            port("session"),
-            port("rooms"),
-            port("artifacts"),
-        );
+        // Every port at once, so that no two of this Lobby's are the same.
+        let mut ports = crate::free_ports(4 + options.gateways.max(1)).into_iter();
+        let mut port = || ports.next().expect("enough ports");
+        let (auth, session, rooms, artifacts) = (port(), port(), port(), port());
         let mut env: Vec<(String, String)> = vec![
             ("LOBBY_REDIS_URL".into(), redis.url()),
             ("LOBBY_AUTH_LISTEN".into(), format!("127.0.0.1:{auth}")),
@@ -180,7 +177,7 @@ impl Lobby {
         for i in 0..options.gateways.max(1) {
             let port = match (i, options.gateway_port) {
                 (0, Some(p)) => p,
-                _ => crate::free_port(),
+                _ => port(),
             };
             specs.push((
                 format!("gateway-{i}"),

@@ -163,11 +163,15 @@ impl RedisServer {
         panic!("redis-server did not start: {}", self.guard.log_tail());
     }
 
-    pub async fn connection(&self) -> redis::aio::ConnectionManager {
+    /// A connection of the kind the services use (so their stores can be
+    /// driven directly).
+    pub async fn connection(&self) -> lobby_kit::redis_conn::RedisConn {
         let client = redis::Client::open(self.url()).expect("redis url");
-        redis::aio::ConnectionManager::new(client)
-            .await
-            .expect("redis connection")
+        lobby_kit::redis_conn::RedisConn::Single(
+            redis::aio::ConnectionManager::new(client)
+                .await
+                .expect("redis connection"),
+        )
     }
 
     pub fn stop(&mut self) {

@@ -1,32 +1,63 @@
-//! The admission script against a real Redis, without the services around it.
+//! The admission script against a real Redis, without the services around
+//! it: limits, leases, minutes, link uses, and that a refusal writes nothing.
 
-use lobby_rooms::admission::{Admission, Limits, Scope, Semaphores, SlotRequest};
+use futures::future::join_all;
+use lobby_session::store::{Admission, AdmitRequest, Scope, SessionStore};
 use lobby_tests::redis_server::RedisServer;
+use std::collections::BTreeMap;
 
 const ACCOUNT: &str = "acct_t";
 
-/// Limits with a quota large enough never to refuse.
-fn limits(wanted_seconds: u64, account_limit: u32, agent_limit: u32) -> Limits {
-    Limits {
-        wanted_seconds,
-        account_limit,
-        agent_limit,
-        quota_seconds: 1_000_000,
+struct Start {
+    account_limit: u32,
+    agent_limit: u32,
+    max_session_seconds: u32,
+    quota_seconds: u64,
+    lease_ms: i64,
+    link: Option<(&'static str, u32)>,
+}
+
+impl Default for Start {
+    fn default() -> Self {
+        Self {
+            account_limit: 2,
+            agent_limit: 0,
+            max_session_seconds: 60,
+            quota_seconds: 1_000_000,
+            lease_ms: 15_000,
+            link: None,
+        }
     }
 }
 
-fn slot<'a>(session_id: &'a str, agent_id: &'a str) -> SlotRequest<'a> {
-    SlotRequest {
-        session_id,
-        account_id: ACCOUNT,
-        agent_id,
-    }
-}
-
-async fn semaphores() -> (RedisServer, Semaphores) {
+async fn store() -> (RedisServer, SessionStore) {
     let redis = RedisServer::start(&lobby_tests::scratch_dir("admission"));
-    let sem = Semaphores::new(redis.connection().await);
-    (redis, sem)
+    let conn = redis.connection().await;
+    (redis, SessionStore::new(conn))
+}
+
+async fn admit(store: &SessionStore, sid: &str, agent: &str, s: &Start) -> Admission {
+    store
+        .admit(&AdmitRequest {
+            session_id: sid,
+            account_id: ACCOUNT,
+            agent_id: agent,
+            account_limit: s.account_limit,
+            agent_limit: s.agent_limit,
+            max_session_seconds: s.max_session_seconds,
+            quota_seconds: s.quota_seconds,
+            link: s.link,
+            lease_ms: s.lease_ms,
+            retry_after_max_ms: 15_000,
+            first_check_in_ms: 5_000,
+            fields: vec![
+                ("id", sid.to_owned()),
+                ("account_id", ACCOUNT.to_owned()),
+                ("agent_id", agent.to_owned()),
+            ],
+        })
+        .await
+        .expect("admission")
 }
 
 fn admitted(a: Admission) -> u64 {
@@ -34,114 +65,197 @@ fn admitted(a: Admission) -> u64 {
         Admission::Admitted {
             reserved_seconds, ..
         } => reserved_seconds,
-        Admission::Refused(r) => panic!("refused: {r:?}"),
+        other => panic!("not admitted: {other:?}"),
     }
 }
 
+/// Every key with its serialised value and TTL: equal snapshots mean
+/// nothing was written in between.
+async fn snapshot(redis: &RedisServer) -> BTreeMap<String, (Vec<u8>, i64)> {
+    let mut conn = redis.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    let mut all = BTreeMap::new();
+    for key in keys {
+        let dump: Vec<u8> = redis::cmd("DUMP")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("dump");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("pttl");
+        // A DUMP ends with a version and a checksum of the value: equal
+        // values dump equal.
+        all.insert(key, (dump, ttl));
+    }
+    all
+}
+
 #[tokio::test]
-async fn admits_up_to_the_limit_and_refuses_with_the_earliest_lease() {
-    let (_redis, sem) = semaphores().await;
-    admitted(sem.admit(slot("s1", "a"), limits(60, 2, 0)).await.unwrap());
-    admitted(sem.admit(slot("s2", "a"), limits(30, 2, 0)).await.unwrap());
-    let Admission::Refused(r) = sem.admit(slot("s3", "a"), limits(60, 2, 0)).await.unwrap() else {
+async fn admits_up_to_the_limit_and_hints_a_short_retry() {
+    let (_redis, store) = store().await;
+    let s = Start::default();
+    admitted(admit(&store, "s1", "a", &s).await);
+    admitted(admit(&store, "s2", "a", &s).await);
+    let Admission::Refused(r) = admit(&store, "s3", "a", &s).await else {
         panic!("third start must be refused");
     };
     assert_eq!((r.scope, r.limit, r.in_use), (Scope::Account, 2, 2));
-    // The earliest lease is s2's 30 s one.
+    // The earliest lease is 15 s away, capped at 15 s: never the session's
+    // whole length, never 0.
     assert!(
-        (28_000..=30_000).contains(&r.retry_after_ms),
+        (1..=15_000).contains(&r.retry_after_ms),
         "{}",
         r.retry_after_ms
     );
 }
 
 #[tokio::test]
-async fn expired_leases_free_their_slots_and_bill_their_reservation() {
-    let (_redis, sem) = semaphores().await;
-    admitted(sem.admit(slot("s1", "a"), limits(1, 1, 0)).await.unwrap());
+async fn a_refusal_writes_nothing() {
+    let (redis, store) = store().await;
+    let s = Start {
+        account_limit: 1,
+        ..Default::default()
+    };
+    admitted(admit(&store, "s1", "a", &s).await);
+    let before = snapshot(&redis).await;
+    for i in 0..50 {
+        let refused = admit(&store, &format!("refused-{i}"), "a", &s).await;
+        assert!(matches!(refused, Admission::Refused(_)), "{refused:?}");
+    }
+    let minutes = Start {
+        quota_seconds: 60,
+        account_limit: 10,
+        ..Default::default()
+    };
     assert!(matches!(
-        sem.admit(slot("s2", "a"), limits(1, 1, 0)).await.unwrap(),
-        Admission::Refused(_)
+        admit(&store, "no-minutes", "a", &minutes).await,
+        Admission::Refused(r) if r.scope == Scope::Minutes
     ));
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(sem.usage(ACCOUNT).await.unwrap().active_sessions, 0);
-    admitted(sem.admit(slot("s2", "a"), limits(1, 1, 0)).await.unwrap());
-    // s1 never released: its lease ran out, so its whole reservation is billed.
-    let usage = sem.usage(ACCOUNT).await.unwrap();
-    assert_eq!((usage.used_seconds, usage.reserved_seconds), (1, 1));
+    assert_eq!(
+        snapshot(&redis).await,
+        before,
+        "50 refusals and a minutes refusal changed Redis"
+    );
 }
 
 #[tokio::test]
-async fn agent_limit_is_separate_from_the_account_limit() {
-    let (_redis, sem) = semaphores().await;
-    admitted(sem.admit(slot("s1", "a"), limits(60, 5, 1)).await.unwrap());
-    let Admission::Refused(r) = sem.admit(slot("s2", "a"), limits(60, 5, 1)).await.unwrap() else {
+async fn an_expired_lease_frees_its_slot_and_bills_up_to_the_lease() {
+    let (_redis, store) = store().await;
+    let short = Start {
+        account_limit: 1,
+        lease_ms: 1_000,
+        ..Default::default()
+    };
+    admitted(admit(&store, "s1", "a", &short).await);
+    assert!(matches!(
+        admit(&store, "s2", "a", &short).await,
+        Admission::Refused(_)
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(
+        store.usage(ACCOUNT).await.expect("usage").active_sessions,
+        0
+    );
+    admitted(admit(&store, "s2", "a", &short).await);
+    // s1 never renewed: its slot went at the end of its 1 s lease, and it is
+    // billed the second it held, not its 60 s reservation.
+    let usage = store.usage(ACCOUNT).await.expect("usage");
+    assert_eq!((usage.used_seconds, usage.reserved_seconds), (1, 60));
+}
+
+#[tokio::test]
+async fn the_agent_limit_is_separate_from_the_account_limit() {
+    let (_redis, store) = store().await;
+    let s = Start {
+        account_limit: 5,
+        agent_limit: 1,
+        ..Default::default()
+    };
+    admitted(admit(&store, "s1", "a", &s).await);
+    let Admission::Refused(r) = admit(&store, "s2", "a", &s).await else {
         panic!("agent a is full");
     };
     assert_eq!((r.scope, r.limit), (Scope::Agent, 1));
-    admitted(sem.admit(slot("s3", "b"), limits(60, 5, 1)).await.unwrap());
+    admitted(admit(&store, "s3", "b", &s).await);
 }
 
 #[tokio::test]
-async fn readmitting_a_holder_keeps_its_slot_and_release_is_idempotent() {
-    let (_redis, sem) = semaphores().await;
-    admitted(sem.admit(slot("s1", "a"), limits(60, 1, 1)).await.unwrap());
-    // A retried allocate of the same session is not a second session.
-    assert_eq!(
-        admitted(sem.admit(slot("s1", "a"), limits(60, 1, 1)).await.unwrap()),
-        60
-    );
-    let usage = sem.usage(ACCOUNT).await.unwrap();
-    assert_eq!((usage.active_sessions, usage.reserved_seconds), (1, 60));
-    assert!(sem.release(slot("s1", "a"), 5).await.unwrap());
-    assert!(!sem.release(slot("s1", "a"), 5).await.unwrap());
-    let usage = sem.usage(ACCOUNT).await.unwrap();
-    assert_eq!(
-        (
-            usage.active_sessions,
-            usage.used_seconds,
-            usage.reserved_seconds
-        ),
-        (0, 5, 0),
-        "billed once"
-    );
-}
-
-#[tokio::test]
-async fn minutes_are_reserved_up_to_what_is_left_and_settled_on_release() {
-    let (_redis, sem) = semaphores().await;
-    let quota = |wanted| Limits {
-        wanted_seconds: wanted,
+async fn minutes_are_reserved_and_the_last_start_gets_what_is_left() {
+    let (_redis, store) = store().await;
+    let s = Start {
         account_limit: 10,
-        agent_limit: 0,
         quota_seconds: 100,
+        ..Default::default()
     };
-    assert_eq!(
-        admitted(sem.admit(slot("s1", "a"), quota(60)).await.unwrap()),
-        60
-    );
-    assert_eq!(
-        admitted(sem.admit(slot("s2", "a"), quota(60)).await.unwrap()),
-        40,
-        "only 40 s were left"
-    );
-    let Admission::Refused(r) = sem.admit(slot("s3", "a"), quota(60)).await.unwrap() else {
-        panic!("no minutes left");
-    };
-    assert_eq!((r.scope, r.limit, r.in_use), (Scope::Minutes, 100, 100));
-    assert_eq!(
-        sem.usage(ACCOUNT).await.unwrap().active_sessions,
-        2,
-        "a refusal takes no slot"
-    );
+    assert_eq!(admitted(admit(&store, "s1", "a", &s).await), 60);
+    assert_eq!(admitted(admit(&store, "s2", "a", &s).await), 40);
+    assert!(matches!(
+        admit(&store, "s3", "a", &s).await,
+        Admission::Refused(r) if r.scope == Scope::Minutes
+    ));
+}
 
-    // s1 ran 10 s of its 60: 50 s come back. Billing never exceeds the reservation.
-    sem.release(slot("s1", "a"), 10).await.unwrap();
-    sem.release(slot("s2", "a"), 999).await.unwrap();
-    let usage = sem.usage(ACCOUNT).await.unwrap();
-    assert_eq!((usage.used_seconds, usage.reserved_seconds), (50, 0));
+#[tokio::test]
+async fn a_link_admits_exactly_its_use_limit_under_contention() {
+    let (_redis, store) = store().await;
+    let s = Start {
+        account_limit: 1_000,
+        link: Some(("lnk_contended", 7)),
+        ..Default::default()
+    };
+    let outcomes = join_all((0..100).map(|i| {
+        let store = store.clone();
+        let s = &s;
+        async move { admit(&store, &format!("s{i}"), "a", s).await }
+    }))
+    .await;
+    let admitted = outcomes
+        .iter()
+        .filter(|a| matches!(a, Admission::Admitted { .. }))
+        .count();
+    let used_up = outcomes
+        .iter()
+        .filter(|a| matches!(a, Admission::LinkUsedUp))
+        .count();
+    assert_eq!((admitted, used_up), (7, 93));
+}
+
+#[tokio::test]
+async fn exact_settings_in_redis_win_over_the_callers_cached_ones() {
+    let (redis, store) = store().await;
+    let mut conn = redis.connection().await;
+    let settings = lobby_kit::keys::account_settings(ACCOUNT);
+    let () = redis::cmd("HSET")
+        .arg(&settings)
+        .arg("max_concurrency")
+        .arg(1)
+        .arg("agent:gone")
+        .arg("0,0,60")
+        .query_async(&mut conn)
+        .await
+        .expect("hset");
+    // The caller's (cached) principal says 5; Redis says 1.
+    let s = Start {
+        account_limit: 5,
+        ..Default::default()
+    };
+    admitted(admit(&store, "s1", "a", &s).await);
+    assert!(matches!(
+        admit(&store, "s2", "a", &s).await,
+        Admission::Refused(_)
+    ));
+    // An unpublished agent is refused whatever the cache said.
+    let before = snapshot(&redis).await;
     assert_eq!(
-        admitted(sem.admit(slot("s3", "a"), quota(60)).await.unwrap()),
-        50
+        admit(&store, "s3", "gone", &s).await,
+        Admission::AgentUnpublished
     );
+    assert_eq!(snapshot(&redis).await, before);
 }

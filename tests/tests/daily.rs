@@ -21,9 +21,12 @@ async fn lobby_on(daily: &DailyMock, reconcile: bool) -> Lobby {
         B64.encode(WEBHOOK_SECRET),
     ));
     env.push(("LOBBY_RECONCILE_GRACE_MS".into(), "0".into()));
+    env.push(("LOBBY_SWEEP_INTERVAL_MS".into(), "100".into()));
+    // Rooms are checked at each lease renewal (every third of a lease): a
+    // short lease makes the check quick; a long one keeps it out of the way.
     env.push((
-        "LOBBY_RECONCILE_INTERVAL_MS".into(),
-        if reconcile { "300" } else { "3600000" }.into(),
+        "LOBBY_SESSION_LEASE_MS".into(),
+        if reconcile { "900" } else { "3600000" }.into(),
     ));
     Lobby::start(LobbyOptions {
         extra_env: env,

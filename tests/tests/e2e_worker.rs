@@ -20,7 +20,7 @@ const TEST: &str = "a_user_meets_the_python_worker_agent_and_leaving_ends_the_se
 async fn a_user_meets_the_python_worker_agent_and_leaving_ends_the_session() {
     let options = LobbyOptions {
         worker: false,
-        extra_env: vec![("LOBBY_RECONCILE_INTERVAL_MS".into(), "3600000".into())],
+        extra_env: vec![("LOBBY_SESSION_LEASE_MS".into(), "3600000".into())],
         ..Default::default()
     };
     let Some((server, lobby)) = Lobby::start_on_livekit(TEST, Webhooks::ToLobby, options).await

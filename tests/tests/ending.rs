@@ -27,13 +27,14 @@ async fn ended(lobby: &Lobby, session_id: &str, within: Duration) -> Value {
     }
 }
 
-/// A fast reaper; the reconciler sweeps fast only when it is the subject, so
-/// it cannot beat a webhook to the session another test is watching.
+/// A fast sweeper. Rooms are reconciled at each lease renewal (every third
+/// of a lease): short leases only when that is the subject, so the
+/// reconciler cannot beat a webhook to the session another test is watching.
 fn fast_sweeps(reconcile: bool) -> Vec<(String, String)> {
-    let reconcile_ms = if reconcile { "300" } else { "3600000" };
+    let lease_ms = if reconcile { "900" } else { "3600000" };
     vec![
-        ("LOBBY_REAPER_INTERVAL_MS".into(), "100".into()),
-        ("LOBBY_RECONCILE_INTERVAL_MS".into(), reconcile_ms.into()),
+        ("LOBBY_SWEEP_INTERVAL_MS".into(), "100".into()),
+        ("LOBBY_SESSION_LEASE_MS".into(), lease_ms.into()),
         ("LOBBY_RECONCILE_GRACE_MS".into(), "0".into()),
     ]
 }

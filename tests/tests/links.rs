@@ -122,16 +122,15 @@ async fn start_session_replays_the_seed_example() {
         "it counts against the owner's limits"
     );
 
-    // The agent's token stays server-side on the record, for the worker.
-    let mut redis = lobby.redis.connection().await;
-    let agent_token: String = redis::cmd("HGET")
-        .arg(format!("{{{account}}}:session:{session_id}"))
-        .arg("agent_token")
-        .query_async(&mut redis)
-        .await
-        .expect("agent token");
+    // The agent's token goes to the worker in its job, never to the caller.
+    let worker = lobby.worker.as_ref().expect("test worker");
+    let job = worker
+        .offered()
+        .into_iter()
+        .find(|j| j.session_id == session_id)
+        .expect("the worker was offered the session");
     let agent_claims = livekit_api::access_token::TokenVerifier::with_api_key("devkey", "secret")
-        .verify(&agent_token)
+        .verify(&job.agent_token)
         .expect("agent token verifies");
     assert_eq!(agent_claims.sub, "lobby-avatar-agent");
     assert_eq!(agent_claims.video.room, claims.video.room, "same room");

@@ -104,13 +104,16 @@ async fn link_start_mints_distinct_user_and_agent_tokens_for_one_room() {
         "a new room with a unique name exists on the server"
     );
 
-    let mut redis = lobby.redis.connection().await;
-    let agent_token: String = redis::cmd("HGET")
-        .arg(format!("{{{account}}}:session:{session_id}"))
-        .arg("agent_token")
-        .query_async(&mut redis)
-        .await
-        .expect("agent token");
+    // The agent's token went to the worker in its job.
+    let agent_token = lobby
+        .worker
+        .as_ref()
+        .expect("test worker")
+        .offered()
+        .into_iter()
+        .find(|j| j.session_id == session_id)
+        .expect("the worker was offered the session")
+        .agent_token;
     let user = livekit::verify_with_python_sdk(body["participant_token"].as_str().expect("token"));
     let agent = livekit::verify_with_python_sdk(&agent_token);
     assert_eq!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 fn env() -> Vec<(String, String)> {
     vec![
-        ("LOBBY_REAPER_INTERVAL_MS".into(), "100".into()),
+        ("LOBBY_SWEEP_INTERVAL_MS".into(), "100".into()),
         ("LOBBY_USER_JOIN_TIMEOUT_MS".into(), "120000".into()),
         ("LOBBY_AGENT_JOIN_TIMEOUT_MS".into(), "60000".into()),
     ]

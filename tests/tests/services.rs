@@ -172,11 +172,7 @@ async fn rooms_and_session_serve_prometheus_metrics() {
     };
     let rooms = scrape(rooms_port).await;
     assert!(
-        rooms.contains("lobby_rooms_admissions_total{outcome=\"admitted\"} 1"),
-        "{rooms}"
-    );
-    assert!(
-        rooms.contains("lobby_rooms_admissions_total{outcome=\"refused_account\"} 1"),
+        rooms.contains("lobby_rooms_rooms_opened_total{provider=\"livekit\"} 1"),
         "{rooms}"
     );
     let session = scrape(session_port).await;
@@ -185,7 +181,7 @@ async fn rooms_and_session_serve_prometheus_metrics() {
         "{session}"
     );
     assert!(
-        session.contains("lobby_session_starts_total{outcome=\"concurrency_limit\"} 1"),
+        session.contains("lobby_session_starts_total{outcome=\"refused_account\"} 1"),
         "{session}"
     );
     assert!(

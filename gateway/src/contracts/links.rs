@@ -20,7 +20,7 @@ use axum::{
     Json,
 };
 use lobby_proto::{
-    auth::{CreateLinkRequest, GetLinkRequest, ListLinksRequest, RedeemLinkRequest},
+    auth::{AuthorizeLinkRequest, CreateLinkRequest, GetLinkRequest, ListLinksRequest},
     session::{SessionKind, StartSessionRequest},
 };
 use serde::Deserialize;
@@ -74,54 +74,27 @@ async fn start(
     if req.link_id.trim().is_empty() {
         return Err(ApiError::bad_request("link_id is required"));
     }
-    let redeemed = state
+    let principal = state
         .services
         .auth
-        .clone()
-        .redeem_link(RedeemLinkRequest {
+        .authorize_link(tonic::Request::new(AuthorizeLinkRequest {
             link_id: req.link_id.clone(),
-        })
+        }))
         .await?
         .into_inner();
-    let principal = redeemed.principal.unwrap_or_default();
+    // Session takes the link's use atomically with the slot, and gives it
+    // back itself if the start then fails.
     let started = state
         .services
         .session
-        .clone()
-        .start_session(StartSessionRequest {
-            account_id: principal.account_id,
-            agent_id: principal.agent_id,
-            limits: principal.limits,
-            provider: principal.provider,
-            client_user_ref: String::new(),
+        .start_session(tonic::Request::new(StartSessionRequest {
+            principal: Some(principal),
             kind: SessionKind::Link as i32,
-            link_id: req.link_id.clone(),
+            client_user_ref: String::new(),
             aspect_ratio: req.aspect_ratio.as_str().unwrap_or("").to_owned(),
-            avatar_image_url: redeemed.avatar_image_url,
-            // Seed 002 answers only once a GPU worker runs the avatar.
-            requires_worker: true,
-            solo_timeout_seconds: principal.solo_timeout_seconds,
-        })
-        .await;
-    let started = match started {
-        Ok(s) => s.into_inner(),
-        Err(status) => {
-            // The start failed after the use was taken: give it back.
-            let returned = state
-                .services
-                .auth
-                .clone()
-                .return_link_use(GetLinkRequest {
-                    link_id: req.link_id.clone(),
-                    account_id: String::new(),
-                })
-                .await;
-            if let Err(e) = returned {
-                tracing::error!(link_id = %req.link_id, error = %e.message(), "a failed start's link use could not be given back");
-            }
-            return Err(status.into());
-        }
-    };
+        }))
+        .await?
+        .into_inner();
     Ok((
         StatusCode::OK,
         json!({
@@ -145,13 +118,12 @@ pub async fn create_link(
             let link = state
                 .services
                 .auth
-                .clone()
-                .create_link(CreateLinkRequest {
+                .create_link(tonic::Request::new(CreateLinkRequest {
                     account_id: principal.account_id,
                     agent_id: req.agent_id,
                     expires_at_ms: req.expires_at,
                     use_limit: req.use_limit,
-                })
+                }))
                 .await?
                 .into_inner();
             Ok((StatusCode::CREATED, json!({ "link": link_json(link) })))
@@ -167,10 +139,9 @@ pub async fn list_links(State(state): State<AppState>, headers: HeaderMap) -> Re
             let list = state
                 .services
                 .auth
-                .clone()
-                .list_links(ListLinksRequest {
+                .list_links(tonic::Request::new(ListLinksRequest {
                     account_id: principal.account_id,
-                })
+                }))
                 .await?
                 .into_inner();
             let links: Vec<Value> = list.links.into_iter().map(link_json).collect();
@@ -208,11 +179,11 @@ async fn owned_link(
         link_id,
         account_id: principal.account_id,
     };
-    let mut auth = state.services.auth.clone();
+    let auth = &state.services.auth;
     let link = if deactivate {
-        auth.deactivate_link(req).await?
+        auth.deactivate_link(tonic::Request::new(req)).await?
     } else {
-        auth.get_link(req).await?
+        auth.get_link(tonic::Request::new(req)).await?
     }
     .into_inner();
     Ok((StatusCode::OK, json!({ "link": link_json(link) })))

@@ -9,7 +9,10 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use lobby_proto::{auth::AuthorizeConnectRequest, session::StartSessionRequest};
+use lobby_proto::{
+    auth::AuthorizeConnectRequest,
+    session::{SessionKind, StartSessionRequest},
+};
 use serde::{Deserialize, Serialize};
 
 pub const PATH: &str = "/v1/public/agents/connect";
@@ -36,13 +39,10 @@ pub struct ConnectResponse {
 fn origin(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get(header::ORIGIN) {
         None => Ok(None),
-        Some(v) => v.to_str().map(|s| Some(s.to_owned())).map_err(|_| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "auth_failed",
-                "Hostname allowlist validation failed",
-            )
-        }),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| ApiError::public(lobby_kit::ErrorCode::AuthFailed)),
     }
 }
 
@@ -115,11 +115,10 @@ async fn start(
     let principal = match state
         .services
         .auth
-        .clone()
-        .authorize_connect(AuthorizeConnectRequest {
+        .authorize_connect(tonic::Request::new(AuthorizeConnectRequest {
             agent_id: req.agent_id,
             origin,
-        })
+        }))
         .await
     {
         Ok(p) => p.into_inner(),
@@ -128,17 +127,12 @@ async fn start(
     let started = state
         .services
         .session
-        .clone()
-        .start_session(StartSessionRequest {
-            account_id: principal.account_id,
-            agent_id: principal.agent_id,
-            limits: principal.limits,
-            provider: principal.provider,
-            requires_worker: principal.requires_worker,
-            solo_timeout_seconds: principal.solo_timeout_seconds,
+        .start_session(tonic::Request::new(StartSessionRequest {
+            principal: Some(principal),
+            kind: SessionKind::Connect as i32,
             client_user_ref: req.client_user_ref.unwrap_or_default(),
-            ..Default::default()
-        })
+            aspect_ratio: String::new(),
+        }))
         .await;
     let result = started.map(|r| {
         let r = r.into_inner();
@@ -154,14 +148,7 @@ async fn start(
 /// CORS preflight. It names no agent, so the origin must be allowed by some
 /// agent; the start itself then checks the named agent's own list.
 pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let refused = || {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "auth_failed",
-            "Hostname allowlist validation failed",
-        )
-        .into_response()
-    };
+    let refused = || ApiError::public(lobby_kit::ErrorCode::AuthFailed).into_response();
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return refused();
     };
@@ -174,10 +161,11 @@ pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Res
     let allowed = state
         .services
         .auth
-        .clone()
-        .check_preflight_origin(lobby_proto::auth::CheckPreflightOriginRequest {
-            origin: origin.to_owned(),
-        })
+        .check_preflight_origin(tonic::Request::new(
+            lobby_proto::auth::CheckPreflightOriginRequest {
+                origin: origin.to_owned(),
+            },
+        ))
         .await;
     match allowed {
         Ok(r) if r.get_ref().allowed => {

@@ -18,7 +18,7 @@ use axum::{
     Json,
 };
 use lobby_proto::{
-    auth::{AuthenticateAgentKeyRequest, SessionTokenClaims, VerifySessionTokenRequest},
+    auth::{AuthorizeAgentRunRequest, SessionTokenClaims, VerifySessionTokenRequest},
     session::{
         AppendEventRequest, EndSessionRequest, ListEventsRequest, SessionEvent,
         StartAgentRunRequest,
@@ -60,33 +60,32 @@ struct CreateBody {
 
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
-        let principal = state
-            .services
-            .auth
-            .clone()
-            .authenticate_agent_key(AuthenticateAgentKeyRequest {
-                key: header_value(&headers, AGENT_KEY_HEADER).to_owned(),
-            })
-            .await?
-            .into_inner();
         let body: CreateBody = read_optional_json(&headers, body, MAX_BODY_BYTES).await?;
         let meta = match body.meta {
             None | Some(Value::Null) => "{}".to_owned(),
             Some(m @ Value::Object(_)) => m.to_string(),
             Some(_) => return Err(ApiError::bad_request("meta must be a JSON object")),
         };
-        let run = state
+        // Auth checks the key and grants the run (its id and JWT); session
+        // records it.
+        let grant = state
             .services
-            .session
-            .clone()
-            .start_agent_run(StartAgentRunRequest {
-                account_id: principal.account_id,
-                agent_id: principal.agent_id,
-                meta_json: meta,
-            })
+            .auth
+            .authorize_agent_run(tonic::Request::new(AuthorizeAgentRunRequest {
+                key: header_value(&headers, AGENT_KEY_HEADER).to_owned(),
+            }))
             .await?
             .into_inner();
-        Ok::<_, ApiError>(run.jwt)
+        state
+            .services
+            .session
+            .start_agent_run(tonic::Request::new(StartAgentRunRequest {
+                principal: grant.principal,
+                session_id: grant.session_id,
+                meta_json: meta,
+            }))
+            .await?;
+        Ok::<_, ApiError>(grant.jwt)
     }
     .await;
     match result {
@@ -102,10 +101,9 @@ async fn claims(state: &AppState, headers: &HeaderMap) -> Result<SessionTokenCla
     Ok(state
         .services
         .auth
-        .clone()
-        .verify_session_token(VerifySessionTokenRequest {
+        .verify_session_token(tonic::Request::new(VerifySessionTokenRequest {
             jwt: header_value(headers, SESSION_TOKEN_HEADER).to_owned(),
-        })
+        }))
         .await?
         .into_inner())
 }
@@ -146,15 +144,14 @@ pub async fn append_event(
         let stored = state
             .services
             .session
-            .clone()
-            .append_event(AppendEventRequest {
+            .append_event(tonic::Request::new(AppendEventRequest {
                 session_id: claims.session_id,
                 agent_id: claims.agent_id,
                 account_id: claims.account_id,
                 kind: event.kind,
                 payload_json: event.payload.to_string(),
                 timestamp_ms: event.timestamp.unwrap_or(0),
-            })
+            }))
             .await?
             .into_inner();
         Ok::<_, ApiError>(stored)
@@ -173,12 +170,11 @@ pub async fn list_events(State(state): State<AppState>, headers: HeaderMap) -> R
         let list = state
             .services
             .session
-            .clone()
-            .list_events(ListEventsRequest {
+            .list_events(tonic::Request::new(ListEventsRequest {
                 session_id: claims.session_id,
                 agent_id: claims.agent_id,
                 account_id: claims.account_id,
-            })
+            }))
             .await?
             .into_inner();
         Ok::<_, ApiError>((session_id, list.events))
@@ -196,39 +192,17 @@ pub async fn list_events(State(state): State<AppState>, headers: HeaderMap) -> R
 pub async fn end(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let result = async {
         let claims = claims(&state, &headers).await?;
-        let session = state
-            .services
-            .session
-            .clone()
-            .get_session(lobby_proto::session::GetSessionRequest {
-                session_id: claims.session_id.clone(),
-            })
-            .await?
-            .into_inner();
-        // The token names its session; a mismatch means it is not this one's.
-        if session.agent_id != claims.agent_id || session.account_id != claims.account_id {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "session_not_found",
-                "Session not found",
-            ));
-        }
-        // Ending is a write: an ended run's token is refused like any other write.
-        if session.status() != lobby_proto::session::SessionStatus::Active {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "session_ended",
-                "The session has ended; it takes no more writes",
-            ));
-        }
+        // Session checks, atomically with the end, that the token's agent
+        // owns the run and that it is still live.
         let ended = state
             .services
             .session
-            .clone()
-            .end_session(EndSessionRequest {
+            .end_session(tonic::Request::new(EndSessionRequest {
                 session_id: claims.session_id,
                 reason: String::new(),
-            })
+                as_agent_id: claims.agent_id,
+                as_account_id: claims.account_id,
+            }))
             .await?
             .into_inner();
         Ok::<_, ApiError>(ended)

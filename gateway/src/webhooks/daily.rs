@@ -8,7 +8,7 @@ use crate::{error::ApiError, AppState};
 use axum::{
     body::Body,
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::HeaderMap,
     response::{IntoResponse, Response},
     Json,
 };
@@ -40,7 +40,7 @@ struct DailyPayload {
 }
 
 fn unauthorized(reason: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "webhook_unauthorized", reason)
+    ApiError::new(lobby_kit::ErrorCode::WebhookUnauthorized, reason)
 }
 
 /// Checks Daily's signature in constant time.
@@ -97,8 +97,7 @@ async fn handle(
     let outcome = state
         .services
         .session
-        .clone()
-        .handle_provider_event(ProviderEvent {
+        .handle_provider_event(tonic::Request::new(ProviderEvent {
             provider: Provider::Daily as i32,
             event_id: event.id,
             created_at_ms: (event.event_ts * 1000.0) as i64,
@@ -106,7 +105,7 @@ async fn handle(
             room_name: event.payload.room,
             participant_identity: String::new(),
             participant_is_agent: false,
-        })
+        }))
         .await?
         .into_inner();
     Ok(json!({ "action": outcome.action, "session_id": outcome.session_id }))

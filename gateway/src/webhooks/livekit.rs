@@ -8,7 +8,7 @@ use crate::{error::ApiError, AppState};
 use axum::{
     body::Body,
     extract::State,
-    http::{header, HeaderMap, StatusCode},
+    http::{header, HeaderMap},
     response::{IntoResponse, Response},
     Json,
 };
@@ -27,7 +27,7 @@ pub fn receiver(api_key: &str, api_secret: &str) -> WebhookReceiver {
 }
 
 fn unauthorized(reason: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "webhook_unauthorized", reason)
+    ApiError::new(lobby_kit::ErrorCode::WebhookUnauthorized, reason)
 }
 
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -75,8 +75,7 @@ async fn handle(
     let outcome = state
         .services
         .session
-        .clone()
-        .handle_provider_event(ProviderEvent {
+        .handle_provider_event(tonic::Request::new(ProviderEvent {
             provider: Provider::Livekit as i32,
             event_id: event.id,
             created_at_ms: event.created_at.saturating_mul(1000),
@@ -84,7 +83,7 @@ async fn handle(
             room_name,
             participant_identity,
             participant_is_agent,
-        })
+        }))
         .await?
         .into_inner();
     Ok(json!({ "action": outcome.action, "session_id": outcome.session_id }))

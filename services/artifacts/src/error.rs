@@ -1,4 +1,4 @@
-use lobby_kit::grpc::CodedError;
+use lobby_kit::{grpc::CodedError, ErrorCode};
 use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,11 +15,11 @@ pub enum ArtifactsError {
 }
 
 impl CodedError for ArtifactsError {
-    fn machine_code(&self) -> &'static str {
+    fn machine_code(&self) -> lobby_kit::ErrorCode {
         match self {
-            Self::InvalidArgument { .. } => "invalid_request",
-            Self::NotFound(_) => "artifact_not_found",
-            Self::Store(_) => "internal_error",
+            Self::InvalidArgument { .. } => ErrorCode::InvalidRequest,
+            Self::NotFound(_) => ErrorCode::ArtifactNotFound,
+            Self::Store(_) => ErrorCode::InternalError,
         }
     }
     fn grpc_code(&self) -> Code {

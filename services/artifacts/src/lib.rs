@@ -42,25 +42,39 @@ impl ArtifactsConfig {
     }
 }
 
-/// Serves the artifacts gRPC API until `shutdown` resolves.
-pub async fn serve(
-    config: ArtifactsConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    let service = service::ArtifactsService::new(
+/// Builds the artifacts service (the filesystem store needs nothing to
+/// come up first, so it is ready at once).
+pub fn start(config: ArtifactsConfig) -> std::sync::Arc<service::ArtifactsService> {
+    std::sync::Arc::new(service::ArtifactsService::new(
         store::FileStore::new(config.store_dir),
         signing::UrlSigner::new(
             config.signing_key_id,
             config.signing_secret.into_bytes(),
             config.public_base_url,
         ),
-    );
+    ))
+}
+
+/// Serves `service`'s gRPC API on `listen` until `shutdown` resolves.
+pub async fn serve_on(
+    listen: SocketAddr,
+    service: std::sync::Arc<service::ArtifactsService>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
     lobby_kit::grpc::serve(
-        config.listen,
-        lobby_proto::artifacts::artifacts_server::ArtifactsServer::new(service),
-        // The filesystem store needs nothing to come up first.
+        listen,
+        lobby_proto::artifacts::artifacts_server::ArtifactsServer::from_arc(service),
         lobby_kit::Readiness::always(),
         shutdown,
     )
     .await
+}
+
+/// Serves the artifacts gRPC API until `shutdown` resolves.
+pub async fn serve(
+    config: ArtifactsConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let listen = config.listen;
+    serve_on(listen, start(config), shutdown).await
 }

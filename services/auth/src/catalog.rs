@@ -2,10 +2,16 @@
 //! `{catalog}` hash tag so that one script can update a record together with
 //! the indexes that depend on it (and still run on Redis Cluster).
 
-use crate::{error::AuthError, origin::OriginPolicy};
+use crate::{
+    cache::{self, CatalogCache, Change, TtlCache},
+    error::AuthError,
+    origin::OriginPolicy,
+};
+use lobby_kit::redis_conn::RedisConn;
 use lobby_proto::{auth as pb, common::Provider};
-use redis::{aio::ConnectionManager, AsyncCommands, Script};
+use redis::{AsyncCommands, Script};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::sync::Arc;
 
 const ACCOUNTS: &str = "{catalog}:accounts";
 const AGENTS: &str = "{catalog}:agents";
@@ -205,7 +211,7 @@ pub fn validate_avatar_url(url: &str) -> Result<(), AuthError> {
 }
 
 /// What the generic store needs to know about a catalog record type.
-pub trait CatalogRecord: Serialize + DeserializeOwned {
+pub trait CatalogRecord: Serialize + DeserializeOwned + Clone {
     const INDEX: &'static str;
     fn key(id: &str) -> String;
     fn id(&self) -> &str;
@@ -215,6 +221,12 @@ pub trait CatalogRecord: Serialize + DeserializeOwned {
     fn origin_patterns(&self) -> &[String] {
         &[]
     }
+    fn cache(c: &CatalogCache) -> &TtlCache<Option<Self>>;
+    /// What a save of this record changes, for the other replicas' caches.
+    fn changes(&self) -> Vec<Change>;
+    /// The record's share of its account's admission settings: (account,
+    /// version field, fields).
+    fn settings(&self) -> (String, String, Vec<(String, String)>);
 }
 
 impl CatalogRecord for AccountRecord {
@@ -230,6 +242,25 @@ impl CatalogRecord for AccountRecord {
     }
     fn stamp(&mut self) -> &mut (u64, i64) {
         &mut self.stamp
+    }
+    fn cache(c: &CatalogCache) -> &TtlCache<Option<Self>> {
+        &c.accounts
+    }
+    fn changes(&self) -> Vec<Change> {
+        vec![Change::Account(self.id.clone())]
+    }
+    fn settings(&self) -> (String, String, Vec<(String, String)>) {
+        (
+            self.id.clone(),
+            "account:v".into(),
+            vec![
+                ("max_concurrency".into(), self.max_concurrency.to_string()),
+                (
+                    "quota_seconds".into(),
+                    self.minutes_quota.saturating_mul(60).to_string(),
+                ),
+            ],
+        )
     }
 }
 
@@ -250,20 +281,96 @@ impl CatalogRecord for AgentRecord {
     fn origin_patterns(&self) -> &[String] {
         &self.allowed_hostnames
     }
+    fn cache(c: &CatalogCache) -> &TtlCache<Option<Self>> {
+        &c.agents
+    }
+    fn changes(&self) -> Vec<Change> {
+        vec![Change::Agent(self.id.clone()), Change::Origins]
+    }
+    fn settings(&self) -> (String, String, Vec<(String, String)>) {
+        (
+            self.account_id.clone(),
+            format!("agent:{}:v", self.id),
+            vec![(
+                format!("agent:{}", self.id),
+                format!(
+                    "{},{},{}",
+                    u8::from(self.published),
+                    self.max_concurrency,
+                    self.max_session_seconds
+                ),
+            )],
+        )
+    }
 }
 
 #[derive(Clone)]
 pub struct Catalog {
-    redis: ConnectionManager,
+    redis: RedisConn,
     save_script: Script,
+    settings_script: Script,
+    cache: Arc<CatalogCache>,
 }
 
 impl Catalog {
-    pub fn new(redis: ConnectionManager) -> Self {
+    pub fn new(redis: RedisConn, cache: Arc<CatalogCache>) -> Self {
         Self {
             redis,
             save_script: Script::new(include_str!("save_catalog_record.lua")),
+            settings_script: Script::new(include_str!("save_settings.lua")),
+            cache,
         }
+    }
+
+    /// After a save: the account's admission settings follow, and every
+    /// replica drops its cached copy.
+    async fn saved<R: CatalogRecord>(&self, record: &R) -> Result<(), AuthError> {
+        self.write_settings(record).await?;
+        cache::publish(&self.redis, &record.changes()).await;
+        Ok(())
+    }
+
+    async fn write_settings<R: CatalogRecord>(&self, record: &R) -> Result<(), AuthError> {
+        let (account, version_field, fields) = record.settings();
+        let version = record.clone().stamp().0;
+        let mut call = self.settings_script.prepare_invoke();
+        call.key(lobby_kit::keys::account_settings(&account))
+            .arg(version_field)
+            .arg(version);
+        for (field, value) in fields {
+            call.arg(field).arg(value);
+        }
+        let _: i64 = call.invoke_async(&mut self.redis.clone()).await?;
+        Ok(())
+    }
+
+    /// Writes every record's admission settings: at start-up, so that a
+    /// save whose settings write was lost (a crash between the two) is
+    /// repaired, and data from before the settings existed gets them.
+    pub async fn sync_settings(&self) -> Result<usize, AuthError> {
+        let accounts: Vec<AccountRecord> = self.list().await?;
+        let agents: Vec<AgentRecord> = self.list().await?;
+        for account in &accounts {
+            self.write_settings(account).await?;
+        }
+        for agent in &agents {
+            self.write_settings(agent).await?;
+        }
+        Ok(accounts.len() + agents.len())
+    }
+
+    /// A record from the cache (or Redis, then cached): what starts read.
+    pub async fn get_cached<R: CatalogRecord>(&self, id: &str) -> Result<R, AuthError> {
+        R::cache(&self.cache)
+            .get_or_load(id, || self.find::<R>(id))
+            .await?
+            .ok_or_else(|| R::not_found(id))
+    }
+
+    async fn find<R: CatalogRecord>(&self, id: &str) -> Result<Option<R>, AuthError> {
+        let mut conn = self.redis.clone();
+        let raw: Option<String> = conn.get(R::key(id)).await?;
+        Ok(raw.map(|r| serde_json::from_str(&r)).transpose()?)
     }
 
     /// Runs the save script; `mode` is "create" or the version read.
@@ -284,18 +391,14 @@ impl Catalog {
 
     pub async fn create<R: CatalogRecord>(&self, record: &R) -> Result<(), AuthError> {
         match self.save(record, "create".into()).await? {
-            1 => Ok(()),
+            1 => self.saved(record).await,
             _ => Err(AuthError::AlreadyExists(record.id().to_owned())),
         }
     }
 
+    /// A record straight from Redis (the admin API reads its own writes).
     pub async fn get<R: CatalogRecord>(&self, id: &str) -> Result<R, AuthError> {
-        let mut conn = self.redis.clone();
-        let raw: Option<String> = conn.get(R::key(id)).await?;
-        match raw {
-            Some(raw) => Ok(serde_json::from_str(&raw)?),
-            None => Err(R::not_found(id)),
-        }
+        self.find(id).await?.ok_or_else(|| R::not_found(id))
     }
 
     pub async fn list<R: CatalogRecord>(&self) -> Result<Vec<R>, AuthError> {
@@ -327,7 +430,10 @@ impl Catalog {
             change(&mut record)?;
             *record.stamp() = (read_version + 1, lobby_kit::time::now_ms());
             match self.save(&record, read_version.to_string()).await? {
-                1 => return Ok(record),
+                1 => {
+                    self.saved(&record).await?;
+                    return Ok(record);
+                }
                 -1 => return Err(R::not_found(id)),
                 _ => continue,
             }
@@ -335,9 +441,15 @@ impl Catalog {
         Err(AuthError::Conflict)
     }
 
-    /// Every allowlist entry some agent has, canonical form.
-    pub async fn origin_patterns(&self) -> Result<Vec<String>, AuthError> {
-        let mut conn = self.redis.clone();
-        Ok(conn.hkeys(ORIGIN_PATTERNS).await?)
+    /// Every allowlist entry some agent has, canonical form (cached).
+    pub async fn origin_patterns(&self) -> Result<Arc<Vec<String>>, AuthError> {
+        self.cache
+            .origins
+            .get_or_load("", || async {
+                let mut conn = self.redis.clone();
+                let patterns: Vec<String> = conn.hkeys(ORIGIN_PATTERNS).await?;
+                Ok::<_, AuthError>(Arc::new(patterns))
+            })
+            .await
     }
 }

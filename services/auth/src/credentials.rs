@@ -9,9 +9,10 @@
 
 use crate::error::AuthError;
 use hmac::{Hmac, Mac};
+use lobby_kit::redis_conn::RedisConn;
 use lobby_proto::auth as pb;
 use rand::{distr::Alphanumeric, Rng};
-use redis::{aio::ConnectionManager, AsyncCommands};
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -215,13 +216,22 @@ fn owner_index(kind: KeyKind, owner: &str) -> String {
 
 #[derive(Clone)]
 pub struct CredentialStore {
-    redis: ConnectionManager,
+    redis: RedisConn,
     hasher: KeyHasher,
+    cache: std::sync::Arc<crate::cache::CatalogCache>,
 }
 
 impl CredentialStore {
-    pub fn new(redis: ConnectionManager, hasher: KeyHasher) -> Self {
-        Self { redis, hasher }
+    pub fn new(
+        redis: RedisConn,
+        hasher: KeyHasher,
+        cache: std::sync::Arc<crate::cache::CatalogCache>,
+    ) -> Self {
+        Self {
+            redis,
+            hasher,
+            cache,
+        }
     }
 
     pub fn hasher(&self) -> &KeyHasher {
@@ -262,6 +272,8 @@ impl CredentialStore {
                 KeyKind::Agent => &new.agent_id,
             };
             let () = conn.sadd(owner_index(new.kind, owner), &prefix).await?;
+            // A replica may have cached "no such key" for this prefix.
+            crate::cache::publish(&self.redis, &[crate::cache::Change::Key(prefix.clone())]).await;
             return Ok((format!("{}{prefix}_{secret}", new.kind.marker()), record));
         }
         Err(AuthError::Conflict)
@@ -273,7 +285,8 @@ impl CredentialStore {
         Ok(raw.map(|r| serde_json::from_str(&r)).transpose()?)
     }
 
-    /// One GET by prefix, then a constant-time comparison of the secret.
+    /// One lookup by prefix (from the cache, which every change to a key
+    /// invalidates), then a constant-time comparison of the secret.
     pub async fn authenticate(
         &self,
         raw: &str,
@@ -285,7 +298,12 @@ impl CredentialStore {
             Ok(_) => return Ok(Err(KeyRejection::Malformed)),
             Err(r) => return Ok(Err(r)),
         };
-        let Some(record) = self.get(parsed.prefix).await? else {
+        let cached = self
+            .cache
+            .keys
+            .get_or_load(parsed.prefix, || self.get(parsed.prefix))
+            .await?;
+        let Some(record) = cached else {
             // Spend the same work as a real comparison so timing does not
             // tell unknown prefixes from wrong secrets.
             let _ = self.hasher.matches(parsed.secret, &"0".repeat(64));
@@ -323,6 +341,11 @@ impl CredentialStore {
                 serde_json::to_string(record)?,
             )
             .await?;
+        crate::cache::publish(
+            &self.redis,
+            &[crate::cache::Change::Key(record.prefix.clone())],
+        )
+        .await;
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
 use crate::{credentials::KeyRejection, links::LinkRejection, session_jwt::TokenRejection};
-use lobby_kit::grpc::CodedError;
+use lobby_kit::{grpc::CodedError, ErrorCode};
 use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,40 +76,40 @@ impl AuthError {
 }
 
 impl CodedError for AuthError {
-    fn machine_code(&self) -> &'static str {
+    fn machine_code(&self) -> lobby_kit::ErrorCode {
         match self {
-            Self::AgentNotFound(_) => "agent_not_found",
-            Self::AgentUnpublished => "agent_unpublished",
-            Self::OriginRefused => "auth_failed",
-            Self::AccountNotFound(_) => "account_not_found",
-            Self::AlreadyExists(_) => "already_exists",
-            Self::InvalidArgument { .. } => "invalid_request",
-            Self::Conflict => "conflict",
+            Self::AgentNotFound(_) => ErrorCode::AgentNotFound,
+            Self::AgentUnpublished => ErrorCode::AgentUnpublished,
+            Self::OriginRefused => ErrorCode::AuthFailed,
+            Self::AccountNotFound(_) => ErrorCode::AccountNotFound,
+            Self::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            Self::InvalidArgument { .. } => ErrorCode::InvalidRequest,
+            Self::Conflict => ErrorCode::Conflict,
             Self::KeyRejected(r) => match r {
-                KeyRejection::Missing => "key_missing",
-                KeyRejection::Malformed => "key_malformed",
-                KeyRejection::Invalid => "key_invalid",
-                KeyRejection::Inactive => "key_inactive",
-                KeyRejection::Revoked => "key_revoked",
-                KeyRejection::Expired => "key_expired",
-                KeyRejection::ScopeDenied => "scope_denied",
+                KeyRejection::Missing => ErrorCode::KeyMissing,
+                KeyRejection::Malformed => ErrorCode::KeyMalformed,
+                KeyRejection::Invalid => ErrorCode::KeyInvalid,
+                KeyRejection::Inactive => ErrorCode::KeyInactive,
+                KeyRejection::Revoked => ErrorCode::KeyRevoked,
+                KeyRejection::Expired => ErrorCode::KeyExpired,
+                KeyRejection::ScopeDenied => ErrorCode::ScopeDenied,
             },
             Self::TokenRejected(r) => match r {
-                TokenRejection::Missing => "token_missing",
-                TokenRejection::Malformed => "token_malformed",
-                TokenRejection::Invalid => "token_invalid",
-                TokenRejection::Expired => "token_expired",
+                TokenRejection::Missing => ErrorCode::TokenMissing,
+                TokenRejection::Malformed => ErrorCode::TokenMalformed,
+                TokenRejection::Invalid => ErrorCode::TokenInvalid,
+                TokenRejection::Expired => ErrorCode::TokenExpired,
             },
             Self::LinkRejected(r) => match r {
-                LinkRejection::NotFound => "link_not_found",
-                LinkRejection::Inactive => "link_inactive",
-                LinkRejection::Expired => "link_expired",
-                LinkRejection::UsedUp => "link_used_up",
+                LinkRejection::NotFound => ErrorCode::LinkNotFound,
+                LinkRejection::Inactive => ErrorCode::LinkInactive,
+                LinkRejection::Expired => ErrorCode::LinkExpired,
+                LinkRejection::UsedUp => ErrorCode::LinkUsedUp,
             },
-            Self::KeyNotFound(_) => "key_not_found",
-            Self::AvatarMissing => "avatar_missing",
+            Self::KeyNotFound(_) => ErrorCode::KeyNotFound,
+            Self::AvatarMissing => ErrorCode::AvatarMissing,
             Self::Store(e) => lobby_kit::redis_conn::error_code(e),
-            Self::Corrupt(_) | Self::Internal(_) => "internal_error",
+            Self::Corrupt(_) | Self::Internal(_) => ErrorCode::InternalError,
         }
     }
 

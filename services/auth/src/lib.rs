@@ -1,6 +1,7 @@
 //! Lobby's auth service: the catalog of accounts and agents, and every
 //! decision about who may start a session.
 
+pub mod cache;
 pub mod catalog;
 pub mod credentials;
 pub mod error;
@@ -10,7 +11,7 @@ pub mod service;
 pub mod session_jwt;
 
 use lobby_kit::{ConfigError, Settings};
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
@@ -19,6 +20,9 @@ pub struct AuthConfig {
     /// Server secret keyed into every stored key hash and JWT signing key.
     pub key_pepper: String,
     pub session_jwt_ttl_seconds: i64,
+    /// How long a cached catalog entry may be served if its invalidation
+    /// message was lost.
+    pub cache_ttl: std::time::Duration,
     pub clock: lobby_kit::time::Clock,
 }
 
@@ -51,6 +55,15 @@ impl AuthConfig {
                 )?;
                 ttl
             },
+            cache_ttl: {
+                let ms: u64 = s.get_or("LOBBY_CATALOG_CACHE_TTL_MS", 5_000)?;
+                Settings::ensure(
+                    "LOBBY_CATALOG_CACHE_TTL_MS",
+                    (1..=600_000).contains(&ms),
+                    "must be between 1 and 600000",
+                )?;
+                std::time::Duration::from_millis(ms)
+            },
             clock: lobby_kit::time::Clock::from_settings(s),
         })
     }
@@ -64,48 +77,79 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// A started auth service: what it serves, and whether it can serve now.
+/// Dropping it stops its background work.
+pub struct Running {
+    pub service: Arc<service::AuthService>,
+    pub ready: lobby_kit::Readiness,
+    _background: lobby_kit::background::Background,
+}
+
+/// Builds the auth service on `redis`: its caches follow every replica's
+/// writes, and it is ready once a signing key exists and the accounts'
+/// admission settings are written.
+pub fn start(config: AuthConfig, redis: &lobby_kit::redis_conn::Redis) -> Running {
+    let conn = redis.connection();
+    let cache = Arc::new(cache::CatalogCache::new(config.cache_ttl));
+    let hasher = credentials::KeyHasher::new(config.key_pepper.as_bytes());
+    let tokens = session_jwt::SessionTokens::new(
+        conn.clone(),
+        hasher.clone(),
+        config.session_jwt_ttl_seconds,
+    );
+    let catalog = catalog::Catalog::new(conn.clone(), cache.clone());
+    let mut background = lobby_kit::background::Background::default();
+    background.spawn(cache::follow_changes(redis.clone(), cache.clone()));
+    let (started, started_readiness) = lobby_kit::readiness::flag();
+    background.spawn({
+        let (redis, tokens, catalog, clock) = (
+            redis.clone(),
+            tokens.clone(),
+            catalog.clone(),
+            config.clock.clone(),
+        );
+        async move {
+            redis
+                .start_up("signing key ring", || tokens.ensure_key(clock.now_ms()))
+                .await;
+            let synced = redis
+                .start_up("admission settings", || catalog.sync_settings())
+                .await;
+            tracing::info!(
+                records = synced,
+                "admission settings in step with the catalog"
+            );
+            started.set(true);
+        }
+    });
+    let service = service::AuthService::new(
+        catalog,
+        credentials::CredentialStore::new(conn.clone(), hasher, cache.clone()),
+        tokens,
+        links::LinkStore::new(conn, cache),
+        config.clock,
+    );
+    Running {
+        service: Arc::new(service),
+        ready: lobby_kit::Readiness::all(vec![redis.readiness(), started_readiness]),
+        _background: background,
+    }
+}
+
 /// Serves the auth gRPC API until `shutdown` resolves.
 pub async fn serve(
     config: AuthConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let redis_handle = lobby_kit::redis_conn::Redis::open(&config.redis)?;
-    let redis = redis_handle.connection();
-    let hasher = credentials::KeyHasher::new(config.key_pepper.as_bytes());
-    let tokens = session_jwt::SessionTokens::new(
-        redis.clone(),
-        hasher.clone(),
-        config.session_jwt_ttl_seconds,
-    );
-    // Ready once Redis answers and a signing key exists (the first start
-    // of a deployment makes one).
-    let (keys_ready, keys_readiness) = lobby_kit::readiness::flag();
-    let ready = lobby_kit::Readiness::all(vec![redis_handle.readiness(), keys_readiness]);
-    let ensure_key = {
-        let tokens = tokens.clone();
-        let clock = config.clock.clone();
-        async move {
-            redis_handle
-                .start_up("signing key ring", || tokens.ensure_key(clock.now_ms()))
-                .await;
-            keys_ready.set(true);
-        }
-    };
-    let ensure_key = tokio::spawn(ensure_key);
-    let service = service::AuthService::new(
-        catalog::Catalog::new(redis.clone()),
-        credentials::CredentialStore::new(redis.clone(), hasher),
-        tokens,
-        links::LinkStore::new(redis),
-        config.clock,
-    );
-    let served = lobby_kit::grpc::serve(
-        config.listen,
-        lobby_proto::auth::auth_server::AuthServer::new(service),
-        ready,
+    let redis = lobby_kit::redis_conn::Redis::open(&config.redis)?;
+    let listen = config.listen;
+    let running = start(config, &redis);
+    lobby_kit::grpc::serve(
+        listen,
+        lobby_proto::auth::auth_server::AuthServer::from_arc(running.service.clone()),
+        running.ready.clone(),
         shutdown,
     )
-    .await;
-    ensure_key.abort();
-    Ok(served?)
+    .await?;
+    Ok(())
 }

@@ -1,10 +1,13 @@
 //! Shareable links (seed 002): `lnk_…` ids that act as the credential for a
-//! start, with an active flag, an expiry, a use limit and an atomic use count.
+//! start, with an active flag, an expiry and a use limit. Uses are taken by
+//! the session service's admission, atomically with the slot, in the
+//! account's `link_uses` hash; a link shows the count from there.
 
 use crate::error::AuthError;
+use lobby_kit::redis_conn::RedisConn;
 use lobby_proto::auth as pb;
 use rand::{distr::Alphanumeric, Rng};
-use redis::{aio::ConnectionManager, AsyncCommands, Script};
+use redis::AsyncCommands;
 use std::collections::HashMap;
 
 pub const MAX_USE_LIMIT: u32 = 1_000_000;
@@ -45,18 +48,13 @@ pub fn valid_link_id(id: &str) -> bool {
 
 #[derive(Clone)]
 pub struct LinkStore {
-    redis: ConnectionManager,
-    redeem: Script,
-    give_back: Script,
+    redis: RedisConn,
+    cache: std::sync::Arc<crate::cache::CatalogCache>,
 }
 
 impl LinkStore {
-    pub fn new(redis: ConnectionManager) -> Self {
-        Self {
-            redis,
-            redeem: Script::new(include_str!("redeem_link.lua")),
-            give_back: Script::new(include_str!("return_link_use.lua")),
-        }
+    pub fn new(redis: RedisConn, cache: std::sync::Arc<crate::cache::CatalogCache>) -> Self {
+        Self { redis, cache }
     }
 
     pub async fn create(&self, link: &pb::Link) -> Result<(), AuthError> {
@@ -68,7 +66,6 @@ impl LinkStore {
             ("active", if link.active { "1" } else { "0" }.to_owned()),
             ("expires_at_ms", link.expires_at_ms.to_string()),
             ("use_limit", link.use_limit.to_string()),
-            ("uses", "0".to_owned()),
             ("created_at_ms", link.created_at_ms.to_string()),
         ];
         let () = redis::pipe()
@@ -79,10 +76,37 @@ impl LinkStore {
             .ignore()
             .query_async(&mut conn)
             .await?;
+        crate::cache::publish(&self.redis, &[crate::cache::Change::Link(link.id.clone())]).await;
         Ok(())
     }
 
+    /// A link with its uses, straight from Redis.
     pub async fn get(&self, id: &str) -> Result<Option<pb::Link>, AuthError> {
+        let Some(mut link) = self.definition(id).await? else {
+            return Ok(None);
+        };
+        link.uses = self.uses(&link).await?;
+        Ok(Some(link))
+    }
+
+    /// Uses taken so far (admission counts them, atomically with the slot).
+    pub async fn uses(&self, link: &pb::Link) -> Result<u32, AuthError> {
+        let mut conn = self.redis.clone();
+        let uses: Option<u32> = conn
+            .hget(lobby_kit::keys::link_uses(&link.account_id), &link.id)
+            .await?;
+        Ok(uses.unwrap_or(0))
+    }
+
+    /// A link's definition (no use count) from the cache: what starts read.
+    pub async fn get_cached(&self, id: &str) -> Result<Option<pb::Link>, AuthError> {
+        self.cache
+            .links
+            .get_or_load(id, || self.definition(id))
+            .await
+    }
+
+    async fn definition(&self, id: &str) -> Result<Option<pb::Link>, AuthError> {
         if !valid_link_id(id) {
             return Ok(None);
         }
@@ -107,45 +131,21 @@ impl LinkStore {
     pub async fn deactivate(&self, id: &str) -> Result<(), AuthError> {
         let mut conn = self.redis.clone();
         let () = conn.hset(link_key(id), "active", "0").await?;
+        crate::cache::publish(&self.redis, &[crate::cache::Change::Link(id.to_owned())]).await;
         Ok(())
     }
+}
 
-    pub async fn redeem(
-        &self,
-        id: &str,
-        now_ms: i64,
-    ) -> Result<Result<u32, LinkRejection>, AuthError> {
-        if !valid_link_id(id) {
-            return Ok(Err(LinkRejection::NotFound));
-        }
-        let mut conn = self.redis.clone();
-        let reply: (i64, redis::Value) = self
-            .redeem
-            .key(link_key(id))
-            .arg(now_ms)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(match reply {
-            (1, redis::Value::Int(uses)) => Ok(u32::try_from(uses).unwrap_or(u32::MAX)),
-            (_, redis::Value::BulkString(reason)) => Err(match reason.as_slice() {
-                b"inactive" => LinkRejection::Inactive,
-                b"expired" => LinkRejection::Expired,
-                b"used_up" => LinkRejection::UsedUp,
-                _ => LinkRejection::NotFound,
-            }),
-            _ => Err(LinkRejection::NotFound),
-        })
+/// Whether a link may start a session now (its use limit aside, which
+/// admission checks atomically).
+pub fn check_usable(link: &pb::Link, now_ms: i64) -> Result<(), LinkRejection> {
+    if !link.active {
+        return Err(LinkRejection::Inactive);
     }
-
-    pub async fn give_back(&self, id: &str) -> Result<bool, AuthError> {
-        let mut conn = self.redis.clone();
-        let uses: i64 = self
-            .give_back
-            .key(link_key(id))
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(uses >= 0)
+    if link.expires_at_ms > 0 && now_ms >= link.expires_at_ms {
+        return Err(LinkRejection::Expired);
     }
+    Ok(())
 }
 
 fn from_fields(f: &HashMap<String, String>) -> pb::Link {
@@ -158,7 +158,7 @@ fn from_fields(f: &HashMap<String, String>) -> pb::Link {
         active: text("active") == "1",
         expires_at_ms: int("expires_at_ms"),
         use_limit: u32::try_from(int("use_limit")).unwrap_or(0),
-        uses: u32::try_from(int("uses")).unwrap_or(0),
+        uses: 0,
         created_at_ms: int("created_at_ms"),
     }
 }

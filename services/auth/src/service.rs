@@ -12,7 +12,7 @@ use crate::{
 use lobby_kit::time::Clock;
 use lobby_proto::{
     auth::{self as pb, auth_server::Auth},
-    common::{AdmissionLimits, Provider},
+    common::{AdmissionLimits, LinkGrant, Principal, Provider},
 };
 use tonic::{Request, Response, Status};
 
@@ -41,10 +41,11 @@ impl AuthService {
         }
     }
 
-    /// The principal a start runs under: the agent's limits within its account's.
-    async fn principal(&self, agent: &AgentRecord) -> Result<pb::Principal, AuthError> {
-        let account: AccountRecord = self.catalog.get(&agent.account_id).await?;
-        Ok(pb::Principal {
+    /// The principal a start runs under: the agent's limits within its
+    /// account's, from the cache (admission reads the exact values).
+    async fn principal(&self, agent: &AgentRecord) -> Result<Principal, AuthError> {
+        let account: AccountRecord = self.catalog.get_cached(&agent.account_id).await?;
+        Ok(Principal {
             account_id: account.id,
             agent_id: agent.id.clone(),
             limits: Some(AdmissionLimits {
@@ -56,6 +57,8 @@ impl AuthService {
             provider: agent.provider() as i32,
             requires_worker: agent.requires_worker,
             solo_timeout_seconds: agent.solo_timeout_seconds,
+            avatar_image_url: agent.avatar_image_url.clone(),
+            link: None,
         })
     }
 
@@ -339,9 +342,9 @@ impl Auth for AuthService {
     async fn authorize_connect(
         &self,
         req: Request<pb::AuthorizeConnectRequest>,
-    ) -> Result<Response<pb::Principal>, Status> {
+    ) -> Result<Response<Principal>, Status> {
         let req = req.into_inner();
-        let agent: AgentRecord = self.catalog.get(&req.agent_id).await?;
+        let agent: AgentRecord = self.catalog.get_cached(&req.agent_id).await?;
         // The origin is checked before the publish state so that a page that
         // may not use the agent learns nothing about it.
         if !agent.origin_policy().allows(req.origin.as_deref()) {
@@ -499,23 +502,36 @@ impl Auth for AuthService {
         }))
     }
 
-    async fn authenticate_agent_key(
+    async fn authorize_agent_run(
         &self,
-        req: Request<pb::AuthenticateAgentKeyRequest>,
-    ) -> Result<Response<pb::Principal>, Status> {
+        req: Request<pb::AuthorizeAgentRunRequest>,
+    ) -> Result<Response<pb::AgentRunGrant>, Status> {
         let key = req.into_inner().key;
+        let now = self.clock.now_ms();
         let record = self
             .credentials
-            .authenticate(&key, KeyKind::Agent, self.clock.now_ms())
+            .authenticate(&key, KeyKind::Agent, now)
             .await?
             .map_err(AuthError::KeyRejected)?;
         // A key whose agent was removed is as good as unknown.
         let agent: AgentRecord = self
             .catalog
-            .get(&record.agent_id)
+            .get_cached(&record.agent_id)
             .await
             .map_err(|_| AuthError::KeyRejected(KeyRejection::Invalid))?;
-        Ok(Response::new(self.principal(&agent).await?))
+        let principal = self.principal(&agent).await?;
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let (jwt, kid, expires_at) = self
+            .tokens
+            .issue(&session_id, &agent.id, &agent.account_id, now)
+            .await?;
+        Ok(Response::new(pb::AgentRunGrant {
+            principal: Some(principal),
+            session_id,
+            jwt,
+            kid,
+            expires_at,
+        }))
     }
 
     async fn revoke_key(&self, req: Request<pb::KeyRef>) -> Result<Response<pb::KeyInfo>, Status> {
@@ -546,34 +562,6 @@ impl Auth for AuthService {
         record.active = req.active;
         self.credentials.save(&record).await?;
         Ok(Response::new(record.to_proto()))
-    }
-
-    async fn issue_session_token(
-        &self,
-        req: Request<pb::IssueSessionTokenRequest>,
-    ) -> Result<Response<pb::SessionToken>, Status> {
-        let req = req.into_inner();
-        if req.session_id.is_empty() || req.agent_id.is_empty() || req.account_id.is_empty() {
-            return Err(AuthError::invalid(
-                "session_id",
-                "session_id, agent_id and account_id are required",
-            )
-            .into());
-        }
-        let (jwt, kid, expires_at) = self
-            .tokens
-            .issue(
-                &req.session_id,
-                &req.agent_id,
-                &req.account_id,
-                self.clock.now_ms(),
-            )
-            .await?;
-        Ok(Response::new(pb::SessionToken {
-            jwt,
-            kid,
-            expires_at,
-        }))
     }
 
     async fn verify_session_token(
@@ -672,48 +660,37 @@ impl Auth for AuthService {
         }))
     }
 
-    async fn redeem_link(
+    async fn authorize_link(
         &self,
-        req: Request<pb::RedeemLinkRequest>,
-    ) -> Result<Response<pb::RedeemedLink>, Status> {
+        req: Request<pb::AuthorizeLinkRequest>,
+    ) -> Result<Response<Principal>, Status> {
         let link_id = req.into_inner().link_id;
-        let link = self.owned_link(&link_id, "").await?;
-        // The agent is checked before a use is taken, so a refusal here costs
-        // the link nothing.
-        let agent: AgentRecord = self.catalog.get(&link.agent_id).await?;
+        // The link first: an expired link answers 410 whatever its agent.
+        let link = self
+            .links
+            .get_cached(&link_id)
+            .await?
+            .ok_or(AuthError::LinkRejected(links::LinkRejection::NotFound))?;
+        links::check_usable(&link, self.clock.now_ms()).map_err(AuthError::LinkRejected)?;
+        // A link that is plainly used up is refused before anything costly
+        // (the avatar check); admission still takes the use atomically.
+        if link.use_limit > 0 && self.links.uses(&link).await? >= link.use_limit {
+            return Err(AuthError::LinkRejected(links::LinkRejection::UsedUp).into());
+        }
+        let agent: AgentRecord = self.catalog.get_cached(&link.agent_id).await?;
         if !agent.published {
             return Err(AuthError::AgentUnpublished.into());
         }
         if agent.avatar_image_url.is_empty() {
             return Err(AuthError::AvatarMissing.into());
         }
-        let uses = self
-            .links
-            .redeem(&link_id, self.clock.now_ms())
-            .await?
-            .map_err(AuthError::LinkRejected)?;
-        let principal = match self.principal(&agent).await {
-            Ok(p) => p,
-            Err(e) => {
-                self.links.give_back(&link_id).await?;
-                return Err(e.into());
-            }
-        };
-        Ok(Response::new(pb::RedeemedLink {
-            link: Some(pb::Link { uses, ..link }),
-            principal: Some(principal),
-            avatar_image_url: agent.avatar_image_url,
+        let principal = self.principal(&agent).await?;
+        Ok(Response::new(Principal {
+            link: Some(LinkGrant {
+                link_id: link.id,
+                use_limit: link.use_limit,
+            }),
+            ..principal
         }))
-    }
-
-    async fn return_link_use(
-        &self,
-        req: Request<pb::GetLinkRequest>,
-    ) -> Result<Response<pb::Link>, Status> {
-        let link_id = req.into_inner().link_id;
-        if !self.links.give_back(&link_id).await? {
-            return Err(AuthError::LinkRejected(links::LinkRejection::NotFound).into());
-        }
-        Ok(Response::new(self.owned_link(&link_id, "").await?))
     }
 }

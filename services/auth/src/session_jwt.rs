@@ -10,7 +10,8 @@
 
 use crate::{credentials::KeyHasher, error::AuthError};
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use redis::{aio::ConnectionManager, AsyncCommands};
+use lobby_kit::redis_conn::RedisConn;
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use std::{collections::HashMap, sync::Arc};
 use tokio::sync::RwLock;
@@ -57,14 +58,14 @@ type SigningKey = (Vec<u8>, i64);
 
 #[derive(Clone)]
 pub struct SessionTokens {
-    redis: ConnectionManager,
+    redis: RedisConn,
     hasher: KeyHasher,
     ttl_seconds: i64,
     cache: Arc<RwLock<HashMap<String, SigningKey>>>,
 }
 
 impl SessionTokens {
-    pub fn new(redis: ConnectionManager, hasher: KeyHasher, ttl_seconds: i64) -> Self {
+    pub fn new(redis: RedisConn, hasher: KeyHasher, ttl_seconds: i64) -> Self {
         Self {
             redis,
             hasher,

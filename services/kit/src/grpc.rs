@@ -1,7 +1,7 @@
 //! gRPC plumbing: machine error codes carried in `tonic::Status` metadata, and
 //! serving a service with health and reflection.
 
-use crate::Readiness;
+use crate::{ErrorCode, Readiness};
 use std::net::SocketAddr;
 use tonic::{
     metadata::MetadataValue,
@@ -13,19 +13,28 @@ use tonic::{
 /// Metadata key holding the stable machine code of an error (`agent_not_found`).
 pub const ERROR_CODE_KEY: &str = "lobby-error-code";
 
+/// Metadata keys of a refusal's details (`concurrency_limit`, `minutes_exhausted`).
+pub mod details {
+    pub const RETRY_AFTER_MS: &str = "lobby-retry-after-ms";
+    pub const LIMIT: &str = "lobby-limit";
+    pub const IN_USE: &str = "lobby-in-use";
+    pub const SCOPE: &str = "lobby-scope";
+}
+
 /// Builds a status whose metadata carries `machine_code` and `details`
 /// (extra `lobby-<name>` entries such as `lobby-retry-after-ms`).
 pub fn status(
     code: Code,
-    machine_code: &str,
+    machine_code: ErrorCode,
     message: impl Into<String>,
     details: &[(&'static str, String)],
 ) -> Status {
     let mut status = Status::new(code, message);
     let md = status.metadata_mut();
-    if let Ok(v) = MetadataValue::try_from(machine_code) {
-        md.insert(ERROR_CODE_KEY, v);
-    }
+    md.insert(
+        ERROR_CODE_KEY,
+        MetadataValue::from_static(machine_code.as_str()),
+    );
     for (key, value) in details {
         if let Ok(v) = MetadataValue::try_from(value.as_str()) {
             md.insert(*key, v);
@@ -35,8 +44,8 @@ pub fn status(
 }
 
 /// The machine code a Lobby service attached, if any.
-pub fn machine_code(status: &Status) -> Option<&str> {
-    status.metadata().get(ERROR_CODE_KEY)?.to_str().ok()
+pub fn machine_code(status: &Status) -> Option<ErrorCode> {
+    ErrorCode::parse(status.metadata().get(ERROR_CODE_KEY)?.to_str().ok()?)
 }
 
 /// A detail entry a Lobby service attached, if any.
@@ -156,44 +165,64 @@ async fn follow_readiness(
     }
 }
 
-/// Waits until the peer behind `channel` reports `SERVING` (its readiness:
-/// Redis answering, start-up done), checking with capped backoff.
-pub async fn wait_until_serving(channel: tonic::transport::Channel, peer: &str) {
-    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-    let mut client = HealthClient::new(channel);
-    let mut backoff = crate::backoff::Backoff::new(
-        std::time::Duration::from_millis(50),
-        std::time::Duration::from_secs(2),
-    );
-    let mut announced = false;
-    loop {
-        let answer = client
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await;
-        let state = match answer {
-            Ok(r)
-                if r.get_ref().status()
-                    == tonic_health::pb::health_check_response::ServingStatus::Serving =>
-            {
-                return
-            }
-            Ok(r) => format!("{:?}", r.get_ref().status()),
-            Err(s) => s.message().to_owned(),
+/// How to ask a service whether it is ready: its readiness in this
+/// process, or its gRPC health check in another.
+#[derive(Clone)]
+pub enum ReadinessProbe {
+    Local(Readiness),
+    Remote(tonic::transport::Channel),
+}
+
+impl ReadinessProbe {
+    const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// `Ok` when ready; otherwise what the service said.
+    pub async fn check(&self) -> Result<(), String> {
+        use tonic_health::pb::{
+            health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
         };
-        if !announced {
-            tracing::info!(peer, state = %state, "waiting for a service to be ready");
-            announced = true;
+        let channel = match self {
+            Self::Local(ready) if ready.is_ready() => return Ok(()),
+            Self::Local(_) => return Err("not ready (waiting for Redis or its start-up)".into()),
+            Self::Remote(channel) => channel.clone(),
+        };
+        let mut client = HealthClient::new(channel);
+        let call = client.check(HealthCheckRequest {
+            service: String::new(),
+        });
+        match tokio::time::timeout(Self::CHECK_TIMEOUT, call).await {
+            Err(_) => Err("timed out".into()),
+            Ok(Err(status)) => Err(status.message().to_owned()),
+            Ok(Ok(r)) if r.get_ref().status() == ServingStatus::Serving => Ok(()),
+            Ok(Ok(r)) => Err(format!("{:?}", r.get_ref().status())),
         }
-        backoff.wait().await;
+    }
+
+    /// Waits until ready, checking with capped backoff.
+    pub async fn wait(&self, peer: &str) {
+        let mut backoff = crate::backoff::Backoff::new(
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_secs(2),
+        );
+        let mut announced = false;
+        loop {
+            let state = match self.check().await {
+                Ok(()) => return,
+                Err(state) => state,
+            };
+            if !announced {
+                tracing::info!(peer, state = %state, "waiting for a service to be ready");
+                announced = true;
+            }
+            backoff.wait().await;
+        }
     }
 }
 
 /// An error with a stable machine code, convertible to a `Status` in one place.
 pub trait CodedError: std::fmt::Display {
     /// Stable machine code, e.g. `agent_not_found`.
-    fn machine_code(&self) -> &'static str;
+    fn machine_code(&self) -> ErrorCode;
     fn grpc_code(&self) -> Code;
     /// Extra `lobby-…` metadata entries (retry hints and the like).
     fn details(&self) -> Vec<(&'static str, String)> {
@@ -204,7 +233,7 @@ pub trait CodedError: std::fmt::Display {
 /// The one conversion every service uses for its error enum.
 pub fn to_status(err: &impl CodedError) -> Status {
     if err.grpc_code() == Code::Internal {
-        tracing::error!(code = err.machine_code(), error = %err, "internal error");
+        tracing::error!(code = %err.machine_code(), error = %err, "internal error");
     }
     status(
         err.grpc_code(),

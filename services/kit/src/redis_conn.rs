@@ -7,7 +7,11 @@
 //! Redis going away and coming back for as long as it runs.
 
 use crate::{backoff::Backoff, readiness, ConfigError, Readiness, Settings};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    cluster_async::ClusterConnection,
+    Cmd, Pipeline, RedisFuture, Value,
+};
 use std::{
     future::Future,
     time::{Duration, Instant},
@@ -18,9 +22,14 @@ const HEALTHY_PING_INTERVAL: Duration = Duration::from_millis(500);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 
+/// The scheme that names a Redis Cluster by one or more of its nodes:
+/// `redis+cluster://host1:port1,host2:port2`.
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+
 /// The Redis settings every service shares, declared once.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
+    /// `redis://host:port[/db]`, or a cluster as `redis+cluster://h1:p1,h2:p2`.
     pub url: String,
     /// The longest wait between two attempts while Redis does not answer.
     pub retry_max: Duration,
@@ -44,17 +53,89 @@ impl RedisSettings {
             "must be at least 1000",
         )?;
         let url = s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379");
-        if let Err(e) = redis::Client::open(url.as_str()) {
-            return Err(ConfigError::Invalid {
-                setting: "LOBBY_REDIS_URL".into(),
-                reason: e.to_string(),
-            });
-        }
-        Ok(Self {
+        let settings = Self {
             url,
             retry_max: Duration::from_millis(retry_max_ms),
             report_after: Duration::from_millis(report_after_ms),
-        })
+        };
+        for node in settings.nodes() {
+            if let Err(e) = redis::Client::open(node.as_str()) {
+                return Err(ConfigError::Invalid {
+                    setting: "LOBBY_REDIS_URL".into(),
+                    reason: format!("{node}: {e}"),
+                });
+            }
+        }
+        Ok(settings)
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.url.starts_with(CLUSTER_SCHEME)
+    }
+
+    /// Every node named, each as a plain `redis://` URL.
+    pub fn nodes(&self) -> Vec<String> {
+        match self.url.strip_prefix(CLUSTER_SCHEME) {
+            None => vec![self.url.clone()],
+            Some(rest) => {
+                let (auth, hosts) = match rest.rsplit_once('@') {
+                    Some((auth, hosts)) => (format!("{auth}@"), hosts),
+                    None => (String::new(), rest),
+                };
+                hosts
+                    .trim_end_matches('/')
+                    .split(',')
+                    .filter(|h| !h.trim().is_empty())
+                    .map(|h| format!("redis://{auth}{}", h.trim()))
+                    .collect()
+            }
+        }
+    }
+
+    /// A single node to subscribe on: Redis Cluster delivers every PUBLISH
+    /// to subscribers on any node.
+    pub fn pubsub_url(&self) -> String {
+        self.nodes()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| self.url.clone())
+    }
+}
+
+/// One connection to a single Redis or a Redis Cluster: stores and scripts
+/// take this and run unchanged on either (every atomic script touches the
+/// keys of one hash tag, so one slot).
+#[derive(Clone)]
+pub enum RedisConn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
     }
 }
 
@@ -68,7 +149,8 @@ pub struct RedisConnectError {
 /// A service's Redis: the connection, and whether Redis answers right now.
 #[derive(Clone)]
 pub struct Redis {
-    conn: ConnectionManager,
+    conn: RedisConn,
+    settings: RedisSettings,
     readiness: Readiness,
     retry_max: Duration,
 }
@@ -81,25 +163,51 @@ impl Redis {
             url: settings.url.clone(),
             source,
         };
-        let client = redis::Client::open(settings.url.as_str()).map_err(err)?;
         // Bounded retries and timeouts per attempt: the watcher below does
         // the long waiting, so a request never hangs on a dead Redis.
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(err)?;
+        let conn = if settings.is_cluster() {
+            let client = redis::cluster::ClusterClient::builder(settings.nodes())
+                .retries(2)
+                .connection_timeout(Duration::from_secs(2))
+                .response_timeout(Duration::from_secs(5))
+                .build()
+                .map_err(err)?;
+            RedisConn::Cluster(
+                client.get_pending_async_connection_with_config(
+                    redis::cluster::ClusterConfig::new()
+                        .set_connection_timeout(Duration::from_secs(2))
+                        .set_response_timeout(Duration::from_secs(5)),
+                ),
+            )
+        } else {
+            let client = redis::Client::open(settings.url.as_str()).map_err(err)?;
+            let config = ConnectionManagerConfig::new()
+                .set_number_of_retries(1)
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(Duration::from_secs(5)));
+            RedisConn::Single(ConnectionManager::new_lazy_with_config(client, config).map_err(err)?)
+        };
         let (flag, readiness) = readiness::flag();
         tokio::spawn(watch_redis(conn.clone(), settings.clone(), flag));
         Ok(Self {
             conn,
+            settings: settings.clone(),
             readiness,
             retry_max: settings.retry_max,
         })
     }
 
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConn {
         self.conn.clone()
+    }
+
+    pub fn settings(&self) -> &RedisSettings {
+        &self.settings
+    }
+
+    /// A client for pub/sub (one node; a cluster delivers to all).
+    pub fn pubsub_client(&self) -> Result<redis::Client, redis::RedisError> {
+        redis::Client::open(self.settings.pubsub_url().as_str())
     }
 
     /// Ready while Redis answers `PING`.
@@ -151,15 +259,13 @@ pub fn is_transient(e: &redis::RedisError) -> bool {
 
 /// The machine code of a failed Redis call: `store_unavailable` (retry
 /// later) for a transient failure, `internal_error` otherwise.
-pub fn error_code(e: &redis::RedisError) -> &'static str {
+pub fn error_code(e: &redis::RedisError) -> crate::ErrorCode {
     if is_transient(e) {
-        STORE_UNAVAILABLE
+        crate::ErrorCode::StoreUnavailable
     } else {
-        "internal_error"
+        crate::ErrorCode::InternalError
     }
 }
-
-pub const STORE_UNAVAILABLE: &str = "store_unavailable";
 
 /// The gRPC code matching [`error_code`].
 pub fn grpc_code(e: &redis::RedisError) -> tonic::Code {
@@ -172,11 +278,7 @@ pub fn grpc_code(e: &redis::RedisError) -> tonic::Code {
 
 /// Pings Redis for as long as anyone follows its readiness. A failed ping
 /// also makes the manager replace a dead connection before a request needs it.
-async fn watch_redis(
-    mut conn: ConnectionManager,
-    settings: RedisSettings,
-    flag: readiness::ReadyFlag,
-) {
+async fn watch_redis(mut conn: RedisConn, settings: RedisSettings, flag: readiness::ReadyFlag) {
     let url = settings.url.as_str();
     let mut backoff = Backoff::new(FIRST_RETRY, settings.retry_max);
     let mut down_since: Option<Instant> = Some(Instant::now());

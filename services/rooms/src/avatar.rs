@@ -9,7 +9,10 @@
 //! behind a new URL skip detection). Only deterministic verdicts are cached;
 //! an unreachable or slow server is asked again next time.
 
-use redis::{aio::ConnectionManager, AsyncCommands};
+use lobby_kit::ErrorCode;
+
+use lobby_kit::redis_conn::RedisConn;
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::{
@@ -63,16 +66,16 @@ pub enum AvatarRejection {
 }
 
 impl AvatarRejection {
-    pub fn machine_code(&self) -> &'static str {
+    pub fn machine_code(&self) -> ErrorCode {
         match self {
-            Self::InvalidUrl => "avatar_invalid_url",
-            Self::AddressRefused => "avatar_address_refused",
-            Self::Unreachable(_) => "avatar_unreachable",
-            Self::Timeout => "avatar_timeout",
-            Self::TooLarge(_) => "avatar_too_large",
-            Self::UnsupportedFormat => "avatar_unsupported_format",
-            Self::BadDimensions { .. } => "avatar_bad_dimensions",
-            Self::NoFace => "avatar_no_face",
+            Self::InvalidUrl => ErrorCode::AvatarInvalidUrl,
+            Self::AddressRefused => ErrorCode::AvatarAddressRefused,
+            Self::Unreachable(_) => ErrorCode::AvatarUnreachable,
+            Self::Timeout => ErrorCode::AvatarTimeout,
+            Self::TooLarge(_) => ErrorCode::AvatarTooLarge,
+            Self::UnsupportedFormat => ErrorCode::AvatarUnsupportedFormat,
+            Self::BadDimensions { .. } => ErrorCode::AvatarBadDimensions,
+            Self::NoFace => ErrorCode::AvatarNoFace,
         }
     }
 
@@ -96,12 +99,16 @@ pub struct Avatar {
 
 type Verdict = Result<Avatar, AvatarRejection>;
 
+/// One validation in flight, shared by every caller asking about its URL.
+type InFlight = Arc<tokio::sync::OnceCell<Result<Verdict, (redis::ErrorKind, String)>>>;
+
 #[derive(Clone)]
 pub struct AvatarValidator {
     config: AvatarConfig,
     tls: Arc<rustls::ClientConfig>,
     model: Arc<rustface::Model>,
-    redis: ConnectionManager,
+    redis: RedisConn,
+    in_flight: Arc<std::sync::Mutex<std::collections::HashMap<String, InFlight>>>,
 }
 
 /// Addresses a server-side fetch must never reach on its own say-so.
@@ -141,7 +148,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl AvatarValidator {
-    pub fn new(config: AvatarConfig, redis: ConnectionManager) -> Result<Self, std::io::Error> {
+    pub fn new(config: AvatarConfig, redis: RedisConn) -> Result<Self, std::io::Error> {
         let model = rustface::read_model(Cursor::new(MODEL))?;
         let tls = crate::tls::client_config().map_err(std::io::Error::other)?;
         Ok(Self {
@@ -149,11 +156,37 @@ impl AvatarValidator {
             tls,
             model: Arc::new(model),
             redis,
+            in_flight: Arc::default(),
         })
     }
 
-    /// Validates the image at `url`, from cache when it can.
+    /// Validates the image at `url`, from cache when it can. Concurrent
+    /// checks of one URL share a single fetch and inspection: a burst of
+    /// starts through one link costs one decode, not one each.
     pub async fn validate(&self, url: &str) -> Result<Verdict, redis::RedisError> {
+        let cell: InFlight = match self.in_flight.lock() {
+            Ok(mut map) => map.entry(url.to_owned()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let shared = cell
+            .get_or_init(|| async {
+                self.validate_once(url)
+                    .await
+                    .map_err(|e| (e.kind(), e.to_string()))
+            })
+            .await
+            .clone();
+        if let Ok(mut map) = self.in_flight.lock() {
+            if map.get(url).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                map.remove(url);
+            }
+        }
+        shared.map_err(|(kind, message)| {
+            redis::RedisError::from((kind, "avatar verdict cache", message))
+        })
+    }
+
+    async fn validate_once(&self, url: &str) -> Result<Verdict, redis::RedisError> {
         let url_key = format!("avatar:url:{}", sha256_hex(url.as_bytes()));
         let mut conn = self.redis.clone();
         let cached: Option<String> = conn.get(&url_key).await?;

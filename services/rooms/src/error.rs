@@ -1,19 +1,9 @@
-use crate::{admission::Refusal, avatar::AvatarRejection, providers::ProviderError};
-use lobby_kit::grpc::CodedError;
+use crate::{avatar::AvatarRejection, providers::ProviderError};
+use lobby_kit::{grpc::CodedError, ErrorCode};
 use tonic::Code;
-
-/// Metadata keys of a `concurrency_limit` refusal.
-pub const RETRY_AFTER_MS: &str = "lobby-retry-after-ms";
-pub const LIMIT: &str = "lobby-limit";
-pub const IN_USE: &str = "lobby-in-use";
-pub const SCOPE: &str = "lobby-scope";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RoomsError {
-    #[error("Max concurrency reached")]
-    ConcurrencyLimit(Refusal),
-    #[error("The account has no session minutes left")]
-    MinutesExhausted(Refusal),
     #[error("{0}")]
     AvatarRejected(AvatarRejection),
     #[error("Agent orchestrator is unreachable or returned an error: {0}")]
@@ -30,14 +20,12 @@ pub enum RoomsError {
 }
 
 impl CodedError for RoomsError {
-    fn machine_code(&self) -> &'static str {
+    fn machine_code(&self) -> lobby_kit::ErrorCode {
         match self {
-            Self::ConcurrencyLimit(_) => "concurrency_limit",
-            Self::MinutesExhausted(_) => "minutes_exhausted",
             Self::AvatarRejected(r) => r.machine_code(),
-            Self::RoomCreationFailed(_) => "room_creation_failed",
-            Self::NoWorker(_) => "orchestrator_error",
-            Self::InvalidArgument { .. } => "invalid_request",
+            Self::RoomCreationFailed(_) => ErrorCode::RoomCreationFailed,
+            Self::NoWorker(_) => ErrorCode::OrchestratorError,
+            Self::InvalidArgument { .. } => ErrorCode::InvalidRequest,
             Self::Store(e) => lobby_kit::redis_conn::error_code(e),
         }
     }
@@ -45,22 +33,9 @@ impl CodedError for RoomsError {
     fn grpc_code(&self) -> Code {
         match self {
             Self::AvatarRejected(_) => Code::FailedPrecondition,
-            Self::ConcurrencyLimit(_) | Self::MinutesExhausted(_) => Code::ResourceExhausted,
             Self::RoomCreationFailed(_) | Self::NoWorker(_) => Code::Unavailable,
             Self::InvalidArgument { .. } => Code::InvalidArgument,
             Self::Store(e) => lobby_kit::redis_conn::grpc_code(e),
-        }
-    }
-
-    fn details(&self) -> Vec<(&'static str, String)> {
-        match self {
-            Self::ConcurrencyLimit(r) | Self::MinutesExhausted(r) => vec![
-                (RETRY_AFTER_MS, r.retry_after_ms.to_string()),
-                (LIMIT, r.limit.to_string()),
-                (IN_USE, r.in_use.to_string()),
-                (SCOPE, r.scope.as_str().to_owned()),
-            ],
-            _ => Vec::new(),
         }
     }
 }

@@ -1,7 +1,6 @@
 //! Lobby's rooms service: admission under Redis-tracked semaphores and
 //! minutes, avatar validation, and rooms on the media providers.
 
-pub mod admission;
 pub mod avatar;
 pub mod error;
 pub mod metrics;
@@ -12,7 +11,7 @@ pub mod workers;
 
 use lobby_kit::{ConfigError, Settings};
 use lobby_proto::{rooms::rooms_server::RoomsServer, workers::workers_server::WorkersServer};
-use providers::livekit::{LiveKitConfig, LiveKitMode};
+use providers::livekit::{LiveKitConfig, LiveKitMode, RoomCreation};
 use std::{net::SocketAddr, time::Duration};
 use tonic::server::NamedService;
 
@@ -35,13 +34,9 @@ pub struct WorkersConfig {
     pub region: String,
     pub accept_timeout: Duration,
     pub heartbeat_interval: Duration,
-    /// A worker silent this long gets no new jobs.
+    /// A worker silent this long gets no new jobs, and its sessions' leases
+    /// are no longer renewed.
     pub heartbeat_expiry: Duration,
-    /// Where the workers' "session ended" reports go.
-    pub session_url: String,
-    /// How far a heartbeat pushes its sessions' leases (the session
-    /// service reads the same LOBBY_SESSION_LEASE_MS).
-    pub session_lease: Duration,
 }
 
 impl RoomsConfig {
@@ -74,8 +69,6 @@ impl RoomsConfig {
                 heartbeat_expiry: Duration::from_millis(
                     s.get_or("LOBBY_WORKER_HEARTBEAT_EXPIRY_MS", 15_000)?,
                 ),
-                session_url: s.string_or("LOBBY_SESSION_URL", "http://127.0.0.1:50052"),
-                session_lease: Duration::from_millis(s.get_or("LOBBY_SESSION_LEASE_MS", 30_000)?),
             },
         })
     }
@@ -116,6 +109,7 @@ fn livekit_config(s: &Settings) -> Result<LiveKitConfig, ConfigError> {
     )?;
     Ok(LiveKitConfig {
         mode: s.get_or("LOBBY_LIVEKIT_MODE", LiveKitMode::Server)?,
+        room_creation: s.get_or("LOBBY_LIVEKIT_ROOMS", RoomCreation::Eager)?,
         url,
         api_url,
         api_key,
@@ -172,19 +166,28 @@ pub enum ServeError {
     Tls(#[from] rustls::Error),
     #[error("Daily client: {0}")]
     Daily(#[from] reqwest::Error),
-    #[error("redis: {0}")]
+    #[error("redis pub/sub: {0}")]
     RedisUrl(#[from] redis::RedisError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
 
-/// Serves the rooms gRPC API until `shutdown` resolves.
-pub async fn serve(
+/// A started rooms service: what it serves, and whether it can serve now.
+/// Dropping it stops its background work.
+pub struct Running {
+    pub rooms: std::sync::Arc<service::RoomsService>,
+    pub workers: std::sync::Arc<workers::stream::WorkersService>,
+    pub ready: lobby_kit::Readiness,
+    _background: lobby_kit::background::Background,
+}
+
+/// Builds the rooms service on `redis` and starts its background work
+/// (worker job dispatch, metrics).
+pub fn start(
     config: RoomsConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), ServeError> {
-    let redis_handle = lobby_kit::redis_conn::Redis::open(&config.redis)?;
-    let redis = redis_handle.connection();
+    redis: &lobby_kit::redis_conn::Redis,
+) -> Result<Running, ServeError> {
+    let conn = redis.connection();
     let daily = providers::daily::Daily::new(config.daily, tls::client_config()?)?;
     if daily.is_none() {
         tracing::info!("LOBBY_DAILY_API_KEY is not set: agents on Daily cannot start sessions");
@@ -195,23 +198,19 @@ pub async fn serve(
         );
     }
     let registry = workers::Registry::new(
-        redis.clone(),
+        conn.clone(),
         i64::try_from(config.workers.heartbeat_expiry.as_millis()).unwrap_or(i64::MAX),
     );
-    let dispatcher = workers::Dispatcher::start(
-        redis::Client::open(config.redis.url.as_str())?,
-        redis_handle.clone(),
-    );
-    let sessions = lobby_proto::session::sessions_client::SessionsClient::new(
-        lobby_kit::grpc::lazy_channel(&config.workers.session_url, Duration::from_secs(10))?,
-    );
+    let dispatcher = workers::Dispatcher::start(redis.pubsub_client()?, redis.clone());
     let metrics = metrics::RoomsMetrics::new()?;
-    let metrics_task = lobby_kit::metrics::spawn(config.metrics_listen, metrics.registry.clone());
+    let mut background = lobby_kit::background::Background::default();
+    if let Some(task) = lobby_kit::metrics::spawn(config.metrics_listen, metrics.registry.clone()) {
+        background.adopt(task);
+    }
     let rooms = service::RoomsService::new(
-        admission::Semaphores::new(redis.clone()),
         providers::livekit::LiveKit::new(config.livekit),
         daily,
-        avatar::AvatarValidator::new(config.avatar, redis)?,
+        avatar::AvatarValidator::new(config.avatar, conn)?,
         service::WorkerAllocation {
             registry: registry.clone(),
             dispatcher: dispatcher.clone(),
@@ -223,27 +222,54 @@ pub async fn serve(
     let workers_service = workers::stream::WorkersService::new(
         registry,
         dispatcher,
-        sessions,
         config.workers.token,
         config.workers.heartbeat_interval,
-        config.workers.session_lease,
     );
-    let routes = tonic::service::Routes::new(RoomsServer::new(rooms))
-        .add_service(WorkersServer::new(workers_service));
-    let served = lobby_kit::grpc::serve_routes(
-        config.listen,
+    Ok(Running {
+        rooms: std::sync::Arc::new(rooms),
+        workers: std::sync::Arc::new(workers_service),
+        ready: redis.readiness(),
+        _background: background,
+    })
+}
+
+/// Serves the rooms gRPC API (and the workers' stream) on `listen` until
+/// `shutdown` resolves.
+pub async fn serve(
+    config: RoomsConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let redis = lobby_kit::redis_conn::Redis::open(&config.redis)?;
+    let listen = config.listen;
+    let running = start(config, &redis)?;
+    let routes = tonic::service::Routes::new(RoomsServer::from_arc(running.rooms.clone()))
+        .add_service(WorkersServer::from_arc(running.workers.clone()));
+    lobby_kit::grpc::serve_routes(
+        listen,
         routes,
         &[
             <RoomsServer<service::RoomsService> as NamedService>::NAME,
             <WorkersServer<workers::stream::WorkersService> as NamedService>::NAME,
         ],
-        redis_handle.readiness(),
+        running.ready.clone(),
         shutdown,
     )
-    .await;
-    if let Some(task) = metrics_task {
-        task.abort();
-    }
-    served?;
+    .await?;
     Ok(())
+}
+
+/// Serves only the workers' stream on `listen`: what a co-located
+/// deployment exposes of rooms (its API is called in-process).
+pub async fn serve_workers(
+    running: &Running,
+    listen: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    lobby_kit::grpc::serve(
+        listen,
+        WorkersServer::from_arc(running.workers.clone()),
+        running.ready.clone(),
+        shutdown,
+    )
+    .await
 }

@@ -5,22 +5,15 @@ use prometheus::{IntCounterVec, Opts, Registry};
 #[derive(Clone)]
 pub struct RoomsMetrics {
     pub registry: Registry,
-    /// Admission decisions: admitted, or refused by account, agent or minutes.
-    pub admissions: IntCounterVec,
     /// Worker answers to job offers: accepted, rejected, timed_out.
     pub worker_offers: IntCounterVec,
+    /// Rooms opened for sessions, by provider.
+    pub rooms_opened: IntCounterVec,
 }
 
 impl RoomsMetrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let admissions = IntCounterVec::new(
-            Opts::new(
-                "lobby_rooms_admissions_total",
-                "Admission decisions by outcome",
-            ),
-            &["outcome"],
-        )?;
         let worker_offers = IntCounterVec::new(
             Opts::new(
                 "lobby_rooms_worker_offers_total",
@@ -28,11 +21,15 @@ impl RoomsMetrics {
             ),
             &["answer"],
         )?;
-        registry.register(Box::new(admissions.clone()))?;
+        let rooms_opened = IntCounterVec::new(
+            Opts::new("lobby_rooms_rooms_opened_total", "Rooms opened by provider"),
+            &["provider"],
+        )?;
         registry.register(Box::new(worker_offers.clone()))?;
+        registry.register(Box::new(rooms_opened.clone()))?;
         Ok(Self {
             registry,
-            admissions,
+            rooms_opened,
             worker_offers,
         })
     }

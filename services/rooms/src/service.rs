@@ -1,7 +1,8 @@
-//! The `lobby.rooms.v1.Rooms` gRPC service.
+//! The `lobby.rooms.v1.Rooms` gRPC service: rooms on the providers, avatar
+//! checks and GPU worker jobs. It keeps no session state and calls no other
+//! service; the session service asks.
 
 use crate::{
-    admission::{Admission, Limits, Scope, Semaphores, SlotRequest},
     avatar::AvatarValidator,
     error::RoomsError,
     providers::{daily::Daily, livekit::LiveKit, OpenedRoom, ProviderError},
@@ -25,7 +26,6 @@ pub struct WorkerAllocation {
 }
 
 pub struct RoomsService {
-    semaphores: Semaphores,
     livekit: LiveKit,
     daily: Option<Daily>,
     avatars: AvatarValidator,
@@ -35,7 +35,6 @@ pub struct RoomsService {
 
 impl RoomsService {
     pub fn new(
-        semaphores: Semaphores,
         livekit: LiveKit,
         daily: Option<Daily>,
         avatars: AvatarValidator,
@@ -43,7 +42,6 @@ impl RoomsService {
         metrics: crate::metrics::RoomsMetrics,
     ) -> Self {
         Self {
-            semaphores,
             livekit,
             daily,
             avatars,
@@ -105,9 +103,9 @@ impl RoomsService {
         self.daily.as_ref().ok_or(ProviderError::Disabled("daily"))
     }
 
-    /// Opens the room (expiring with the session's reserved minutes where
-    /// the provider supports it) and mints the user's token.
-    async fn open_room(
+    /// Opens the room (expiring with the session where the provider supports
+    /// it) and mints the user's token.
+    async fn open(
         &self,
         provider: Provider,
         room: &str,
@@ -171,193 +169,119 @@ fn require(value: &str, field: &'static str) -> Result<(), RoomsError> {
     }
 }
 
+fn provider_of(raw: i32) -> Provider {
+    Provider::try_from(raw).unwrap_or(Provider::Livekit)
+}
+
 #[tonic::async_trait]
 impl Rooms for RoomsService {
-    async fn allocate_room(
+    async fn validate_avatar(
         &self,
-        req: Request<pb::AllocateRoomRequest>,
-    ) -> Result<Response<pb::AllocateRoomResponse>, Status> {
+        req: Request<pb::ValidateAvatarRequest>,
+    ) -> Result<Response<pb::ValidateAvatarResponse>, Status> {
+        let url = req.into_inner().url;
+        require(&url, "url")?;
+        if let Err(rejection) = self
+            .avatars
+            .validate(&url)
+            .await
+            .map_err(RoomsError::from)?
+        {
+            tracing::info!(code = %rejection.machine_code(), "avatar refused");
+            return Err(RoomsError::AvatarRejected(rejection).into());
+        }
+        Ok(Response::new(pb::ValidateAvatarResponse {}))
+    }
+
+    async fn open_room(
+        &self,
+        req: Request<pb::OpenRoomRequest>,
+    ) -> Result<Response<pb::OpenRoomResponse>, Status> {
         let req = req.into_inner();
         require(&req.session_id, "session_id")?;
-        require(&req.account_id, "account_id")?;
-        require(&req.agent_id, "agent_id")?;
         require(&req.participant_identity, "participant_identity")?;
-        let limits = req.limits.unwrap_or_default();
-        if limits.account_max_concurrency == 0 || limits.max_session_seconds == 0 {
-            return Err(RoomsError::InvalidArgument {
-                field: "limits",
-                reason: "account_max_concurrency and max_session_seconds must be positive",
-            }
-            .into());
-        }
-        // Before anything is taken: a bad avatar costs the account nothing.
-        if !req.avatar_image_url.is_empty() {
-            if let Err(rejection) = self
-                .avatars
-                .validate(&req.avatar_image_url)
-                .await
-                .map_err(RoomsError::from)?
-            {
-                tracing::info!(session_id = %req.session_id, code = rejection.machine_code(), "avatar refused");
-                return Err(RoomsError::AvatarRejected(rejection).into());
-            }
-        }
-        let slot = SlotRequest {
-            session_id: &req.session_id,
-            account_id: &req.account_id,
-            agent_id: &req.agent_id,
-        };
-        let admitted = self
-            .semaphores
-            .admit(
-                slot,
-                Limits {
-                    wanted_seconds: u64::from(limits.max_session_seconds),
-                    account_limit: limits.account_max_concurrency,
-                    agent_limit: limits.agent_max_concurrency,
-                    quota_seconds: limits.quota_seconds,
-                },
-            )
-            .await
-            .map_err(RoomsError::from)?;
-        let outcome = match &admitted {
-            Admission::Admitted { .. } => "admitted",
-            Admission::Refused(r) => match r.scope {
-                Scope::Account => "refused_account",
-                Scope::Agent => "refused_agent",
-                Scope::Minutes => "refused_minutes",
-            },
-        };
-        self.metrics.admissions.with_label_values(&[outcome]).inc();
-        let (lease_deadline_ms, reserved_seconds) = match admitted {
-            Admission::Admitted {
-                lease_deadline_ms,
-                reserved_seconds,
-            } => (lease_deadline_ms, reserved_seconds),
-            Admission::Refused(r) if r.scope == Scope::Minutes => {
-                return Err(RoomsError::MinutesExhausted(r).into())
-            }
-            Admission::Refused(r) => return Err(RoomsError::ConcurrencyLimit(r).into()),
-        };
-
-        let provider = Provider::try_from(req.provider).unwrap_or(Provider::Livekit);
+        let provider = provider_of(req.provider);
         let room = room_name(&req.session_id);
-        // The room lives as long as the reservation, and a little longer so
-        // that Lobby, not the provider, is the one to end the session.
-        let expires_at_s = lease_deadline_ms / 1000 + 30;
-        let allocated = async {
+        let opened = async {
             let opened = self
-                .open_room(provider, &room, &req.participant_identity, expires_at_s)
+                .open(provider, &room, &req.participant_identity, req.expires_at_s)
                 .await?;
             let agent_token = if req.agent_identity.is_empty() {
                 String::new()
             } else {
-                self.agent_token(provider, &room, &req.agent_identity, expires_at_s)
+                self.agent_token(provider, &room, &req.agent_identity, req.expires_at_s)
                     .await?
             };
-            let worker_id = if req.requires_worker {
-                self.allocate_worker(JobAssignment {
-                    job_id: String::new(),
-                    session_id: req.session_id.clone(),
-                    agent_id: req.agent_id.clone(),
-                    room_url: opened.room_url.clone(),
-                    agent_token: agent_token.clone(),
-                    agent_identity: req.agent_identity.clone(),
-                    aspect_ratio: req.aspect_ratio.clone(),
-                    avatar_image_url: req.avatar_image_url.clone(),
-                    deadline_ms: 0,
-                })
-                .await?
-            } else {
-                String::new()
-            };
-            Ok::<_, RoomsError>((opened, agent_token, worker_id))
+            Ok::<_, ProviderError>((opened, agent_token))
         }
         .await;
-        match allocated {
-            Ok((opened, agent_token, worker_id)) => {
-                tracing::info!(session_id = %req.session_id, account_id = %req.account_id, room, reserved_seconds, worker_id, "room allocated");
-                Ok(Response::new(pb::AllocateRoomResponse {
+        match opened {
+            Ok((opened, agent_token)) => {
+                self.metrics
+                    .rooms_opened
+                    .with_label_values(&[match provider {
+                        Provider::Daily => "daily",
+                        Provider::Livekit | Provider::Unspecified => "livekit",
+                    }])
+                    .inc();
+                Ok(Response::new(pb::OpenRoomResponse {
                     room_name: room,
                     room_url: opened.room_url,
                     token: opened.token,
-                    lease_deadline_ms,
                     agent_token,
-                    reserved_seconds,
-                    worker_id,
                 }))
             }
             Err(e) => {
-                // Nothing a failed start took may stay held; it ran for 0 s.
-                if let Err(release_err) = self.semaphores.release(slot, 0).await {
-                    tracing::error!(session_id = %req.session_id, error = %release_err, "slot release after failed start failed; the lease will expire it");
-                }
+                // A room created before the agent token failed must not linger.
                 self.delete_room(provider, &room).await;
-                tracing::warn!(session_id = %req.session_id, error = %e, "start failed after admission");
-                Err(e.into())
+                Err(RoomsError::from(e).into())
             }
         }
     }
 
-    async fn release_room(
+    async fn assign_worker(
         &self,
-        req: Request<pb::ReleaseRoomRequest>,
-    ) -> Result<Response<pb::ReleaseRoomResponse>, Status> {
+        req: Request<pb::AssignWorkerRequest>,
+    ) -> Result<Response<pb::AssignWorkerResponse>, Status> {
         let req = req.into_inner();
         require(&req.session_id, "session_id")?;
-        require(&req.account_id, "account_id")?;
-        require(&req.agent_id, "agent_id")?;
-        let released = self
-            .semaphores
-            .release(
-                SlotRequest {
-                    session_id: &req.session_id,
-                    account_id: &req.account_id,
-                    agent_id: &req.agent_id,
-                },
-                req.used_seconds,
-            )
-            .await
-            .map_err(RoomsError::from)?;
-        if let Err(e) = self
+        let worker_id = self
+            .allocate_worker(JobAssignment {
+                job_id: String::new(),
+                session_id: req.session_id,
+                agent_id: req.agent_id,
+                room_url: req.room_url,
+                agent_token: req.agent_token,
+                agent_identity: req.agent_identity,
+                aspect_ratio: req.aspect_ratio,
+                avatar_image_url: req.avatar_image_url,
+                deadline_ms: 0,
+            })
+            .await?;
+        Ok(Response::new(pb::AssignWorkerResponse { worker_id }))
+    }
+
+    async fn close_room(
+        &self,
+        req: Request<pb::CloseRoomRequest>,
+    ) -> Result<Response<pb::CloseRoomResponse>, Status> {
+        let req = req.into_inner();
+        require(&req.session_id, "session_id")?;
+        // The registry knows which worker (if any) holds the session.
+        let worker_released = self
             .workers
             .registry
-            .release(&req.worker_id, &req.session_id)
+            .release("", &req.session_id)
             .await
-        {
-            tracing::error!(session_id = %req.session_id, worker_id = %req.worker_id, error = %e, "worker capacity not released");
-            return Err(RoomsError::from(e).into());
-        }
-        // A start that died before recording its room still may have opened
-        // it: rooms names every room, so it knows which one to delete.
+            .map_err(RoomsError::from)?;
         let room = if req.room_name.is_empty() {
             room_name(&req.session_id)
         } else {
-            req.room_name.clone()
+            req.room_name
         };
-        let provider = Provider::try_from(req.provider).unwrap_or(Provider::Livekit);
-        self.delete_room(provider, &room).await;
-        tracing::info!(session_id = %req.session_id, released, "room released");
-        Ok(Response::new(pb::ReleaseRoomResponse { released }))
-    }
-
-    async fn get_account_usage(
-        &self,
-        req: Request<pb::GetAccountUsageRequest>,
-    ) -> Result<Response<pb::AccountUsage>, Status> {
-        let account_id = req.into_inner().account_id;
-        require(&account_id, "account_id")?;
-        let usage = self
-            .semaphores
-            .usage(&account_id)
-            .await
-            .map_err(RoomsError::from)?;
-        Ok(Response::new(pb::AccountUsage {
-            account_id,
-            active_sessions: usage.active_sessions,
-            used_seconds: usage.used_seconds,
-            reserved_seconds: usage.reserved_seconds,
-        }))
+        self.delete_room(provider_of(req.provider), &room).await;
+        tracing::debug!(session_id = %req.session_id, worker_released, "room closed");
+        Ok(Response::new(pb::CloseRoomResponse { worker_released }))
     }
 
     async fn existing_rooms(
@@ -365,7 +289,10 @@ impl Rooms for RoomsService {
         req: Request<pb::ExistingRoomsRequest>,
     ) -> Result<Response<pb::ExistingRoomsResponse>, Status> {
         let req = req.into_inner();
-        let known = match Provider::try_from(req.provider).unwrap_or(Provider::Livekit) {
+        let provider = provider_of(req.provider);
+        let lazy =
+            matches!(provider, Provider::Livekit | Provider::Unspecified) && self.livekit.lazy();
+        let known = match provider {
             Provider::Livekit | Provider::Unspecified => self
                 .livekit
                 .existing_rooms(req.room_names)
@@ -384,6 +311,7 @@ impl Rooms for RoomsService {
         Ok(Response::new(pb::ExistingRoomsResponse {
             authoritative: known.is_some(),
             existing: known.unwrap_or_default(),
+            lazy,
         }))
     }
 
@@ -393,7 +321,7 @@ impl Rooms for RoomsService {
     ) -> Result<Response<pb::RoomOccupancyResponse>, Status> {
         let req = req.into_inner();
         require(&req.room_name, "room_name")?;
-        let occupancy = match Provider::try_from(req.provider).unwrap_or(Provider::Livekit) {
+        let occupancy = match provider_of(req.provider) {
             Provider::Livekit | Provider::Unspecified => self
                 .livekit
                 .occupancy(&req.room_name, &req.agent_identity)
@@ -409,5 +337,33 @@ impl Rooms for RoomsService {
             },
             None => pb::RoomOccupancyResponse::default(),
         }))
+    }
+
+    async fn worker_jobs(
+        &self,
+        req: Request<pb::WorkerJobsRequest>,
+    ) -> Result<Response<pb::WorkerJobsResponse>, Status> {
+        let ids = req.into_inner().session_ids;
+        let jobs = self
+            .workers
+            .registry
+            .jobs(&ids, lobby_kit::time::now_ms())
+            .await
+            .map_err(RoomsError::from)?;
+        Ok(Response::new(pb::WorkerJobsResponse { jobs }))
+    }
+
+    async fn job_ends(
+        &self,
+        req: Request<pb::JobEndsRequest>,
+    ) -> Result<Response<pb::JobEndsResponse>, Status> {
+        let after = req.into_inner().after;
+        let (ended, cursor) = self
+            .workers
+            .registry
+            .job_ends(&after, lobby_kit::time::now_ms())
+            .await
+            .map_err(RoomsError::from)?;
+        Ok(Response::new(pb::JobEndsResponse { ended, cursor }))
     }
 }

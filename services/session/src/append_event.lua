@@ -2,8 +2,8 @@
 -- session and the log has room. The event's sequence number is its 1-based
 -- position: the log is append-only.
 --
--- KEYS[1] session record hash  {<account_id>}:session:<session_id>
--- KEYS[2] event log list        {<account_id>}:session:<session_id>:events
+-- KEYS[1] session record hash  T:<account_id>:session:<session_id>
+-- KEYS[2] event log list        T:<account_id>:session:<session_id>:events
 -- ARGV[1] agent id from the token
 -- ARGV[2] most events a session may hold
 -- ARGV[3] the event as JSON

@@ -1,4 +1,8 @@
-use lobby_kit::grpc::CodedError;
+use crate::store::Refusal;
+use lobby_kit::{
+    grpc::{details, CodedError},
+    ErrorCode,
+};
 use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
@@ -7,10 +11,16 @@ pub enum SessionError {
     NotFound(String),
     #[error("{field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
+    #[error("Max concurrency reached")]
+    ConcurrencyLimit(Refusal),
+    #[error("The account has no session minutes left")]
+    MinutesExhausted(Refusal),
+    #[error("Link has reached its use limit")]
+    LinkUsedUp,
+    #[error("Agent exists but is currently unpublished")]
+    AgentUnpublished,
     #[error("Agent orchestrator is unreachable or returned an error: {0}")]
     Orchestrator(String),
-    #[error("Session was ended while it was starting")]
-    EndedWhileStarting,
     #[error("The session has ended; it takes no more writes")]
     Ended,
     #[error("The session's event log is full ({0} events)")]
@@ -35,17 +45,21 @@ impl SessionError {
 }
 
 impl CodedError for SessionError {
-    fn machine_code(&self) -> &'static str {
+    fn machine_code(&self) -> ErrorCode {
         match self {
-            Self::NotFound(_) => "session_not_found",
-            Self::InvalidArgument { .. } => "invalid_request",
-            Self::Orchestrator(_) => "orchestrator_error",
-            Self::EndedWhileStarting | Self::Ended => "session_ended",
-            Self::EventsFull(_) => "events_full",
-            Self::WebhookReplayed => "webhook_replayed",
-            Self::WebhookStale => "webhook_stale",
+            Self::NotFound(_) => ErrorCode::SessionNotFound,
+            Self::InvalidArgument { .. } => ErrorCode::InvalidRequest,
+            Self::ConcurrencyLimit(_) => ErrorCode::ConcurrencyLimit,
+            Self::MinutesExhausted(_) => ErrorCode::MinutesExhausted,
+            Self::LinkUsedUp => ErrorCode::LinkUsedUp,
+            Self::AgentUnpublished => ErrorCode::AgentUnpublished,
+            Self::Orchestrator(_) => ErrorCode::OrchestratorError,
+            Self::Ended => ErrorCode::SessionEnded,
+            Self::EventsFull(_) => ErrorCode::EventsFull,
+            Self::WebhookReplayed => ErrorCode::WebhookReplayed,
+            Self::WebhookStale => ErrorCode::WebhookStale,
             Self::Store(e) => lobby_kit::redis_conn::error_code(e),
-            Self::Corrupt(_) => "internal_error",
+            Self::Corrupt(_) => ErrorCode::InternalError,
         }
     }
 
@@ -53,14 +67,27 @@ impl CodedError for SessionError {
         match self {
             Self::NotFound(_) => Code::NotFound,
             Self::InvalidArgument { .. } => Code::InvalidArgument,
+            Self::ConcurrencyLimit(_) | Self::MinutesExhausted(_) | Self::EventsFull(_) => {
+                Code::ResourceExhausted
+            }
+            Self::LinkUsedUp | Self::Ended | Self::WebhookStale => Code::FailedPrecondition,
+            Self::AgentUnpublished => Code::PermissionDenied,
             Self::Orchestrator(_) => Code::Unavailable,
-            Self::EndedWhileStarting => Code::Aborted,
-            Self::Ended => Code::FailedPrecondition,
-            Self::EventsFull(_) => Code::ResourceExhausted,
             Self::WebhookReplayed => Code::AlreadyExists,
-            Self::WebhookStale => Code::FailedPrecondition,
             Self::Store(e) => lobby_kit::redis_conn::grpc_code(e),
             Self::Corrupt(_) => Code::Internal,
+        }
+    }
+
+    fn details(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::ConcurrencyLimit(r) | Self::MinutesExhausted(r) => vec![
+                (details::RETRY_AFTER_MS, r.retry_after_ms.to_string()),
+                (details::LIMIT, r.limit.to_string()),
+                (details::IN_USE, r.in_use.to_string()),
+                (details::SCOPE, r.scope.as_str().to_owned()),
+            ],
+            _ => Vec::new(),
         }
     }
 }

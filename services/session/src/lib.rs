@@ -1,22 +1,30 @@
-//! Lobby's session service: session records and their lifecycle
-//! (`starting → active → ended | failed`), and seed-001 run events.
+//! Lobby's session service: the one orchestrator of a session's start and
+//! end, its records and their lifecycle (`active → ended | failed`), the
+//! admission (slots and minutes in Redis), the sweeper, and seed-001 runs.
 
+pub mod agent_runs;
 pub mod error;
+pub mod grpc;
 pub mod ids;
 pub mod metrics;
 pub mod presence;
+pub mod provider_events;
 pub mod records;
+pub mod schedule;
 pub mod service;
+pub mod start;
+pub mod store;
+pub mod sweep;
 
 use lobby_kit::{ConfigError, Settings};
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub listen: SocketAddr,
     pub redis: lobby_kit::redis_conn::RedisSettings,
+    /// Where the rooms service answers when it runs in another process.
     pub rooms_url: String,
-    pub auth_url: String,
     pub upstream_timeout: Duration,
     pub policy: service::Policy,
     pub clock: lobby_kit::time::Clock,
@@ -39,6 +47,31 @@ impl SessionConfig {
             (1..=100_000).contains(&max_events_per_session),
             "must be between 1 and 100000",
         )?;
+        let lease_ms: i64 = s.get_or("LOBBY_SESSION_LEASE_MS", 15_000)?;
+        Settings::ensure(
+            "LOBBY_SESSION_LEASE_MS",
+            (300..=3_600_000).contains(&lease_ms),
+            "must be between 300 and 3600000",
+        )?;
+        let retry_after_max_seconds: i64 = s.get_or("LOBBY_RETRY_AFTER_MAX_SECONDS", 15)?;
+        Settings::ensure(
+            "LOBBY_RETRY_AFTER_MAX_SECONDS",
+            (1..=3600).contains(&retry_after_max_seconds),
+            "must be between 1 and 3600",
+        )?;
+        let sweep_interval_ms: u64 = s.get_or("LOBBY_SWEEP_INTERVAL_MS", 1000)?;
+        Settings::ensure(
+            "LOBBY_SWEEP_INTERVAL_MS",
+            (10..=60_000).contains(&sweep_interval_ms),
+            "must be between 10 and 60000",
+        )?;
+        // Leases are renewed once a third of them has passed: the sweeper
+        // must come round well within that, or healthy sessions lapse.
+        Settings::ensure(
+            "LOBBY_SWEEP_INTERVAL_MS",
+            i64::try_from(sweep_interval_ms).unwrap_or(i64::MAX) * 3 <= lease_ms,
+            "must be at most a third of LOBBY_SESSION_LEASE_MS",
+        )?;
         Ok(Self {
             listen: s.get_or(
                 "LOBBY_SESSION_LISTEN",
@@ -46,21 +79,17 @@ impl SessionConfig {
             )?,
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
             rooms_url: s.string_or("LOBBY_ROOMS_URL", "http://127.0.0.1:50053"),
-            auth_url: s.string_or("LOBBY_AUTH_URL", "http://127.0.0.1:50051"),
             upstream_timeout: Duration::from_millis(s.get_or("LOBBY_ROOMS_TIMEOUT_MS", 15_000)?),
             policy: service::Policy {
                 failed_record_ttl_seconds,
                 avatar_agent_identity: s
                     .string_or("LOBBY_AVATAR_AGENT_IDENTITY", "lobby-avatar-agent"),
                 max_events_per_session,
-                reaper_interval: Duration::from_millis(s.get_or("LOBBY_REAPER_INTERVAL_MS", 1000)?),
-                reconcile_interval: Duration::from_millis(
-                    s.get_or("LOBBY_RECONCILE_INTERVAL_MS", 30_000)?,
-                ),
+                sweep_interval: Duration::from_millis(sweep_interval_ms),
                 reconcile_grace_ms: s.get_or("LOBBY_RECONCILE_GRACE_MS", 10_000)?,
                 webhook_max_age_ms: s.get_or("LOBBY_WEBHOOK_MAX_AGE_MS", 300_000)?,
-                lease_ms: s.get_or("LOBBY_SESSION_LEASE_MS", 30_000)?,
-                start_timeout_ms: s.get_or("LOBBY_START_TIMEOUT_MS", 60_000)?,
+                lease_ms,
+                retry_after_max_ms: retry_after_max_seconds * 1000,
                 join: presence::JoinDeadlines {
                     user_ms: s.get_or("LOBBY_USER_JOIN_TIMEOUT_MS", 120_000)?,
                     agent_ms: s.get_or("LOBBY_AGENT_JOIN_TIMEOUT_MS", 60_000)?,
@@ -82,84 +111,77 @@ pub enum ServeError {
     Metrics(#[from] prometheus::Error),
 }
 
-/// Serves the session gRPC API until `shutdown` resolves.
+/// A started session service: what it serves, and whether it can serve now.
+/// Dropping it stops its sweeper.
+pub struct Running {
+    pub service: Arc<service::SessionService>,
+    pub ready: lobby_kit::Readiness,
+    _background: lobby_kit::background::Background,
+}
+
+/// Builds the session service on `redis`, talking to `rooms` (in-process or
+/// remote), and starts its sweeper.
+pub fn start(
+    config: SessionConfig,
+    redis: &lobby_kit::redis_conn::Redis,
+    rooms: service::RoomsPeer,
+) -> Result<Running, ServeError> {
+    let metrics = metrics::SessionMetrics::new()?;
+    let mut background = lobby_kit::background::Background::default();
+    if let Some(task) = lobby_kit::metrics::spawn(config.metrics_listen, metrics.registry.clone()) {
+        background.adopt(task);
+    }
+    let service = service::SessionService::new(
+        store::SessionStore::new(redis.connection()),
+        rooms,
+        config.policy,
+        config.clock,
+        metrics,
+    );
+    let ready = redis.readiness();
+    background.spawn(sweep_forever(service.clone(), ready.clone()));
+    Ok(Running {
+        service: Arc::new(service),
+        ready,
+        _background: background,
+    })
+}
+
+/// Serves the session gRPC API until `shutdown` resolves, with rooms in
+/// another process.
 pub async fn serve(
     config: SessionConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let redis = lobby_kit::redis_conn::Redis::open(&config.redis)?;
-    let ready = redis.readiness();
-    let rooms = lobby_proto::rooms::rooms_client::RoomsClient::new(lobby_kit::grpc::lazy_channel(
-        &config.rooms_url,
-        config.upstream_timeout,
-    )?);
-    let auth = lobby_proto::auth::auth_client::AuthClient::new(lobby_kit::grpc::lazy_channel(
-        &config.auth_url,
-        config.upstream_timeout,
-    )?);
-    let metrics = metrics::SessionMetrics::new()?;
-    let metrics_task = lobby_kit::metrics::spawn(config.metrics_listen, metrics.registry.clone());
-    let service = service::SessionService::new(
-        records::SessionStore::new(redis.connection()),
-        rooms,
-        auth,
-        config.policy,
-        config.clock,
-        metrics.clone(),
-    );
-    let sweeps = [
-        tokio::spawn(run_every(
-            service.policy().reaper_interval,
-            ready.clone(),
-            {
-                let service = service.clone();
-                move || {
-                    let service = service.clone();
-                    async move { service.reap_due().await.map(|_| ()) }
-                }
-            },
-        )),
-        tokio::spawn(run_every(
-            service.policy().reconcile_interval,
-            ready.clone(),
-            {
-                let service = service.clone();
-                move || {
-                    let service = service.clone();
-                    async move { service.reconcile().await.map(|_| ()) }
-                }
-            },
-        )),
-    ];
-    let served = lobby_kit::grpc::serve(
-        config.listen,
-        lobby_proto::session::sessions_server::SessionsServer::new(service),
-        ready,
+    let rooms: service::RoomsPeer = Arc::new(lobby_proto::Remote(
+        lobby_proto::rooms::rooms_client::RoomsClient::new(lobby_kit::grpc::lazy_channel(
+            &config.rooms_url,
+            config.upstream_timeout,
+        )?),
+    ));
+    let listen = config.listen;
+    let running = start(config, &redis, rooms)?;
+    lobby_kit::grpc::serve(
+        listen,
+        lobby_proto::session::sessions_server::SessionsServer::from_arc(running.service.clone()),
+        running.ready.clone(),
         shutdown,
     )
-    .await;
-    for sweep in sweeps.into_iter().chain(metrics_task) {
-        sweep.abort();
-    }
-    served?;
+    .await?;
     Ok(())
 }
 
-/// Runs `job` every `interval` while Redis answers, until aborted; a failed
-/// run is logged and the next one tries again. Several replicas may sweep at
-/// once: ending is idempotent, so they only repeat each other's work.
-async fn run_every<F, Fut>(interval: Duration, ready: lobby_kit::Readiness, job: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<(), error::SessionError>>,
-{
-    let mut ticker = tokio::time::interval(interval);
+/// Sweeps every `sweep_interval` while Redis answers. A failed sweep is
+/// logged and the next one tries again.
+async fn sweep_forever(service: service::SessionService, ready: lobby_kit::Readiness) {
+    let mut ticker = tokio::time::interval(service.policy().sweep_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         ready.wait().await;
-        if let Err(e) = job().await {
-            tracing::warn!(error = %e, "background sweep failed; retrying next tick");
+        if let Err(e) = service.sweep().await {
+            tracing::warn!(error = %e, "sweep failed; retrying next tick");
         }
     }
 }

@@ -1,13 +1,11 @@
-//! Session records: one Redis hash per session under the account's hash tag,
-//! plus a global id → account index (a session id alone names no account).
+//! The session record: its fields as stored (one Redis hash per session),
+//! and the closed set of reasons a session ends.
 
 use crate::error::SessionError;
 use lobby_proto::{
     common::Provider,
-    session::{Session, SessionEvent, SessionKind, SessionStatus},
+    session::{Session, SessionKind, SessionStatus},
 };
-use redis::{aio::ConnectionManager, AsyncCommands, Script};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Why a session ended. A closed set: the record never holds anything else.
@@ -75,46 +73,7 @@ impl EndedReason {
     }
 }
 
-/// The indexes the reaper and the reconciler work from. Global keys: they
-/// are indexes, never part of an atomic script.
-#[derive(Debug, Clone, Copy)]
-pub enum Index {
-    /// Live sessions with a room, scored by the time they must end by.
-    Deadlines,
-    /// Worker-run sessions, scored by their lease's end. The rooms service
-    /// pushes leases forward on every heartbeat of the session's worker
-    /// (`ZADD XX`), so a dead worker's sessions fall due.
-    Leases,
-    /// Starts not yet resolved, scored by when they count as abandoned (the
-    /// service that ran them died): the reaper then releases whatever they
-    /// took, idempotently.
-    Starting,
-    /// Live sessions waiting on someone: a user or the agent who has not
-    /// joined yet, or an agent alone since the last user left; scored by the
-    /// earliest such deadline.
-    Presence,
-}
-
-impl Index {
-    fn key(self) -> &'static str {
-        match self {
-            Self::Deadlines => "sessions:deadlines",
-            Self::Leases => "sessions:leases",
-            Self::Starting => "sessions:starting",
-            Self::Presence => "sessions:presence",
-        }
-    }
-}
-
-fn record_key(account_id: &str, session_id: &str) -> String {
-    format!("{{{account_id}}}:session:{session_id}")
-}
-
-fn index_key(session_id: &str) -> String {
-    format!("session_account:{session_id}")
-}
-
-fn status_name(s: SessionStatus) -> &'static str {
+pub fn status_name(s: SessionStatus) -> &'static str {
     match s {
         SessionStatus::Starting => "starting",
         SessionStatus::Active => "active",
@@ -134,11 +93,7 @@ fn parse_status(s: &str) -> SessionStatus {
     }
 }
 
-fn events_key(account_id: &str, session_id: &str) -> String {
-    format!("{{{account_id}}}:session:{session_id}:events")
-}
-
-fn kind_name(k: SessionKind) -> &'static str {
+pub fn kind_name(k: SessionKind) -> &'static str {
     match k {
         SessionKind::Link => "link",
         SessionKind::AgentRun => "agent_run",
@@ -154,290 +109,7 @@ fn parse_kind(s: &str) -> SessionKind {
     }
 }
 
-/// One stored event; its sequence number is its position in the log.
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredEvent {
-    kind: String,
-    payload: serde_json::Value,
-    timestamp_ms: i64,
-    recorded_at_ms: i64,
-}
-
-/// Why an event was not appended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AppendRefusal {
-    NotFound,
-    Ended,
-    Full,
-}
-
-#[derive(Clone)]
-pub struct SessionStore {
-    redis: ConnectionManager,
-    transition: Script,
-    append: Script,
-}
-
-impl SessionStore {
-    pub fn new(redis: ConnectionManager) -> Self {
-        Self {
-            redis,
-            transition: Script::new(include_str!("transition.lua")),
-            append: Script::new(include_str!("append_event.lua")),
-        }
-    }
-
-    /// Writes a new record in its initial status. The index goes first: an
-    /// index without a record reads as "not found", never the reverse.
-    pub async fn create(&self, s: &Session) -> Result<(), SessionError> {
-        let mut conn = self.redis.clone();
-        let () = conn.set(index_key(&s.id), &s.account_id).await?;
-        let fields: Vec<(&str, String)> = vec![
-            ("id", s.id.clone()),
-            ("account_id", s.account_id.clone()),
-            ("agent_id", s.agent_id.clone()),
-            ("status", status_name(s.status()).to_owned()),
-            ("kind", kind_name(s.kind()).to_owned()),
-            ("client_user_ref", s.client_user_ref.clone()),
-            ("provider", s.provider().as_str_name().to_owned()),
-            ("room_name", s.room_name.clone()),
-            ("link_id", s.link_id.clone()),
-            ("aspect_ratio", s.aspect_ratio.clone()),
-            ("agent_identity", s.agent_identity.clone()),
-            ("meta_json", s.meta_json.clone()),
-            ("created_at_ms", s.created_at_ms.to_string()),
-            ("started_at_ms", s.started_at_ms.to_string()),
-            ("max_session_seconds", s.max_session_seconds.to_string()),
-            ("solo_timeout_seconds", s.solo_timeout_seconds.to_string()),
-        ];
-        let () = conn
-            .hset_multiple(record_key(&s.account_id, &s.id), &fields)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn get(&self, session_id: &str) -> Result<Session, SessionError> {
-        let mut conn = self.redis.clone();
-        let account: Option<String> = conn.get(index_key(session_id)).await?;
-        let account = account.ok_or_else(|| SessionError::NotFound(session_id.to_owned()))?;
-        let fields: HashMap<String, String> =
-            conn.hgetall(record_key(&account, session_id)).await?;
-        if fields.is_empty() {
-            return Err(SessionError::NotFound(session_id.to_owned()));
-        }
-        from_fields(&fields)
-    }
-
-    /// Lets a record (and its index entry) expire: failed starts are kept
-    /// for inspection, not forever, so a flood of refusals cannot grow Redis
-    /// without bound.
-    pub async fn expire(&self, session: &Session, ttl_seconds: i64) -> Result<(), SessionError> {
-        let mut conn = self.redis.clone();
-        let () = conn
-            .expire(record_key(&session.account_id, &session.id), ttl_seconds)
-            .await?;
-        let () = conn.expire(index_key(&session.id), ttl_seconds).await?;
-        Ok(())
-    }
-
-    /// Appends an event if `agent_id` owns the live session and its log has room.
-    pub async fn append_event(
-        &self,
-        account_id: &str,
-        session_id: &str,
-        agent_id: &str,
-        max_events: u32,
-        event: &SessionEvent,
-    ) -> Result<Result<u64, AppendRefusal>, SessionError> {
-        let stored = StoredEvent {
-            kind: event.kind.clone(),
-            payload: serde_json::from_str(&event.payload_json)
-                .map_err(|e| SessionError::invalid("payload", e.to_string()))?,
-            timestamp_ms: event.timestamp_ms,
-            recorded_at_ms: event.recorded_at_ms,
-        };
-        let json =
-            serde_json::to_string(&stored).map_err(|e| SessionError::Corrupt(e.to_string()))?;
-        let mut conn = self.redis.clone();
-        let reply: (i64, redis::Value) = self
-            .append
-            .key(record_key(account_id, session_id))
-            .key(events_key(account_id, session_id))
-            .arg(agent_id)
-            .arg(max_events)
-            .arg(json)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(match reply {
-            (1, redis::Value::Int(seq)) => Ok(u64::try_from(seq).unwrap_or(0)),
-            (_, redis::Value::BulkString(r)) if r == b"ended" => Err(AppendRefusal::Ended),
-            (_, redis::Value::BulkString(r)) if r == b"full" => Err(AppendRefusal::Full),
-            _ => Err(AppendRefusal::NotFound),
-        })
-    }
-
-    /// The session's events in order, or `None` if `agent_id` does not own it.
-    pub async fn events(
-        &self,
-        account_id: &str,
-        session_id: &str,
-        agent_id: &str,
-    ) -> Result<Option<Vec<SessionEvent>>, SessionError> {
-        let mut conn = self.redis.clone();
-        let owner: Option<String> = conn
-            .hget(record_key(account_id, session_id), "agent_id")
-            .await?;
-        if owner.as_deref() != Some(agent_id) {
-            return Ok(None);
-        }
-        let raw: Vec<String> = conn
-            .lrange(events_key(account_id, session_id), 0, -1)
-            .await?;
-        raw.iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let e: StoredEvent =
-                    serde_json::from_str(r).map_err(|e| SessionError::Corrupt(e.to_string()))?;
-                Ok(SessionEvent {
-                    seq: i as u64 + 1,
-                    kind: e.kind,
-                    payload_json: e.payload.to_string(),
-                    timestamp_ms: e.timestamp_ms,
-                    recorded_at_ms: e.recorded_at_ms,
-                })
-            })
-            .collect::<Result<Vec<_>, SessionError>>()
-            .map(Some)
-    }
-
-    pub async fn track(
-        &self,
-        index: Index,
-        session_id: &str,
-        at_ms: i64,
-    ) -> Result<(), SessionError> {
-        let mut conn = self.redis.clone();
-        let () = conn.zadd(index.key(), session_id, at_ms).await?;
-        Ok(())
-    }
-
-    pub async fn untrack(&self, index: Index, session_id: &str) -> Result<(), SessionError> {
-        let mut conn = self.redis.clone();
-        let () = conn.zrem(index.key(), session_id).await?;
-        Ok(())
-    }
-
-    /// Removes a session from every index (it ended or failed for good).
-    pub async fn untrack_all(&self, session_id: &str) -> Result<(), SessionError> {
-        for index in [
-            Index::Deadlines,
-            Index::Leases,
-            Index::Starting,
-            Index::Presence,
-        ] {
-            self.untrack(index, session_id).await?;
-        }
-        Ok(())
-    }
-
-    /// Up to `limit` sessions of `index` due at or before `now_ms`.
-    pub async fn due(
-        &self,
-        index: Index,
-        now_ms: i64,
-        limit: isize,
-    ) -> Result<Vec<String>, SessionError> {
-        let mut conn = self.redis.clone();
-        Ok(conn
-            .zrangebyscore_limit(index.key(), "-inf", now_ms, 0, limit)
-            .await?)
-    }
-
-    /// Every live session with a room, oldest deadline first.
-    pub async fn live(&self) -> Result<Vec<String>, SessionError> {
-        let mut conn = self.redis.clone();
-        Ok(conn.zrange(Index::Deadlines.key(), 0, -1).await?)
-    }
-
-    /// True the first time an event id is seen within `ttl_seconds`.
-    pub async fn first_sighting(&self, key: &str, ttl_seconds: u64) -> Result<bool, SessionError> {
-        let mut conn = self.redis.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(format!("webhook_seen:{key}"))
-            .arg(1)
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl_seconds)
-            .query_async(&mut conn)
-            .await?;
-        Ok(set.is_some())
-    }
-
-    /// Sets fields of a record as they are, whatever its status.
-    pub async fn set_fields(
-        &self,
-        session: &Session,
-        fields: &[(&str, String)],
-    ) -> Result<(), SessionError> {
-        let mut conn = self.redis.clone();
-        let () = conn
-            .hset_multiple(record_key(&session.account_id, &session.id), fields)
-            .await?;
-        Ok(())
-    }
-
-    /// Forgets a sighting, so a retry of an event that failed is acted on.
-    pub async fn forget_sighting(&self, key: &str) -> Result<(), SessionError> {
-        let mut conn = self.redis.clone();
-        let () = conn.del(format!("webhook_seen:{key}")).await?;
-        Ok(())
-    }
-
-    /// Keeps the agent's token on the record, for the worker only.
-    pub async fn set_agent_token(
-        &self,
-        session: &Session,
-        token: &str,
-    ) -> Result<(), SessionError> {
-        let mut conn = self.redis.clone();
-        let () = conn
-            .hset(
-                record_key(&session.account_id, &session.id),
-                "agent_token",
-                token,
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Moves `session` from one of `from` to `to`, writing `fields` with it.
-    /// Returns whether this call made the move.
-    pub async fn transition(
-        &self,
-        session: &Session,
-        from: &[SessionStatus],
-        to: SessionStatus,
-        fields: &[(&str, String)],
-    ) -> Result<bool, SessionError> {
-        let mut conn = self.redis.clone();
-        let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
-        let mut invocation = self
-            .transition
-            .key(record_key(&session.account_id, &session.id));
-        invocation.arg(from.join(",")).arg(status_name(to));
-        for (k, v) in fields {
-            invocation.arg(*k).arg(v);
-        }
-        let moved: i64 = invocation.invoke_async(&mut conn).await?;
-        match moved {
-            1 => Ok(true),
-            0 => Ok(false),
-            _ => Err(SessionError::NotFound(session.id.clone())),
-        }
-    }
-}
-
-fn from_fields(f: &HashMap<String, String>) -> Result<Session, SessionError> {
+pub fn from_fields(f: &HashMap<String, String>) -> Result<Session, SessionError> {
     let text = |k: &str| f.get(k).cloned().unwrap_or_default();
     let num = |k: &str| -> Result<i64, SessionError> {
         match f.get(k) {
@@ -474,6 +146,9 @@ fn from_fields(f: &HashMap<String, String>) -> Result<Session, SessionError> {
         user_joined_at_ms: num("user_joined_at_ms")?,
         agent_joined_at_ms: num("agent_joined_at_ms")?,
         alone_since_ms: num("alone_since_ms")?,
+        lease_deadline_ms: num("lease_deadline_ms")?,
+        requires_worker: text("requires_worker") == "1",
+        room_close_pending: text("room_close_pending") == "1",
     })
 }
 

@@ -22,6 +22,29 @@ pub enum LiveKitMode {
     TokenOnly,
 }
 
+/// When a LiveKit room comes to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomCreation {
+    /// `CreateRoom` before the start answers: the room exists (with our
+    /// settings) before anyone joins, and a refusal by LiveKit fails the start.
+    Eager,
+    /// No call at start: the settings travel in the join token and LiveKit
+    /// creates the room on the first join. Saves a round trip per start; the
+    /// room does not exist until someone joins.
+    Lazy,
+}
+
+impl std::str::FromStr for RoomCreation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "eager" => Ok(Self::Eager),
+            "lazy" => Ok(Self::Lazy),
+            other => Err(format!("{other:?} is not eager or lazy")),
+        }
+    }
+}
+
 impl std::str::FromStr for LiveKitMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -36,6 +59,7 @@ impl std::str::FromStr for LiveKitMode {
 #[derive(Debug, Clone)]
 pub struct LiveKitConfig {
     pub mode: LiveKitMode,
+    pub room_creation: RoomCreation,
     /// What clients connect to (`ws://…`/`wss://…`), returned as `room_url`.
     pub url: String,
     /// Where the RoomService API answers (`http(s)://…`).
@@ -70,9 +94,11 @@ impl LiveKit {
         Self { config, rooms }
     }
 
-    /// Creates the room (server mode) and mints the participant's join token.
+    /// Creates the room (server mode, eager) and mints the participant's
+    /// join token; a lazy room is left to LiveKit to create on first join.
     pub async fn open_room(&self, room: &str, identity: &str) -> Result<OpenedRoom, ProviderError> {
-        if let Some(client) = &self.rooms {
+        let lazy = self.config.room_creation == RoomCreation::Lazy;
+        if let (Some(client), false) = (&self.rooms, lazy) {
             let options = CreateRoomOptions {
                 empty_timeout: self.config.empty_timeout_seconds,
                 max_participants: self.config.max_participants,
@@ -105,7 +131,16 @@ impl LiveKit {
     }
 
     fn token(&self, room: &str, identity: &str, agent: bool) -> Result<String, ProviderError> {
+        // The room's settings ride in every token: a lazy room is created
+        // from them by whoever joins first, and an eager one ignores them.
+        let room_config = livekit_protocol::RoomConfiguration {
+            name: room.to_owned(),
+            empty_timeout: self.config.empty_timeout_seconds,
+            max_participants: self.config.max_participants,
+            ..Default::default()
+        };
         AccessToken::with_api_key(&self.config.api_key, &self.config.api_secret)
+            .with_room_config(room_config)
             .with_identity(identity)
             .with_name(identity)
             .with_ttl(self.config.token_ttl)
@@ -124,6 +159,11 @@ impl LiveKit {
                 provider: NAME,
                 reason: e.to_string(),
             })
+    }
+
+    /// Whether rooms come to exist only on their first join.
+    pub fn lazy(&self) -> bool {
+        self.rooms.is_some() && self.config.room_creation == RoomCreation::Lazy
     }
 
     /// Which of `names` exist on the server; `None` in token-only mode, where

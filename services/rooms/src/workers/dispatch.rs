@@ -8,9 +8,10 @@
 
 use futures::StreamExt;
 use lobby_kit::backoff::Backoff;
+use lobby_kit::redis_conn::RedisConn;
 use lobby_proto::workers::{server_message, JobAssignment, ServerMessage};
 use prost::Message;
-use redis::{aio::ConnectionManager, AsyncCommands};
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use std::{
     collections::HashMap,
@@ -42,7 +43,7 @@ struct ReplyMessage {
 
 #[derive(Clone)]
 pub struct Dispatcher {
-    redis: ConnectionManager,
+    redis: RedisConn,
     /// Streams held by this replica: worker id → (connection id, sender).
     local: Arc<Mutex<HashMap<String, (u64, WorkerSender)>>>,
     /// Starts waiting for an answer: job id → where to deliver it.

@@ -1,9 +1,14 @@
 //! The worker registry: one hash per worker (region, capacity, reserved,
 //! last heartbeat, connected) under the `{workers}` hash tag, a set of
-//! workers per region, per worker the sessions holding its capacity, and per
-//! session the worker it holds (so a release after a crash finds it).
+//! workers per region, per worker the sessions holding its capacity, per
+//! session its job (the worker, running or ended), and a feed of reported
+//! ends. The session service reads jobs and ends through the Rooms API:
+//! that is how a worker's heartbeats keep a session's lease alive, and how
+//! its end report ends the session, without rooms calling anyone.
 
-use redis::{aio::ConnectionManager, AsyncCommands, Script};
+use lobby_kit::redis_conn::RedisConn;
+use lobby_proto::rooms::{JobState, WorkerJob};
+use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 
 fn worker_key(id: &str) -> String {
@@ -19,9 +24,12 @@ fn region_key(region: &str) -> String {
     format!("{{workers}}:region:{region}")
 }
 
-/// Leases of worker-run sessions, scored by when they run out. The session
-/// service owns this index (and its reaper); heartbeats push it forward.
-const SESSION_LEASES: &str = "sessions:leases";
+/// Reported ends, oldest first (a stream, capped at about this many).
+const JOB_ENDS: &str = "{workers}:job_ends";
+const JOB_ENDS_CAP: u32 = 100_000;
+/// A reader without a cursor starts this far back.
+const JOB_ENDS_LOOKBACK_MS: i64 = 60_000;
+const JOB_ENDS_PAGE: usize = 1000;
 
 /// Worker ids become Redis keys and log fields: a fixed alphabet.
 pub fn valid_worker_id(id: &str) -> bool {
@@ -60,21 +68,23 @@ impl WorkerState {
 
 #[derive(Clone)]
 pub struct Registry {
-    redis: ConnectionManager,
+    redis: RedisConn,
     reserve: Script,
     release: Script,
     disconnect: Script,
+    job_ended: Script,
     /// A worker that has not heartbeated for this long gets no new jobs.
     pub heartbeat_expiry_ms: i64,
 }
 
 impl Registry {
-    pub fn new(redis: ConnectionManager, heartbeat_expiry_ms: i64) -> Self {
+    pub fn new(redis: RedisConn, heartbeat_expiry_ms: i64) -> Self {
         Self {
             redis,
             reserve: Script::new(include_str!("reserve_worker.lua")),
             release: Script::new(include_str!("release_worker.lua")),
             disconnect: Script::new(include_str!("mark_disconnected.lua")),
+            job_ended: Script::new(include_str!("job_ended.lua")),
             heartbeat_expiry_ms,
         }
     }
@@ -113,14 +123,13 @@ impl Registry {
         Ok(())
     }
 
-    /// Records a heartbeat and renews the leases of the worker's sessions
-    /// (only those still indexed: `XX` never brings back an ended one).
+    /// Records a heartbeat: while they come, the worker's sessions count as
+    /// running and the session service renews their leases.
     pub async fn heartbeat(
         &self,
         id: &str,
         load: u32,
         now_ms: i64,
-        lease_ms: i64,
     ) -> Result<(), redis::RedisError> {
         let mut conn = self.redis.clone();
         let () = conn
@@ -132,21 +141,122 @@ impl Registry {
                 ],
             )
             .await?;
-        let sessions: Vec<String> = conn.smembers(sessions_key(id)).await?;
-        if !sessions.is_empty() {
-            let mut renew = redis::pipe();
-            for sid in &sessions {
-                renew
-                    .cmd("ZADD")
-                    .arg(SESSION_LEASES)
-                    .arg("XX")
-                    .arg(now_ms + lease_ms)
-                    .arg(sid)
-                    .ignore();
-            }
-            let () = renew.query_async(&mut conn).await?;
-        }
         Ok(())
+    }
+
+    /// The worker's report that it ended `session_id`: frees its capacity
+    /// and feeds the end to the session service. Only the worker holding
+    /// the session may report it; returns whether the report was taken.
+    pub async fn job_ended(
+        &self,
+        worker_id: &str,
+        session_id: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<bool, redis::RedisError> {
+        let mut conn = self.redis.clone();
+        let taken: i64 = self
+            .job_ended
+            .key(worker_key(worker_id))
+            .key(sessions_key(worker_id))
+            .key(session_worker_key(session_id))
+            .key(JOB_ENDS)
+            .arg(session_id)
+            .arg(worker_id)
+            .arg(now_ms)
+            .arg(reason)
+            .arg(JOB_ENDS_CAP)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(taken == 1)
+    }
+
+    /// Each session's job: running on a worker that still heartbeats, ended
+    /// by its worker's report, or gone (no job, or its worker went silent).
+    pub async fn jobs(
+        &self,
+        session_ids: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<WorkerJob>, redis::RedisError> {
+        let mut conn = self.redis.clone();
+        let mut jobs = Vec::with_capacity(session_ids.len());
+        let mut workers: HashMap<String, WorkerState> = HashMap::new();
+        for sid in session_ids {
+            let f: HashMap<String, String> = conn.hgetall(session_worker_key(sid)).await?;
+            let worker_id = f.get("worker").cloned().unwrap_or_default();
+            let state = match f.get("state").map(String::as_str) {
+                Some("ended") => JobState::Ended,
+                Some("running") => {
+                    if !workers.contains_key(&worker_id) {
+                        if let Some(w) = self.state(&worker_id).await? {
+                            workers.insert(worker_id.clone(), w);
+                        }
+                    }
+                    let alive = workers.get(&worker_id).is_some_and(|w| {
+                        w.connected && w.last_seen_ms + self.heartbeat_expiry_ms >= now_ms
+                    });
+                    if alive {
+                        JobState::Running
+                    } else {
+                        JobState::Gone
+                    }
+                }
+                _ => JobState::Gone,
+            };
+            jobs.push(WorkerJob {
+                session_id: sid.clone(),
+                state: state as i32,
+                worker_id,
+                ended_at_ms: f
+                    .get("ended_at_ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                reason: f.get("reason").cloned().unwrap_or_default(),
+            });
+        }
+        Ok(jobs)
+    }
+
+    /// Ends reported after `cursor` (a stream id; empty: the last minute),
+    /// and the cursor to ask from next.
+    pub async fn job_ends(
+        &self,
+        cursor: &str,
+        now_ms: i64,
+    ) -> Result<(Vec<WorkerJob>, String), redis::RedisError> {
+        let mut conn = self.redis.clone();
+        let start = if cursor.is_empty() {
+            format!("{}-0", (now_ms - JOB_ENDS_LOOKBACK_MS).max(0))
+        } else {
+            // Exclusive: what the previous page ended with is not repeated.
+            format!("({cursor}")
+        };
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(JOB_ENDS)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(JOB_ENDS_PAGE)
+            .query_async(&mut conn)
+            .await?;
+        let mut next = if cursor.is_empty() {
+            format!("{}-0", (now_ms - JOB_ENDS_LOOKBACK_MS).max(0))
+        } else {
+            cursor.to_owned()
+        };
+        let mut ended = Vec::with_capacity(reply.ids.len());
+        for entry in reply.ids {
+            let text = |k: &str| entry.get::<String>(k).unwrap_or_default();
+            ended.push(WorkerJob {
+                session_id: text("session_id"),
+                state: JobState::Ended as i32,
+                worker_id: text("worker_id"),
+                ended_at_ms: text("ended_at_ms").parse().unwrap_or(0),
+                reason: text("reason"),
+            });
+            next = entry.id;
+        }
+        Ok((ended, next))
     }
 
     /// Marks the worker gone if `connection` is still its current one;
@@ -224,7 +334,7 @@ impl Registry {
     ) -> Result<bool, redis::RedisError> {
         let mut conn = self.redis.clone();
         let worker_id = if worker_id.is_empty() {
-            let found: Option<String> = conn.get(session_worker_key(session_id)).await?;
+            let found: Option<String> = conn.hget(session_worker_key(session_id), "worker").await?;
             match found {
                 Some(w) => w,
                 None => return Ok(false),

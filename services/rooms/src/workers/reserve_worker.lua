@@ -4,8 +4,9 @@
 --
 -- KEYS[1] worker hash        {workers}:worker:<id>   capacity, reserved, last_seen_ms, connected
 -- KEYS[2] worker's sessions  {workers}:worker:<id>:sessions
--- KEYS[3] session's worker   {workers}:session:<session id>  (so a release
---         that does not know the worker, after a crash, can find it)
+-- KEYS[3] session's job      {workers}:session:<session id>  hash worker,
+--         state (running|ended), ended_at_ms, reason: how a release or a
+--         lease check that knows only the session finds its worker
 -- ARGV[1] now in ms, ARGV[2] heartbeat expiry in ms, ARGV[3] session id,
 -- ARGV[4] worker id
 -- Returns 1 reserved, 0 not available.
@@ -16,5 +17,6 @@ if (tonumber(f[2]) or 0) >= tonumber(f[1]) then return 0 end
 if redis.call('SADD', KEYS[2], ARGV[3]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'reserved', 1)
 end
-redis.call('SET', KEYS[3], ARGV[4])
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[3], 'worker', ARGV[4], 'state', 'running')
 return 1

@@ -5,10 +5,7 @@ use super::{
     dispatch::{Answer, Dispatcher},
     registry::{valid_worker_id, Registry},
 };
-use lobby_proto::{
-    session::{sessions_client::SessionsClient, EndSessionRequest},
-    workers::{self as pb, server_message, worker_message, workers_server::Workers},
-};
+use lobby_proto::workers::{self as pb, server_message, worker_message, workers_server::Workers};
 use std::{
     pin::Pin,
     sync::atomic::{AtomicU64, Ordering},
@@ -16,7 +13,7 @@ use std::{
 };
 use subtle::ConstantTimeEq;
 use tokio_stream::{wrappers::ReceiverStream, Stream};
-use tonic::{transport::Channel, Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status, Streaming};
 
 pub const MAX_CAPACITY: u32 = 1000;
 static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
@@ -24,30 +21,23 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 pub struct WorkersService {
     registry: Registry,
     dispatcher: Dispatcher,
-    sessions: SessionsClient<Channel>,
     /// Empty refuses every worker.
     token: String,
     heartbeat_interval: Duration,
-    /// How far each heartbeat pushes its sessions' leases.
-    lease: Duration,
 }
 
 impl WorkersService {
     pub fn new(
         registry: Registry,
         dispatcher: Dispatcher,
-        sessions: SessionsClient<Channel>,
         token: String,
         heartbeat_interval: Duration,
-        lease: Duration,
     ) -> Self {
         Self {
             registry,
             dispatcher,
-            sessions,
             token,
             heartbeat_interval,
-            lease,
         }
     }
 
@@ -65,7 +55,7 @@ impl WorkersService {
         } else {
             Err(lobby_kit::grpc::status(
                 tonic::Code::Unauthenticated,
-                "worker_unauthorized",
+                lobby_kit::ErrorCode::KeyInvalid,
                 "a valid worker token is required as authorization: Bearer <token>",
                 &[],
             ))
@@ -76,7 +66,7 @@ impl WorkersService {
 fn invalid(message: &str) -> Status {
     lobby_kit::grpc::status(
         tonic::Code::InvalidArgument,
-        "invalid_request",
+        lobby_kit::ErrorCode::InvalidRequest,
         message,
         &[],
     )
@@ -140,12 +130,7 @@ impl Workers for WorkersService {
         self.dispatcher.attach(&worker_id, connection, tx);
         tracing::info!(worker_id, region = %register.region, capacity = register.capacity, "worker connected");
 
-        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
-        let (registry, dispatcher, sessions) = (
-            self.registry.clone(),
-            self.dispatcher.clone(),
-            self.sessions.clone(),
-        );
+        let (registry, dispatcher) = (self.registry.clone(), self.dispatcher.clone());
         tokio::spawn(async move {
             loop {
                 let message = match inbound.message().await {
@@ -154,7 +139,7 @@ impl Workers for WorkersService {
                 };
                 let handled = match message.message {
                     Some(worker_message::Message::Heartbeat(h)) => registry
-                        .heartbeat(&worker_id, h.load, lobby_kit::time::now_ms(), lease_ms)
+                        .heartbeat(&worker_id, h.load, lobby_kit::time::now_ms())
                         .await
                         .map_err(|e| e.to_string()),
                     Some(worker_message::Message::Accepted(a)) => dispatcher
@@ -165,15 +150,17 @@ impl Workers for WorkersService {
                         .answer(&r.job_id, Answer::Rejected(r.reason))
                         .await
                         .map_err(|e| e.to_string()),
-                    Some(worker_message::Message::SessionEnded(e)) => sessions
-                        .clone()
-                        .end_session(EndSessionRequest {
-                            session_id: e.session_id,
-                            reason: "worker_reported".into(),
-                        })
+                    // Recorded here and read by the session service, which
+                    // ends the session: rooms calls no one.
+                    Some(worker_message::Message::SessionEnded(e)) => registry
+                        .job_ended(&worker_id, &e.session_id, &e.reason, lobby_kit::time::now_ms())
                         .await
-                        .map(|_| ())
-                        .map_err(|s| s.message().to_owned()),
+                        .map(|taken| {
+                            if !taken {
+                                tracing::info!(worker_id, session_id = %e.session_id, "end report for a session this worker does not hold; ignored");
+                            }
+                        })
+                        .map_err(|e| e.to_string()),
                     Some(worker_message::Message::Register(_)) | None => Ok(()),
                 };
                 if let Err(e) = handled {

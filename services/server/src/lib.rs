@@ -1,0 +1,241 @@
+//! Every Lobby service in one process, for small deployments and `make run`.
+//!
+//! `LOBBY_PEERS` chooses how the services reach each other, with one code
+//! path either way (the callers hold the service traits):
+//! - `in_process` (the default): direct calls through the generated service
+//!   traits, no serialisation, no network. Only the gateway and the workers'
+//!   stream listen.
+//! - `grpc`: each service on its own port, calling the others over gRPC, as
+//!   separate processes do in Kubernetes.
+
+use lobby_kit::{
+    grpc::ReadinessProbe, redis_conn::Redis, shutdown::Shutdown, ConfigError, Settings,
+};
+use lobby_proto::{auth::auth_server::Auth, Remote};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+use tokio::task::JoinSet;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How the services in this process reach each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peers {
+    InProcess,
+    Grpc,
+}
+
+impl std::str::FromStr for Peers {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "in_process" => Ok(Self::InProcess),
+            "grpc" => Ok(Self::Grpc),
+            other => Err(format!("{other:?} is not in_process or grpc")),
+        }
+    }
+}
+
+/// Every service's own config, all parsed before anything starts, so a bad
+/// setting stops everything before anything listens.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub peers: Peers,
+    pub auth: lobby_auth::AuthConfig,
+    pub session: lobby_session::SessionConfig,
+    pub rooms: lobby_rooms::RoomsConfig,
+    pub artifacts: lobby_artifacts::ArtifactsConfig,
+    pub gateway: lobby_gateway::GatewayConfig,
+    /// How long services may drain after the shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        Ok(Self {
+            peers: s.get_or("LOBBY_PEERS", Peers::InProcess)?,
+            auth: lobby_auth::AuthConfig::from_settings(s)?,
+            session: lobby_session::SessionConfig::from_settings(s)?,
+            rooms: lobby_rooms::RoomsConfig::from_settings(s)?,
+            artifacts: lobby_artifacts::ArtifactsConfig::from_settings(s)?,
+            gateway: lobby_gateway::GatewayConfig::from_settings(s)?,
+            shutdown_grace: Duration::from_millis(s.get_or("LOBBY_SHUTDOWN_GRACE_MS", 5_000)?),
+        })
+    }
+}
+
+/// A started server: its serving tasks, and auth (in-process or remote) for
+/// whoever seeds data into it.
+pub struct Started {
+    pub tasks: JoinSet<(&'static str, Result<(), BoxError>)>,
+    pub auth: Arc<dyn Auth>,
+    pub auth_ready: ReadinessProbe,
+    pub gateway: SocketAddr,
+    /// In-process services and their background work live as long as this.
+    _running: Option<InProcess>,
+}
+
+struct InProcess {
+    _auth: lobby_auth::Running,
+    _session: lobby_session::Running,
+    _rooms: Arc<lobby_rooms::Running>,
+}
+
+fn named<E: Into<BoxError>>(
+    name: &'static str,
+    done: Result<(), E>,
+) -> (&'static str, Result<(), BoxError>) {
+    (name, done.map_err(Into::into))
+}
+
+/// Starts every service as `config.peers` says.
+pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started, BoxError> {
+    let gateway_addr = config.gateway.listen;
+    let mut tasks = JoinSet::new();
+    match config.peers {
+        Peers::Grpc => {
+            let auth_url = format!("http://{}", config.auth.listen);
+            let s = shutdown.clone();
+            tasks.spawn(
+                async move { named("auth", lobby_auth::serve(config.auth, s.wait()).await) },
+            );
+            let s = shutdown.clone();
+            tasks.spawn(async move {
+                named(
+                    "session",
+                    lobby_session::serve(config.session, s.wait()).await,
+                )
+            });
+            let s = shutdown.clone();
+            tasks.spawn(
+                async move { named("rooms", lobby_rooms::serve(config.rooms, s.wait()).await) },
+            );
+            let s = shutdown.clone();
+            tasks.spawn(async move {
+                named(
+                    "artifacts",
+                    lobby_artifacts::serve(config.artifacts, s.wait()).await,
+                )
+            });
+            let s = shutdown.clone();
+            tasks.spawn(async move {
+                named(
+                    "gateway",
+                    lobby_gateway::serve(config.gateway, s.wait()).await,
+                )
+            });
+            let channel = lobby_kit::grpc::lazy_channel(&auth_url, Duration::from_secs(5))?;
+            Ok(Started {
+                tasks,
+                auth: Arc::new(Remote(lobby_proto::auth::auth_client::AuthClient::new(
+                    channel.clone(),
+                ))),
+                auth_ready: ReadinessProbe::Remote(channel),
+                gateway: gateway_addr,
+                _running: None,
+            })
+        }
+        Peers::InProcess => {
+            // One Redis connection (and one watcher) for every service.
+            let redis = Redis::open(&config.auth.redis)?;
+            let auth = lobby_auth::start(config.auth, &redis);
+            let rooms_listen = config.rooms.listen;
+            let rooms = Arc::new(lobby_rooms::start(config.rooms, &redis)?);
+            let session = lobby_session::start(config.session, &redis, rooms.rooms.clone())?;
+            let artifacts_listen = config.artifacts.listen;
+            let artifacts = lobby_artifacts::start(config.artifacts);
+            let services = lobby_gateway::clients::Services {
+                auth: auth.service.clone(),
+                session: session.service.clone(),
+                health: vec![
+                    ("auth", ReadinessProbe::Local(auth.ready.clone())),
+                    ("session", ReadinessProbe::Local(session.ready.clone())),
+                    ("rooms", ReadinessProbe::Local(rooms.ready.clone())),
+                    (
+                        "artifacts",
+                        ReadinessProbe::Local(lobby_kit::Readiness::always()),
+                    ),
+                ],
+            };
+            // Only what lives outside this process listens: the public edge,
+            // the GPU workers' stream, and artifact uploads.
+            let s = shutdown.clone();
+            let gateway_redis = redis.clone();
+            tasks.spawn(async move {
+                named(
+                    "gateway",
+                    lobby_gateway::serve_with(config.gateway, services, gateway_redis, s.wait())
+                        .await,
+                )
+            });
+            let s = shutdown.clone();
+            let workers = rooms.clone();
+            tasks.spawn(async move {
+                named(
+                    "workers",
+                    lobby_rooms::serve_workers(&workers, rooms_listen, s.wait()).await,
+                )
+            });
+            let s = shutdown.clone();
+            tasks.spawn(async move {
+                named(
+                    "artifacts",
+                    lobby_artifacts::serve_on(artifacts_listen, artifacts, s.wait()).await,
+                )
+            });
+            Ok(Started {
+                tasks,
+                auth: auth.service.clone(),
+                auth_ready: ReadinessProbe::Local(auth.ready.clone()),
+                gateway: gateway_addr,
+                _running: Some(InProcess {
+                    _auth: auth,
+                    _session: session,
+                    _rooms: rooms,
+                }),
+            })
+        }
+    }
+}
+
+/// Runs until a service fails, or until shutdown: then every service has
+/// `grace` to drain (a worker's stream never ends on its own, and must not
+/// hold the process).
+pub async fn run_until_stopped(
+    mut started: Started,
+    shutdown: &Shutdown,
+    grace: Duration,
+) -> Result<(), BoxError> {
+    let drained = async {
+        while let Some(done) = started.tasks.join_next().await {
+            flatten(done)?;
+        }
+        Ok::<(), BoxError>(())
+    };
+    tokio::pin!(drained);
+    tokio::select! {
+        r = &mut drained => return r,
+        () = shutdown.clone().wait() => {}
+    }
+    match tokio::time::timeout(grace, drained).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "services still draining after the grace period; stopping now"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A finished service task as an error (a service that stops on its own
+/// before shutdown has failed).
+pub fn flatten(
+    done: Result<(&'static str, Result<(), BoxError>), tokio::task::JoinError>,
+) -> Result<(), BoxError> {
+    match done {
+        Ok((_, Ok(()))) => Ok(()),
+        Ok((name, Err(e))) => Err(format!("{name} stopped: {e}").into()),
+        Err(e) => Err(format!("a service task panicked: {e}").into()),
+    }
+}

@@ -1,0 +1,15 @@
+//! `lobby-server`: every Lobby service in one process (see the library).
+
+use lobby_kit::{shutdown::Shutdown, telemetry, Settings};
+use lobby_server::{BoxError, ServerConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    telemetry::init("server");
+    let config = ServerConfig::from_settings(&Settings::from_env()?)?;
+    let grace = config.shutdown_grace;
+    let shutdown = Shutdown::on(lobby_kit::shutdown::signal());
+    let started = lobby_server::start(config, &shutdown).await?;
+    tracing::info!(gateway = %started.gateway, "lobby-server running");
+    lobby_server::run_until_stopped(started, &shutdown, grace).await
+}

@@ -1,0 +1,111 @@
+-- Admits one session in one step: settles the account's expired leases,
+-- checks the link's uses, both semaphores and the minutes, and only then
+-- writes anything: the slots, the minutes reservation, the link use, the
+-- session record and its entry in the sweepers' index. A refusal writes
+-- nothing at all. Every key carries the account's bucket tag, so this runs
+-- unchanged on Redis Cluster (the expired sessions' keys are derived here;
+-- they share the tag).
+--
+-- KEYS[1] record          T:<acct>:session:<sid>     hash
+-- KEYS[2] account slots   T:<acct>:slots             zset sid -> lease deadline (ms)
+-- KEYS[3] agent slots     T:<acct>:agent:<agent>:slots
+-- KEYS[4] minutes         T:<acct>:minutes           hash used_seconds, reserved_seconds
+-- KEYS[5] settings        T:<acct>:settings          hash (written by auth; read only here)
+-- KEYS[6] link uses       T:<acct>:link_uses         hash link id -> uses
+-- KEYS[7] sweep index     T:due                      zset "<acct>|<sid>" -> next check (ms)
+-- ARGV[1] session id      ARGV[2] account id        ARGV[3] agent id
+-- ARGV[4..7] the principal's account limit, agent limit (0: none),
+--         max session seconds and quota seconds: used only while the
+--         settings hash has no entry (it is exact; these may be cached)
+-- ARGV[8] link id ('' for none)   ARGV[9] its use limit (0: unlimited)
+-- ARGV[10] lease (ms)             ARGV[11] longest retry hint (ms)
+-- ARGV[12] first sweep check, ms after admission
+-- ARGV[13..] field, value pairs of the new record
+-- Returns {1, deadline_ms, reserved_seconds, lease_deadline_ms, started_at_ms},
+-- or {0, scope, limit, in_use, retry_after_ms} with scope one of account,
+-- agent, minutes, link_used_up, agent_unpublished.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local sid, acct, agent = ARGV[1], ARGV[2], ARGV[3]
+local tag = string.match(KEYS[1], '^({[^}]*})')
+local prefix = tag .. ':' .. acct
+
+-- The exact settings, where auth has written them.
+local account_limit = tonumber(ARGV[4])
+local agent_limit = tonumber(ARGV[5])
+local max_seconds = tonumber(ARGV[6])
+local quota = tonumber(ARGV[7])
+local s = redis.call('HMGET', KEYS[5], 'max_concurrency', 'quota_seconds', 'agent:' .. agent)
+if s[1] then account_limit = tonumber(s[1]) end
+if s[2] then quota = tonumber(s[2]) end
+if s[3] then
+  local published, limit, seconds = string.match(s[3], '^(%d+),(%d+),(%d+)')
+  if published == '0' then return {0, 'agent_unpublished', 0, 0, 0} end
+  if published then
+    agent_limit = tonumber(limit)
+    max_seconds = tonumber(seconds)
+  end
+end
+
+-- Leases that ran out: their holder stopped renewing them. Free the slot and
+-- bill the reservation up to the lease's end; the sweeper ends the session.
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, old in ipairs(expired) do
+  local rec = prefix .. ':session:' .. old
+  local f = redis.call('HMGET', rec, 'agent_id', 'reserved_seconds', 'started_at_ms', 'billed')
+  redis.call('ZREM', KEYS[2], old)
+  if f[1] then
+    redis.call('ZREM', prefix .. ':agent:' .. f[1] .. ':slots', old)
+    if f[4] ~= '1' then
+      local r = tonumber(f[2]) or 0
+      local lease_end = tonumber(redis.call('HGET', rec, 'lease_deadline_ms')) or now
+      local ran = math.max(0, math.floor((lease_end - (tonumber(f[3]) or now)) / 1000))
+      -- Zero amounts are skipped: Lua's -0 reads as "-0", which HINCRBY refuses.
+      if r > 0 then redis.call('HINCRBY', KEYS[4], 'reserved_seconds', -r) end
+      if math.min(r, ran) > 0 then redis.call('HINCRBY', KEYS[4], 'used_seconds', math.min(r, ran)) end
+      redis.call('HSET', rec, 'billed', '1', 'slot_released', '1')
+    end
+    redis.call('ZADD', KEYS[7], now, acct .. '|' .. old)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+
+-- Refusals, before any write.
+if ARGV[8] ~= '' then
+  local limit = tonumber(ARGV[9])
+  local uses = tonumber(redis.call('HGET', KEYS[6], ARGV[8])) or 0
+  if limit > 0 and uses >= limit then return {0, 'link_used_up', limit, uses, 0} end
+end
+local retry_cap = tonumber(ARGV[11])
+local function refusal(key, scope, limit)
+  local in_use = redis.call('ZCARD', key)
+  if in_use < limit then return nil end
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local wait = math.min(retry_cap, math.max(1, tonumber(first[2]) - now))
+  return {0, scope, limit, in_use, wait}
+end
+local refused = refusal(KEYS[2], 'account', account_limit)
+if not refused and agent_limit > 0 then
+  refused = refusal(KEYS[3], 'agent', agent_limit)
+end
+if refused then return refused end
+local used = tonumber(redis.call('HGET', KEYS[4], 'used_seconds')) or 0
+local reserved = tonumber(redis.call('HGET', KEYS[4], 'reserved_seconds')) or 0
+local left = quota - used - reserved
+if left <= 0 then return {0, 'minutes', quota, used + reserved, 0} end
+
+-- Admitted: write it all.
+local take = math.min(max_seconds, left)
+local deadline = now + take * 1000
+local lease = math.min(now + tonumber(ARGV[10]), deadline)
+redis.call('ZADD', KEYS[2], lease, sid)
+redis.call('ZADD', KEYS[3], lease, sid)
+redis.call('HINCRBY', KEYS[4], 'reserved_seconds', take)
+if ARGV[8] ~= '' then redis.call('HINCRBY', KEYS[6], ARGV[8], 1) end
+local fields = {}
+for i = 13, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], 'status', 'active', 'created_at_ms', now, 'started_at_ms', now,
+  'reserved_seconds', take, 'max_session_seconds', max_seconds, 'deadline_ms', deadline,
+  'lease_deadline_ms', lease, unpack(fields))
+redis.call('ZADD', KEYS[7], math.min(deadline, now + tonumber(ARGV[12])), acct .. '|' .. sid)
+return {1, deadline, take, lease, now}

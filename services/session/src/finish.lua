@@ -1,0 +1,44 @@
+-- Ends a live session, or fails a start, in one idempotent step: frees both
+-- slots, turns the minutes reservation into the seconds used (0 for a failed
+-- start; never twice, whoever billed first), gives a failed start's link use
+-- back, writes the final status, and drops the sweep entry.
+--
+-- KEYS[1] record, KEYS[2] account slots, KEYS[3] agent slots, KEYS[4] minutes,
+-- KEYS[5] link uses, KEYS[6] sweep index (as in admit.lua)
+-- ARGV[1] session id  ARGV[2] account id  ARGV[3] 'ended' or 'failed'
+-- ARGV[4] ended_reason (ended) or failure_code (failed)
+-- ARGV[5] end time (ms)
+-- ARGV[6] agent id the caller must be ('' anyone: ownership checked here,
+--         atomically with the end)
+-- ARGV[7] seconds a failed record is kept (0: forever)
+-- Returns 1 this call finished it, 0 it was already over, -1 no such
+-- session (or not the caller's).
+local f = redis.call('HMGET', KEYS[1], 'status', 'agent_id', 'started_at_ms', 'reserved_seconds',
+  'billed', 'link_id')
+if not f[1] then return -1 end
+if ARGV[6] ~= '' and f[2] ~= ARGV[6] then return -1 end
+if f[1] ~= 'active' and f[1] ~= 'starting' then return 0 end
+local sid, failed = ARGV[1], ARGV[3] == 'failed'
+local ended_at = tonumber(ARGV[5])
+local ran = math.max(0, math.floor((ended_at - (tonumber(f[3]) or ended_at)) / 1000))
+redis.call('ZREM', KEYS[2], sid)
+redis.call('ZREM', KEYS[3], sid)
+-- (Lua's -0 reads as "-0", which HINCRBY refuses: zero amounts are skipped.)
+local r = tonumber(f[4]) or 0
+if f[5] ~= '1' and r > 0 then
+  redis.call('HINCRBY', KEYS[4], 'reserved_seconds', -r)
+  local used = math.min(r, ran)
+  if not failed and used > 0 then redis.call('HINCRBY', KEYS[4], 'used_seconds', used) end
+end
+if failed then
+  if f[6] and f[6] ~= '' and (tonumber(redis.call('HGET', KEYS[5], f[6])) or 0) > 0 then
+    redis.call('HINCRBY', KEYS[5], f[6], -1)
+  end
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'failure_code', ARGV[4], 'billed', '1')
+  if tonumber(ARGV[7]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[7]) end
+else
+  redis.call('HSET', KEYS[1], 'status', 'ended', 'ended_reason', ARGV[4], 'ended_at_ms', ended_at,
+    'duration_seconds', ran, 'billed', '1')
+end
+redis.call('ZREM', KEYS[6], ARGV[2] .. '|' .. sid)
+return 1

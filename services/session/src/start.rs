@@ -1,0 +1,409 @@
+//! Starting a session: validate, admit in one Redis round trip (a refusal
+//! writes nothing), open the room through rooms, hand it to a worker when
+//! the agent needs one. Anything failing after admission gives everything
+//! back in one step before the error is returned.
+
+use crate::{
+    error::SessionError,
+    ids,
+    service::{peer_failure, SessionService},
+    store::{Admission, AdmitRequest, Scope},
+};
+use lobby_kit::{grpc::machine_code, ErrorCode};
+use lobby_proto::{
+    common::Principal,
+    rooms::{AssignWorkerRequest, OpenRoomRequest, ValidateAvatarRequest},
+    session::{self as pb, Session, SessionKind, SessionStatus},
+};
+use tonic::{Request, Status};
+
+/// Seed 000: `client_user_ref` is at most 256 characters.
+pub const MAX_CLIENT_USER_REF_CHARS: usize = 256;
+/// Seed 002: the aspect ratios a worker renders; anything else means 4:3.
+pub const ASPECT_RATIOS: [&str; 3] = ["4:3", "3:4", "1:1"];
+
+/// The end user's LiveKit identity: their own reference, or one derived
+/// from the session id.
+pub fn participant_identity(client_user_ref: &str, session_id: &str) -> String {
+    if client_user_ref.is_empty() {
+        let tail: String = session_id.chars().rev().take(8).collect();
+        format!(
+            "user-{}",
+            tail.chars().rev().collect::<String>().to_ascii_lowercase()
+        )
+    } else {
+        client_user_ref.to_owned()
+    }
+}
+
+/// Seed 002 falls back to 4:3 for a missing or unknown ratio.
+pub fn aspect_ratio(requested: &str) -> &'static str {
+    ASPECT_RATIOS
+        .into_iter()
+        .find(|r| *r == requested)
+        .unwrap_or(ASPECT_RATIOS[0])
+}
+
+/// What a start request asks for, checked.
+struct StartPlan {
+    principal: Principal,
+    kind: SessionKind,
+    client_user_ref: String,
+    aspect_ratio: &'static str,
+}
+
+fn plan(req: pb::StartSessionRequest) -> Result<StartPlan, SessionError> {
+    let requested_kind = req.kind();
+    let principal = req
+        .principal
+        .ok_or_else(|| SessionError::invalid("principal", "is required"))?;
+    if principal.account_id.is_empty() || principal.agent_id.is_empty() {
+        return Err(SessionError::invalid(
+            "principal",
+            "account_id and agent_id are required",
+        ));
+    }
+    let limits = principal.limits.unwrap_or_default();
+    if limits.account_max_concurrency == 0 || limits.max_session_seconds == 0 {
+        return Err(SessionError::invalid(
+            "limits",
+            "account_max_concurrency and max_session_seconds must be positive",
+        ));
+    }
+    if req.client_user_ref.chars().count() > MAX_CLIENT_USER_REF_CHARS {
+        return Err(SessionError::invalid(
+            "client_user_ref",
+            "must be at most 256 characters",
+        ));
+    }
+    let kind = match (requested_kind, &principal.link) {
+        (SessionKind::AgentRun, _) => {
+            return Err(SessionError::invalid(
+                "kind",
+                "agent runs start with StartAgentRun",
+            ))
+        }
+        (SessionKind::Link, None) => {
+            return Err(SessionError::invalid(
+                "principal",
+                "a link start needs its link",
+            ))
+        }
+        (SessionKind::Link, Some(_)) => SessionKind::Link,
+        (_, Some(_)) => {
+            return Err(SessionError::invalid(
+                "kind",
+                "a link grant starts only link sessions",
+            ))
+        }
+        _ => SessionKind::Connect,
+    };
+    if kind == SessionKind::Link && principal.avatar_image_url.is_empty() {
+        return Err(SessionError::invalid(
+            "principal",
+            "a link start needs the agent's avatar",
+        ));
+    }
+    Ok(StartPlan {
+        aspect_ratio: aspect_ratio(&req.aspect_ratio),
+        principal,
+        kind,
+        client_user_ref: req.client_user_ref,
+    })
+}
+
+impl SessionService {
+    pub async fn start_session(
+        &self,
+        req: pb::StartSessionRequest,
+    ) -> Result<pb::StartSessionResponse, Status> {
+        let plan = plan(req)?;
+        let p = &plan.principal;
+        let link = plan.kind == SessionKind::Link;
+        // Before anything is taken: a bad avatar costs the account nothing.
+        if link {
+            self.rooms
+                .validate_avatar(Request::new(ValidateAvatarRequest {
+                    url: p.avatar_image_url.clone(),
+                }))
+                .await
+                .map_err(peer_failure)?;
+        }
+        let session_id = if link {
+            ids::sess(lobby_kit::time::now_ms())
+        } else {
+            ids::uuid()
+        };
+        let requires_worker = link || p.requires_worker;
+        // A worker joins as the agent, so it needs its own identity.
+        let agent_identity = if requires_worker {
+            self.policy.avatar_agent_identity.clone()
+        } else {
+            String::new()
+        };
+        let aspect_ratio = match (link, requires_worker) {
+            (true, _) => plan.aspect_ratio,
+            (false, true) => ASPECT_RATIOS[0],
+            (false, false) => "",
+        };
+        let room_name = room_name_for(&session_id);
+        let limits = p.limits.unwrap_or_default();
+        let session = Session {
+            id: session_id.clone(),
+            account_id: p.account_id.clone(),
+            agent_id: p.agent_id.clone(),
+            status: SessionStatus::Active as i32,
+            client_user_ref: plan.client_user_ref.clone(),
+            room_name: room_name.clone(),
+            provider: p.provider,
+            kind: plan.kind as i32,
+            link_id: p
+                .link
+                .as_ref()
+                .map(|l| l.link_id.clone())
+                .unwrap_or_default(),
+            aspect_ratio: aspect_ratio.to_owned(),
+            agent_identity: agent_identity.clone(),
+            solo_timeout_seconds: p.solo_timeout_seconds,
+            requires_worker,
+            ..Default::default()
+        };
+        let admission = self
+            .store
+            .admit(&AdmitRequest {
+                session_id: &session_id,
+                account_id: &p.account_id,
+                agent_id: &p.agent_id,
+                account_limit: limits.account_max_concurrency,
+                agent_limit: limits.agent_max_concurrency,
+                max_session_seconds: limits.max_session_seconds,
+                quota_seconds: limits.quota_seconds,
+                link: p.link.as_ref().map(|l| (l.link_id.as_str(), l.use_limit)),
+                lease_ms: self.policy.lease_ms,
+                retry_after_max_ms: self.policy.retry_after_max_ms,
+                first_check_in_ms: self.first_check_in_ms(!agent_identity.is_empty()),
+                fields: record_fields(&session),
+            })
+            .await?;
+        let (deadline_ms, started_at_ms) = match admission {
+            Admission::Admitted {
+                deadline_ms,
+                started_at_ms,
+                ..
+            } => (deadline_ms, started_at_ms),
+            refused => return Err(self.refusal(refused).into()),
+        };
+        let session = Session {
+            deadline_ms,
+            started_at_ms,
+            ..session
+        };
+        // The id → account lookup is outside the account's slot: written
+        // beside the provider call, not before the answer can go out.
+        let store = self.store.clone();
+        let (sid, account) = (session.id.clone(), session.account_id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.index_account(&sid, &account).await {
+                tracing::error!(session_id = %sid, error = %e, "session lookup not written");
+            }
+        });
+
+        let opened = self
+            .rooms
+            .open_room(Request::new(OpenRoomRequest {
+                session_id: session.id.clone(),
+                account_id: session.account_id.clone(),
+                agent_id: session.agent_id.clone(),
+                provider: session.provider,
+                participant_identity: participant_identity(&session.client_user_ref, &session.id),
+                agent_identity: agent_identity.clone(),
+                // The room outlives the reservation a little, so that Lobby,
+                // not the provider, is the one to end the session.
+                expires_at_s: deadline_ms / 1000 + 30,
+            }))
+            .await;
+        let room = match opened {
+            Ok(r) => r.into_inner(),
+            Err(status) => return Err(self.failed(&session, status).await),
+        };
+        if requires_worker {
+            let assigned = self
+                .rooms
+                .assign_worker(Request::new(AssignWorkerRequest {
+                    session_id: session.id.clone(),
+                    account_id: session.account_id.clone(),
+                    agent_id: session.agent_id.clone(),
+                    room_url: room.room_url.clone(),
+                    agent_token: room.agent_token.clone(),
+                    agent_identity: agent_identity.clone(),
+                    aspect_ratio: session.aspect_ratio.clone(),
+                    avatar_image_url: p.avatar_image_url.clone(),
+                }))
+                .await;
+            let worker_id = match assigned {
+                Ok(a) => a.into_inner().worker_id,
+                Err(status) => return Err(self.failed(&session, status).await),
+            };
+            // The one extra write, for starts that wait on a worker.
+            if let Err(e) = self
+                .store
+                .set_fields(&session, &[("worker_id", worker_id)])
+                .await
+            {
+                return Err(self.failed(&session, e.into()).await);
+            }
+        }
+        self.metrics.starts.with_label_values(&["active"]).inc();
+        tracing::info!(session_id = %session.id, account_id = %session.account_id, agent_id = %session.agent_id, "session active");
+        Ok(pb::StartSessionResponse {
+            session_id: session.id,
+            room_url: room.room_url,
+            token: room.token,
+            room_name: room.room_name,
+            agent_identity,
+        })
+    }
+
+    /// The first sweep check of a new session: when its lease is due for
+    /// renewal, or earlier when someone's join deadline comes first.
+    fn first_check_in_ms(&self, awaits_agent: bool) -> i64 {
+        let join = self.policy.join;
+        let mut first = self.policy.lease_ms / 3;
+        first = first.min(join.user_ms);
+        if awaits_agent {
+            first = first.min(join.agent_ms);
+        }
+        first.max(1)
+    }
+
+    fn refusal(&self, refused: Admission) -> SessionError {
+        let (label, error) = match refused {
+            Admission::Refused(r) => match r.scope {
+                Scope::Minutes => ("refused_minutes", SessionError::MinutesExhausted(r)),
+                Scope::Agent => ("refused_agent", SessionError::ConcurrencyLimit(r)),
+                Scope::Account => ("refused_account", SessionError::ConcurrencyLimit(r)),
+            },
+            Admission::LinkUsedUp => ("refused_link", SessionError::LinkUsedUp),
+            Admission::AgentUnpublished => ("refused_unpublished", SessionError::AgentUnpublished),
+            Admission::Admitted { .. } => (
+                "internal_error",
+                SessionError::Corrupt("an admitted start reached the refusal path".into()),
+            ),
+        };
+        self.metrics.starts.with_label_values(&[label]).inc();
+        error
+    }
+
+    /// Gives everything back, then reports the failure as the peer gave it.
+    async fn failed(&self, session: &Session, status: Status) -> Status {
+        let failure = peer_failure(status);
+        let code = machine_code(&failure).unwrap_or(ErrorCode::InternalError);
+        self.fail_start(session, code).await;
+        tracing::info!(session_id = %session.id, %code, "session start failed after admission; everything given back");
+        failure
+    }
+}
+
+/// Every room is named after its session (rooms derives the same name); the
+/// record keeps it so webhooks and the sweeper know it without asking.
+fn room_name_for(session_id: &str) -> String {
+    format!("lobby-{session_id}")
+}
+
+/// The new record's own fields; admission adds status, times and the
+/// reservation.
+fn record_fields(s: &Session) -> Vec<(&'static str, String)> {
+    vec![
+        ("id", s.id.clone()),
+        ("account_id", s.account_id.clone()),
+        ("agent_id", s.agent_id.clone()),
+        ("kind", crate::records::kind_name(s.kind()).to_owned()),
+        ("client_user_ref", s.client_user_ref.clone()),
+        ("provider", s.provider().as_str_name().to_owned()),
+        ("room_name", s.room_name.clone()),
+        ("link_id", s.link_id.clone()),
+        ("aspect_ratio", s.aspect_ratio.clone()),
+        ("agent_identity", s.agent_identity.clone()),
+        ("solo_timeout_seconds", s.solo_timeout_seconds.to_string()),
+        (
+            "requires_worker",
+            if s.requires_worker { "1" } else { "0" }.to_owned(),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lobby_proto::common::{AdmissionLimits, LinkGrant};
+
+    fn principal() -> Principal {
+        Principal {
+            account_id: "acct_a".into(),
+            agent_id: "agent".into(),
+            limits: Some(AdmissionLimits {
+                account_max_concurrency: 1,
+                agent_max_concurrency: 0,
+                max_session_seconds: 60,
+                quota_seconds: 600,
+            }),
+            avatar_image_url: "https://example.com/a.png".into(),
+            ..Default::default()
+        }
+    }
+
+    fn request(kind: SessionKind, principal: Principal) -> pb::StartSessionRequest {
+        pb::StartSessionRequest {
+            principal: Some(principal),
+            kind: kind as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn link_starts_need_their_link_and_links_start_only_link_sessions() {
+        assert!(plan(request(SessionKind::Link, principal())).is_err());
+        let with_link = Principal {
+            link: Some(LinkGrant {
+                link_id: "lnk_x".into(),
+                use_limit: 1,
+            }),
+            ..principal()
+        };
+        assert!(plan(request(SessionKind::Connect, with_link.clone())).is_err());
+        assert_eq!(
+            plan(request(SessionKind::Link, with_link))
+                .map(|p| p.kind)
+                .ok(),
+            Some(SessionKind::Link)
+        );
+    }
+
+    #[test]
+    fn bad_limits_and_long_references_are_refused() {
+        let no_limits = Principal {
+            limits: None,
+            ..principal()
+        };
+        assert!(plan(request(SessionKind::Connect, no_limits)).is_err());
+        let mut long = request(SessionKind::Connect, principal());
+        long.client_user_ref = "x".repeat(257);
+        assert!(plan(long).is_err());
+    }
+
+    #[test]
+    fn unknown_aspect_ratios_mean_four_by_three() {
+        assert_eq!(aspect_ratio("3:4"), "3:4");
+        assert_eq!(aspect_ratio("16:9"), "4:3");
+        assert_eq!(aspect_ratio(""), "4:3");
+    }
+
+    #[test]
+    fn a_participant_identity_comes_from_the_reference_or_the_id() {
+        assert_eq!(participant_identity("alice", "x"), "alice");
+        assert_eq!(
+            participant_identity("", "550e8400-e29b-41d4-a716-446655440000"),
+            "user-55440000"
+        );
+    }
+}

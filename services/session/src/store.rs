@@ -1,0 +1,577 @@
+//! The session service's Redis: typed methods over its keys and scripts.
+//! Nothing outside this file spells a key or a hash field.
+//!
+//! Every key of an account carries the account's bucket tag
+//! (`lobby_kit::keys`), so each script touches one slot of a Redis Cluster.
+//! The one key outside the tag is the id → account lookup
+//! (`session_account:<id>`): a session id alone names no account.
+
+use crate::{
+    error::SessionError,
+    records::{self, EndedReason},
+};
+use lobby_kit::redis_conn::RedisConn;
+use lobby_proto::session::{Session, SessionEvent};
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The keys of one session.
+struct Keys {
+    tag: String,
+    account: String,
+    agent: String,
+    session: String,
+}
+
+impl Keys {
+    fn new(account: &str, agent: &str, session: &str) -> Self {
+        Self {
+            tag: lobby_kit::keys::account_tag(account),
+            account: account.to_owned(),
+            agent: agent.to_owned(),
+            session: session.to_owned(),
+        }
+    }
+    fn record(&self) -> String {
+        format!("{}:{}:session:{}", self.tag, self.account, self.session)
+    }
+    fn events(&self) -> String {
+        format!("{}:events", self.record())
+    }
+    fn account_slots(&self) -> String {
+        format!("{}:{}:slots", self.tag, self.account)
+    }
+    fn agent_slots(&self) -> String {
+        format!("{}:{}:agent:{}:slots", self.tag, self.account, self.agent)
+    }
+    fn minutes(&self) -> String {
+        format!("{}:{}:minutes", self.tag, self.account)
+    }
+    fn settings(&self) -> String {
+        lobby_kit::keys::account_settings(&self.account)
+    }
+    fn link_uses(&self) -> String {
+        lobby_kit::keys::link_uses(&self.account)
+    }
+    fn due(&self) -> String {
+        due_key(&self.tag)
+    }
+    fn due_member(&self) -> String {
+        format!("{}|{}", self.account, self.session)
+    }
+}
+
+fn due_key(tag: &str) -> String {
+    format!("{tag}:due")
+}
+
+fn lookup_key(session: &str) -> String {
+    format!("session_account:{session}")
+}
+
+/// What one start asks of admission.
+#[derive(Debug, Clone)]
+pub struct AdmitRequest<'a> {
+    pub session_id: &'a str,
+    pub account_id: &'a str,
+    pub agent_id: &'a str,
+    pub account_limit: u32,
+    pub agent_limit: u32,
+    pub max_session_seconds: u32,
+    pub quota_seconds: u64,
+    /// (link id, use limit) for a link start.
+    pub link: Option<(&'a str, u32)>,
+    pub lease_ms: i64,
+    pub retry_after_max_ms: i64,
+    pub first_check_in_ms: i64,
+    /// The new record's own fields (kind, identities, provider, …).
+    pub fields: Vec<(&'static str, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Account,
+    Agent,
+    Minutes,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Agent => "agent",
+            Self::Minutes => "minutes",
+        }
+    }
+}
+
+/// Which limit refused a start, and when a slot can free (0 for minutes:
+/// waiting does not bring them back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub scope: Scope,
+    /// Slots, or for minutes the quota in seconds.
+    pub limit: u64,
+    /// Slots taken, or for minutes the seconds used and reserved.
+    pub in_use: u64,
+    pub retry_after_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Admitted {
+        deadline_ms: i64,
+        reserved_seconds: u64,
+        lease_deadline_ms: i64,
+        started_at_ms: i64,
+    },
+    Refused(Refusal),
+    LinkUsedUp,
+    AgentUnpublished,
+}
+
+/// How a session is finished.
+#[derive(Debug, Clone, Copy)]
+pub enum Finish<'a> {
+    Ended(EndedReason),
+    /// A start that failed after admission, with the failure's machine code.
+    Failed(&'a str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// This call finished it.
+    Now,
+    /// It was already over.
+    Already,
+    /// No such session (or not the caller's).
+    Missing,
+}
+
+/// What the sweeper is asked to look at: (account, session).
+pub type DueEntry = (String, String);
+
+/// An account's usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub active_sessions: u32,
+    pub used_seconds: u64,
+    pub reserved_seconds: u64,
+}
+
+/// One stored event; its sequence number is its position in the log.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredEvent {
+    kind: String,
+    payload: serde_json::Value,
+    timestamp_ms: i64,
+    recorded_at_ms: i64,
+}
+
+/// Why an event was not appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendRefusal {
+    NotFound,
+    Ended,
+    Full,
+}
+
+#[derive(Clone)]
+pub struct SessionStore {
+    redis: RedisConn,
+    admit: Script,
+    finish: Script,
+    renew: Script,
+    claim: Script,
+    usage: Script,
+    append: Script,
+}
+
+impl SessionStore {
+    pub fn new(redis: RedisConn) -> Self {
+        Self {
+            redis,
+            admit: Script::new(include_str!("admit.lua")),
+            finish: Script::new(include_str!("finish.lua")),
+            renew: Script::new(include_str!("renew.lua")),
+            claim: Script::new(include_str!("claim_due.lua")),
+            usage: Script::new(include_str!("account_usage.lua")),
+            append: Script::new(include_str!("append_event.lua")),
+        }
+    }
+
+    fn conn(&self) -> RedisConn {
+        self.redis.clone()
+    }
+
+    /// The one round trip of an admitted start.
+    pub async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, SessionError> {
+        let k = Keys::new(req.account_id, req.agent_id, req.session_id);
+        let mut call = self.admit.prepare_invoke();
+        call.key(k.record())
+            .key(k.account_slots())
+            .key(k.agent_slots())
+            .key(k.minutes())
+            .key(k.settings())
+            .key(k.link_uses())
+            .key(k.due())
+            .arg(req.session_id)
+            .arg(req.account_id)
+            .arg(req.agent_id)
+            .arg(req.account_limit)
+            .arg(req.agent_limit)
+            .arg(req.max_session_seconds)
+            .arg(req.quota_seconds)
+            .arg(req.link.map(|l| l.0).unwrap_or(""))
+            .arg(req.link.map(|l| l.1).unwrap_or(0))
+            .arg(req.lease_ms)
+            .arg(req.retry_after_max_ms)
+            .arg(req.first_check_in_ms);
+        for (field, value) in &req.fields {
+            call.arg(*field).arg(value);
+        }
+        let reply: Vec<redis::Value> = call.invoke_async(&mut self.conn()).await?;
+        parse_admission(&reply).ok_or_else(|| {
+            SessionError::Corrupt("admission script returned an unexpected reply".into())
+        })
+    }
+
+    /// Ends or fails a session, idempotently (see `finish.lua`). `as_agent`
+    /// makes the end conditional on the session being that agent's.
+    pub async fn finish(
+        &self,
+        s: &Session,
+        how: Finish<'_>,
+        ended_at_ms: i64,
+        as_agent: &str,
+        failed_ttl_seconds: i64,
+    ) -> Result<Finished, SessionError> {
+        let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
+        let (status, code) = match how {
+            Finish::Ended(reason) => ("ended", reason.as_str()),
+            Finish::Failed(code) => ("failed", code),
+        };
+        let moved: i64 = self
+            .finish
+            .key(k.record())
+            .key(k.account_slots())
+            .key(k.agent_slots())
+            .key(k.minutes())
+            .key(k.link_uses())
+            .key(k.due())
+            .arg(&s.id)
+            .arg(&s.account_id)
+            .arg(status)
+            .arg(code)
+            .arg(ended_at_ms)
+            .arg(as_agent)
+            .arg(failed_ttl_seconds)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(match moved {
+            1 => Finished::Now,
+            0 => Finished::Already,
+            _ => Finished::Missing,
+        })
+    }
+
+    /// Renews the session's lease; false when it cannot be (ended, or its
+    /// slot expired and was freed).
+    pub async fn renew(
+        &self,
+        s: &Session,
+        lease_ms: i64,
+        next_check_ms: i64,
+    ) -> Result<bool, SessionError> {
+        let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
+        let renewed: i64 = self
+            .renew
+            .key(k.record())
+            .key(k.account_slots())
+            .key(k.agent_slots())
+            .key(k.due())
+            .arg(&s.id)
+            .arg(k.due_member())
+            .arg(lease_ms)
+            .arg(next_check_ms)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Moves the session's next sweep check (only if it still has one).
+    pub async fn reschedule(&self, s: &Session, at_ms: i64) -> Result<(), SessionError> {
+        let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
+        let _: Option<i64> = redis::cmd("ZADD")
+            .arg(k.due())
+            .arg("XX")
+            .arg(at_ms)
+            .arg(k.due_member())
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a finished session's room as still to be closed, and has the
+    /// sweeper try at `at_ms`.
+    pub async fn close_room_later(&self, s: &Session, at_ms: i64) -> Result<(), SessionError> {
+        let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
+        let () = redis::pipe()
+            .atomic()
+            .hset(k.record(), "room_close_pending", "1")
+            .ignore()
+            .zadd(k.due(), k.due_member(), at_ms)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The room was closed after all: nothing more to sweep.
+    pub async fn room_closed(&self, s: &Session) -> Result<(), SessionError> {
+        let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
+        let () = redis::pipe()
+            .atomic()
+            .hdel(k.record(), "room_close_pending")
+            .ignore()
+            .zrem(k.due(), k.due_member())
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Drops a sweep entry whose session is gone or over.
+    pub async fn forget_due(&self, bucket: u32, entry: &DueEntry) -> Result<(), SessionError> {
+        let () = self
+            .conn()
+            .zrem(
+                due_key(&lobby_kit::keys::bucket_tag(bucket)),
+                format!("{}|{}", entry.0, entry.1),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` due entries of one bucket until `claim_until_ms`.
+    pub async fn claim_due(
+        &self,
+        bucket: u32,
+        now_ms: i64,
+        limit: usize,
+        claim_until_ms: i64,
+    ) -> Result<Vec<DueEntry>, SessionError> {
+        let members: Vec<String> = self
+            .claim
+            .key(due_key(&lobby_kit::keys::bucket_tag(bucket)))
+            .arg(now_ms)
+            .arg(limit)
+            .arg(claim_until_ms)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(members
+            .into_iter()
+            .filter_map(|m| m.split_once('|').map(|(a, s)| (a.to_owned(), s.to_owned())))
+            .collect())
+    }
+
+    /// Writes the id → account lookup (outside the account's slot, so not in
+    /// the admission script; the sweeper restores it if a crash lost it).
+    pub async fn index_account(
+        &self,
+        session_id: &str,
+        account_id: &str,
+    ) -> Result<(), SessionError> {
+        let () = self.conn().set(lookup_key(session_id), account_id).await?;
+        Ok(())
+    }
+
+    pub async fn account_of(&self, session_id: &str) -> Result<Option<String>, SessionError> {
+        Ok(self.conn().get(lookup_key(session_id)).await?)
+    }
+
+    /// A session by id alone.
+    pub async fn get(&self, session_id: &str) -> Result<Session, SessionError> {
+        let account = self
+            .account_of(session_id)
+            .await?
+            .ok_or_else(|| SessionError::NotFound(session_id.to_owned()))?;
+        self.get_in(&account, session_id)
+            .await?
+            .ok_or_else(|| SessionError::NotFound(session_id.to_owned()))
+    }
+
+    /// A session of a known account, `None` when it has no such session.
+    pub async fn get_in(
+        &self,
+        account_id: &str,
+        session_id: &str,
+    ) -> Result<Option<Session>, SessionError> {
+        let k = Keys::new(account_id, "", session_id);
+        let fields: HashMap<String, String> = self.conn().hgetall(k.record()).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        records::from_fields(&fields).map(Some)
+    }
+
+    /// Writes a record outright (agent runs: no slot, no room).
+    pub async fn create(
+        &self,
+        s: &Session,
+        fields: &[(&'static str, String)],
+    ) -> Result<(), SessionError> {
+        let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
+        let () = self.conn().hset_multiple(k.record(), fields).await?;
+        self.index_account(&s.id, &s.account_id).await
+    }
+
+    /// Sets fields of a record as they are, whatever its status.
+    pub async fn set_fields(
+        &self,
+        s: &Session,
+        fields: &[(&str, String)],
+    ) -> Result<(), SessionError> {
+        let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
+        let () = self.conn().hset_multiple(k.record(), fields).await?;
+        Ok(())
+    }
+
+    pub async fn usage(&self, account_id: &str) -> Result<Usage, SessionError> {
+        let k = Keys::new(account_id, "", "");
+        let (active, used, reserved): (u32, u64, u64) = self
+            .usage
+            .key(k.account_slots())
+            .key(k.minutes())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(Usage {
+            active_sessions: active,
+            used_seconds: used,
+            reserved_seconds: reserved,
+        })
+    }
+
+    /// Appends an event if `agent_id` owns the live session and its log has room.
+    pub async fn append_event(
+        &self,
+        account_id: &str,
+        session_id: &str,
+        agent_id: &str,
+        max_events: u32,
+        event: &SessionEvent,
+    ) -> Result<Result<u64, AppendRefusal>, SessionError> {
+        let stored = StoredEvent {
+            kind: event.kind.clone(),
+            payload: serde_json::from_str(&event.payload_json)
+                .map_err(|e| SessionError::invalid("payload", e.to_string()))?,
+            timestamp_ms: event.timestamp_ms,
+            recorded_at_ms: event.recorded_at_ms,
+        };
+        let json =
+            serde_json::to_string(&stored).map_err(|e| SessionError::Corrupt(e.to_string()))?;
+        let k = Keys::new(account_id, agent_id, session_id);
+        let reply: (i64, redis::Value) = self
+            .append
+            .key(k.record())
+            .key(k.events())
+            .arg(agent_id)
+            .arg(max_events)
+            .arg(json)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(match reply {
+            (1, redis::Value::Int(seq)) => Ok(u64::try_from(seq).unwrap_or(0)),
+            (_, redis::Value::BulkString(r)) if r == b"ended" => Err(AppendRefusal::Ended),
+            (_, redis::Value::BulkString(r)) if r == b"full" => Err(AppendRefusal::Full),
+            _ => Err(AppendRefusal::NotFound),
+        })
+    }
+
+    /// The session's events in order, or `None` if `agent_id` does not own it.
+    pub async fn events(
+        &self,
+        account_id: &str,
+        session_id: &str,
+        agent_id: &str,
+    ) -> Result<Option<Vec<SessionEvent>>, SessionError> {
+        let k = Keys::new(account_id, agent_id, session_id);
+        let mut conn = self.conn();
+        let owner: Option<String> = conn.hget(k.record(), "agent_id").await?;
+        if owner.as_deref() != Some(agent_id) {
+            return Ok(None);
+        }
+        let raw: Vec<String> = conn.lrange(k.events(), 0, -1).await?;
+        raw.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let e: StoredEvent =
+                    serde_json::from_str(r).map_err(|e| SessionError::Corrupt(e.to_string()))?;
+                Ok(SessionEvent {
+                    seq: i as u64 + 1,
+                    kind: e.kind,
+                    payload_json: e.payload.to_string(),
+                    timestamp_ms: e.timestamp_ms,
+                    recorded_at_ms: e.recorded_at_ms,
+                })
+            })
+            .collect::<Result<Vec<_>, SessionError>>()
+            .map(Some)
+    }
+
+    /// True the first time an event id is seen within `ttl_seconds`.
+    pub async fn first_sighting(&self, key: &str, ttl_seconds: u64) -> Result<bool, SessionError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("webhook_seen:{key}"))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_seconds)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Forgets a sighting, so a retry of an event that failed is acted on.
+    pub async fn forget_sighting(&self, key: &str) -> Result<(), SessionError> {
+        let () = self.conn().del(format!("webhook_seen:{key}")).await?;
+        Ok(())
+    }
+}
+
+fn parse_admission(reply: &[redis::Value]) -> Option<Admission> {
+    use redis::Value;
+    let int = |v: &Value| match v {
+        Value::Int(i) => Some(*i),
+        _ => None,
+    };
+    match reply {
+        [first, deadline, reserved, lease, started] if int(first) == Some(1) => {
+            Some(Admission::Admitted {
+                deadline_ms: int(deadline)?,
+                reserved_seconds: u64::try_from(int(reserved)?).ok()?,
+                lease_deadline_ms: int(lease)?,
+                started_at_ms: int(started)?,
+            })
+        }
+        [first, scope, limit, in_use, retry] if int(first) == Some(0) => {
+            let scope = match scope {
+                Value::BulkString(b) if b == b"agent_unpublished" => {
+                    return Some(Admission::AgentUnpublished)
+                }
+                Value::BulkString(b) if b == b"link_used_up" => return Some(Admission::LinkUsedUp),
+                Value::BulkString(b) if b == b"agent" => Scope::Agent,
+                Value::BulkString(b) if b == b"minutes" => Scope::Minutes,
+                _ => Scope::Account,
+            };
+            Some(Admission::Refused(Refusal {
+                scope,
+                limit: u64::try_from(int(limit)?).ok()?,
+                in_use: u64::try_from(int(in_use)?).ok()?,
+                retry_after_ms: u64::try_from(int(retry)?).ok()?,
+            }))
+        }
+        _ => None,
+    }
+}
