@@ -22,7 +22,13 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --bins --examples
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log"
+status=0
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=1
+# The integration tests again with every service in one lobby-server process
+# calling the others in-process: both deployment shapes must pass.
+echo "=== integration tests, co-located (LOBBY_TEST_TOPOLOGY=colocated) ==="
+LOBBY_TEST_TOPOLOGY=colocated cargo test -p lobby-tests --tests --no-fail-fast 2>&1 | tee -a "$log" || status=1
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"
 

@@ -12,7 +12,7 @@ pub mod redis_server;
 pub mod webhooks;
 pub mod worker;
 
-pub use lobby::{Lobby, LobbyOptions, RoomProvider, Webhooks};
+pub use lobby::{Lobby, LobbyOptions, RoomProvider, Topology, Webhooks};
 
 /// An HTTP client for tests and benchmarks. livekit-api turns on reqwest's
 /// `rustls-no-provider`, so a plain builder panics unless a process-wide

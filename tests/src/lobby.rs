@@ -1,5 +1,11 @@
-//! A whole Lobby: auth, session, rooms, artifacts and one or more gateways as
-//! separate processes talking gRPC, on a private Redis.
+//! A whole Lobby on a private Redis, in either deployment shape:
+//! - split: auth, session, rooms, artifacts and one or more gateways as
+//!   separate processes talking gRPC (as in Kubernetes);
+//! - co-located: one `lobby-server` process per gateway, its services
+//!   calling each other in-process (several of them are replicas).
+//!
+//! `LOBBY_TEST_TOPOLOGY=colocated` makes co-located the default, so the
+//! whole suite runs in both shapes; tests about one shape ask for it.
 
 use crate::{
     process::{binary, ChildGuard},
@@ -19,8 +25,26 @@ pub enum RoomProvider {
     LiveKit { ws_url: String, http_url: String },
 }
 
+/// How the services are deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    Split,
+    CoLocated,
+}
+
+impl Topology {
+    /// What `LOBBY_TEST_TOPOLOGY` asks for (split unless it says colocated).
+    pub fn from_env() -> Self {
+        match std::env::var("LOBBY_TEST_TOPOLOGY").as_deref() {
+            Ok("colocated") => Self::CoLocated,
+            _ => Self::Split,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LobbyOptions {
+    pub topology: Topology,
     pub provider: RoomProvider,
     pub gateways: usize,
     pub extra_env: Vec<(String, String)>,
@@ -39,6 +63,7 @@ pub struct LobbyOptions {
 impl Default for LobbyOptions {
     fn default() -> Self {
         Self {
+            topology: Topology::from_env(),
             provider: RoomProvider::TokenOnly,
             gateways: 1,
             extra_env: Vec::new(),
@@ -51,6 +76,7 @@ impl Default for LobbyOptions {
 }
 
 pub struct Lobby {
+    pub topology: Topology,
     /// The worker attached when `LobbyOptions::worker` is set.
     pub worker: Option<crate::worker::TestWorker>,
     pub dir: PathBuf,
@@ -167,23 +193,52 @@ impl Lobby {
         }
         env.extend(options.extra_env.iter().cloned());
 
-        let mut specs: Vec<ServiceSpec> = vec![
-            ("auth".into(), "lobby-auth".into(), vec![]),
-            ("session".into(), "lobby-session".into(), vec![]),
-            ("rooms".into(), "lobby-rooms".into(), vec![]),
-            ("artifacts".into(), "lobby-artifacts".into(), vec![]),
-        ];
+        let mut specs: Vec<ServiceSpec> = match options.topology {
+            Topology::Split => vec![
+                ("auth".into(), "lobby-auth".into(), vec![]),
+                ("session".into(), "lobby-session".into(), vec![]),
+                ("rooms".into(), "lobby-rooms".into(), vec![]),
+                ("artifacts".into(), "lobby-artifacts".into(), vec![]),
+            ],
+            Topology::CoLocated => Vec::new(),
+        };
         let mut gateways = Vec::new();
+        let mut workers_urls = Vec::new();
         for i in 0..options.gateways.max(1) {
             let port = match (i, options.gateway_port) {
                 (0, Some(p)) => p,
                 _ => port(),
             };
-            specs.push((
-                format!("gateway-{i}"),
-                "lobby-gateway".into(),
-                vec![("LOBBY_GATEWAY_LISTEN".into(), format!("127.0.0.1:{port}"))],
-            ));
+            let listen = ("LOBBY_GATEWAY_LISTEN".into(), format!("127.0.0.1:{port}"));
+            match options.topology {
+                Topology::Split => {
+                    specs.push((format!("gateway-{i}"), "lobby-gateway".into(), vec![listen]))
+                }
+                Topology::CoLocated => {
+                    // Each server is a whole replica: its own workers' and
+                    // artifacts' listeners (the first one takes the shared ones).
+                    let (workers, uploads) = if i == 0 {
+                        (rooms, artifacts)
+                    } else {
+                        let more = crate::free_ports(2);
+                        (more[0], more[1])
+                    };
+                    workers_urls.push(format!("http://127.0.0.1:{workers}"));
+                    specs.push((
+                        format!("server-{i}"),
+                        "lobby-server".into(),
+                        vec![
+                            listen,
+                            ("LOBBY_PEERS".into(), "in_process".into()),
+                            ("LOBBY_ROOMS_LISTEN".into(), format!("127.0.0.1:{workers}")),
+                            (
+                                "LOBBY_ARTIFACTS_LISTEN".into(),
+                                format!("127.0.0.1:{uploads}"),
+                            ),
+                        ],
+                    ))
+                }
+            }
             gateways.push(format!("http://127.0.0.1:{port}"));
         }
         let services = specs
@@ -191,13 +246,18 @@ impl Lobby {
             .map(|(name, bin, extra)| spawn_service(&dir, &env, name, bin, extra))
             .collect();
         let http = crate::http_client(Duration::from_secs(30));
-        let grpc = vec![
-            ("auth", format!("http://127.0.0.1:{auth}")),
-            ("session", format!("http://127.0.0.1:{session}")),
-            ("rooms", format!("http://127.0.0.1:{rooms}")),
-            ("artifacts", format!("http://127.0.0.1:{artifacts}")),
-        ];
+        // Co-located servers serve only the workers' stream over gRPC.
+        let grpc = match options.topology {
+            Topology::Split => vec![
+                ("auth", format!("http://127.0.0.1:{auth}")),
+                ("session", format!("http://127.0.0.1:{session}")),
+                ("rooms", format!("http://127.0.0.1:{rooms}")),
+                ("artifacts", format!("http://127.0.0.1:{artifacts}")),
+            ],
+            Topology::CoLocated => vec![("rooms", workers_urls[0].clone())],
+        };
         let mut lobby = Self {
+            topology: options.topology,
             worker: None,
             specs,
             env,

@@ -3,7 +3,7 @@
 //! unless a test says otherwise.
 
 use livekit_api::access_token::TokenVerifier;
-use lobby_tests::{Lobby, LobbyOptions, RoomProvider};
+use lobby_tests::{Lobby, LobbyOptions, RoomProvider, Topology};
 use serde_json::{json, Value};
 
 async fn body(r: reqwest::Response) -> (u16, Value) {
@@ -361,7 +361,12 @@ async fn livekit_down_is_room_creation_failed_and_the_slot_is_released() {
 
 #[tokio::test]
 async fn a_service_down_is_orchestrator_error() {
-    let mut lobby = Lobby::start(LobbyOptions::default()).await;
+    let mut lobby = Lobby::start(LobbyOptions {
+        // About separate processes: one of them is killed.
+        topology: Topology::Split,
+        ..Default::default()
+    })
+    .await;
     let account = lobby.create_account(3).await;
     let agent = lobby.create_agent(&account, json!({})).await;
 

@@ -9,7 +9,7 @@ use lobby_tests::{
     avatar_server::AvatarServer,
     process::{binary, ChildGuard},
     worker::{Behavior, TestWorker, WORKER_TOKEN},
-    Lobby, LobbyOptions,
+    Lobby, LobbyOptions, Topology,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -156,6 +156,7 @@ async fn the_rooms_service_killed_mid_start_leaves_nothing_held() {
     // Starts wait on a silent worker long enough to be killed mid-way.
     env.push(("LOBBY_WORKER_ACCEPT_TIMEOUT_MS".into(), "4000".into()));
     let mut lobby = Lobby::start(LobbyOptions {
+        topology: Topology::Split,
         worker: false,
         extra_env: env,
         ..Default::default()
@@ -208,6 +209,7 @@ async fn the_rooms_service_killed_mid_start_leaves_nothing_held() {
 #[tokio::test]
 async fn the_session_service_killed_mid_end_keeps_every_record_and_frees_on_retry() {
     let mut lobby = Lobby::start(LobbyOptions {
+        topology: Topology::Split,
         extra_env: crash_env(),
         ..Default::default()
     })

@@ -6,7 +6,7 @@
 use lobby_tests::{
     livekit,
     webhooks::{event, sign},
-    Lobby, LobbyOptions, Webhooks,
+    Lobby, LobbyOptions, Topology, Webhooks,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -283,7 +283,12 @@ async fn unsigned_tampered_stale_and_replayed_webhooks_are_refused() {
 
 #[tokio::test]
 async fn a_webhook_whose_delivery_failed_is_acted_on_when_retried() {
-    let mut lobby = Lobby::start(LobbyOptions::default()).await;
+    let mut lobby = Lobby::start(LobbyOptions {
+        // About separate processes: one of them is killed.
+        topology: Topology::Split,
+        ..Default::default()
+    })
+    .await;
     let account = lobby.create_account(2).await;
     let agent = lobby.create_agent(&account, json!({})).await;
     let session = start(&lobby, &agent).await;

@@ -3,7 +3,7 @@
 //! answer callers with a retryable 503, and carry on once Redis answers,
 //! with no restart of their own.
 
-use lobby_tests::{redis_server::RedisServer, Lobby, LobbyOptions};
+use lobby_tests::{redis_server::RedisServer, Lobby, LobbyOptions, Topology};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tonic_health::pb::{
@@ -126,10 +126,14 @@ async fn services_started_while_redis_loads_its_data_come_up_when_it_answers() {
         Vec::<String>::new(),
         "no service exited"
     );
+    let auth = match lobby.topology {
+        Topology::Split => "auth",
+        Topology::CoLocated => "server-0",
+    };
     assert!(
-        lobby.log("auth").contains("waiting for Redis"),
+        lobby.log(auth).contains("waiting for Redis"),
         "auth says what it waits for:\n{}",
-        lobby.log("auth")
+        lobby.log(auth)
     );
     let account = lobby.create_account(2).await;
     let agent = lobby.create_agent(&account, json!({})).await;

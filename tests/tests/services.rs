@@ -1,7 +1,7 @@
 //! Every service process: gRPC health and reflection, and a start-up that
 //! refuses a bad setting by name.
 
-use lobby_tests::{process::binary, Lobby, LobbyOptions};
+use lobby_tests::{process::binary, Lobby, LobbyOptions, Topology};
 use std::process::Command;
 use tonic_health::pb::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
@@ -58,7 +58,12 @@ async fn reflected_services(url: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_service_serves_health_and_reflection() {
-    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let lobby = Lobby::start(LobbyOptions {
+        // Each service's own gRPC listener.
+        topology: Topology::Split,
+        ..Default::default()
+    })
+    .await;
     let expected = [
         ("auth", "lobby.auth.v1.Auth"),
         ("session", "lobby.session.v1.Sessions"),
@@ -132,6 +137,8 @@ fn a_bad_setting_stops_start_up_and_names_the_setting() {
 async fn rooms_and_session_serve_prometheus_metrics() {
     let (rooms_port, session_port) = (lobby_tests::free_port(), lobby_tests::free_port());
     let lobby = Lobby::start(LobbyOptions {
+        // Each service's own metrics listener.
+        topology: Topology::Split,
         extra_env: vec![
             (
                 "LOBBY_ROOMS_METRICS_LISTEN".into(),
