@@ -9,6 +9,7 @@ pub mod livekit;
 pub mod lobby;
 pub mod process;
 pub mod redis_server;
+pub mod sustained;
 pub mod webhooks;
 pub mod worker;
 

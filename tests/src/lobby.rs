@@ -55,6 +55,8 @@ pub struct LobbyOptions {
     pub worker: bool,
     /// Redis with an append-only file, as in production (crash tests).
     pub redis_aof: bool,
+    /// A real Redis Cluster of three masters instead of a single Redis.
+    pub redis_cluster: bool,
     /// Wait until every gateway reports healthy before returning (the
     /// worker, when asked for, attaches only then).
     pub wait_healthy: bool,
@@ -70,6 +72,7 @@ impl Default for LobbyOptions {
             gateway_port: None,
             worker: true,
             redis_aof: false,
+            redis_cluster: false,
             wait_healthy: true,
         }
     }
@@ -124,7 +127,11 @@ fn spawn_service(
 impl Lobby {
     pub async fn start(options: LobbyOptions) -> Self {
         let dir = crate::scratch_dir("lobby");
-        let redis = RedisServer::start_with(&dir, options.redis_aof);
+        let redis = if options.redis_cluster {
+            RedisServer::start_cluster(&dir, 3, options.redis_aof)
+        } else {
+            RedisServer::start_with(&dir, options.redis_aof)
+        };
         Self::start_on(redis, dir, options).await
     }
 
@@ -299,6 +306,24 @@ impl Lobby {
             .status()
             .expect("kill");
         assert!(status.success(), "kill -9 {pid} failed");
+    }
+
+    /// `kill -9` of every service process at once (Redis aside).
+    pub fn crash_all(&mut self) {
+        for service in &mut self.services {
+            service.kill();
+        }
+    }
+
+    /// Starts every service again (after [`Lobby::crash_all`]), as their
+    /// orchestrator would, and waits until the gateways see them up.
+    pub async fn restart_all(&mut self) {
+        self.services = self
+            .specs
+            .iter()
+            .map(|(name, bin, extra)| spawn_service(&self.dir, &self.env, name, bin, extra))
+            .collect();
+        self.wait_healthy().await;
     }
 
     /// Starts a service killed with [`Lobby::kill`] or [`Lobby::crash`] again, as its

@@ -1,4 +1,5 @@
-//! A private `redis-server` on a free loopback port with its own data folder.
+//! A private `redis-server` on a free loopback port with its own data folder,
+//! or a private Redis Cluster of several masters (`start_cluster`).
 
 use crate::process::ChildGuard;
 use std::{
@@ -8,10 +9,13 @@ use std::{
 };
 
 pub struct RedisServer {
+    /// The (first) node's port.
     pub port: u16,
     guard: ChildGuard,
     dir: PathBuf,
     aof: bool,
+    /// The other masters of a cluster (none for a single Redis).
+    more: Vec<(u16, ChildGuard)>,
 }
 
 /// `redis-server` arguments beyond the port, data folder and persistence.
@@ -31,9 +35,72 @@ impl RedisServer {
             guard: Self::spawn(dir, port, aof, &[]),
             dir: dir.to_path_buf(),
             aof,
+            more: Vec::new(),
         };
         server.wait_ready();
         server
+    }
+
+    /// A real Redis Cluster of `masters` nodes on loopback (no replicas),
+    /// made with `redis-cli --cluster create`, every slot covered.
+    pub fn start_cluster(dir: &Path, masters: usize, aof: bool) -> Self {
+        let ports = crate::free_ports(masters.max(3));
+        let cluster_args = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"];
+        let mut nodes: Vec<(u16, ChildGuard)> = ports
+            .iter()
+            .map(|&p| (p, Self::spawn(dir, p, aof, &cluster_args)))
+            .collect();
+        let (port, guard) = nodes.remove(0);
+        let server = Self {
+            port,
+            guard,
+            dir: dir.to_path_buf(),
+            aof,
+            more: nodes,
+        };
+        server.wait_ready();
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for p in &ports {
+            create.arg(format!("127.0.0.1:{p}"));
+        }
+        create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        let out = create.output().expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        server.wait_cluster_ok();
+        server
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        !self.more.is_empty()
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        std::iter::once(self.port)
+            .chain(self.more.iter().map(|(p, _)| *p))
+            .collect()
+    }
+
+    /// Waits until every node says the cluster is up (all slots served).
+    fn wait_cluster_ok(&self) {
+        for _ in 0..200 {
+            let ok = self.ports().iter().all(|p| {
+                redis::Client::open(format!("redis://127.0.0.1:{p}"))
+                    .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                    .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            });
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the Redis cluster never reported cluster_state:ok");
     }
 
     /// A Redis that is still replaying a large AOF when this returns: `keys`
@@ -48,6 +115,7 @@ impl RedisServer {
             guard: Self::spawn(dir, port, true, &["--enable-debug-command", "yes"]),
             dir: dir.to_path_buf(),
             aof: true,
+            more: Vec::new(),
         };
         first.wait_ready();
         let client = redis::Client::open(first.url()).expect("redis url");
@@ -92,6 +160,7 @@ impl RedisServer {
             ),
             dir: dir.to_path_buf(),
             aof: true,
+            more: Vec::new(),
         };
         for _ in 0..100 {
             if server
@@ -112,16 +181,7 @@ impl RedisServer {
     /// when nothing answers. Spoken raw over TCP: a client library's own
     /// connection handshake fails on a loading Redis before PING is sent.
     pub fn answer_to_ping(&self) -> Option<String> {
-        use std::io::{BufRead, BufReader, Write};
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
-        let mut stream =
-            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        stream.write_all(b"PING\r\n").ok()?;
-        let mut line = String::new();
-        BufReader::new(stream).read_line(&mut line).ok()?;
-        let line = line.trim_end();
-        Some(line.strip_prefix(['+', '-']).unwrap_or(line).to_owned())
+        ping(self.port)
     }
 
     fn spawn(dir: &Path, port: u16, aof: bool, extra: ExtraArgs) -> ChildGuard {
@@ -148,24 +208,59 @@ impl RedisServer {
         ChildGuard::spawn(&format!("redis-{port}"), cmd, dir)
     }
 
+    /// What the services are given as LOBBY_REDIS_URL.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        if self.is_cluster() {
+            let nodes: Vec<String> = self
+                .ports()
+                .iter()
+                .map(|p| format!("127.0.0.1:{p}"))
+                .collect();
+            format!(
+                "{}{}",
+                lobby_kit::redis_conn::CLUSTER_SCHEME,
+                nodes.join(",")
+            )
+        } else {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
     }
 
-    /// Waits until `PING` gets `PONG` (not merely a connection).
+    /// Waits until `PING` gets `PONG` (not merely a connection) on every node.
     pub fn wait_ready(&self) {
-        for _ in 0..1200 {
-            if self.answer_to_ping().is_some_and(|a| a == "PONG") {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        for port in self.ports() {
+            let ready = (0..1200).any(|_| {
+                let pong = ping(port).is_some_and(|a| a == "PONG");
+                if !pong {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                pong
+            });
+            assert!(
+                ready,
+                "redis-server :{port} did not start: {}",
+                self.guard.log_tail()
+            );
         }
-        panic!("redis-server did not start: {}", self.guard.log_tail());
     }
 
     /// A connection of the kind the services use (so their stores can be
-    /// driven directly).
+    /// driven directly), to the single Redis or the whole cluster.
     pub async fn connection(&self) -> lobby_kit::redis_conn::RedisConn {
+        if self.is_cluster() {
+            let nodes: Vec<String> = self
+                .ports()
+                .iter()
+                .map(|p| format!("redis://127.0.0.1:{p}"))
+                .collect();
+            let client = redis::cluster::ClusterClient::new(nodes).expect("cluster client");
+            return lobby_kit::redis_conn::RedisConn::Cluster(
+                client
+                    .get_async_connection()
+                    .await
+                    .expect("cluster connection"),
+            );
+        }
         let client = redis::Client::open(self.url()).expect("redis url");
         lobby_kit::redis_conn::RedisConn::Single(
             redis::aio::ConnectionManager::new(client)
@@ -174,19 +269,69 @@ impl RedisServer {
         )
     }
 
-    pub fn stop(&mut self) {
-        self.guard.kill();
+    /// Every key, on every node.
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for port in self.ports() {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("url");
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("node connection");
+            let mut found: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async(&mut conn)
+                .await
+                .expect("keys");
+            keys.append(&mut found);
+        }
+        keys.sort();
+        keys
     }
 
-    /// SIGKILL, then start again on the same port and data folder.
-    pub fn crash_and_restart(&mut self) {
+    /// SIGKILL of every node.
+    pub fn stop(&mut self) {
         self.guard.kill();
+        for (_, node) in &mut self.more {
+            node.kill();
+        }
+    }
+
+    /// SIGKILL, then start again on the same ports and data folders.
+    pub fn crash_and_restart(&mut self) {
+        self.stop();
         self.start_again();
     }
 
-    /// Starts a stopped server again on the same port and data folder.
+    /// Starts stopped nodes again on the same ports and data folders (a
+    /// cluster finds itself again from its nodes.conf).
     pub fn start_again(&mut self) {
-        self.guard = Self::spawn(&self.dir, self.port, self.aof, &[]);
+        let extra: &[&str] = if self.is_cluster() {
+            &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+        } else {
+            &[]
+        };
+        self.guard = Self::spawn(&self.dir, self.port, self.aof, extra);
+        for (port, node) in &mut self.more {
+            *node = Self::spawn(&self.dir, *port, self.aof, extra);
+        }
         self.wait_ready();
+        if self.is_cluster() {
+            self.wait_cluster_ok();
+        }
     }
+}
+
+/// `PING` spoken raw over TCP (see [`RedisServer::answer_to_ping`]).
+fn ping(port: u16) -> Option<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"PING\r\n").ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    let line = line.trim_end();
+    Some(line.strip_prefix(['+', '-']).unwrap_or(line).to_owned())
 }

@@ -131,6 +131,21 @@ async fn a_worker_killed_mid_session_leaves_nothing_held() {
     );
 
     worker.kill(); // kill -9
+    let killed_at = std::time::Instant::now();
+    let freed = eventually(Duration::from_secs(8), || async {
+        held(&lobby, &account, "doomed").await.0 == 0
+    })
+    .await;
+    let freed_after = killed_at.elapsed();
+    // The worker counts as gone once its heartbeats are missed for
+    // LOBBY_WORKER_HEARTBEAT_EXPIRY_MS (1 s here); from then on nothing
+    // renews its sessions' leases, which run out within one lease (1.5 s).
+    assert!(freed, "the dead worker's slots were never freed");
+    assert!(
+        freed_after <= Duration::from_millis(1_000 + 1_500 + 700),
+        "slots freed {freed_after:?} after the worker died: more than one lease past its heartbeat expiry"
+    );
+    println!("worker kill -9: its sessions' slots freed {} ms after (heartbeat expiry 1000 ms + lease 1500 ms)", freed_after.as_millis());
     let all_ended = eventually(Duration::from_secs(8), || async {
         let mut ended = 0;
         for id in &sessions {
@@ -328,4 +343,9 @@ async fn redis_restarted_with_aof_keeps_sessions_and_their_slots() {
     println!(
         "redis kill -9 + AOF restart: sessions 3, records kept 3, slots held by live sessions 2"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_every_service_mid_run_leaves_no_unswept_slot() {
+    lobby_tests::sustained::no_unswept_slot_after_a_kill_mid_run(false).await;
 }

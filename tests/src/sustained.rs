@@ -1,0 +1,186 @@
+//! A sustained run of starts with every service killed (`kill -9`) in the
+//! middle of it, then restarted, and an audit of what Redis still holds:
+//! every slot must belong to a live session that a sweeper will end.
+
+use crate::{Lobby, LobbyOptions};
+use futures::StreamExt;
+use serde_json::json;
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, Instant},
+};
+
+/// What one run did, and what it left.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CrashReport {
+    pub tried: usize,
+    pub admitted: usize,
+    pub failed: usize,
+    /// Slots held after the restart and one lease period.
+    pub held: usize,
+    /// Of those, slots whose session no sweeper will end (must be 0): no
+    /// live record, or no entry in its bucket's sweep index.
+    pub unswept: usize,
+}
+
+/// Drives `total` connects at `concurrency`, kills every service after
+/// `kill_after`, lets the run finish against the dead services, restarts
+/// them and waits `settle` (one lease period and a sweep) before auditing.
+pub async fn kill_everything_mid_run(
+    lobby: &mut Lobby,
+    account: &str,
+    agent: &str,
+    total: usize,
+    concurrency: usize,
+    kill_after: Duration,
+    settle: Duration,
+) -> CrashReport {
+    let admitted = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let http = crate::http_client(Duration::from_secs(5));
+    let url = format!("{}/v1/public/agents/connect", lobby.gateway());
+    let body = json!({ "agent_id": agent }).to_string();
+    let run = futures::stream::iter(0..total)
+        .map(|_| {
+            let request = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.clone());
+            let (admitted, failed) = (&admitted, &failed);
+            async move {
+                match request.send().await {
+                    Ok(r) if r.status() == 200 => admitted.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<()>>();
+    let began = Instant::now();
+    let killer = async {
+        tokio::time::sleep(kill_after).await;
+        admitted.load(Ordering::Relaxed)
+    };
+    tokio::pin!(run);
+    let admitted_before_kill = tokio::select! {
+        _ = &mut run => panic!("the run ended before the kill; raise the number of starts"),
+        n = killer => n,
+    };
+    lobby.crash_all();
+    run.await;
+    println!(
+        "sustained run: {} admitted before the kill at {:?}, run over after {:?}",
+        admitted_before_kill,
+        kill_after,
+        began.elapsed()
+    );
+    lobby.restart_all().await;
+    tokio::time::sleep(settle).await;
+    let (held, unswept) = audit(lobby, account).await;
+    CrashReport {
+        tried: total,
+        admitted: admitted.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        held,
+        unswept,
+    }
+}
+
+/// (slots held, slots of sessions no sweeper will end) for the account.
+pub async fn audit(lobby: &Lobby, account: &str) -> (usize, usize) {
+    let mut conn = lobby.redis.connection().await;
+    let tag = lobby_kit::keys::account_tag(account);
+    let slots: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{tag}:{account}:slots"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .expect("slots");
+    let mut unswept = 0;
+    for sid in &slots {
+        let status: Option<String> = redis::cmd("HGET")
+            .arg(format!("{tag}:{account}:session:{sid}"))
+            .arg("status")
+            .query_async(&mut conn)
+            .await
+            .expect("record");
+        let due: Option<f64> = redis::cmd("ZSCORE")
+            .arg(format!("{tag}:due"))
+            .arg(format!("{account}|{sid}"))
+            .query_async(&mut conn)
+            .await
+            .expect("due");
+        if status.as_deref() != Some("active") || due.is_none() {
+            unswept += 1;
+        }
+    }
+    (slots.len(), unswept)
+}
+
+/// The run that found the ghosts: `kill -9` of every service in the middle
+/// of a sustained run of 10,000 starts, then a restart. After one lease
+/// period no slot may be held by a session that no sweeper will end, and
+/// once the user-join deadline has passed for all of them, none is held.
+pub async fn no_unswept_slot_after_a_kill_mid_run(redis_cluster: bool) {
+    let lease = Duration::from_millis(1500);
+    let mut lobby = Lobby::start(LobbyOptions {
+        worker: false,
+        redis_aof: true,
+        redis_cluster,
+        extra_env: vec![
+            (
+                "LOBBY_SESSION_LEASE_MS".into(),
+                lease.as_millis().to_string(),
+            ),
+            ("LOBBY_SWEEP_INTERVAL_MS".into(), "100".into()),
+            ("LOBBY_USER_JOIN_TIMEOUT_MS".into(), "4000".into()),
+            ("LOBBY_LOG".into(), "warn".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(100_000).await;
+    lobby
+        .patch_account(&account, json!({ "minutes_quota": 100_000_000 }))
+        .await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+    let report = kill_everything_mid_run(
+        &mut lobby,
+        &account,
+        &agent,
+        10_000,
+        40,
+        Duration::from_secs(3),
+        lease + Duration::from_millis(500),
+    )
+    .await;
+    let shape = if redis_cluster {
+        "cluster"
+    } else {
+        "single Redis"
+    };
+    println!(
+        "kill -9 of every service mid-run ({shape}, {:?}): starts tried {}, admitted {}, failed {}, slots held after one lease {}, held by sessions no sweeper will end {}",
+        lobby.topology, report.tried, report.admitted, report.failed, report.held, report.unswept
+    );
+    assert!(
+        report.admitted > 0,
+        "the run admitted nothing before the kill"
+    );
+    assert_eq!(
+        report.unswept, 0,
+        "slots held by sessions no sweeper will end"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut left = audit(&lobby, &account).await;
+    while left.0 > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        left = audit(&lobby, &account).await;
+    }
+    assert_eq!(
+        left,
+        (0, 0),
+        "every slot freed once the join deadline passed"
+    );
+}

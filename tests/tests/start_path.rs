@@ -1,0 +1,203 @@
+//! The start path as a caller meets it: a refused start writes nothing at
+//! all to Redis, and a change of settings (unpublishing an agent, revoking a
+//! key) reaches every replica's cache within a second.
+
+use lobby_tests::{Lobby, LobbyOptions, Topology};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+/// Every key with its serialised value and TTL.
+async fn snapshot(lobby: &Lobby) -> BTreeMap<String, (Vec<u8>, i64)> {
+    let mut conn = lobby.redis.connection().await;
+    let mut all = BTreeMap::new();
+    for key in lobby.redis.keys("*").await {
+        let dump: Vec<u8> = redis::cmd("DUMP")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("dump");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("pttl");
+        all.insert(key, (dump, ttl));
+    }
+    all
+}
+
+#[tokio::test]
+async fn refused_starts_write_nothing_to_redis() {
+    let lobby = Lobby::start(LobbyOptions {
+        // No lease renewal during the test: it would rewrite the held slot;
+        // and no worker, whose heartbeats are writes of their own.
+        extra_env: vec![("LOBBY_SESSION_LEASE_MS".into(), "3600000".into())],
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(1).await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+    let narrow = lobby.create_agent(&account, json!({})).await;
+    assert_eq!(lobby.connect(&agent, None).await.status(), 200);
+    // Warm every cache and let the first start's own writes settle.
+    assert_eq!(lobby.connect(&narrow, None).await.status(), 429);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let before = snapshot(&lobby).await;
+    let mut refused = 0;
+    for i in 0..100 {
+        let who = if i % 2 == 0 { &agent } else { &narrow };
+        let r = lobby.connect(who, None).await;
+        assert_eq!(r.status(), 429);
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error_code"], "concurrency_limit");
+        refused += 1;
+    }
+    let after = snapshot(&lobby).await;
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(v))
+        .map(|(k, _)| k)
+        .chain(before.keys().filter(|k| !after.contains_key(*k)))
+        .collect();
+    println!(
+        "{refused} refused starts: {} keys before, {} after, {} changed",
+        before.len(),
+        after.len(),
+        changed.len()
+    );
+    assert!(changed.is_empty(), "refusals changed {changed:?}");
+}
+
+/// Two replicas, each with its own cache (co-located servers): a change
+/// made through one is seen by the other within a second, not at its TTL.
+#[tokio::test]
+async fn unpublishing_and_revoking_reach_every_replica_within_a_second() {
+    let lobby = Lobby::start(LobbyOptions {
+        topology: Topology::CoLocated,
+        gateways: 2,
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(100).await;
+    let created = lobby.create_agent_json(&account, json!({})).await;
+    let agent = created["id"].as_str().expect("id").to_owned();
+    let agent_key = created["agent_key"]["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let run = |i: usize| {
+        lobby
+            .http
+            .post(format!(
+                "{}/api/agent/v1/session/create/",
+                lobby.gateways[i]
+            ))
+            .header("x-otas-agent-key", agent_key.clone())
+            .send()
+    };
+    // Replica 1 has both cached.
+    assert_eq!(
+        lobby
+            .connect_via(1, json!({ "agent_id": agent }), None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(run(1).await.expect("run").status(), 200);
+
+    // Unpublished through replica 0.
+    let (s, _) = lobby
+        .admin_json(
+            Method::PATCH,
+            &format!("/agents/{agent}"),
+            Some(json!({ "status": "unpublished" })),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let began = Instant::now();
+    let mut unpublished_after = None;
+    while began.elapsed() < Duration::from_secs(5) {
+        let r = lobby
+            .connect_via(1, json!({ "agent_id": agent }), None)
+            .await;
+        if r.status() == 403 {
+            let body: Value = r.json().await.expect("json");
+            assert_eq!(body["error_code"], "agent_unpublished");
+            unpublished_after = Some(began.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let unpublished_after = unpublished_after.expect("replica 1 never saw the unpublish");
+
+    // The key revoked through replica 0.
+    let prefix = agent_key.split('_').nth(1).expect("prefix").to_owned();
+    let (s, _) = lobby
+        .admin_json(Method::POST, &format!("/keys/{prefix}/revoke"), None)
+        .await;
+    assert_eq!(s, 200);
+    let began = Instant::now();
+    let mut revoked_after = None;
+    while began.elapsed() < Duration::from_secs(5) {
+        let r = run(1).await.expect("run");
+        if r.status() == 403 {
+            let body: Value = r.json().await.expect("json");
+            assert_eq!(body["status_description"], "key_revoked");
+            revoked_after = Some(began.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let revoked_after = revoked_after.expect("replica 1 never saw the revocation");
+
+    // An allowlist change: only auth's (cached) origin check can refuse it.
+    let other = lobby.create_agent(&account, json!({})).await;
+    let from = |origin: &'static str| {
+        let other = other.clone();
+        let lobby = &lobby;
+        async move {
+            lobby
+                .connect_via(1, json!({ "agent_id": other }), Some(origin))
+                .await
+                .status()
+        }
+    };
+    assert_eq!(
+        from("https://else.example").await,
+        200,
+        "cached as allowing all"
+    );
+    let (s, _) = lobby
+        .admin_json(
+            Method::PATCH,
+            &format!("/agents/{other}"),
+            Some(json!({ "allowed_hostnames": ["https://only.example"] })),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let began = Instant::now();
+    let mut narrowed_after = None;
+    while began.elapsed() < Duration::from_secs(5) {
+        if from("https://else.example").await == 403 {
+            narrowed_after = Some(began.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let narrowed_after = narrowed_after.expect("replica 1 never saw the new allowlist");
+    println!(
+        "changes seen by the other replica: unpublish after {} ms (exact in the admission script), key revocation after {} ms, allowlist after {} ms (cache TTL 5000 ms)",
+        unpublished_after.as_millis(),
+        revoked_after.as_millis(),
+        narrowed_after.as_millis()
+    );
+    assert!(unpublished_after < Duration::from_secs(1));
+    assert!(revoked_after < Duration::from_secs(1));
+    assert!(narrowed_after < Duration::from_secs(1));
+}
