@@ -1,15 +1,26 @@
-//! `make bench`: session starts per second and p50/p99 latency through the
-//! gateway (LiveKit token-only, so LiveKit's own latency is excluded), side by
-//! side with the raw admission script called directly on the same Redis at the
-//! same concurrency. The ratio says what the gateway, auth, session and rooms
-//! hops cost on top of the one Redis script every start runs.
+//! `make bench`: session starts through the gateway against the raw
+//! admission script, measured in the same run on the same Redis.
 //!
-//! Env: LOBBY_BENCH_REQUESTS (per level, default 2000),
-//! LOBBY_BENCH_LEVELS (default "1,8,32,64"), LOBBY_BENCH_OUT (results file).
+//! For each deployment shape (co-located `lobby-server`, split processes) and
+//! each concurrency: a warm-up, then `POST /v1/public/agents/connect` closed
+//! loop, then the admission script called directly (same arguments as a real
+//! start) at the same concurrency; the ratio is what everything around the
+//! one Redis round trip costs. Then an open-loop run at half the co-located
+//! maximum rate reports p99 latency measured from each request's scheduled
+//! time (so a slow answer cannot hide the requests queued behind it). Last,
+//! rows against a real `livekit-server` with eager and lazy rooms.
+//!
+//! Sessions are made inert for the run (a lease and join deadlines of an
+//! hour), so the sweeper does no renewals meanwhile: what is measured is the
+//! start path alone.
+//!
+//! Env: LOBBY_BENCH_REQUESTS (per level, default 20000), LOBBY_BENCH_LEVELS
+//! (default "1,8,32,64"), LOBBY_BENCH_LIVEKIT_REQUESTS (default 5000),
+//! LOBBY_BENCH_OUT (results file).
 
-use futures::future::join_all;
+use futures::{stream, StreamExt};
 use lobby_session::store::{Admission, AdmitRequest, SessionStore};
-use lobby_tests::{Lobby, LobbyOptions};
+use lobby_tests::{Lobby, LobbyOptions, Topology, Webhooks};
 use serde_json::json;
 use std::{
     sync::{
@@ -19,49 +30,83 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[derive(Debug, Clone)]
 struct Run {
     per_second: f64,
     p50: Duration,
     p99: Duration,
+    errors: usize,
 }
 
-fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> Run {
+fn summarize(mut latencies: Vec<Duration>, elapsed: Duration, errors: usize) -> Run {
     latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len().max(1) as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
     Run {
         per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
+        errors,
     }
 }
 
-/// Runs `requests` calls of `op` from `concurrency` workers; returns each
-/// call's latency and the wall time of the whole run.
-async fn drive<F, Fut>(requests: usize, concurrency: usize, op: F) -> Run
+/// Closed loop: `requests` calls of `op` from `concurrency` callers.
+async fn closed_loop<F, Fut>(requests: usize, concurrency: usize, op: F) -> Run
 where
-    F: Fn(usize) -> Fut + Clone,
-    Fut: std::future::Future<Output = ()>,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = bool>,
 {
-    let next = Arc::new(AtomicUsize::new(0));
+    let errors = AtomicUsize::new(0);
     let started = Instant::now();
-    let workers = (0..concurrency).map(|_| {
-        let next = next.clone();
-        let op = op.clone();
-        async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= requests {
-                    break latencies;
-                }
+    let latencies: Vec<Duration> = stream::iter(0..requests)
+        .map(|i| {
+            let (op, errors) = (&op, &errors);
+            async move {
                 let t = Instant::now();
-                op(i).await;
-                latencies.push(t.elapsed());
+                if !op(i).await {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                t.elapsed()
             }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    summarize(latencies, started.elapsed(), errors.into_inner())
+}
+
+/// Open loop: `requests` calls at `rate` per second, each timed from when it
+/// was due, whether or not earlier ones have answered.
+async fn open_loop<F, Fut>(requests: usize, rate: f64, op: F) -> Run
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let errors = Arc::new(AtomicUsize::new(0));
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(requests);
+    for i in 0..requests {
+        let due = started + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        let (op, errors) = (op.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            if !op(i).await {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+            due.elapsed()
+        }));
+    }
+    let mut latencies = Vec::with_capacity(requests);
+    for t in tasks {
+        if let Ok(l) = t.await {
+            latencies.push(l);
         }
-    });
-    let latencies: Vec<Duration> = join_all(workers).await.into_iter().flatten().collect();
-    summarize(latencies, started.elapsed())
+    }
+    summarize(latencies, started.elapsed(), errors.load(Ordering::Relaxed))
 }
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
@@ -75,116 +120,255 @@ fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
+/// Settings that keep sessions inert during the run (see the module doc).
+fn inert_sessions() -> Vec<(String, String)> {
+    vec![
+        ("LOBBY_LOG".into(), "warn".into()),
+        ("LOBBY_SESSION_LEASE_MS".into(), "3600000".into()),
+        ("LOBBY_USER_JOIN_TIMEOUT_MS".into(), "3600000".into()),
+        ("LOBBY_AGENT_JOIN_TIMEOUT_MS".into(), "3600000".into()),
+    ]
+}
+
+/// A bench account with room for every start, and its agent.
+async fn bench_agent(lobby: &Lobby) -> String {
+    let account = lobby.create_account(100_000).await;
+    lobby
+        .patch_account(&account, json!({ "minutes_quota": 100_000_000 }))
+        .await;
+    lobby
+        .create_agent(&account, json!({ "max_session_seconds": 3600 }))
+        .await
+}
+
+/// One start through the gateway; false on anything but 200.
+fn connect_op(
+    lobby: &Lobby,
+    agent: &str,
+) -> impl Fn(usize) -> futures::future::BoxFuture<'static, bool> + Clone + Send + 'static {
+    let http = lobby.http.clone();
+    let url = format!("{}/v1/public/agents/connect", lobby.gateway());
+    let body = json!({ "agent_id": agent }).to_string();
+    move |_| {
+        let request = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        Box::pin(async move {
+            match request.send().await {
+                Ok(r) => {
+                    let ok = r.status() == 200;
+                    let _ = r.bytes().await;
+                    ok
+                }
+                Err(_) => false,
+            }
+        })
+    }
+}
+
+/// The admission script alone, with the arguments a real start passes.
+fn raw_op(
+    store: SessionStore,
+    tag: String,
+) -> impl Fn(usize) -> futures::future::BoxFuture<'static, bool> {
+    move |i| {
+        let (store, tag) = (store.clone(), tag.clone());
+        Box::pin(async move {
+            let sid = format!("raw-{tag}-{i}");
+            let fields = vec![
+                ("id", sid.clone()),
+                ("account_id", "acct_bench_raw".to_owned()),
+                ("agent_id", "raw".to_owned()),
+                ("kind", "connect".to_owned()),
+                ("client_user_ref", String::new()),
+                ("provider", "PROVIDER_LIVEKIT".to_owned()),
+                ("room_name", format!("lobby-{sid}")),
+                ("link_id", String::new()),
+                ("aspect_ratio", String::new()),
+                ("agent_identity", String::new()),
+                ("solo_timeout_seconds", "0".to_owned()),
+                ("requires_worker", "0".to_owned()),
+            ];
+            let admitted = store
+                .admit(&AdmitRequest {
+                    session_id: &sid,
+                    account_id: "acct_bench_raw",
+                    agent_id: "raw",
+                    account_limit: 1_000_000,
+                    agent_limit: 0,
+                    max_session_seconds: 3600,
+                    quota_seconds: u64::MAX / 4,
+                    link: None,
+                    lease_ms: 3_600_000,
+                    retry_after_max_ms: 15_000,
+                    first_check_in_ms: 3_600_000,
+                    fields,
+                })
+                .await;
+            matches!(admitted, Ok(Admission::Admitted { .. }))
+        })
+    }
+}
+
+struct Row {
+    shape: &'static str,
+    concurrency: usize,
+    gateway: Run,
+    raw: Option<Run>,
+}
+
+async fn closed_loop_rows(
+    shape: &'static str,
+    topology: Topology,
+    levels: &[usize],
+    requests: usize,
+) -> (Vec<Row>, Lobby, String) {
+    let lobby = Lobby::start(LobbyOptions {
+        topology,
+        worker: false,
+        extra_env: inert_sessions(),
+        ..Default::default()
+    })
+    .await;
+    let agent = bench_agent(&lobby).await;
+    let store = SessionStore::new(lobby.redis.connection().await);
+    let connect = connect_op(&lobby, &agent);
+    // Warm up: connections, caches, the scripts loaded in Redis.
+    closed_loop(2_000, 32, &connect).await;
+    closed_loop(2_000, 32, raw_op(store.clone(), format!("{shape}-warm"))).await;
+    let mut rows = Vec::new();
+    for &c in levels {
+        let gateway = closed_loop(requests, c, &connect).await;
+        let raw = closed_loop(requests, c, raw_op(store.clone(), format!("{shape}-{c}"))).await;
+        eprintln!(
+            "{shape} c={c}: gateway {:.0}/s, raw {:.0}/s",
+            gateway.per_second, raw.per_second
+        );
+        rows.push(Row {
+            shape,
+            concurrency: c,
+            gateway,
+            raw: Some(raw),
+        });
+    }
+    (rows, lobby, agent)
+}
+
+async fn livekit_row(rooms: &'static str, requests: usize, concurrency: usize) -> Option<Row> {
+    let mut env = inert_sessions();
+    env.push(("LOBBY_LIVEKIT_ROOMS".into(), rooms.into()));
+    let (_server, lobby) = Lobby::start_on_livekit(
+        "bench (LiveKit)",
+        Webhooks::Off,
+        LobbyOptions {
+            topology: Topology::CoLocated,
+            worker: false,
+            extra_env: env,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let agent = bench_agent(&lobby).await;
+    let connect = connect_op(&lobby, &agent);
+    closed_loop(500, 16, &connect).await;
+    let gateway = closed_loop(requests, concurrency, &connect).await;
+    eprintln!(
+        "livekit {rooms} c={concurrency}: {:.0}/s",
+        gateway.per_second
+    );
+    Some(Row {
+        shape: if rooms == "eager" {
+            "co-located, LiveKit server, eager rooms"
+        } else {
+            "co-located, LiveKit server, lazy rooms"
+        },
+        concurrency,
+        gateway,
+        raw: None,
+    })
+}
+
 #[tokio::main]
 async fn main() {
-    let requests: usize = env_or("LOBBY_BENCH_REQUESTS", 2000);
+    let requests: usize = env_or("LOBBY_BENCH_REQUESTS", 20_000);
+    let livekit_requests: usize = env_or("LOBBY_BENCH_LIVEKIT_REQUESTS", 5_000);
     let levels: Vec<usize> = std::env::var("LOBBY_BENCH_LEVELS")
         .unwrap_or_else(|_| "1,8,32,64".into())
         .split(',')
         .filter_map(|v| v.trim().parse().ok())
         .collect();
+    let top = levels.iter().copied().max().unwrap_or(64);
     let out = std::env::var("LOBBY_BENCH_OUT").unwrap_or_else(|_| "bench/results/latest.md".into());
 
-    let lobby = Lobby::start(LobbyOptions {
-        extra_env: vec![("LOBBY_LOG".into(), "warn".into())],
-        ..Default::default()
-    })
-    .await;
-    let account = lobby.create_account(100_000).await;
-    lobby
-        .admin(reqwest::Method::PATCH, &format!("/accounts/{account}"))
-        .json(&json!({ "minutes_quota": 100_000_000 }))
-        .send()
-        .await
-        .expect("raise the bench account's minutes");
-    let agent = lobby
-        .create_agent(&account, json!({ "max_session_seconds": 3600 }))
-        .await;
-    let store = SessionStore::new(lobby.redis.connection().await);
-    let url = format!("{}/v1/public/agents/connect", lobby.gateway());
-    let body = json!({ "agent_id": agent }).to_string();
-
-    let mut rows = Vec::new();
-    for (round, &c) in levels.iter().enumerate() {
-        let http = lobby.http.clone();
-        let (url, body) = (url.clone(), body.clone());
-        let gateway = drive(requests, c, move |_| {
-            let req = http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.clone());
-            async move {
-                let r = req.send().await.expect("start request");
-                assert_eq!(
-                    r.status(),
-                    200,
-                    "bench start refused: {}",
-                    r.text().await.unwrap_or_default()
-                );
-                let _ = r.bytes().await;
-            }
-        })
-        .await;
-
-        // Same script, same Redis, its own account so the sets match in size.
-        let store = store.clone();
-        let raw = drive(requests, c, move |i| {
-            let store = store.clone();
-            async move {
-                let sid = format!("bench-{round}-{i}");
-                let admitted = store
-                    .admit(&AdmitRequest {
-                        session_id: &sid,
-                        account_id: "acct_bench_raw",
-                        agent_id: "raw",
-                        account_limit: 100_000,
-                        agent_limit: 0,
-                        max_session_seconds: 3600,
-                        quota_seconds: u64::MAX / 4,
-                        link: None,
-                        lease_ms: 15_000,
-                        retry_after_max_ms: 15_000,
-                        first_check_in_ms: 5_000,
-                        fields: Vec::new(),
-                    })
-                    .await
-                    .expect("admit");
-                assert!(matches!(admitted, Admission::Admitted { .. }));
-            }
-        })
-        .await;
-        rows.push((c, gateway, raw));
+    let (mut rows, colocated, agent) =
+        closed_loop_rows("co-located", Topology::CoLocated, &levels, requests).await;
+    let max_rate = rows
+        .iter()
+        .map(|r| r.gateway.per_second)
+        .fold(0.0_f64, f64::max);
+    let rate = max_rate / 2.0;
+    let open = open_loop(requests, rate, connect_op(&colocated, &agent)).await;
+    eprintln!("open loop at {rate:.0}/s: p99 {}", ms(open.p99));
+    drop(colocated);
+    let (split_rows, split, _) =
+        closed_loop_rows("split", Topology::Split, &levels, requests).await;
+    drop(split);
+    rows.extend(split_rows);
+    for rooms in ["eager", "lazy"] {
+        if let Some(row) = livekit_row(rooms, livekit_requests, top).await {
+            rows.push(row);
+        }
     }
 
-    let mut report = String::from(
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let mut report = format!(
         "# Lobby benchmark: session starts\n\n\
-         Gateway = `POST /v1/public/agents/connect` through gateway → auth → session → rooms (LiveKit token-only).\n\
-         Baseline = the admission Lua script (EVALSHA) called directly on the same Redis, same concurrency, same run.\n\n\
-         | concurrency | gateway starts/s | p50 ms | p99 ms | raw admissions/s | p50 ms | p99 ms | gateway ÷ raw |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         Machine: {cores} cores (as the process sees them), {profile} build.\n\n\
+         Gateway = `POST /v1/public/agents/connect` (token-only LiveKit unless the row says otherwise).\n\
+         Raw = the admission script (`admit.lua`, EVALSHA) called directly on the same Redis with the\n\
+         arguments a real start passes, same concurrency, same run. Closed loop, {requests} requests per\n\
+         row after a warm-up; errors are counted, not fatal.\n\n\
+         | shape | concurrency | gateway starts/s | p50 ms | p99 ms | errors | raw admissions/s | raw p99 ms | gateway ÷ raw |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
-    for (c, g, r) in &rows {
+    for r in &rows {
+        let (raw_rate, raw_p99, ratio) = match &r.raw {
+            Some(raw) => (
+                format!("{:.0}", raw.per_second),
+                ms(raw.p99),
+                format!("{:.2}", r.gateway.per_second / raw.per_second),
+            ),
+            None => ("–".into(), "–".into(), "–".into()),
+        };
         report.push_str(&format!(
-            "| {c} | {:.0} | {} | {} | {:.0} | {} | {} | {:.3} |\n",
-            g.per_second,
-            ms(g.p50),
-            ms(g.p99),
-            r.per_second,
-            ms(r.p50),
-            ms(r.p99),
-            g.per_second / r.per_second
+            "| {} | {} | {:.0} | {} | {} | {} | {raw_rate} | {raw_p99} | {ratio} |\n",
+            r.shape,
+            r.concurrency,
+            r.gateway.per_second,
+            ms(r.gateway.p50),
+            ms(r.gateway.p99),
+            r.gateway.errors,
         ));
     }
     report.push_str(&format!(
-        "\n{requests} requests per level; debug or release as built by bench/run.sh (release).\n"
+        "\nOpen loop, co-located, {requests} requests at {rate:.0}/s (half the co-located maximum, {max_rate:.0}/s): \
+         p50 {} ms, p99 {} ms, {} errors; latency from each request's scheduled time.\n",
+        ms(open.p50),
+        ms(open.p99),
+        open.errors
     ));
     print!("{report}");
     if let Some(dir) = std::path::Path::new(&out).parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    if let Err(e) = std::fs::write(&out, &report) {
-        eprintln!("cannot write {out}: {e}");
-    } else {
-        eprintln!("results written to {out}");
+    match std::fs::write(&out, &report) {
+        Ok(()) => eprintln!("results written to {out}"),
+        Err(e) => eprintln!("cannot write {out}: {e}"),
     }
 }

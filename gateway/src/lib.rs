@@ -19,7 +19,7 @@ use axum::{
     Router,
 };
 use lobby_kit::{ConfigError, Settings};
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
@@ -85,8 +85,18 @@ impl GatewayConfig {
     }
 }
 
+/// What every handler reads; cheap to clone (axum clones it per request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub services: clients::Services,
     pub redis: lobby_kit::redis_conn::Redis,
     pub admin_token: Option<String>,
@@ -187,7 +197,7 @@ pub async fn serve_with(
     if config.admin_token.is_none() {
         tracing::warn!("LOBBY_ADMIN_TOKEN is not set: the admin API refuses every call");
     }
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         services,
         redis,
         admin_token: config.admin_token,
@@ -197,7 +207,7 @@ pub async fn serve_with(
             &config.livekit_api_secret,
         ),
         daily_webhook_secret: config.daily_webhook_secret,
-    };
+    }));
     let app = router(state, config.request_timeout);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -132,10 +132,11 @@ impl Change {
     }
 }
 
-/// The caches of one auth service. `None` caches "no such thing".
+/// The caches of one auth service. `None` caches "no such thing"; records
+/// are shared (`Arc`) so a hit copies nothing.
 pub struct CatalogCache {
-    pub agents: TtlCache<Option<AgentRecord>>,
-    pub accounts: TtlCache<Option<AccountRecord>>,
+    pub agents: TtlCache<Option<Arc<AgentRecord>>>,
+    pub accounts: TtlCache<Option<Arc<AccountRecord>>>,
     pub links: TtlCache<Option<Link>>,
     pub keys: TtlCache<Option<CredentialRecord>>,
     pub origins: TtlCache<Arc<Vec<String>>>,

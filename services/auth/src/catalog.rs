@@ -221,7 +221,7 @@ pub trait CatalogRecord: Serialize + DeserializeOwned + Clone {
     fn origin_patterns(&self) -> &[String] {
         &[]
     }
-    fn cache(c: &CatalogCache) -> &TtlCache<Option<Self>>;
+    fn cache(c: &CatalogCache) -> &TtlCache<Option<Arc<Self>>>;
     /// What a save of this record changes, for the other replicas' caches.
     fn changes(&self) -> Vec<Change>;
     /// The record's share of its account's admission settings: (account,
@@ -243,7 +243,7 @@ impl CatalogRecord for AccountRecord {
     fn stamp(&mut self) -> &mut (u64, i64) {
         &mut self.stamp
     }
-    fn cache(c: &CatalogCache) -> &TtlCache<Option<Self>> {
+    fn cache(c: &CatalogCache) -> &TtlCache<Option<Arc<Self>>> {
         &c.accounts
     }
     fn changes(&self) -> Vec<Change> {
@@ -281,7 +281,7 @@ impl CatalogRecord for AgentRecord {
     fn origin_patterns(&self) -> &[String] {
         &self.allowed_hostnames
     }
-    fn cache(c: &CatalogCache) -> &TtlCache<Option<Self>> {
+    fn cache(c: &CatalogCache) -> &TtlCache<Option<Arc<Self>>> {
         &c.agents
     }
     fn changes(&self) -> Vec<Change> {
@@ -360,9 +360,11 @@ impl Catalog {
     }
 
     /// A record from the cache (or Redis, then cached): what starts read.
-    pub async fn get_cached<R: CatalogRecord>(&self, id: &str) -> Result<R, AuthError> {
+    pub async fn get_cached<R: CatalogRecord>(&self, id: &str) -> Result<Arc<R>, AuthError> {
         R::cache(&self.cache)
-            .get_or_load(id, || self.find::<R>(id))
+            .get_or_load(id, || async {
+                Ok::<_, AuthError>(self.find::<R>(id).await?.map(Arc::new))
+            })
             .await?
             .ok_or_else(|| R::not_found(id))
     }

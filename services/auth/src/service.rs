@@ -44,9 +44,12 @@ impl AuthService {
     /// The principal a start runs under: the agent's limits within its
     /// account's, from the cache (admission reads the exact values).
     async fn principal(&self, agent: &AgentRecord) -> Result<Principal, AuthError> {
-        let account: AccountRecord = self.catalog.get_cached(&agent.account_id).await?;
+        let account = self
+            .catalog
+            .get_cached::<AccountRecord>(&agent.account_id)
+            .await?;
         Ok(Principal {
-            account_id: account.id,
+            account_id: account.id.clone(),
             agent_id: agent.id.clone(),
             limits: Some(AdmissionLimits {
                 account_max_concurrency: account.max_concurrency,
@@ -344,7 +347,10 @@ impl Auth for AuthService {
         req: Request<pb::AuthorizeConnectRequest>,
     ) -> Result<Response<Principal>, Status> {
         let req = req.into_inner();
-        let agent: AgentRecord = self.catalog.get_cached(&req.agent_id).await?;
+        let agent = self
+            .catalog
+            .get_cached::<AgentRecord>(&req.agent_id)
+            .await?;
         // The origin is checked before the publish state so that a page that
         // may not use the agent learns nothing about it.
         if !agent.origin_policy().allows(req.origin.as_deref()) {
@@ -514,9 +520,9 @@ impl Auth for AuthService {
             .await?
             .map_err(AuthError::KeyRejected)?;
         // A key whose agent was removed is as good as unknown.
-        let agent: AgentRecord = self
+        let agent = self
             .catalog
-            .get_cached(&record.agent_id)
+            .get_cached::<AgentRecord>(&record.agent_id)
             .await
             .map_err(|_| AuthError::KeyRejected(KeyRejection::Invalid))?;
         let principal = self.principal(&agent).await?;
@@ -677,7 +683,10 @@ impl Auth for AuthService {
         if link.use_limit > 0 && self.links.uses(&link).await? >= link.use_limit {
             return Err(AuthError::LinkRejected(links::LinkRejection::UsedUp).into());
         }
-        let agent: AgentRecord = self.catalog.get_cached(&link.agent_id).await?;
+        let agent = self
+            .catalog
+            .get_cached::<AgentRecord>(&link.agent_id)
+            .await?;
         if !agent.published {
             return Err(AuthError::AgentUnpublished.into());
         }

@@ -177,9 +177,14 @@ pub enum AppendRefusal {
     Full,
 }
 
+/// Cheap to clone: the scripts are shared.
 #[derive(Clone)]
 pub struct SessionStore {
     redis: RedisConn,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+struct Scripts {
     admit: Script,
     finish: Script,
     renew: Script,
@@ -192,12 +197,14 @@ impl SessionStore {
     pub fn new(redis: RedisConn) -> Self {
         Self {
             redis,
-            admit: Script::new(include_str!("admit.lua")),
-            finish: Script::new(include_str!("finish.lua")),
-            renew: Script::new(include_str!("renew.lua")),
-            claim: Script::new(include_str!("claim_due.lua")),
-            usage: Script::new(include_str!("account_usage.lua")),
-            append: Script::new(include_str!("append_event.lua")),
+            scripts: std::sync::Arc::new(Scripts {
+                admit: Script::new(include_str!("admit.lua")),
+                finish: Script::new(include_str!("finish.lua")),
+                renew: Script::new(include_str!("renew.lua")),
+                claim: Script::new(include_str!("claim_due.lua")),
+                usage: Script::new(include_str!("account_usage.lua")),
+                append: Script::new(include_str!("append_event.lua")),
+            }),
         }
     }
 
@@ -208,7 +215,7 @@ impl SessionStore {
     /// The one round trip of an admitted start.
     pub async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, SessionError> {
         let k = Keys::new(req.account_id, req.agent_id, req.session_id);
-        let mut call = self.admit.prepare_invoke();
+        let mut call = self.scripts.admit.prepare_invoke();
         call.key(k.record())
             .key(k.account_slots())
             .key(k.agent_slots())
@@ -253,6 +260,7 @@ impl SessionStore {
             Finish::Failed(code) => ("failed", code),
         };
         let moved: i64 = self
+            .scripts
             .finish
             .key(k.record())
             .key(k.account_slots())
@@ -286,6 +294,7 @@ impl SessionStore {
     ) -> Result<bool, SessionError> {
         let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
         let renewed: i64 = self
+            .scripts
             .renew
             .key(k.record())
             .key(k.account_slots())
@@ -363,6 +372,7 @@ impl SessionStore {
         claim_until_ms: i64,
     ) -> Result<Vec<DueEntry>, SessionError> {
         let members: Vec<String> = self
+            .scripts
             .claim
             .key(due_key(&lobby_kit::keys::bucket_tag(bucket)))
             .arg(now_ms)
@@ -441,6 +451,7 @@ impl SessionStore {
     pub async fn usage(&self, account_id: &str) -> Result<Usage, SessionError> {
         let k = Keys::new(account_id, "", "");
         let (active, used, reserved): (u32, u64, u64) = self
+            .scripts
             .usage
             .key(k.account_slots())
             .key(k.minutes())
@@ -473,6 +484,7 @@ impl SessionStore {
             serde_json::to_string(&stored).map_err(|e| SessionError::Corrupt(e.to_string()))?;
         let k = Keys::new(account_id, agent_id, session_id);
         let reply: (i64, redis::Value) = self
+            .scripts
             .append
             .key(k.record())
             .key(k.events())
