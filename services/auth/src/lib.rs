@@ -5,6 +5,8 @@ pub mod cache;
 pub mod catalog;
 pub mod credentials;
 pub mod error;
+mod grpc;
+mod handlers;
 pub mod links;
 pub mod origin;
 pub mod service;

@@ -1,0 +1,156 @@
+//! Accounts and their usage: create, list, get, update, and the minutes
+//! and slots an account holds.
+
+use super::{ApiResult, MAX_BODY_BYTES};
+use crate::{json_body::read_json, AppState};
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::IntoResponse,
+    Json,
+};
+use lobby_proto::{auth as pb, session};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Debug, Serialize)]
+pub(super) struct AccountJson {
+    id: String,
+    name: String,
+    max_concurrency: u32,
+    minutes_quota: u64,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+}
+
+impl From<pb::Account> for AccountJson {
+    fn from(a: pb::Account) -> Self {
+        Self {
+            id: a.id,
+            name: a.name,
+            max_concurrency: a.max_concurrency,
+            minutes_quota: a.minutes_quota,
+            created_at_ms: a.created_at_ms,
+            updated_at_ms: a.updated_at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAccountJson {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    name: String,
+    max_concurrency: Option<u32>,
+    minutes_quota: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateAccountJson {
+    name: Option<String>,
+    max_concurrency: Option<u32>,
+    minutes_quota: Option<u64>,
+}
+
+pub(super) async fn create_account(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    let req: CreateAccountJson = read_json(&headers, body, MAX_BODY_BYTES).await?;
+    let account = st
+        .services
+        .auth
+        .create_account(tonic::Request::new(pb::CreateAccountRequest {
+            id: req.id,
+            name: req.name,
+            max_concurrency: req.max_concurrency,
+            minutes_quota: req.minutes_quota,
+        }))
+        .await?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(AccountJson::from(account))))
+}
+
+pub(super) async fn list_accounts(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let list = st
+        .services
+        .auth
+        .list_accounts(tonic::Request::new(pb::ListAccountsRequest {}))
+        .await?
+        .into_inner();
+    let accounts: Vec<AccountJson> = list.accounts.into_iter().map(AccountJson::from).collect();
+    Ok(Json(json!({ "accounts": accounts })))
+}
+
+pub(super) async fn get_account(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AccountJson>> {
+    let account = st
+        .services
+        .auth
+        .get_account(tonic::Request::new(pb::GetAccountRequest { id }))
+        .await?
+        .into_inner();
+    Ok(Json(account.into()))
+}
+
+pub(super) async fn update_account(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<AccountJson>> {
+    let req: UpdateAccountJson = read_json(&headers, body, MAX_BODY_BYTES).await?;
+    let account = st
+        .services
+        .auth
+        .update_account(tonic::Request::new(pb::UpdateAccountRequest {
+            id,
+            name: req.name,
+            max_concurrency: req.max_concurrency,
+            minutes_quota: req.minutes_quota,
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(account.into()))
+}
+
+/// Sessions holding a slot, and minutes used, reserved and left.
+pub(super) async fn account_usage(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    // 404 for an unknown account rather than a usage of zero.
+    let account = st
+        .services
+        .auth
+        .get_account(tonic::Request::new(pb::GetAccountRequest {
+            id: id.clone(),
+        }))
+        .await?
+        .into_inner();
+    let usage = st
+        .services
+        .session
+        .get_account_usage(tonic::Request::new(session::GetAccountUsageRequest {
+            account_id: id,
+        }))
+        .await?
+        .into_inner();
+    let quota_seconds = account.minutes_quota.saturating_mul(60);
+    let remaining = quota_seconds.saturating_sub(usage.used_seconds + usage.reserved_seconds);
+    Ok(Json(json!({
+        "account_id": usage.account_id,
+        "active_sessions": usage.active_sessions,
+        "minutes_quota": account.minutes_quota,
+        "used_seconds": usage.used_seconds,
+        "reserved_seconds": usage.reserved_seconds,
+        "remaining_seconds": remaining,
+    })))
+}

@@ -1,0 +1,224 @@
+//! Agents: create (with their first agent key), list, get, update, and the
+//! wire forms of their status and provider.
+
+use super::{keys::created_key_json, ApiResult, MAX_BODY_BYTES};
+use crate::{json_body::read_json, AppState};
+use axum::{
+    body::Body,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::IntoResponse,
+    Json,
+};
+use lobby_proto::{auth as pb, common::Provider};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StatusJson {
+    Published,
+    Unpublished,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ProviderJson {
+    Livekit,
+    Daily,
+}
+
+impl From<ProviderJson> for Provider {
+    fn from(p: ProviderJson) -> Self {
+        match p {
+            ProviderJson::Livekit => Provider::Livekit,
+            ProviderJson::Daily => Provider::Daily,
+        }
+    }
+}
+
+impl From<StatusJson> for pb::AgentStatus {
+    fn from(s: StatusJson) -> Self {
+        match s {
+            StatusJson::Published => pb::AgentStatus::Published,
+            StatusJson::Unpublished => pb::AgentStatus::Unpublished,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct AgentJson {
+    id: String,
+    account_id: String,
+    name: String,
+    status: StatusJson,
+    allowed_hostnames: Vec<String>,
+    max_concurrency: u32,
+    max_session_seconds: u32,
+    avatar_image_url: String,
+    provider: ProviderJson,
+    requires_worker: bool,
+    solo_timeout_seconds: u32,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+}
+
+impl From<pb::Agent> for AgentJson {
+    fn from(a: pb::Agent) -> Self {
+        Self {
+            status: if a.status() == pb::AgentStatus::Published {
+                StatusJson::Published
+            } else {
+                StatusJson::Unpublished
+            },
+            provider: if a.provider() == Provider::Daily {
+                ProviderJson::Daily
+            } else {
+                ProviderJson::Livekit
+            },
+            id: a.id,
+            account_id: a.account_id,
+            name: a.name,
+            allowed_hostnames: a.allowed_hostnames,
+            max_concurrency: a.max_concurrency,
+            max_session_seconds: a.max_session_seconds,
+            avatar_image_url: a.avatar_image_url,
+            requires_worker: a.requires_worker,
+            solo_timeout_seconds: a.solo_timeout_seconds,
+            created_at_ms: a.created_at_ms,
+            updated_at_ms: a.updated_at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAgentJson {
+    #[serde(default)]
+    id: String,
+    account_id: String,
+    #[serde(default)]
+    name: String,
+    status: Option<StatusJson>,
+    #[serde(default)]
+    allowed_hostnames: Vec<String>,
+    max_concurrency: Option<u32>,
+    max_session_seconds: Option<u32>,
+    #[serde(default)]
+    avatar_image_url: String,
+    provider: Option<ProviderJson>,
+    #[serde(default)]
+    requires_worker: bool,
+    #[serde(default)]
+    solo_timeout_seconds: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateAgentJson {
+    name: Option<String>,
+    status: Option<StatusJson>,
+    allowed_hostnames: Option<Vec<String>>,
+    max_concurrency: Option<u32>,
+    max_session_seconds: Option<u32>,
+    avatar_image_url: Option<String>,
+    provider: Option<ProviderJson>,
+    requires_worker: Option<bool>,
+    solo_timeout_seconds: Option<u32>,
+}
+
+pub(super) async fn create_agent(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    let req: CreateAgentJson = read_json(&headers, body, MAX_BODY_BYTES).await?;
+    let created = st
+        .services
+        .auth
+        .create_agent(tonic::Request::new(pb::CreateAgentRequest {
+            id: req.id,
+            account_id: req.account_id,
+            name: req.name,
+            status: req.status.map_or(pb::AgentStatus::Unspecified, Into::into) as i32,
+            allowed_hostnames: req.allowed_hostnames,
+            max_concurrency: req.max_concurrency,
+            max_session_seconds: req.max_session_seconds,
+            avatar_image_url: req.avatar_image_url,
+            provider: req.provider.map_or(Provider::Unspecified, Into::into) as i32,
+            requires_worker: req.requires_worker,
+            solo_timeout_seconds: req.solo_timeout_seconds,
+        }))
+        .await?
+        .into_inner();
+    let mut body = serde_json::to_value(AgentJson::from(created.agent.unwrap_or_default()))
+        .unwrap_or_default();
+    if let Some(key) = created.agent_key {
+        body["agent_key"] = created_key_json(key);
+    }
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ListAgentsQuery {
+    #[serde(default)]
+    account_id: String,
+}
+
+pub(super) async fn list_agents(
+    State(st): State<AppState>,
+    Query(q): Query<ListAgentsQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let list = st
+        .services
+        .auth
+        .list_agents(tonic::Request::new(pb::ListAgentsRequest {
+            account_id: q.account_id,
+        }))
+        .await?
+        .into_inner();
+    let agents: Vec<AgentJson> = list.agents.into_iter().map(AgentJson::from).collect();
+    Ok(Json(json!({ "agents": agents })))
+}
+
+pub(super) async fn get_agent(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AgentJson>> {
+    let agent = st
+        .services
+        .auth
+        .get_agent(tonic::Request::new(pb::GetAgentRequest { id }))
+        .await?
+        .into_inner();
+    Ok(Json(agent.into()))
+}
+
+pub(super) async fn update_agent(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<AgentJson>> {
+    let req: UpdateAgentJson = read_json(&headers, body, MAX_BODY_BYTES).await?;
+    let agent = st
+        .services
+        .auth
+        .update_agent(tonic::Request::new(pb::UpdateAgentRequest {
+            id,
+            name: req.name,
+            status: req.status.map_or(pb::AgentStatus::Unspecified, Into::into) as i32,
+            allowed_hostnames: req
+                .allowed_hostnames
+                .map(|entries| pb::HostnameList { entries }),
+            max_concurrency: req.max_concurrency,
+            max_session_seconds: req.max_session_seconds,
+            avatar_image_url: req.avatar_image_url,
+            provider: req.provider.map_or(Provider::Unspecified, Into::into) as i32,
+            requires_worker: req.requires_worker,
+            solo_timeout_seconds: req.solo_timeout_seconds,
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(agent.into()))
+}

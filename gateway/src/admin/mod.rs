@@ -1,0 +1,86 @@
+//! The admin API under `/admin/v1/`, guarded by the bootstrap admin token.
+//! Handlers parse, call the owning service, render; validation is the
+//! service's (auth owns the catalog and credential rules).
+
+mod accounts;
+mod agents;
+mod keys;
+mod links;
+mod sessions;
+
+pub use links::{link_json, CreateLinkJson};
+
+use crate::{error::ApiError, AppState};
+use accounts::{account_usage, create_account, get_account, list_accounts, update_account};
+use agents::{create_agent, get_agent, list_agents, update_agent};
+use axum::{
+    extract::{Request, State},
+    http::header,
+    middleware::Next,
+    response::{IntoResponse, Response},
+    routing::{get, patch, post},
+    Router,
+};
+use keys::{
+    create_api_key, list_agent_keys, list_api_keys, revoke_key, rotate_agent_key,
+    rotate_signing_key, set_key_active,
+};
+use links::{create_link, deactivate_link, get_link, list_links};
+use sessions::{end_session, get_session};
+use subtle::ConstantTimeEq;
+
+pub(super) const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/accounts", post(create_account).get(list_accounts))
+        .route("/accounts/{id}", get(get_account).patch(update_account))
+        .route("/accounts/{id}/usage", get(account_usage))
+        .route(
+            "/accounts/{id}/api-keys",
+            post(create_api_key).get(list_api_keys),
+        )
+        .route("/accounts/{id}/links", post(create_link).get(list_links))
+        .route("/agents", post(create_agent).get(list_agents))
+        .route("/agents/{id}", get(get_agent).patch(update_agent))
+        .route(
+            "/agents/{id}/keys",
+            post(rotate_agent_key).get(list_agent_keys),
+        )
+        .route("/keys/{prefix}", patch(set_key_active))
+        .route("/keys/{prefix}/revoke", post(revoke_key))
+        .route("/signing-keys/rotate", post(rotate_signing_key))
+        .route("/links/{id}", get(get_link))
+        .route("/links/{id}/deactivate", post(deactivate_link))
+        .route("/sessions/{id}", get(get_session))
+        .route("/sessions/{id}/end", post(end_session))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            require_admin_token,
+        ))
+}
+
+/// Constant-time comparison so the token cannot be guessed byte by byte.
+async fn require_admin_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = match (&state.admin_token, presented) {
+        (Some(expected), Some(given)) => bool::from(expected.as_bytes().ct_eq(given.as_bytes())),
+        _ => false,
+    };
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::new(
+            lobby_kit::ErrorCode::Unauthorized,
+            "a valid admin token is required as Authorization: Bearer <token>",
+        )
+        .into_response()
+    }
+}
+
+pub(super) type ApiResult<T> = Result<T, ApiError>;

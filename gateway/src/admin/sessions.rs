@@ -1,0 +1,115 @@
+//! Sessions: read one, or end it with an optional reason.
+
+use super::{ApiResult, MAX_BODY_BYTES};
+use crate::{json_body::read_optional_json, AppState};
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::HeaderMap,
+    Json,
+};
+use lobby_proto::session;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Serialize)]
+pub(super) struct SessionJson {
+    id: String,
+    account_id: String,
+    agent_id: String,
+    status: &'static str,
+    client_user_ref: String,
+    room_name: String,
+    created_at_ms: i64,
+    started_at_ms: Option<i64>,
+    ended_at_ms: Option<i64>,
+    ended_reason: Option<String>,
+    failure_code: Option<String>,
+    duration_seconds: u64,
+    kind: &'static str,
+    link_id: Option<String>,
+    aspect_ratio: Option<String>,
+    agent_identity: Option<String>,
+    meta: Option<Value>,
+    reserved_seconds: u64,
+}
+
+impl From<session::Session> for SessionJson {
+    fn from(s: session::Session) -> Self {
+        let positive = |v: i64| (v > 0).then_some(v);
+        let text = |v: String| (!v.is_empty()).then_some(v);
+        Self {
+            status: match s.status() {
+                session::SessionStatus::Starting => "starting",
+                session::SessionStatus::Active => "active",
+                session::SessionStatus::Ended => "ended",
+                session::SessionStatus::Failed => "failed",
+                session::SessionStatus::Unspecified => "unknown",
+            },
+            kind: match s.kind() {
+                session::SessionKind::Link => "link",
+                session::SessionKind::AgentRun => "agent_run",
+                _ => "connect",
+            },
+            link_id: text(s.link_id),
+            aspect_ratio: text(s.aspect_ratio),
+            agent_identity: text(s.agent_identity),
+            meta: serde_json::from_str(&s.meta_json).ok(),
+            reserved_seconds: s.reserved_seconds,
+            started_at_ms: positive(s.started_at_ms),
+            ended_at_ms: positive(s.ended_at_ms),
+            ended_reason: text(s.ended_reason),
+            failure_code: text(s.failure_code),
+            id: s.id,
+            account_id: s.account_id,
+            agent_id: s.agent_id,
+            client_user_ref: s.client_user_ref,
+            room_name: s.room_name,
+            created_at_ms: s.created_at_ms,
+            duration_seconds: s.duration_seconds,
+        }
+    }
+}
+
+pub(super) async fn get_session(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SessionJson>> {
+    let s = st
+        .services
+        .session
+        .get_session(tonic::Request::new(session::GetSessionRequest {
+            session_id: id,
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(s.into()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndSessionJson {
+    #[serde(default)]
+    reason: String,
+}
+
+/// The body is optional: `{}` or nothing ends with the default reason.
+pub(super) async fn end_session(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<SessionJson>> {
+    let req: EndSessionJson = read_optional_json(&headers, body, MAX_BODY_BYTES).await?;
+    let s = st
+        .services
+        .session
+        .end_session(tonic::Request::new(session::EndSessionRequest {
+            session_id: id,
+            reason: req.reason,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    Ok(Json(s.into()))
+}

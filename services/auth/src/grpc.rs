@@ -1,0 +1,198 @@
+//! The `lobby.auth.v1.Auth` gRPC wire: each call unwraps its request and
+//! hands it to the `AuthService` method of the same name in `handlers`.
+
+use crate::service::AuthService;
+use lobby_proto::{
+    auth::{self as pb, auth_server::Auth},
+    common::Principal,
+};
+use tonic::{Request, Response, Status};
+
+#[tonic::async_trait]
+impl Auth for AuthService {
+    async fn create_account(
+        &self,
+        req: Request<pb::CreateAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        Ok(Response::new(self.create_account(req.into_inner()).await?))
+    }
+
+    async fn get_account(
+        &self,
+        req: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        Ok(Response::new(self.get_account(req.into_inner()).await?))
+    }
+
+    async fn update_account(
+        &self,
+        req: Request<pb::UpdateAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        Ok(Response::new(self.update_account(req.into_inner()).await?))
+    }
+
+    async fn list_accounts(
+        &self,
+        req: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        Ok(Response::new(self.list_accounts(req.into_inner()).await?))
+    }
+
+    async fn create_agent(
+        &self,
+        req: Request<pb::CreateAgentRequest>,
+    ) -> Result<Response<pb::CreatedAgent>, Status> {
+        Ok(Response::new(self.create_agent(req.into_inner()).await?))
+    }
+
+    async fn get_agent(
+        &self,
+        req: Request<pb::GetAgentRequest>,
+    ) -> Result<Response<pb::Agent>, Status> {
+        Ok(Response::new(self.get_agent(req.into_inner()).await?))
+    }
+
+    async fn update_agent(
+        &self,
+        req: Request<pb::UpdateAgentRequest>,
+    ) -> Result<Response<pb::Agent>, Status> {
+        Ok(Response::new(self.update_agent(req.into_inner()).await?))
+    }
+
+    async fn list_agents(
+        &self,
+        req: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
+        Ok(Response::new(self.list_agents(req.into_inner()).await?))
+    }
+
+    async fn authorize_connect(
+        &self,
+        req: Request<pb::AuthorizeConnectRequest>,
+    ) -> Result<Response<Principal>, Status> {
+        Ok(Response::new(
+            self.authorize_connect(req.into_inner()).await?,
+        ))
+    }
+
+    async fn check_preflight_origin(
+        &self,
+        req: Request<pb::CheckPreflightOriginRequest>,
+    ) -> Result<Response<pb::CheckPreflightOriginResponse>, Status> {
+        Ok(Response::new(
+            self.check_preflight_origin(req.into_inner()).await?,
+        ))
+    }
+
+    async fn create_api_key(
+        &self,
+        req: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreatedKey>, Status> {
+        Ok(Response::new(self.create_api_key(req.into_inner()).await?))
+    }
+
+    async fn list_api_keys(
+        &self,
+        req: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        Ok(Response::new(self.list_api_keys(req.into_inner()).await?))
+    }
+
+    async fn authenticate_api_key(
+        &self,
+        req: Request<pb::AuthenticateApiKeyRequest>,
+    ) -> Result<Response<pb::ApiKeyPrincipal>, Status> {
+        Ok(Response::new(
+            self.authenticate_api_key(req.into_inner()).await?,
+        ))
+    }
+
+    async fn rotate_agent_key(
+        &self,
+        req: Request<pb::RotateAgentKeyRequest>,
+    ) -> Result<Response<pb::CreatedKey>, Status> {
+        Ok(Response::new(
+            self.rotate_agent_key(req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_agent_keys(
+        &self,
+        req: Request<pb::ListAgentKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        Ok(Response::new(self.list_agent_keys(req.into_inner()).await?))
+    }
+
+    async fn authorize_agent_run(
+        &self,
+        req: Request<pb::AuthorizeAgentRunRequest>,
+    ) -> Result<Response<pb::AgentRunGrant>, Status> {
+        Ok(Response::new(
+            self.authorize_agent_run(req.into_inner()).await?,
+        ))
+    }
+
+    async fn revoke_key(&self, req: Request<pb::KeyRef>) -> Result<Response<pb::KeyInfo>, Status> {
+        Ok(Response::new(self.revoke_key(req.into_inner()).await?))
+    }
+
+    async fn set_key_active(
+        &self,
+        req: Request<pb::SetKeyActiveRequest>,
+    ) -> Result<Response<pb::KeyInfo>, Status> {
+        Ok(Response::new(self.set_key_active(req.into_inner()).await?))
+    }
+
+    async fn verify_session_token(
+        &self,
+        req: Request<pb::VerifySessionTokenRequest>,
+    ) -> Result<Response<pb::SessionTokenClaims>, Status> {
+        Ok(Response::new(
+            self.verify_session_token(req.into_inner()).await?,
+        ))
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        req: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::SigningKeyInfo>, Status> {
+        Ok(Response::new(
+            self.rotate_signing_key(req.into_inner()).await?,
+        ))
+    }
+
+    async fn create_link(
+        &self,
+        req: Request<pb::CreateLinkRequest>,
+    ) -> Result<Response<pb::Link>, Status> {
+        Ok(Response::new(self.create_link(req.into_inner()).await?))
+    }
+
+    async fn get_link(
+        &self,
+        req: Request<pb::GetLinkRequest>,
+    ) -> Result<Response<pb::Link>, Status> {
+        Ok(Response::new(self.get_link(req.into_inner()).await?))
+    }
+
+    async fn list_links(
+        &self,
+        req: Request<pb::ListLinksRequest>,
+    ) -> Result<Response<pb::ListLinksResponse>, Status> {
+        Ok(Response::new(self.list_links(req.into_inner()).await?))
+    }
+
+    async fn deactivate_link(
+        &self,
+        req: Request<pb::GetLinkRequest>,
+    ) -> Result<Response<pb::Link>, Status> {
+        Ok(Response::new(self.deactivate_link(req.into_inner()).await?))
+    }
+
+    async fn authorize_link(
+        &self,
+        req: Request<pb::AuthorizeLinkRequest>,
+    ) -> Result<Response<Principal>, Status> {
+        Ok(Response::new(self.authorize_link(req.into_inner()).await?))
+    }
+}

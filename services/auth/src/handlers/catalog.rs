@@ -1,0 +1,247 @@
+//! The catalog: accounts and agents, and the origin checks of a browser
+//! connect (the start itself and the CORS preflight).
+
+use crate::{
+    catalog::{self, AccountRecord, AgentRecord},
+    error::AuthError,
+    origin::{AllowedOrigin, OriginPolicy},
+    service::{new_account_id, new_agent_id, provider_name, published, AuthService},
+};
+use lobby_proto::{
+    auth as pb,
+    common::{Principal, Provider},
+};
+
+impl AuthService {
+    pub(crate) async fn create_account(
+        &self,
+        req: pb::CreateAccountRequest,
+    ) -> Result<pb::Account, AuthError> {
+        let id = if req.id.is_empty() {
+            new_account_id()
+        } else {
+            req.id
+        };
+        catalog::validate_account_id(&id)?;
+        catalog::validate_name(&req.name)?;
+        let max_concurrency = req
+            .max_concurrency
+            .unwrap_or(catalog::DEFAULT_ACCOUNT_MAX_CONCURRENCY);
+        let minutes_quota = req.minutes_quota.unwrap_or(catalog::DEFAULT_MINUTES_QUOTA);
+        catalog::validate_account_limits(max_concurrency, minutes_quota)?;
+        let now = lobby_kit::time::now_ms();
+        let record = AccountRecord {
+            id,
+            name: req.name,
+            max_concurrency,
+            minutes_quota,
+            created_at_ms: now,
+            stamp: (1, now),
+        };
+        self.catalog.create(&record).await?;
+        tracing::info!(account_id = %record.id, "account created");
+        Ok(record.to_proto())
+    }
+
+    pub(crate) async fn get_account(
+        &self,
+        req: pb::GetAccountRequest,
+    ) -> Result<pb::Account, AuthError> {
+        let record: AccountRecord = self.catalog.get(&req.id).await?;
+        Ok(record.to_proto())
+    }
+
+    pub(crate) async fn update_account(
+        &self,
+        req: pb::UpdateAccountRequest,
+    ) -> Result<pb::Account, AuthError> {
+        let record = self
+            .catalog
+            .update(&req.id, |a: &mut AccountRecord| {
+                if let Some(name) = &req.name {
+                    catalog::validate_name(name)?;
+                    a.name = name.clone();
+                }
+                a.max_concurrency = req.max_concurrency.unwrap_or(a.max_concurrency);
+                a.minutes_quota = req.minutes_quota.unwrap_or(a.minutes_quota);
+                catalog::validate_account_limits(a.max_concurrency, a.minutes_quota)
+            })
+            .await?;
+        Ok(record.to_proto())
+    }
+
+    pub(crate) async fn list_accounts(
+        &self,
+        _: pb::ListAccountsRequest,
+    ) -> Result<pb::ListAccountsResponse, AuthError> {
+        let accounts: Vec<AccountRecord> = self.catalog.list().await?;
+        Ok(pb::ListAccountsResponse {
+            accounts: accounts.iter().map(AccountRecord::to_proto).collect(),
+        })
+    }
+
+    pub(crate) async fn create_agent(
+        &self,
+        req: pb::CreateAgentRequest,
+    ) -> Result<pb::CreatedAgent, AuthError> {
+        let id = if req.id.is_empty() {
+            new_agent_id()
+        } else {
+            req.id
+        };
+        catalog::validate_agent_id(&id)?;
+        catalog::validate_name(&req.name)?;
+        // The owner must exist: an agent of no account could never be admitted.
+        let _: AccountRecord = self
+            .catalog
+            .get(&req.account_id)
+            .await
+            .map_err(|e| match e {
+                AuthError::AccountNotFound(_) => {
+                    AuthError::invalid("account_id", "no such account")
+                }
+                other => other,
+            })?;
+        let max_concurrency = req.max_concurrency.unwrap_or(0);
+        let max_session_seconds = req
+            .max_session_seconds
+            .unwrap_or(catalog::DEFAULT_MAX_SESSION_SECONDS);
+        catalog::validate_agent_limits(max_concurrency, max_session_seconds)?;
+        catalog::validate_avatar_url(&req.avatar_image_url)?;
+        if req.solo_timeout_seconds > catalog::MAX_SESSION_SECONDS_LIMIT {
+            return Err(AuthError::invalid(
+                "solo_timeout_seconds",
+                "must be at most 86400",
+            ));
+        }
+        let now = lobby_kit::time::now_ms();
+        let record = AgentRecord {
+            id,
+            account_id: req.account_id,
+            name: req.name,
+            published: published(req.status)?.unwrap_or(false),
+            allowed_hostnames: catalog::canonical_hostnames(&req.allowed_hostnames)?,
+            max_concurrency,
+            max_session_seconds,
+            avatar_image_url: req.avatar_image_url,
+            provider: provider_name(req.provider)?
+                .unwrap_or(Provider::Livekit.as_str_name())
+                .to_owned(),
+            requires_worker: req.requires_worker,
+            solo_timeout_seconds: req.solo_timeout_seconds,
+            created_at_ms: now,
+            stamp: (1, now),
+        };
+        self.catalog.create(&record).await?;
+        let agent_key = self.create_agent_key(&record, 0).await?;
+        tracing::info!(agent_id = %record.id, account_id = %record.account_id, "agent created");
+        Ok(pb::CreatedAgent {
+            agent: Some(record.to_proto()),
+            agent_key: Some(agent_key),
+        })
+    }
+
+    pub(crate) async fn get_agent(&self, req: pb::GetAgentRequest) -> Result<pb::Agent, AuthError> {
+        let record: AgentRecord = self.catalog.get(&req.id).await?;
+        Ok(record.to_proto())
+    }
+
+    pub(crate) async fn update_agent(
+        &self,
+        req: pb::UpdateAgentRequest,
+    ) -> Result<pb::Agent, AuthError> {
+        let status = published(req.status)?;
+        let provider = provider_name(req.provider)?;
+        let hostnames = req
+            .allowed_hostnames
+            .as_ref()
+            .map(|l| catalog::canonical_hostnames(&l.entries))
+            .transpose()?;
+        if let Some(url) = &req.avatar_image_url {
+            catalog::validate_avatar_url(url)?;
+        }
+        let record = self
+            .catalog
+            .update(&req.id, |a: &mut AgentRecord| {
+                if let Some(name) = &req.name {
+                    catalog::validate_name(name)?;
+                    a.name = name.clone();
+                }
+                a.published = status.unwrap_or(a.published);
+                if let Some(h) = &hostnames {
+                    a.allowed_hostnames = h.clone();
+                }
+                a.max_concurrency = req.max_concurrency.unwrap_or(a.max_concurrency);
+                a.max_session_seconds = req.max_session_seconds.unwrap_or(a.max_session_seconds);
+                if let Some(url) = &req.avatar_image_url {
+                    a.avatar_image_url = url.clone();
+                }
+                if let Some(p) = provider {
+                    a.provider = p.to_owned();
+                }
+                a.requires_worker = req.requires_worker.unwrap_or(a.requires_worker);
+                if let Some(solo) = req.solo_timeout_seconds {
+                    if solo > catalog::MAX_SESSION_SECONDS_LIMIT {
+                        return Err(AuthError::invalid(
+                            "solo_timeout_seconds",
+                            "must be at most 86400",
+                        ));
+                    }
+                    a.solo_timeout_seconds = solo;
+                }
+                catalog::validate_agent_limits(a.max_concurrency, a.max_session_seconds)
+            })
+            .await?;
+        Ok(record.to_proto())
+    }
+
+    pub(crate) async fn list_agents(
+        &self,
+        req: pb::ListAgentsRequest,
+    ) -> Result<pb::ListAgentsResponse, AuthError> {
+        let account_id = req.account_id;
+        let agents: Vec<AgentRecord> = self.catalog.list().await?;
+        Ok(pb::ListAgentsResponse {
+            agents: agents
+                .iter()
+                .filter(|a| account_id.is_empty() || a.account_id == account_id)
+                .map(AgentRecord::to_proto)
+                .collect(),
+        })
+    }
+
+    pub(crate) async fn authorize_connect(
+        &self,
+        req: pb::AuthorizeConnectRequest,
+    ) -> Result<Principal, AuthError> {
+        let agent = self
+            .catalog
+            .get_cached::<AgentRecord>(&req.agent_id)
+            .await?;
+        // The origin is checked before the publish state so that a page that
+        // may not use the agent learns nothing about it.
+        if !agent.origin_policy().allows(req.origin.as_deref()) {
+            tracing::info!(agent_id = %agent.id, origin = ?req.origin, "origin refused");
+            return Err(AuthError::OriginRefused);
+        }
+        if !agent.published {
+            return Err(AuthError::AgentUnpublished);
+        }
+        self.principal(&agent).await
+    }
+
+    pub(crate) async fn check_preflight_origin(
+        &self,
+        req: pb::CheckPreflightOriginRequest,
+    ) -> Result<pb::CheckPreflightOriginResponse, AuthError> {
+        let origin = req.origin;
+        let patterns = self.catalog.origin_patterns().await?;
+        let entries: Vec<AllowedOrigin> = patterns
+            .iter()
+            .filter_map(|p| AllowedOrigin::parse(p).ok())
+            .collect();
+        // Same rule as a start: `*` grants any origin, otherwise an exact match.
+        let allowed = OriginPolicy::from_entries(entries).allows(Some(&origin));
+        Ok(pb::CheckPreflightOriginResponse { allowed })
+    }
+}

@@ -1,0 +1,170 @@
+//! Keys: account API keys (create, list, authenticate), agent keys
+//! (rotate, list), and revoking or pausing any key.
+
+use crate::{
+    catalog::{self, AccountRecord, AgentRecord},
+    credentials::{KeyKind, KeyRejection, NewKey, SCOPES},
+    error::AuthError,
+    service::AuthService,
+};
+use lobby_proto::auth as pb;
+
+impl AuthService {
+    pub(crate) async fn create_api_key(
+        &self,
+        req: pb::CreateApiKeyRequest,
+    ) -> Result<pb::CreatedKey, AuthError> {
+        let _: AccountRecord = self.catalog.get(&req.account_id).await?;
+        catalog::validate_name(&req.name)?;
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in req.scopes {
+            if !SCOPES.contains(&scope.as_str()) {
+                return Err(AuthError::invalid(
+                    "scopes",
+                    format!("unknown scope {scope:?}; known: {}", SCOPES.join(", ")),
+                ));
+            }
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        if scopes.is_empty() {
+            return Err(AuthError::invalid(
+                "scopes",
+                "at least one scope is required",
+            ));
+        }
+        let expires_at_ms = self.future_expiry(req.expires_at_ms, "expires_at_ms")?;
+        let (key, record) = self
+            .credentials
+            .create(
+                NewKey {
+                    kind: KeyKind::Account,
+                    account_id: req.account_id,
+                    agent_id: String::new(),
+                    name: req.name,
+                    scopes,
+                    expires_at_ms,
+                },
+                self.clock.now_ms(),
+            )
+            .await?;
+        tracing::info!(prefix = %record.prefix, account_id = %record.account_id, "api key created");
+        Ok(pb::CreatedKey {
+            key,
+            info: Some(record.to_proto()),
+        })
+    }
+
+    pub(crate) async fn list_api_keys(
+        &self,
+        req: pb::ListApiKeysRequest,
+    ) -> Result<pb::ListKeysResponse, AuthError> {
+        let account_id = req.account_id;
+        let _: AccountRecord = self.catalog.get(&account_id).await?;
+        let keys = self.credentials.list(KeyKind::Account, &account_id).await?;
+        Ok(pb::ListKeysResponse {
+            keys: keys.iter().map(|k| k.to_proto()).collect(),
+        })
+    }
+
+    pub(crate) async fn authenticate_api_key(
+        &self,
+        req: pb::AuthenticateApiKeyRequest,
+    ) -> Result<pb::ApiKeyPrincipal, AuthError> {
+        let record = self
+            .credentials
+            .authenticate(&req.key, KeyKind::Account, self.clock.now_ms())
+            .await?
+            .map_err(AuthError::KeyRejected)?;
+        // `admin` carries every other scope.
+        let allowed = req.required_scope.is_empty()
+            || record
+                .scopes
+                .iter()
+                .any(|s| *s == req.required_scope || s == "admin");
+        if !allowed {
+            return Err(AuthError::KeyRejected(KeyRejection::ScopeDenied));
+        }
+        Ok(pb::ApiKeyPrincipal {
+            account_id: record.account_id,
+            scopes: record.scopes,
+            prefix: record.prefix,
+        })
+    }
+
+    pub(crate) async fn rotate_agent_key(
+        &self,
+        req: pb::RotateAgentKeyRequest,
+    ) -> Result<pb::CreatedKey, AuthError> {
+        let agent: AgentRecord = self.catalog.get(&req.agent_id).await?;
+        let expires_at_ms = self.future_expiry(req.expires_at_ms, "expires_at_ms")?;
+        let now = self.clock.now_ms();
+        let created = self.create_agent_key(&agent, expires_at_ms).await?;
+        let new_prefix = created
+            .info
+            .as_ref()
+            .map(|i| i.prefix.clone())
+            .unwrap_or_default();
+        // Earlier keys stop at once, or after the grace period, whichever the caller chose.
+        for mut old in self.credentials.list(KeyKind::Agent, &agent.id).await? {
+            if old.prefix == new_prefix || old.revoked_at_ms > 0 {
+                continue;
+            }
+            if req.previous_key_grace_seconds == 0 {
+                old.revoked_at_ms = now;
+            } else {
+                let end = now + i64::from(req.previous_key_grace_seconds) * 1000;
+                old.expires_at_ms = if old.expires_at_ms > 0 {
+                    old.expires_at_ms.min(end)
+                } else {
+                    end
+                };
+            }
+            self.credentials.save(&old).await?;
+        }
+        tracing::info!(agent_id = %agent.id, prefix = %new_prefix, "agent key rotated");
+        Ok(created)
+    }
+
+    pub(crate) async fn list_agent_keys(
+        &self,
+        req: pb::ListAgentKeysRequest,
+    ) -> Result<pb::ListKeysResponse, AuthError> {
+        let agent_id = req.agent_id;
+        let _: AgentRecord = self.catalog.get(&agent_id).await?;
+        let keys = self.credentials.list(KeyKind::Agent, &agent_id).await?;
+        Ok(pb::ListKeysResponse {
+            keys: keys.iter().map(|k| k.to_proto()).collect(),
+        })
+    }
+
+    pub(crate) async fn revoke_key(&self, req: pb::KeyRef) -> Result<pb::KeyInfo, AuthError> {
+        let prefix = req.prefix;
+        let mut record = self
+            .credentials
+            .get(&prefix)
+            .await?
+            .ok_or_else(|| AuthError::KeyNotFound(prefix.clone()))?;
+        if record.revoked_at_ms == 0 {
+            record.revoked_at_ms = self.clock.now_ms();
+            self.credentials.save(&record).await?;
+            tracing::info!(prefix, kind = record.kind.as_str(), "key revoked");
+        }
+        Ok(record.to_proto())
+    }
+
+    pub(crate) async fn set_key_active(
+        &self,
+        req: pb::SetKeyActiveRequest,
+    ) -> Result<pb::KeyInfo, AuthError> {
+        let mut record = self
+            .credentials
+            .get(&req.prefix)
+            .await?
+            .ok_or_else(|| AuthError::KeyNotFound(req.prefix.clone()))?;
+        record.active = req.active;
+        self.credentials.save(&record).await?;
+        Ok(record.to_proto())
+    }
+}

@@ -1,0 +1,71 @@
+//! Session tokens: an agent run's grant, verifying a session JWT, and
+//! rotating the signing key.
+
+use crate::{
+    catalog::AgentRecord,
+    credentials::{KeyKind, KeyRejection},
+    error::AuthError,
+    service::AuthService,
+};
+use lobby_proto::auth as pb;
+
+impl AuthService {
+    pub(crate) async fn authorize_agent_run(
+        &self,
+        req: pb::AuthorizeAgentRunRequest,
+    ) -> Result<pb::AgentRunGrant, AuthError> {
+        let key = req.key;
+        let now = self.clock.now_ms();
+        let record = self
+            .credentials
+            .authenticate(&key, KeyKind::Agent, now)
+            .await?
+            .map_err(AuthError::KeyRejected)?;
+        // A key whose agent was removed is as good as unknown.
+        let agent = self
+            .catalog
+            .get_cached::<AgentRecord>(&record.agent_id)
+            .await
+            .map_err(|_| AuthError::KeyRejected(KeyRejection::Invalid))?;
+        let principal = self.principal(&agent).await?;
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let (jwt, kid, expires_at) = self
+            .tokens
+            .issue(&session_id, &agent.id, &agent.account_id, now)
+            .await?;
+        Ok(pb::AgentRunGrant {
+            principal: Some(principal),
+            session_id,
+            jwt,
+            kid,
+            expires_at,
+        })
+    }
+
+    pub(crate) async fn verify_session_token(
+        &self,
+        req: pb::VerifySessionTokenRequest,
+    ) -> Result<pb::SessionTokenClaims, AuthError> {
+        let jwt = req.jwt;
+        let claims = self
+            .tokens
+            .verify(&jwt, self.clock.now_ms())
+            .await?
+            .map_err(AuthError::TokenRejected)?;
+        Ok(pb::SessionTokenClaims {
+            session_id: claims.sid,
+            agent_id: claims.sub,
+            account_id: claims.acct,
+            jti: claims.jti,
+            expires_at: claims.exp,
+        })
+    }
+
+    pub(crate) async fn rotate_signing_key(
+        &self,
+        _: pb::RotateSigningKeyRequest,
+    ) -> Result<pb::SigningKeyInfo, AuthError> {
+        let (kid, created_at_ms) = self.tokens.rotate(self.clock.now_ms()).await?;
+        Ok(pb::SigningKeyInfo { kid, created_at_ms })
+    }
+}
