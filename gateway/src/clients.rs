@@ -22,7 +22,7 @@ pub struct Services {
 impl Services {
     /// Every service in another process, reached over gRPC.
     pub fn remote(
-        urls: &crate::UpstreamUrls,
+        urls: &lobby_kit::shared_settings::PeerUrls,
         timeout: Duration,
     ) -> Result<Self, tonic::transport::Error> {
         let auth = lobby_kit::grpc::lazy_channel(&urls.auth, timeout)?;

@@ -27,25 +27,16 @@ use tower_http::{
 };
 
 #[derive(Debug, Clone)]
-pub struct UpstreamUrls {
-    pub auth: String,
-    pub session: String,
-    pub rooms: String,
-    pub artifacts: String,
-}
-
-#[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
     pub redis: lobby_kit::redis_conn::RedisSettings,
-    pub upstream: UpstreamUrls,
+    pub upstream: lobby_kit::shared_settings::PeerUrls,
     pub upstream_timeout: Duration,
     pub request_timeout: Duration,
     /// `None` disables the admin API (every call answers 401).
     pub admin_token: Option<String>,
     /// The LiveKit key pair webhooks are signed with.
-    pub livekit_api_key: String,
-    pub livekit_api_secret: String,
+    pub livekit: lobby_kit::shared_settings::LiveKitKeys,
     /// Daily's webhook `hmac` secret (base64); `None` refuses Daily webhooks.
     pub daily_webhook_secret: Option<String>,
 }
@@ -68,17 +59,11 @@ impl GatewayConfig {
                 SocketAddr::from(([127, 0, 0, 1], 8080)),
             )?,
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
-            upstream: UpstreamUrls {
-                auth: s.string_or("LOBBY_AUTH_URL", "http://127.0.0.1:50051"),
-                session: s.string_or("LOBBY_SESSION_URL", "http://127.0.0.1:50052"),
-                rooms: s.string_or("LOBBY_ROOMS_URL", "http://127.0.0.1:50053"),
-                artifacts: s.string_or("LOBBY_ARTIFACTS_URL", "http://127.0.0.1:50054"),
-            },
+            upstream: lobby_kit::shared_settings::PeerUrls::from_settings(s),
             upstream_timeout: Duration::from_millis(s.get_or("LOBBY_UPSTREAM_TIMEOUT_MS", 20_000)?),
             request_timeout: Duration::from_millis(s.get_or("LOBBY_REQUEST_TIMEOUT_MS", 30_000)?),
             admin_token,
-            livekit_api_key: s.string_or("LOBBY_LIVEKIT_API_KEY", "devkey"),
-            livekit_api_secret: s.string_or("LOBBY_LIVEKIT_API_SECRET", "secret"),
+            livekit: lobby_kit::shared_settings::LiveKitKeys::from_settings(s)?,
             daily_webhook_secret: Some(s.string_or("LOBBY_DAILY_WEBHOOK_SECRET", ""))
                 .filter(|v| !v.is_empty()),
         })
@@ -203,8 +188,8 @@ pub async fn serve_with(
         admin_token: config.admin_token,
         metrics: metrics::Metrics::new()?,
         livekit_webhooks: webhooks::livekit::receiver(
-            &config.livekit_api_key,
-            &config.livekit_api_secret,
+            &config.livekit.api_key,
+            &config.livekit.api_secret,
         ),
         daily_webhook_secret: config.daily_webhook_secret,
     }));

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod metrics;
 pub mod readiness;
 pub mod redis_conn;
+pub mod shared_settings;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;

@@ -89,18 +89,7 @@ fn livekit_config(s: &Settings) -> Result<LiveKitConfig, ConfigError> {
         api_url.starts_with("http://") || api_url.starts_with("https://"),
         "must be an http:// or https:// URL",
     )?;
-    let api_key = s.string_or("LOBBY_LIVEKIT_API_KEY", "devkey");
-    let api_secret = s.string_or("LOBBY_LIVEKIT_API_SECRET", "secret");
-    Settings::ensure(
-        "LOBBY_LIVEKIT_API_KEY",
-        !api_key.is_empty(),
-        "must not be empty",
-    )?;
-    Settings::ensure(
-        "LOBBY_LIVEKIT_API_SECRET",
-        !api_secret.is_empty(),
-        "must not be empty",
-    )?;
+    let keys = lobby_kit::shared_settings::LiveKitKeys::from_settings(s)?;
     let token_ttl_seconds: u64 = s.get_or("LOBBY_LIVEKIT_TOKEN_TTL_SECONDS", 3600)?;
     Settings::ensure(
         "LOBBY_LIVEKIT_TOKEN_TTL_SECONDS",
@@ -112,8 +101,8 @@ fn livekit_config(s: &Settings) -> Result<LiveKitConfig, ConfigError> {
         room_creation: s.get_or("LOBBY_LIVEKIT_ROOMS", RoomCreation::Eager)?,
         url,
         api_url,
-        api_key,
-        api_secret,
+        api_key: keys.api_key,
+        api_secret: keys.api_secret,
         token_ttl: Duration::from_secs(token_ttl_seconds),
         empty_timeout_seconds: s.get_or("LOBBY_LIVEKIT_EMPTY_TIMEOUT_SECONDS", 300)?,
         max_participants: s.get_or("LOBBY_LIVEKIT_MAX_PARTICIPANTS", 4)?,

@@ -78,7 +78,7 @@ impl SessionConfig {
                 SocketAddr::from(([127, 0, 0, 1], 50052)),
             )?,
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
-            rooms_url: s.string_or("LOBBY_ROOMS_URL", "http://127.0.0.1:50053"),
+            rooms_url: lobby_kit::shared_settings::PeerUrls::from_settings(s).rooms,
             upstream_timeout: Duration::from_millis(s.get_or("LOBBY_ROOMS_TIMEOUT_MS", 15_000)?),
             policy: service::Policy {
                 failed_record_ttl_seconds,

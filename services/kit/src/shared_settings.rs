@@ -1,0 +1,53 @@
+//! Settings more than one service reads, each declared here once.
+
+use crate::{ConfigError, Settings};
+
+/// Where each service answers when it runs in another process.
+#[derive(Debug, Clone)]
+pub struct PeerUrls {
+    pub auth: String,
+    pub session: String,
+    pub rooms: String,
+    pub artifacts: String,
+}
+
+impl PeerUrls {
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            auth: s.string_or("LOBBY_AUTH_URL", "http://127.0.0.1:50051"),
+            session: s.string_or("LOBBY_SESSION_URL", "http://127.0.0.1:50052"),
+            rooms: s.string_or("LOBBY_ROOMS_URL", "http://127.0.0.1:50053"),
+            artifacts: s.string_or("LOBBY_ARTIFACTS_URL", "http://127.0.0.1:50054"),
+        }
+    }
+}
+
+/// The LiveKit API key pair: rooms signs join tokens with it, the gateway
+/// verifies LiveKit's webhooks with it. The defaults are `livekit-server
+/// --dev`'s pair.
+#[derive(Debug, Clone)]
+pub struct LiveKitKeys {
+    pub api_key: String,
+    pub api_secret: String,
+}
+
+impl LiveKitKeys {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let api_key = s.string_or("LOBBY_LIVEKIT_API_KEY", "devkey");
+        let api_secret = s.string_or("LOBBY_LIVEKIT_API_SECRET", "secret");
+        Settings::ensure(
+            "LOBBY_LIVEKIT_API_KEY",
+            !api_key.is_empty(),
+            "must not be empty",
+        )?;
+        Settings::ensure(
+            "LOBBY_LIVEKIT_API_SECRET",
+            !api_secret.is_empty(),
+            "must not be empty",
+        )?;
+        Ok(Self {
+            api_key,
+            api_secret,
+        })
+    }
+}
