@@ -140,8 +140,11 @@ impl Lobby {
     pub async fn start_on(redis: RedisServer, dir: PathBuf, options: LobbyOptions) -> Self {
         let clock_file = dir.join("clock-offset-ms");
         std::fs::write(&clock_file, "0").expect("clock file");
-        // Every port at once, so that no two of this Lobby's are the same.
-        let mut ports = crate::free_ports(4 + options.gateways.max(1)).into_iter();
+        // Every port at once, so that no two of this Lobby's are the same
+        // (four services, and per gateway its own, plus a co-located
+        // server's workers' and artifacts' listeners).
+        let gateways_wanted = options.gateways.max(1);
+        let mut ports = crate::free_ports(4 + gateways_wanted * 3).into_iter();
         let mut port = || ports.next().expect("enough ports");
         let (auth, session, rooms, artifacts) = (port(), port(), port(), port());
         let mut env: Vec<(String, String)> = vec![
@@ -211,12 +214,15 @@ impl Lobby {
         };
         let mut gateways = Vec::new();
         let mut workers_urls = Vec::new();
-        for i in 0..options.gateways.max(1) {
-            let port = match (i, options.gateway_port) {
+        for i in 0..gateways_wanted {
+            let gateway_port = match (i, options.gateway_port) {
                 (0, Some(p)) => p,
                 _ => port(),
             };
-            let listen = ("LOBBY_GATEWAY_LISTEN".into(), format!("127.0.0.1:{port}"));
+            let listen = (
+                "LOBBY_GATEWAY_LISTEN".into(),
+                format!("127.0.0.1:{gateway_port}"),
+            );
             match options.topology {
                 Topology::Split => {
                     specs.push((format!("gateway-{i}"), "lobby-gateway".into(), vec![listen]))
@@ -227,8 +233,7 @@ impl Lobby {
                     let (workers, uploads) = if i == 0 {
                         (rooms, artifacts)
                     } else {
-                        let more = crate::free_ports(2);
-                        (more[0], more[1])
+                        (port(), port())
                     };
                     workers_urls.push(format!("http://127.0.0.1:{workers}"));
                     specs.push((
@@ -246,7 +251,7 @@ impl Lobby {
                     ))
                 }
             }
-            gateways.push(format!("http://127.0.0.1:{port}"));
+            gateways.push(format!("http://127.0.0.1:{gateway_port}"));
         }
         let services = specs
             .iter()

@@ -289,6 +289,27 @@ impl RedisServer {
         keys
     }
 
+    /// Every key with its serialised value (DUMP) and TTL: two equal
+    /// snapshots mean nothing was written in between.
+    pub async fn snapshot(&self) -> std::collections::BTreeMap<String, (Vec<u8>, i64)> {
+        let mut conn = self.connection().await;
+        let mut all = std::collections::BTreeMap::new();
+        for key in self.keys("*").await {
+            let dump: Vec<u8> = redis::cmd("DUMP")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("dump");
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("pttl");
+            all.insert(key, (dump, ttl));
+        }
+        all
+    }
+
     /// SIGKILL of every node.
     pub fn stop(&mut self) {
         self.guard.kill();

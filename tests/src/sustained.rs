@@ -86,36 +86,30 @@ pub async fn kill_everything_mid_run(
     }
 }
 
-/// (slots held, slots of sessions no sweeper will end) for the account.
+/// (slots held, slots of sessions no sweeper will end) for the account,
+/// read in one script so that a sweeper ending a session meanwhile cannot
+/// make a slot look orphaned (every key read shares the account's slot).
 pub async fn audit(lobby: &Lobby, account: &str) -> (usize, usize) {
+    const AUDIT: &str = r"
+        local held = redis.call('ZRANGE', KEYS[1], 0, -1)
+        local unswept = 0
+        for _, sid in ipairs(held) do
+          local status = redis.call('HGET', ARGV[1] .. sid, 'status')
+          local due = redis.call('ZSCORE', KEYS[2], ARGV[2] .. sid)
+          if status ~= 'active' or not due then unswept = unswept + 1 end
+        end
+        return {#held, unswept}";
     let mut conn = lobby.redis.connection().await;
     let tag = lobby_kit::keys::account_tag(account);
-    let slots: Vec<String> = redis::cmd("ZRANGE")
-        .arg(format!("{tag}:{account}:slots"))
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut conn)
+    let (held, unswept): (usize, usize) = redis::Script::new(AUDIT)
+        .key(format!("{tag}:{account}:slots"))
+        .key(format!("{tag}:due"))
+        .arg(format!("{tag}:{account}:session:"))
+        .arg(format!("{account}|"))
+        .invoke_async(&mut conn)
         .await
-        .expect("slots");
-    let mut unswept = 0;
-    for sid in &slots {
-        let status: Option<String> = redis::cmd("HGET")
-            .arg(format!("{tag}:{account}:session:{sid}"))
-            .arg("status")
-            .query_async(&mut conn)
-            .await
-            .expect("record");
-        let due: Option<f64> = redis::cmd("ZSCORE")
-            .arg(format!("{tag}:due"))
-            .arg(format!("{account}|{sid}"))
-            .query_async(&mut conn)
-            .await
-            .expect("due");
-        if status.as_deref() != Some("active") || due.is_none() {
-            unswept += 1;
-        }
-    }
-    (slots.len(), unswept)
+        .expect("audit");
+    (held, unswept)
 }
 
 /// The run that found the ghosts: `kill -9` of every service in the middle
@@ -178,9 +172,42 @@ pub async fn no_unswept_slot_after_a_kill_mid_run(redis_cluster: bool) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         left = audit(&lobby, &account).await;
     }
-    assert_eq!(
-        left,
-        (0, 0),
-        "every slot freed once the join deadline passed"
-    );
+    if left != (0, 0) {
+        panic!(
+            "slots still held after the join deadline: {left:?}; their sessions: {:#?}",
+            held_sessions(&lobby, &account).await
+        );
+    }
+}
+
+/// The records (and sweep scores) of the sessions holding the account's slots.
+async fn held_sessions(
+    lobby: &Lobby,
+    account: &str,
+) -> Vec<(String, Option<f64>, Vec<(String, String)>)> {
+    let mut conn = lobby.redis.connection().await;
+    let tag = lobby_kit::keys::account_tag(account);
+    let held: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{tag}:{account}:slots"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for sid in held {
+        let record: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(format!("{tag}:{account}:session:{sid}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        let due: Option<f64> = redis::cmd("ZSCORE")
+            .arg(format!("{tag}:due"))
+            .arg(format!("{account}|{sid}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        out.push((sid, due, record));
+    }
+    out
 }

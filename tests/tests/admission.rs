@@ -4,7 +4,6 @@
 use futures::future::join_all;
 use lobby_session::store::{Admission, AdmitRequest, Scope, SessionStore};
 use lobby_tests::redis_server::RedisServer;
-use std::collections::BTreeMap;
 
 const ACCOUNT: &str = "acct_t";
 
@@ -69,34 +68,6 @@ fn admitted(a: Admission) -> u64 {
     }
 }
 
-/// Every key with its serialised value and TTL: equal snapshots mean
-/// nothing was written in between.
-async fn snapshot(redis: &RedisServer) -> BTreeMap<String, (Vec<u8>, i64)> {
-    let mut conn = redis.connection().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut conn)
-        .await
-        .expect("keys");
-    let mut all = BTreeMap::new();
-    for key in keys {
-        let dump: Vec<u8> = redis::cmd("DUMP")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .expect("dump");
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .expect("pttl");
-        // A DUMP ends with a version and a checksum of the value: equal
-        // values dump equal.
-        all.insert(key, (dump, ttl));
-    }
-    all
-}
-
 #[tokio::test]
 async fn admits_up_to_the_limit_and_hints_a_short_retry() {
     let (_redis, store) = store().await;
@@ -124,7 +95,7 @@ async fn a_refusal_writes_nothing() {
         ..Default::default()
     };
     admitted(admit(&store, "s1", "a", &s).await);
-    let before = snapshot(&redis).await;
+    let before = redis.snapshot().await;
     for i in 0..50 {
         let refused = admit(&store, &format!("refused-{i}"), "a", &s).await;
         assert!(matches!(refused, Admission::Refused(_)), "{refused:?}");
@@ -139,7 +110,7 @@ async fn a_refusal_writes_nothing() {
         Admission::Refused(r) if r.scope == Scope::Minutes
     ));
     assert_eq!(
-        snapshot(&redis).await,
+        redis.snapshot().await,
         before,
         "50 refusals and a minutes refusal changed Redis"
     );
@@ -252,10 +223,10 @@ async fn exact_settings_in_redis_win_over_the_callers_cached_ones() {
         Admission::Refused(_)
     ));
     // An unpublished agent is refused whatever the cache said.
-    let before = snapshot(&redis).await;
+    let before = redis.snapshot().await;
     assert_eq!(
         admit(&store, "s3", "gone", &s).await,
         Admission::AgentUnpublished
     );
-    assert_eq!(snapshot(&redis).await, before);
+    assert_eq!(redis.snapshot().await, before);
 }

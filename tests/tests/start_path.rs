@@ -5,30 +5,7 @@
 use lobby_tests::{Lobby, LobbyOptions, Topology};
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
-
-/// Every key with its serialised value and TTL.
-async fn snapshot(lobby: &Lobby) -> BTreeMap<String, (Vec<u8>, i64)> {
-    let mut conn = lobby.redis.connection().await;
-    let mut all = BTreeMap::new();
-    for key in lobby.redis.keys("*").await {
-        let dump: Vec<u8> = redis::cmd("DUMP")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .expect("dump");
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .expect("pttl");
-        all.insert(key, (dump, ttl));
-    }
-    all
-}
+use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn refused_starts_write_nothing_to_redis() {
@@ -48,7 +25,7 @@ async fn refused_starts_write_nothing_to_redis() {
     assert_eq!(lobby.connect(&narrow, None).await.status(), 429);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let before = snapshot(&lobby).await;
+    let before = lobby.redis.snapshot().await;
     let mut refused = 0;
     for i in 0..100 {
         let who = if i % 2 == 0 { &agent } else { &narrow };
@@ -58,7 +35,7 @@ async fn refused_starts_write_nothing_to_redis() {
         assert_eq!(body["error_code"], "concurrency_limit");
         refused += 1;
     }
-    let after = snapshot(&lobby).await;
+    let after = lobby.redis.snapshot().await;
     let changed: Vec<&String> = after
         .iter()
         .filter(|(k, v)| before.get(*k) != Some(v))

@@ -13,6 +13,8 @@
 -- KEYS[5] settings        T:<acct>:settings          hash (written by auth; read only here)
 -- KEYS[6] link uses       T:<acct>:link_uses         hash link id -> uses
 -- KEYS[7] sweep index     T:due                      zset "<acct>|<sid>" -> next check (ms)
+-- KEYS[8] (single Redis only) the id -> account lookup session_account:<sid>;
+--         on a Cluster it lives in another slot and is written beside this
 -- ARGV[1] session id      ARGV[2] account id        ARGV[3] agent id
 -- ARGV[4..7] the principal's account limit, agent limit (0: none),
 --         max session seconds and quota seconds: used only while the
@@ -108,4 +110,5 @@ redis.call('HSET', KEYS[1], 'status', 'active', 'created_at_ms', now, 'started_a
   'reserved_seconds', take, 'max_session_seconds', max_seconds, 'deadline_ms', deadline,
   'lease_deadline_ms', lease, unpack(fields))
 redis.call('ZADD', KEYS[7], math.min(deadline, now + tonumber(ARGV[12])), acct .. '|' .. sid)
+if KEYS[8] then redis.call('SET', KEYS[8], acct) end
 return {1, deadline, take, lease, now}

@@ -116,58 +116,80 @@ impl SessionService {
                 .filter(|s| s.agent_id == agent)
                 .ok_or_else(|| SessionError::NotFound(session_id.to_owned()))?,
         };
-        if !is_live(&session) {
+        self.end_session(&session, reason, ended_at_ms, owner.map(|o| o.1))
+            .await
+    }
+
+    /// Ends `session` (as read; the end itself checks its state again,
+    /// atomically). `as_agent` makes it a run's own end: only that agent's,
+    /// and only while live.
+    pub(crate) async fn end_session(
+        &self,
+        session: &Session,
+        reason: EndedReason,
+        ended_at_ms: Option<i64>,
+        as_agent: Option<&str>,
+    ) -> Result<Session, Status> {
+        if !is_live(session) {
             // The admin end is idempotent; a run's own end is a write its
             // token may no longer make.
-            return match owner {
-                None => Ok(session),
+            return match as_agent {
+                None => Ok(session.clone()),
                 Some(_) => Err(SessionError::Ended.into()),
             };
         }
         if session.kind() != SessionKind::AgentRun {
-            self.close_room(&session).await?;
+            self.close_room(session).await?;
         }
         let ended_at = ended_at_ms.unwrap_or_else(lobby_kit::time::now_ms);
         let finished = self
             .store
             .finish(
-                &session,
+                session,
                 Finish::Ended(reason),
                 ended_at,
-                owner.map(|o| o.1).unwrap_or(""),
+                as_agent.unwrap_or(""),
                 0,
             )
             .await?;
         match finished {
-            Finished::Missing => return Err(SessionError::NotFound(session_id.to_owned()).into()),
+            Finished::Missing => return Err(SessionError::NotFound(session.id.clone()).into()),
             Finished::Now => {
                 self.metrics
                     .ended
                     .with_label_values(&[reason.as_str()])
                     .inc();
-                tracing::info!(session_id, reason = reason.as_str(), "session ended");
+                tracing::info!(session_id = %session.id, reason = reason.as_str(), "session ended");
             }
-            Finished::Already if owner.is_some() => return Err(SessionError::Ended.into()),
+            Finished::Already if as_agent.is_some() => return Err(SessionError::Ended.into()),
             Finished::Already => {}
         }
         Ok(self
             .store
-            .get_in(&session.account_id, session_id)
+            .get_in(&session.account_id, &session.id)
             .await?
-            .unwrap_or(session))
+            .unwrap_or_else(|| session.clone()))
     }
 
     /// Gives back everything a start took after admission (slots, minutes,
     /// the link use; room and worker through rooms) and marks it failed.
     pub(crate) async fn fail_start(&self, session: &Session, code: lobby_kit::ErrorCode) {
         let closed = self.close_room(session);
-        let finished = self.store.finish(
-            session,
-            Finish::Failed(code.as_str()),
-            lobby_kit::time::now_ms(),
-            "",
-            self.policy.failed_record_ttl_seconds,
-        );
+        let finished = async {
+            self.store
+                .finish(
+                    session,
+                    Finish::Failed(code.as_str()),
+                    lobby_kit::time::now_ms(),
+                    "",
+                    self.policy.failed_record_ttl_seconds,
+                )
+                .await?;
+            // The record expires; its lookup goes with it.
+            self.store
+                .expire_lookup(session, self.policy.failed_record_ttl_seconds)
+                .await
+        };
         let (closed, finished) = tokio::join!(closed, finished);
         if let Err(e) = finished {
             // Its lease runs out and the sweeper ends it (closing the room):

@@ -198,30 +198,33 @@ impl SessionService {
             started_at_ms,
             ..session
         };
-        // The id → account lookup is outside the account's slot: written
-        // beside the provider call, not before the answer can go out.
-        let store = self.store.clone();
-        let (sid, account) = (session.id.clone(), session.account_id.clone());
-        tokio::spawn(async move {
-            if let Err(e) = store.index_account(&sid, &account).await {
-                tracing::error!(session_id = %sid, error = %e, "session lookup not written");
+        // On a Cluster the id → account lookup is outside the account's slot:
+        // written beside the provider call (a crash losing it leaves a
+        // session the sweeper still ends: it knows the account).
+        let lookup = async {
+            if self.store.admission_writes_lookup() {
+                Ok(())
+            } else {
+                self.store
+                    .index_account(&session.id, &session.account_id)
+                    .await
             }
-        });
-
-        let opened = self
-            .rooms
-            .open_room(Request::new(OpenRoomRequest {
-                session_id: session.id.clone(),
-                account_id: session.account_id.clone(),
-                agent_id: session.agent_id.clone(),
-                provider: session.provider,
-                participant_identity: participant_identity(&session.client_user_ref, &session.id),
-                agent_identity: agent_identity.clone(),
-                // The room outlives the reservation a little, so that Lobby,
-                // not the provider, is the one to end the session.
-                expires_at_s: deadline_ms / 1000 + 30,
-            }))
-            .await;
+        };
+        let opened = self.rooms.open_room(Request::new(OpenRoomRequest {
+            session_id: session.id.clone(),
+            account_id: session.account_id.clone(),
+            agent_id: session.agent_id.clone(),
+            provider: session.provider,
+            participant_identity: participant_identity(&session.client_user_ref, &session.id),
+            agent_identity: agent_identity.clone(),
+            // The room outlives the reservation a little, so that Lobby,
+            // not the provider, is the one to end the session.
+            expires_at_s: deadline_ms / 1000 + 30,
+        }));
+        let (indexed, opened) = tokio::join!(lookup, opened);
+        if let Err(e) = indexed {
+            return Err(self.failed(&session, e.into()).await);
+        }
         let room = match opened {
             Ok(r) => r.into_inner(),
             Err(status) => return Err(self.failed(&session, status).await),

@@ -212,6 +212,13 @@ impl SessionStore {
         self.redis.clone()
     }
 
+    /// Whether admission writes the id → account lookup itself: on a single
+    /// Redis it can (any key may share a script); on a Cluster the lookup is
+    /// in another slot, and [`SessionStore::index_account`] writes it beside.
+    pub fn admission_writes_lookup(&self) -> bool {
+        matches!(self.redis, RedisConn::Single(_))
+    }
+
     /// The one round trip of an admitted start.
     pub async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, SessionError> {
         let k = Keys::new(req.account_id, req.agent_id, req.session_id);
@@ -222,8 +229,11 @@ impl SessionStore {
             .key(k.minutes())
             .key(k.settings())
             .key(k.link_uses())
-            .key(k.due())
-            .arg(req.session_id)
+            .key(k.due());
+        if self.admission_writes_lookup() {
+            call.key(lookup_key(req.session_id));
+        }
+        call.arg(req.session_id)
             .arg(req.account_id)
             .arg(req.agent_id)
             .arg(req.account_limit)
@@ -393,7 +403,27 @@ impl SessionStore {
         session_id: &str,
         account_id: &str,
     ) -> Result<(), SessionError> {
-        let () = self.conn().set(lookup_key(session_id), account_id).await?;
+        // NX: a failed start's expiring lookup (below) may have come first.
+        let _: Option<String> = redis::cmd("SET")
+            .arg(lookup_key(session_id))
+            .arg(account_id)
+            .arg("NX")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Lets a failed start's lookup expire with its record (written here
+    /// if the start's own write has not landed yet).
+    pub async fn expire_lookup(&self, s: &Session, ttl_seconds: i64) -> Result<(), SessionError> {
+        let () = self
+            .conn()
+            .set_ex(
+                lookup_key(&s.id),
+                &s.account_id,
+                u64::try_from(ttl_seconds).unwrap_or(1),
+            )
+            .await?;
         Ok(())
     }
 

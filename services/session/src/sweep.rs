@@ -28,6 +28,8 @@ const CLAIM_LIMIT: usize = 200;
 const CLAIM_MS: i64 = 10_000;
 /// Buckets claimed at once.
 const BUCKET_CONCURRENCY: usize = 16;
+/// Due sessions handled at once.
+const STEP_CONCURRENCY: usize = 32;
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -54,18 +56,26 @@ impl SessionService {
             .buffer_unordered(BUCKET_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
-        let mut checks = Vec::new();
-        for (bucket, claimed) in claims {
-            for entry in claimed? {
+        let mut claimed = Vec::new();
+        for (bucket, entries) in claims {
+            claimed.extend(entries?.into_iter().map(|e| (bucket, e)));
+        }
+        // Concurrently: a burst of sessions coming due (a deadline shared by
+        // many) must not wait on each other's ends one by one.
+        let checks: Vec<Session> = futures::stream::iter(claimed)
+            .map(|(bucket, entry)| async move {
                 match self.step(bucket, &entry).await {
-                    Ok(Some(session)) => checks.push(session),
-                    Ok(None) => {}
+                    Ok(check) => check,
                     Err(e) => {
-                        tracing::warn!(session_id = %entry.1, error = %e, "sweep step failed; the entry comes due again")
+                        tracing::warn!(session_id = %entry.1, error = %e, "sweep step failed; the entry comes due again");
+                        None
                     }
                 }
-            }
-        }
+            })
+            .buffer_unordered(STEP_CONCURRENCY)
+            .filter_map(|check| async move { check })
+            .collect()
+            .await;
         let (ended, renewed) = self.check_holders(checks).await;
         report.ended += ended;
         report.renewed += renewed;
@@ -100,11 +110,17 @@ impl SessionService {
     }
 
     async fn end_swept(&self, s: &Session, reason: EndedReason, ended_at_ms: Option<i64>) -> bool {
-        match self.end(&s.id, reason, ended_at_ms, None).await {
+        // The record is in hand (and its account): no id lookup needed.
+        match self.end_session(s, reason, ended_at_ms, None).await {
             Ok(_) => true,
             Err(status) => {
-                // The entry stays claimed until CLAIM_MS: then it is retried.
                 tracing::warn!(session_id = %s.id, error = %status.message(), "sweep could not end a session; will retry");
+                // Soon (a third of a lease), not when the claim runs out: the
+                // usual cause is a peer coming back up.
+                let retry = self.clock.now_ms() + (self.policy.lease_ms / 3).min(CLAIM_MS);
+                if let Err(e) = self.store.reschedule(s, retry).await {
+                    tracing::warn!(session_id = %s.id, error = %e, "could not reschedule the end");
+                }
                 false
             }
         }
@@ -188,42 +204,55 @@ impl SessionService {
                 }
             }
         }
-        let (mut ended, mut renewed) = (0, 0);
-        for (s, holder) in verdicts {
-            match holder {
-                Holder::Alive => match self.renew(&s).await {
-                    Ok(true) => renewed += 1,
-                    // Its slot ran out meanwhile and may be someone else's now.
-                    Ok(false) => {
-                        ended +=
-                            usize::from(self.end_swept(&s, EndedReason::LeaseExpired, None).await)
-                    }
-                    Err(e) => {
-                        tracing::warn!(session_id = %s.id, error = %e, "lease not renewed; will retry")
-                    }
-                },
-                Holder::WorkerEnded(at) => {
-                    ended += usize::from(
-                        self.end_swept(&s, EndedReason::WorkerReported, Some(at))
-                            .await,
-                    )
+        let outcomes: Vec<(usize, usize)> = futures::stream::iter(verdicts)
+            .map(|(s, holder)| async move { self.act_on_holder(&s, holder).await })
+            .buffer_unordered(STEP_CONCURRENCY)
+            .collect()
+            .await;
+        let ended = outcomes.iter().map(|o| o.0).sum();
+        let renewed = outcomes.iter().map(|o| o.1).sum();
+        (ended, renewed)
+    }
+
+    /// Renews, ends or leaves one session as its holder check found;
+    /// returns (ended, renewed).
+    async fn act_on_holder(&self, s: &Session, holder: Holder) -> (usize, usize) {
+        match holder {
+            Holder::Alive => match self.renew(s).await {
+                Ok(true) => (0, 1),
+                // Its slot ran out meanwhile and may be someone else's now.
+                Ok(false) => (
+                    usize::from(self.end_swept(s, EndedReason::LeaseExpired, None).await),
+                    0,
+                ),
+                Err(e) => {
+                    tracing::warn!(session_id = %s.id, error = %e, "lease not renewed; will retry");
+                    (0, 0)
                 }
-                Holder::RoomGone => {
-                    ended += usize::from(self.end_swept(&s, EndedReason::RoomMissing, None).await)
+            },
+            Holder::WorkerEnded(at) => (
+                usize::from(
+                    self.end_swept(s, EndedReason::WorkerReported, Some(at))
+                        .await,
+                ),
+                0,
+            ),
+            Holder::RoomGone => (
+                usize::from(self.end_swept(s, EndedReason::RoomMissing, None).await),
+                0,
+            ),
+            Holder::Silent => {
+                // Look again when the lease runs out (or at the next
+                // renewal chance, whichever is first).
+                let (now, real_now) = (self.clock.now_ms(), lobby_kit::time::now_ms());
+                let retry = now + (self.policy.lease_ms / 3).max(1);
+                let lease_end = s.lease_deadline_ms + (now - real_now);
+                if let Err(e) = self.store.reschedule(s, retry.min(lease_end)).await {
+                    tracing::warn!(session_id = %s.id, error = %e, "could not reschedule a silent session");
                 }
-                Holder::Silent => {
-                    // Look again when the lease runs out (or at the next
-                    // renewal chance, whichever is first).
-                    let (now, real_now) = (self.clock.now_ms(), lobby_kit::time::now_ms());
-                    let retry = now + (self.policy.lease_ms / 3).max(1);
-                    let lease_end = s.lease_deadline_ms + (now - real_now);
-                    if let Err(e) = self.store.reschedule(&s, retry.min(lease_end)).await {
-                        tracing::warn!(session_id = %s.id, error = %e, "could not reschedule a silent session");
-                    }
-                }
+                (0, 0)
             }
         }
-        (ended, renewed)
     }
 
     async fn renew(&self, s: &Session) -> Result<bool, SessionError> {
