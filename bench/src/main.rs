@@ -19,6 +19,10 @@
 //! LOBBY_BENCH_OUT (results file).
 
 use futures::{stream, StreamExt};
+use lobby_proto::{
+    common::Provider,
+    session::{Session, SessionKind},
+};
 use lobby_session::store::{Admission, AdmitRequest, SessionStore};
 use lobby_tests::{Lobby, LobbyOptions, Topology, Webhooks};
 use serde_json::json;
@@ -176,20 +180,16 @@ fn raw_op(
         let (store, tag) = (store.clone(), tag.clone());
         Box::pin(async move {
             let sid = format!("raw-{tag}-{i}");
-            let fields = vec![
-                ("id", sid.clone()),
-                ("account_id", "acct_bench_raw".to_owned()),
-                ("agent_id", "raw".to_owned()),
-                ("kind", "connect".to_owned()),
-                ("client_user_ref", String::new()),
-                ("provider", "PROVIDER_LIVEKIT".to_owned()),
-                ("room_name", format!("lobby-{sid}")),
-                ("link_id", String::new()),
-                ("aspect_ratio", String::new()),
-                ("agent_identity", String::new()),
-                ("solo_timeout_seconds", "0".to_owned()),
-                ("requires_worker", "0".to_owned()),
-            ];
+            // The record a real connect start writes.
+            let record = Session {
+                id: sid.clone(),
+                account_id: "acct_bench_raw".to_owned(),
+                agent_id: "raw".to_owned(),
+                room_name: format!("lobby-{sid}"),
+                kind: SessionKind::Connect as i32,
+                provider: Provider::Livekit as i32,
+                ..Default::default()
+            };
             let admitted = store
                 .admit(&AdmitRequest {
                     session_id: &sid,
@@ -203,7 +203,7 @@ fn raw_op(
                     lease_ms: 3_600_000,
                     retry_after_max_ms: 15_000,
                     first_check_in_ms: 3_600_000,
-                    fields,
+                    record: &record,
                 })
                 .await;
             matches!(admitted, Ok(Admission::Admitted { .. }))

@@ -2,6 +2,7 @@
 //! it: limits, leases, minutes, link uses, and that a refusal writes nothing.
 
 use futures::future::join_all;
+use lobby_proto::session::Session;
 use lobby_session::store::{Admission, AdmitRequest, Scope, SessionStore};
 use lobby_tests::redis_server::RedisServer;
 
@@ -36,6 +37,12 @@ async fn store() -> (RedisServer, SessionStore) {
 }
 
 async fn admit(store: &SessionStore, sid: &str, agent: &str, s: &Start) -> Admission {
+    let record = Session {
+        id: sid.to_owned(),
+        account_id: ACCOUNT.to_owned(),
+        agent_id: agent.to_owned(),
+        ..Default::default()
+    };
     store
         .admit(&AdmitRequest {
             session_id: sid,
@@ -49,11 +56,7 @@ async fn admit(store: &SessionStore, sid: &str, agent: &str, s: &Start) -> Admis
             lease_ms: s.lease_ms,
             retry_after_max_ms: 15_000,
             first_check_in_ms: 5_000,
-            fields: vec![
-                ("id", sid.to_owned()),
-                ("account_id", ACCOUNT.to_owned()),
-                ("agent_id", agent.to_owned()),
-            ],
+            record: &record,
         })
         .await
         .expect("admission")

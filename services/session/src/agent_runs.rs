@@ -1,7 +1,7 @@
 //! Seed 001 agent runs: a record per run (no room, no slot), and its
 //! append-only event log, scoped by the run's session JWT.
 
-use crate::{error::SessionError, records, service::SessionService, store::AppendRefusal};
+use crate::{error::SessionError, service::SessionService, store::AppendRefusal};
 use lobby_proto::session::{self as pb, Session, SessionEvent, SessionKind, SessionStatus};
 
 /// Seed 001: bounds of one run's metadata and events.
@@ -64,17 +64,7 @@ impl SessionService {
             started_at_ms: now,
             ..Default::default()
         };
-        let fields = vec![
-            ("id", run.id.clone()),
-            ("account_id", run.account_id.clone()),
-            ("agent_id", run.agent_id.clone()),
-            ("status", records::status_name(run.status()).to_owned()),
-            ("kind", records::kind_name(run.kind()).to_owned()),
-            ("meta_json", run.meta_json.clone()),
-            ("created_at_ms", now.to_string()),
-            ("started_at_ms", now.to_string()),
-        ];
-        self.store.create(&run, &fields).await?;
+        self.store.create_run(&run).await?;
         tracing::info!(session_id = %run.id, agent_id = %run.agent_id, "agent run started");
         Ok(pb::StartAgentRunResponse { session_id: run.id })
     }

@@ -7,6 +7,7 @@ use crate::{
     records::EndedReason,
     schedule,
     service::{peer_failure, SessionService},
+    store::PresenceChange,
 };
 use lobby_proto::{
     rooms::RoomOccupancyRequest,
@@ -74,19 +75,12 @@ impl SessionService {
         let reason = match event.kind.as_str() {
             "room_finished" | "meeting_ended" => EndedReason::ProviderRoomFinished,
             "participant_joined" => {
-                let mut fields: Vec<(&str, String)> = Vec::new();
-                if is_agent && session.agent_joined_at_ms == 0 {
-                    fields.push(("agent_joined_at_ms", now.to_string()));
-                }
-                if !is_agent {
-                    if session.user_joined_at_ms == 0 {
-                        fields.push(("user_joined_at_ms", now.to_string()));
-                    }
-                    fields.push(("alone_since_ms", "0".into())); // a user is back
-                }
-                if !fields.is_empty() {
-                    self.store.set_fields(&session, &fields).await?;
-                }
+                let who = if is_agent {
+                    PresenceChange::AgentJoined
+                } else {
+                    PresenceChange::UserJoined
+                };
+                self.store.record_presence(&session, who, now).await?;
                 self.refresh_schedule(&session_id).await?;
                 return outcome(session_id, "recorded");
             }
@@ -107,7 +101,7 @@ impl SessionService {
                 if session.solo_timeout_seconds > 0 {
                     // The agent may wait alone a while for the user to come back.
                     self.store
-                        .set_fields(&session, &[("alone_since_ms", now.to_string())])
+                        .record_presence(&session, PresenceChange::AgentAlone, now)
                         .await?;
                     self.refresh_schedule(&session_id).await?;
                     return outcome(session_id, "alone");

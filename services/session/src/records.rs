@@ -109,6 +109,41 @@ fn parse_kind(s: &str) -> SessionKind {
     }
 }
 
+/// A new record's own fields (what it is, who it is for), as stored; the
+/// admission script adds its status, times and reservation, and agent runs
+/// add theirs in [`run_fields`].
+pub fn new_record_fields(s: &Session) -> Vec<(&'static str, String)> {
+    vec![
+        ("id", s.id.clone()),
+        ("account_id", s.account_id.clone()),
+        ("agent_id", s.agent_id.clone()),
+        ("kind", kind_name(s.kind()).to_owned()),
+        ("client_user_ref", s.client_user_ref.clone()),
+        ("provider", s.provider().as_str_name().to_owned()),
+        ("room_name", s.room_name.clone()),
+        ("link_id", s.link_id.clone()),
+        ("aspect_ratio", s.aspect_ratio.clone()),
+        ("agent_identity", s.agent_identity.clone()),
+        ("solo_timeout_seconds", s.solo_timeout_seconds.to_string()),
+        (
+            "requires_worker",
+            if s.requires_worker { "1" } else { "0" }.to_owned(),
+        ),
+    ]
+}
+
+/// Everything an agent run's record holds from the start.
+pub fn run_fields(s: &Session) -> Vec<(&'static str, String)> {
+    let mut fields = new_record_fields(s);
+    fields.extend([
+        ("status", status_name(s.status()).to_owned()),
+        ("meta_json", s.meta_json.clone()),
+        ("created_at_ms", s.created_at_ms.to_string()),
+        ("started_at_ms", s.started_at_ms.to_string()),
+    ]);
+    fields
+}
+
 pub fn from_fields(f: &HashMap<String, String>) -> Result<Session, SessionError> {
     let text = |k: &str| f.get(k).cloned().unwrap_or_default();
     let num = |k: &str| -> Result<i64, SessionError> {
@@ -155,6 +190,29 @@ pub fn from_fields(f: &HashMap<String, String>) -> Result<Session, SessionError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_reads_back_what_was_written() {
+        let run = Session {
+            id: "r1".into(),
+            account_id: "acct_a".into(),
+            agent_id: "agent".into(),
+            status: SessionStatus::Active as i32,
+            kind: SessionKind::AgentRun as i32,
+            meta_json: "{}".into(),
+            created_at_ms: 5,
+            started_at_ms: 6,
+            requires_worker: true,
+            solo_timeout_seconds: 30,
+            provider: Provider::Daily as i32,
+            ..Default::default()
+        };
+        let stored: HashMap<String, String> = run_fields(&run)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(from_fields(&stored).expect("readable"), run);
+    }
 
     #[test]
     fn ended_reasons_round_trip() {

@@ -182,7 +182,7 @@ impl SessionService {
                 lease_ms: self.policy.lease_ms,
                 retry_after_max_ms: self.policy.retry_after_max_ms,
                 first_check_in_ms: self.first_check_in_ms(!agent_identity.is_empty()),
-                fields: record_fields(&session),
+                record: &session,
             })
             .await?;
         let (deadline_ms, started_at_ms) = match admission {
@@ -248,11 +248,7 @@ impl SessionService {
                 Err(status) => return Err(self.failed(&session, status).await),
             };
             // The one extra write, for starts that wait on a worker.
-            if let Err(e) = self
-                .store
-                .set_fields(&session, &[("worker_id", worker_id)])
-                .await
-            {
+            if let Err(e) = self.store.set_worker(&session, &worker_id).await {
                 return Err(self.failed(&session, e.into()).await);
             }
         }
@@ -311,28 +307,6 @@ impl SessionService {
 /// record keeps it so webhooks and the sweeper know it without asking.
 fn room_name_for(session_id: &str) -> String {
     format!("lobby-{session_id}")
-}
-
-/// The new record's own fields; admission adds status, times and the
-/// reservation.
-fn record_fields(s: &Session) -> Vec<(&'static str, String)> {
-    vec![
-        ("id", s.id.clone()),
-        ("account_id", s.account_id.clone()),
-        ("agent_id", s.agent_id.clone()),
-        ("kind", crate::records::kind_name(s.kind()).to_owned()),
-        ("client_user_ref", s.client_user_ref.clone()),
-        ("provider", s.provider().as_str_name().to_owned()),
-        ("room_name", s.room_name.clone()),
-        ("link_id", s.link_id.clone()),
-        ("aspect_ratio", s.aspect_ratio.clone()),
-        ("agent_identity", s.agent_identity.clone()),
-        ("solo_timeout_seconds", s.solo_timeout_seconds.to_string()),
-        (
-            "requires_worker",
-            if s.requires_worker { "1" } else { "0" }.to_owned(),
-        ),
-    ]
 }
 
 #[cfg(test)]

@@ -85,8 +85,9 @@ pub struct AdmitRequest<'a> {
     pub lease_ms: i64,
     pub retry_after_max_ms: i64,
     pub first_check_in_ms: i64,
-    /// The new record's own fields (kind, identities, provider, …).
-    pub fields: Vec<(&'static str, String)>,
+    /// The new record (what it is and who it is for; admission sets its
+    /// status, times and reservation).
+    pub record: &'a Session,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +148,15 @@ pub enum Finished {
     Already,
     /// No such session (or not the caller's).
     Missing,
+}
+
+/// A change of who is in a session's room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceChange {
+    UserJoined,
+    AgentJoined,
+    /// The last user left; the agent waits alone.
+    AgentAlone,
 }
 
 /// What the sweeper is asked to look at: (account, session).
@@ -245,8 +255,8 @@ impl SessionStore {
             .arg(req.lease_ms)
             .arg(req.retry_after_max_ms)
             .arg(req.first_check_in_ms);
-        for (field, value) in &req.fields {
-            call.arg(*field).arg(value);
+        for (field, value) in records::new_record_fields(req.record) {
+            call.arg(field).arg(value);
         }
         let reply: Vec<redis::Value> = call.invoke_async(&mut self.conn()).await?;
         parse_admission(&reply).ok_or_else(|| {
@@ -456,23 +466,52 @@ impl SessionStore {
         records::from_fields(&fields).map(Some)
     }
 
-    /// Writes a record outright (agent runs: no slot, no room).
-    pub async fn create(
-        &self,
-        s: &Session,
-        fields: &[(&'static str, String)],
-    ) -> Result<(), SessionError> {
+    /// Writes an agent run's record outright (no slot, no room).
+    pub async fn create_run(&self, s: &Session) -> Result<(), SessionError> {
         let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
-        let () = self.conn().hset_multiple(k.record(), fields).await?;
+        let () = self
+            .conn()
+            .hset_multiple(k.record(), &records::run_fields(s))
+            .await?;
         self.index_account(&s.id, &s.account_id).await
     }
 
-    /// Sets fields of a record as they are, whatever its status.
-    pub async fn set_fields(
+    /// The worker that accepted the session.
+    pub async fn set_worker(&self, s: &Session, worker_id: &str) -> Result<(), SessionError> {
+        self.set_fields(s, &[("worker_id", worker_id.to_owned())])
+            .await
+    }
+
+    /// Who is in the room, as the provider's webhooks tell: a participant
+    /// joined (the first join of each side is kept), or the agent was left
+    /// alone at `at_ms` (a user joining clears that).
+    pub async fn record_presence(
         &self,
         s: &Session,
-        fields: &[(&str, String)],
+        change: PresenceChange,
+        at_ms: i64,
     ) -> Result<(), SessionError> {
+        let mut fields: Vec<(&str, String)> = Vec::new();
+        match change {
+            PresenceChange::AgentJoined if s.agent_joined_at_ms == 0 => {
+                fields.push(("agent_joined_at_ms", at_ms.to_string()))
+            }
+            PresenceChange::AgentJoined => {}
+            PresenceChange::UserJoined => {
+                if s.user_joined_at_ms == 0 {
+                    fields.push(("user_joined_at_ms", at_ms.to_string()));
+                }
+                fields.push(("alone_since_ms", "0".to_owned()));
+            }
+            PresenceChange::AgentAlone => fields.push(("alone_since_ms", at_ms.to_string())),
+        }
+        if fields.is_empty() {
+            return Ok(());
+        }
+        self.set_fields(s, &fields).await
+    }
+
+    async fn set_fields(&self, s: &Session, fields: &[(&str, String)]) -> Result<(), SessionError> {
         let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
         let () = self.conn().hset_multiple(k.record(), fields).await?;
         Ok(())
