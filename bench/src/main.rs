@@ -172,18 +172,21 @@ fn connect_op(
 }
 
 /// The admission script alone, with the arguments a real start passes.
+/// Each run uses its own account (`tag`), as each gateway run does, so both
+/// work on sets of the same size.
 fn raw_op(
     store: SessionStore,
     tag: String,
 ) -> impl Fn(usize) -> futures::future::BoxFuture<'static, bool> {
+    let account = format!("acct_bench_raw_{}", tag.replace('-', "_"));
     move |i| {
-        let (store, tag) = (store.clone(), tag.clone());
+        let (store, tag, account) = (store.clone(), tag.clone(), account.clone());
         Box::pin(async move {
             let sid = format!("raw-{tag}-{i}");
             // The record a real connect start writes.
             let record = Session {
                 id: sid.clone(),
-                account_id: "acct_bench_raw".to_owned(),
+                account_id: account.clone(),
                 agent_id: "raw".to_owned(),
                 room_name: format!("lobby-{sid}"),
                 kind: SessionKind::Connect as i32,
@@ -193,7 +196,7 @@ fn raw_op(
             let admitted = store
                 .admit(&AdmitRequest {
                     session_id: &sid,
-                    account_id: "acct_bench_raw",
+                    account_id: &account,
                     agent_id: "raw",
                     account_limit: 1_000_000,
                     agent_limit: 0,
@@ -223,7 +226,7 @@ async fn closed_loop_rows(
     topology: Topology,
     levels: &[usize],
     requests: usize,
-) -> (Vec<Row>, Lobby, String) {
+) -> (Vec<Row>, Lobby) {
     let lobby = Lobby::start(LobbyOptions {
         topology,
         worker: false,
@@ -231,14 +234,15 @@ async fn closed_loop_rows(
         ..Default::default()
     })
     .await;
-    let agent = bench_agent(&lobby).await;
     let store = SessionStore::new(lobby.redis.connection().await);
-    let connect = connect_op(&lobby, &agent);
     // Warm up: connections, caches, the scripts loaded in Redis.
-    closed_loop(2_000, 32, &connect).await;
+    let warm = connect_op(&lobby, &bench_agent(&lobby).await);
+    closed_loop(2_000, 32, &warm).await;
     closed_loop(2_000, 32, raw_op(store.clone(), format!("{shape}-warm"))).await;
     let mut rows = Vec::new();
     for &c in levels {
+        // A fresh account per run: every run starts from empty sets.
+        let connect = connect_op(&lobby, &bench_agent(&lobby).await);
         let gateway = closed_loop(requests, c, &connect).await;
         let raw = closed_loop(requests, c, raw_op(store.clone(), format!("{shape}-{c}"))).await;
         eprintln!(
@@ -252,7 +256,7 @@ async fn closed_loop_rows(
             raw: Some(raw),
         });
     }
-    (rows, lobby, agent)
+    (rows, lobby)
 }
 
 async fn livekit_row(rooms: &'static str, requests: usize, concurrency: usize) -> Option<Row> {
@@ -301,18 +305,18 @@ async fn main() {
     let top = levels.iter().copied().max().unwrap_or(64);
     let out = std::env::var("LOBBY_BENCH_OUT").unwrap_or_else(|_| "bench/results/latest.md".into());
 
-    let (mut rows, colocated, agent) =
+    let (mut rows, colocated) =
         closed_loop_rows("co-located", Topology::CoLocated, &levels, requests).await;
     let max_rate = rows
         .iter()
         .map(|r| r.gateway.per_second)
         .fold(0.0_f64, f64::max);
     let rate = max_rate / 2.0;
+    let agent = bench_agent(&colocated).await;
     let open = open_loop(requests, rate, connect_op(&colocated, &agent)).await;
     eprintln!("open loop at {rate:.0}/s: p99 {}", ms(open.p99));
     drop(colocated);
-    let (split_rows, split, _) =
-        closed_loop_rows("split", Topology::Split, &levels, requests).await;
+    let (split_rows, split) = closed_loop_rows("split", Topology::Split, &levels, requests).await;
     drop(split);
     rows.extend(split_rows);
     for rooms in ["eager", "lazy"] {
