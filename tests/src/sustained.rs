@@ -23,8 +23,9 @@ pub struct CrashReport {
     pub unswept: usize,
 }
 
-/// Drives `total` connects at `concurrency`, kills every service after
-/// `kill_after`, lets the run finish against the dead services, restarts
+/// Drives `total` connects at `concurrency`, kills every service once
+/// `kill_at` of them were admitted (mid-run, however fast the build is),
+/// lets the run finish against the dead services, restarts
 /// them and waits `settle` (one lease period and a sweep) before auditing.
 pub async fn kill_everything_mid_run(
     lobby: &mut Lobby,
@@ -32,7 +33,7 @@ pub async fn kill_everything_mid_run(
     agent: &str,
     total: usize,
     concurrency: usize,
-    kill_after: Duration,
+    kill_at: usize,
     settle: Duration,
 ) -> CrashReport {
     let admitted = AtomicUsize::new(0);
@@ -58,7 +59,9 @@ pub async fn kill_everything_mid_run(
         .collect::<Vec<()>>();
     let began = Instant::now();
     let killer = async {
-        tokio::time::sleep(kill_after).await;
+        while admitted.load(Ordering::Relaxed) < kill_at {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         admitted.load(Ordering::Relaxed)
     };
     tokio::pin!(run);
@@ -66,12 +69,13 @@ pub async fn kill_everything_mid_run(
         _ = &mut run => panic!("the run ended before the kill; raise the number of starts"),
         n = killer => n,
     };
+    let kill_at_time = began.elapsed();
     lobby.crash_all();
     run.await;
     println!(
         "sustained run: {} admitted before the kill at {:?}, run over after {:?}",
         admitted_before_kill,
-        kill_after,
+        kill_at_time,
         began.elapsed()
     );
     lobby.restart_all().await;
@@ -145,7 +149,7 @@ pub async fn no_unswept_slot_after_a_kill_mid_run(redis_cluster: bool) {
         &agent,
         10_000,
         40,
-        Duration::from_secs(3),
+        2_500,
         lease + Duration::from_millis(500),
     )
     .await;

@@ -4,7 +4,7 @@
 //! account's bucket tag); a cross-slot script would fail here at once.
 
 use futures::future::join_all;
-use lobby_tests::{Lobby, LobbyOptions};
+use lobby_tests::{avatar_server::AvatarServer, Lobby, LobbyOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -63,6 +63,29 @@ async fn a_start_and_its_end_on_a_cluster() {
         assert_eq!(ended["status"], "ended");
         assert_eq!(lobby.active_sessions(&account).await, 0);
     }
+    // A link start: its use counted atomically with the slot, and a worker's
+    // keys (under the worker's own tag) reserved and freed.
+    let avatars = AvatarServer::start().await;
+    let account = lobby.create_account(2).await;
+    let agent = lobby
+        .create_agent(
+            &account,
+            json!({ "avatar_image_url": avatars.url("face.jpg") }),
+        )
+        .await;
+    let link = lobby
+        .create_link(&account, &agent, json!({ "use_limit": 1 }))
+        .await;
+    let started = lobby.start_link(&json!({ "link_id": link["id"] })).await;
+    assert_eq!(started.status(), 200);
+    let body: Value = started.json().await.expect("json");
+    let again = lobby.start_link(&json!({ "link_id": link["id"] })).await;
+    assert_eq!(again.status(), 403, "the link's one use is taken");
+    let ended = lobby
+        .end_session(body["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(ended["status"], "ended");
+    assert_eq!(lobby.active_sessions(&account).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

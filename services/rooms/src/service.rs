@@ -267,11 +267,11 @@ impl Rooms for RoomsService {
     ) -> Result<Response<pb::CloseRoomResponse>, Status> {
         let req = req.into_inner();
         require(&req.session_id, "session_id")?;
-        // The registry knows which worker (if any) holds the session.
+        // Empty when the record never learned it: the registry looks.
         let worker_released = self
             .workers
             .registry
-            .release("", &req.session_id)
+            .release(&req.worker_id, &req.session_id)
             .await
             .map_err(RoomsError::from)?;
         let room = if req.room_name.is_empty() {
@@ -343,11 +343,11 @@ impl Rooms for RoomsService {
         &self,
         req: Request<pb::WorkerJobsRequest>,
     ) -> Result<Response<pb::WorkerJobsResponse>, Status> {
-        let ids = req.into_inner().session_ids;
+        let refs = req.into_inner().jobs;
         let jobs = self
             .workers
             .registry
-            .jobs(&ids, lobby_kit::time::now_ms())
+            .jobs(&refs, lobby_kit::time::now_ms())
             .await
             .map_err(RoomsError::from)?;
         Ok(Response::new(pb::WorkerJobsResponse { jobs }))

@@ -216,6 +216,7 @@ impl SessionService {
                 session_id: s.id.clone(),
                 room_name: s.room_name.clone(),
                 provider: s.provider,
+                worker_id: s.worker_id.clone(),
             }))
             .await
             .map(|_| ())

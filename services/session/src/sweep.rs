@@ -16,7 +16,7 @@ use crate::{
 use futures::StreamExt;
 use lobby_proto::{
     common::Provider,
-    rooms::{ExistingRoomsRequest, JobEndsRequest, JobState, WorkerJobsRequest},
+    rooms::{ExistingRoomsRequest, JobEndsRequest, JobState, WorkerJobRef, WorkerJobsRequest},
     session::Session,
 };
 use std::collections::HashMap;
@@ -137,10 +137,16 @@ impl SessionService {
         let (workers, rooms): (Vec<Session>, Vec<Session>) =
             sessions.into_iter().partition(|s| s.requires_worker);
         if !workers.is_empty() {
-            let ids = workers.iter().map(|s| s.id.clone()).collect();
+            let jobs = workers
+                .iter()
+                .map(|s| WorkerJobRef {
+                    session_id: s.id.clone(),
+                    worker_id: s.worker_id.clone(),
+                })
+                .collect();
             match self
                 .rooms
-                .worker_jobs(Request::new(WorkerJobsRequest { session_ids: ids }))
+                .worker_jobs(Request::new(WorkerJobsRequest { jobs }))
                 .await
             {
                 Ok(answer) => {

@@ -1,31 +1,33 @@
-//! The worker registry: one hash per worker (region, capacity, reserved,
-//! last heartbeat, connected) under the `{workers}` hash tag, a set of
-//! workers per region, per worker the sessions holding its capacity, per
-//! session its job (the worker, running or ended), and a feed of reported
-//! ends. The session service reads jobs and ends through the Rooms API:
-//! that is how a worker's heartbeats keep a session's lease alive, and how
-//! its end report ends the session, without rooms calling anyone.
+//! The worker registry: per worker, a hash (region, capacity, reserved, last
+//! heartbeat, connected) and its jobs (session id → running or ended), both
+//! under the worker's own hash tag `{w:<id>}`, so workers spread over a
+//! Redis Cluster's slots and a start writes only its worker's keys; beside
+//! them, the set of workers per region and of all workers (written when a
+//! worker registers), and a feed of reported ends. The session service reads
+//! jobs and ends through the Rooms API: that is how a worker's heartbeats
+//! keep a session's lease alive, and how its end report ends the session,
+//! without rooms calling anyone.
 
 use lobby_kit::redis_conn::RedisConn;
-use lobby_proto::rooms::{JobState, WorkerJob};
+use lobby_proto::rooms::{JobState, WorkerJob, WorkerJobRef};
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 
 fn worker_key(id: &str) -> String {
-    format!("{{workers}}:worker:{id}")
+    format!("{{w:{id}}}:worker")
 }
-fn sessions_key(id: &str) -> String {
-    format!("{{workers}}:worker:{id}:sessions")
-}
-fn session_worker_key(session_id: &str) -> String {
-    format!("{{workers}}:session:{session_id}")
+fn jobs_key(id: &str) -> String {
+    format!("{{w:{id}}}:jobs")
 }
 fn region_key(region: &str) -> String {
-    format!("{{workers}}:region:{region}")
+    format!("workers:region:{region}")
 }
+/// Every worker that ever registered: where a session whose worker is not
+/// known is looked for.
+const ALL_WORKERS: &str = "workers:all";
 
 /// Reported ends, oldest first (a stream, capped at about this many).
-const JOB_ENDS: &str = "{workers}:job_ends";
+const JOB_ENDS: &str = "workers:job_ends";
 const JOB_ENDS_CAP: u32 = 100_000;
 /// A reader without a cursor starts this far back.
 const JOB_ENDS_LOOKBACK_MS: i64 = 60_000;
@@ -102,8 +104,12 @@ impl Registry {
     ) -> Result<(), redis::RedisError> {
         let mut conn = self.redis.clone();
         let labels = serde_json::to_string(labels).unwrap_or_else(|_| "{}".into());
-        let () = redis::pipe()
-            .atomic()
+        // Three slots on a Cluster, so three commands. The sets first: a
+        // worker listed before its hash is written is skipped as unknown,
+        // never offered a job.
+        let () = conn.sadd(ALL_WORKERS, id).await?;
+        let () = conn.sadd(region_key(region), id).await?;
+        let () = conn
             .hset_multiple(
                 worker_key(id),
                 &[
@@ -115,10 +121,6 @@ impl Registry {
                     ("connection", connection.to_owned()),
                 ],
             )
-            .ignore()
-            .sadd(region_key(region), id)
-            .ignore()
-            .query_async(&mut conn)
             .await?;
         Ok(())
     }
@@ -145,7 +147,7 @@ impl Registry {
     }
 
     /// The worker's report that it ended `session_id`: frees its capacity
-    /// and feeds the end to the session service. Only the worker holding
+    /// and feeds the end to the session service. Only the worker running
     /// the session may report it; returns whether the report was taken.
     pub async fn job_ended(
         &self,
@@ -158,61 +160,100 @@ impl Registry {
         let taken: i64 = self
             .job_ended
             .key(worker_key(worker_id))
-            .key(sessions_key(worker_id))
-            .key(session_worker_key(session_id))
-            .key(JOB_ENDS)
+            .key(jobs_key(worker_id))
             .arg(session_id)
-            .arg(worker_id)
             .arg(now_ms)
             .arg(reason)
-            .arg(JOB_ENDS_CAP)
             .invoke_async(&mut conn)
             .await?;
+        if taken == 1 {
+            // If this is lost, the job still reads ended: the session's next
+            // lease check ends it.
+            let _: String = redis::cmd("XADD")
+                .arg(JOB_ENDS)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(JOB_ENDS_CAP)
+                .arg("*")
+                .arg("session_id")
+                .arg(session_id)
+                .arg("worker_id")
+                .arg(worker_id)
+                .arg("ended_at_ms")
+                .arg(now_ms)
+                .arg("reason")
+                .arg(reason)
+                .query_async(&mut conn)
+                .await?;
+        }
         Ok(taken == 1)
+    }
+
+    /// Which worker has `session_id` among its jobs, when the session's
+    /// record does not say (a start that crashed before recording it).
+    async fn find_worker(&self, session_id: &str) -> Result<Option<String>, redis::RedisError> {
+        let mut conn = self.redis.clone();
+        let workers: Vec<String> = conn.smembers(ALL_WORKERS).await?;
+        for worker in workers {
+            let held: bool = conn.hexists(jobs_key(&worker), session_id).await?;
+            if held {
+                return Ok(Some(worker));
+            }
+        }
+        Ok(None)
     }
 
     /// Each session's job: running on a worker that still heartbeats, ended
     /// by its worker's report, or gone (no job, or its worker went silent).
     pub async fn jobs(
         &self,
-        session_ids: &[String],
+        refs: &[WorkerJobRef],
         now_ms: i64,
     ) -> Result<Vec<WorkerJob>, redis::RedisError> {
         let mut conn = self.redis.clone();
-        let mut jobs = Vec::with_capacity(session_ids.len());
-        let mut workers: HashMap<String, WorkerState> = HashMap::new();
-        for sid in session_ids {
-            let f: HashMap<String, String> = conn.hgetall(session_worker_key(sid)).await?;
-            let worker_id = f.get("worker").cloned().unwrap_or_default();
-            let state = match f.get("state").map(String::as_str) {
-                Some("ended") => JobState::Ended,
-                Some("running") => {
+        let mut jobs = Vec::with_capacity(refs.len());
+        let mut workers: HashMap<String, Option<WorkerState>> = HashMap::new();
+        for r in refs {
+            let worker_id = if r.worker_id.is_empty() {
+                self.find_worker(&r.session_id).await?.unwrap_or_default()
+            } else {
+                r.worker_id.clone()
+            };
+            let job: Option<String> = if worker_id.is_empty() {
+                None
+            } else {
+                conn.hget(jobs_key(&worker_id), &r.session_id).await?
+            };
+            let mut out = WorkerJob {
+                session_id: r.session_id.clone(),
+                state: JobState::Gone as i32,
+                worker_id: worker_id.clone(),
+                ended_at_ms: 0,
+                reason: String::new(),
+            };
+            match job.as_deref().map(parse_job) {
+                Some(Job::Ended { at_ms, reason }) => {
+                    out.state = JobState::Ended as i32;
+                    out.ended_at_ms = at_ms;
+                    out.reason = reason;
+                }
+                Some(Job::Running) => {
                     if !workers.contains_key(&worker_id) {
-                        if let Some(w) = self.state(&worker_id).await? {
-                            workers.insert(worker_id.clone(), w);
-                        }
+                        workers.insert(worker_id.clone(), self.state(&worker_id).await?);
                     }
-                    let alive = workers.get(&worker_id).is_some_and(|w| {
-                        w.connected && w.last_seen_ms + self.heartbeat_expiry_ms >= now_ms
-                    });
+                    let alive = workers
+                        .get(&worker_id)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|w| {
+                            w.connected && w.last_seen_ms + self.heartbeat_expiry_ms >= now_ms
+                        });
                     if alive {
-                        JobState::Running
-                    } else {
-                        JobState::Gone
+                        out.state = JobState::Running as i32;
                     }
                 }
-                _ => JobState::Gone,
-            };
-            jobs.push(WorkerJob {
-                session_id: sid.clone(),
-                state: state as i32,
-                worker_id,
-                ended_at_ms: f
-                    .get("ended_at_ms")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-                reason: f.get("reason").cloned().unwrap_or_default(),
-            });
+                None => {}
+            }
+            jobs.push(out);
         }
         Ok(jobs)
     }
@@ -225,8 +266,9 @@ impl Registry {
         now_ms: i64,
     ) -> Result<(Vec<WorkerJob>, String), redis::RedisError> {
         let mut conn = self.redis.clone();
+        let lookback = format!("{}-0", (now_ms - JOB_ENDS_LOOKBACK_MS).max(0));
         let start = if cursor.is_empty() {
-            format!("{}-0", (now_ms - JOB_ENDS_LOOKBACK_MS).max(0))
+            lookback.clone()
         } else {
             // Exclusive: what the previous page ended with is not repeated.
             format!("({cursor}")
@@ -240,7 +282,7 @@ impl Registry {
             .query_async(&mut conn)
             .await?;
         let mut next = if cursor.is_empty() {
-            format!("{}-0", (now_ms - JOB_ENDS_LOOKBACK_MS).max(0))
+            lookback
         } else {
             cursor.to_owned()
         };
@@ -314,28 +356,24 @@ impl Registry {
         let ok: i64 = self
             .reserve
             .key(worker_key(worker_id))
-            .key(sessions_key(worker_id))
-            .key(session_worker_key(session_id))
+            .key(jobs_key(worker_id))
             .arg(now_ms)
             .arg(self.heartbeat_expiry_ms)
             .arg(session_id)
-            .arg(worker_id)
             .invoke_async(&mut conn)
             .await?;
         Ok(ok == 1)
     }
 
-    /// Frees the capacity `session_id` holds. `worker_id` may be empty (a
-    /// start that died before recording it): the session's entry says.
+    /// Forgets the session's job, freeing the capacity it holds. `worker_id`
+    /// may be empty (a start that died before recording it): it is looked for.
     pub async fn release(
         &self,
         worker_id: &str,
         session_id: &str,
     ) -> Result<bool, redis::RedisError> {
-        let mut conn = self.redis.clone();
         let worker_id = if worker_id.is_empty() {
-            let found: Option<String> = conn.hget(session_worker_key(session_id), "worker").await?;
-            match found {
+            match self.find_worker(session_id).await? {
                 Some(w) => w,
                 None => return Ok(false),
             }
@@ -345,10 +383,9 @@ impl Registry {
         let held: i64 = self
             .release
             .key(worker_key(&worker_id))
-            .key(sessions_key(&worker_id))
-            .key(session_worker_key(session_id))
+            .key(jobs_key(&worker_id))
             .arg(session_id)
-            .invoke_async(&mut conn)
+            .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(held == 1)
     }
@@ -357,5 +394,48 @@ impl Registry {
         let mut conn = self.redis.clone();
         let f: HashMap<String, String> = conn.hgetall(worker_key(worker_id)).await?;
         Ok((!f.is_empty()).then(|| WorkerState::from_fields(worker_id.to_owned(), &f)))
+    }
+}
+
+/// A job as stored in a worker's jobs hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Job {
+    Running,
+    Ended { at_ms: i64, reason: String },
+}
+
+fn parse_job(stored: &str) -> Job {
+    match stored.strip_prefix("ended|") {
+        None => Job::Running,
+        Some(rest) => {
+            let (at, reason) = rest.split_once('|').unwrap_or((rest, ""));
+            Job::Ended {
+                at_ms: at.parse().unwrap_or(0),
+                reason: reason.to_owned(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_read_back_as_written_by_the_scripts() {
+        assert_eq!(parse_job("running"), Job::Running);
+        assert_eq!(
+            parse_job("ended|1700|user hung up | twice"),
+            Job::Ended {
+                at_ms: 1700,
+                reason: "user hung up | twice".into()
+            }
+        );
+    }
+
+    #[test]
+    fn each_worker_has_its_own_slot() {
+        assert_eq!(worker_key("a"), "{w:a}:worker");
+        assert_eq!(jobs_key("a"), "{w:a}:jobs");
     }
 }
