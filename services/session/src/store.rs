@@ -437,7 +437,7 @@ impl SessionStore {
         Ok(())
     }
 
-    pub async fn account_of(&self, session_id: &str) -> Result<Option<String>, SessionError> {
+    async fn account_of(&self, session_id: &str) -> Result<Option<String>, SessionError> {
         Ok(self.conn().get(lookup_key(session_id)).await?)
     }
 
