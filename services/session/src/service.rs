@@ -43,6 +43,13 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// How soon a step that could not be taken is tried again, and how
+    /// often a lease comes up for renewal: a third of a lease, so a holder
+    /// gets two more chances before its lease runs out.
+    pub fn recheck_ms(&self) -> i64 {
+        (self.lease_ms / 3).max(1)
+    }
+
     pub fn timing(&self) -> crate::schedule::Timing {
         crate::schedule::Timing {
             lease_ms: self.lease_ms,
@@ -199,7 +206,7 @@ impl SessionService {
             // Rooms is unreachable: the sweeper closes the room (and frees
             // the worker) once it answers.
             tracing::warn!(session_id = %session.id, error = %e.message(), "failed start's room not closed yet; the sweeper will");
-            let retry_at = self.clock.now_ms() + self.policy.lease_ms / 3;
+            let retry_at = self.clock.now_ms() + self.policy.recheck_ms();
             if let Err(e) = self.store.close_room_later(session, retry_at).await {
                 tracing::error!(session_id = %session.id, error = %e, "could not schedule the room's close");
             }

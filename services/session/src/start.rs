@@ -267,7 +267,7 @@ impl SessionService {
     /// renewal, or earlier when someone's join deadline comes first.
     fn first_check_in_ms(&self, awaits_agent: bool) -> i64 {
         let join = self.policy.join;
-        let mut first = self.policy.lease_ms / 3;
+        let mut first = self.policy.recheck_ms();
         first = first.min(join.user_ms);
         if awaits_agent {
             first = first.min(join.agent_ms);

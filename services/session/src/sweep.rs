@@ -96,7 +96,7 @@ impl SessionService {
                 Ok(()) => self.store.room_closed(&session).await?,
                 Err(status) => {
                     tracing::warn!(session_id = %session.id, error = %status.message(), "room still not closed; will retry");
-                    let retry = self.clock.now_ms() + self.policy.lease_ms / 3;
+                    let retry = self.clock.now_ms() + self.policy.recheck_ms();
                     self.store.reschedule(&session, retry).await?;
                 }
             },
@@ -117,7 +117,7 @@ impl SessionService {
                 tracing::warn!(session_id = %s.id, error = %status.message(), "sweep could not end a session; will retry");
                 // Soon (a third of a lease), not when the claim runs out: the
                 // usual cause is a peer coming back up.
-                let retry = self.clock.now_ms() + (self.policy.lease_ms / 3).min(CLAIM_MS);
+                let retry = self.clock.now_ms() + self.policy.recheck_ms().min(CLAIM_MS);
                 if let Err(e) = self.store.reschedule(s, retry).await {
                     tracing::warn!(session_id = %s.id, error = %e, "could not reschedule the end");
                 }
@@ -251,7 +251,7 @@ impl SessionService {
                 // Look again when the lease runs out (or at the next
                 // renewal chance, whichever is first).
                 let (now, real_now) = (self.clock.now_ms(), lobby_kit::time::now_ms());
-                let retry = now + (self.policy.lease_ms / 3).max(1);
+                let retry = now + self.policy.recheck_ms();
                 let lease_end = s.lease_deadline_ms + (now - real_now);
                 if let Err(e) = self.store.reschedule(s, retry.min(lease_end)).await {
                     tracing::warn!(session_id = %s.id, error = %e, "could not reschedule a silent session");
