@@ -80,8 +80,8 @@ impl SessionService {
                 } else {
                     PresenceChange::UserJoined
                 };
-                self.store.record_presence(&session, who, now).await?;
-                self.refresh_schedule(&session_id).await?;
+                let after = self.store.record_presence(&session, who, now).await?;
+                self.refresh_schedule(&after).await?;
                 return outcome(session_id, "recorded");
             }
             "participant_left" if !is_agent => {
@@ -100,29 +100,32 @@ impl SessionService {
                 }
                 if session.solo_timeout_seconds > 0 {
                     // The agent may wait alone a while for the user to come back.
-                    self.store
+                    let after = self
+                        .store
                         .record_presence(&session, PresenceChange::AgentAlone, now)
                         .await?;
-                    self.refresh_schedule(&session_id).await?;
+                    self.refresh_schedule(&after).await?;
                     return outcome(session_id, "alone");
                 }
                 EndedReason::UserLeft
             }
             _ => return outcome(session_id, "ignored"),
         };
-        self.end(&session_id, reason, None, None).await?;
+        // The record is in hand: no second lookup (the end checks its state
+        // again, atomically).
+        self.end_session(&session, reason, None, None).await?;
         outcome(session_id, "ended")
     }
 
-    /// After presence changed: the session's next sweep check may be sooner.
-    async fn refresh_schedule(&self, session_id: &str) -> Result<(), SessionError> {
-        let s: Session = self.store.get(session_id).await?;
+    /// After presence changed (`s` as it is now): the session's next sweep
+    /// check may be sooner.
+    async fn refresh_schedule(&self, s: &Session) -> Result<(), SessionError> {
         let at = schedule::next_check(
-            &s,
+            s,
             self.clock.now_ms(),
             lobby_kit::time::now_ms(),
             self.policy.timing(),
         );
-        self.store.reschedule(&s, at).await
+        self.store.reschedule(s, at).await
     }
 }

@@ -484,31 +484,39 @@ impl SessionStore {
 
     /// Who is in the room, as the provider's webhooks tell: a participant
     /// joined (the first join of each side is kept), or the agent was left
-    /// alone at `at_ms` (a user joining clears that).
+    /// alone at `at_ms` (a user joining clears that). Returns the record
+    /// with the change applied.
     pub async fn record_presence(
         &self,
         s: &Session,
         change: PresenceChange,
         at_ms: i64,
-    ) -> Result<(), SessionError> {
+    ) -> Result<Session, SessionError> {
+        let mut after = s.clone();
         let mut fields: Vec<(&str, String)> = Vec::new();
         match change {
             PresenceChange::AgentJoined if s.agent_joined_at_ms == 0 => {
+                after.agent_joined_at_ms = at_ms;
                 fields.push(("agent_joined_at_ms", at_ms.to_string()))
             }
             PresenceChange::AgentJoined => {}
             PresenceChange::UserJoined => {
                 if s.user_joined_at_ms == 0 {
+                    after.user_joined_at_ms = at_ms;
                     fields.push(("user_joined_at_ms", at_ms.to_string()));
                 }
+                after.alone_since_ms = 0;
                 fields.push(("alone_since_ms", "0".to_owned()));
             }
-            PresenceChange::AgentAlone => fields.push(("alone_since_ms", at_ms.to_string())),
+            PresenceChange::AgentAlone => {
+                after.alone_since_ms = at_ms;
+                fields.push(("alone_since_ms", at_ms.to_string()))
+            }
         }
-        if fields.is_empty() {
-            return Ok(());
+        if !fields.is_empty() {
+            self.set_fields(s, &fields).await?;
         }
-        self.set_fields(s, &fields).await
+        Ok(after)
     }
 
     async fn set_fields(&self, s: &Session, fields: &[(&str, String)]) -> Result<(), SessionError> {
