@@ -152,7 +152,6 @@ pub struct Redis {
     conn: RedisConn,
     settings: RedisSettings,
     readiness: Readiness,
-    retry_max: Duration,
 }
 
 impl Redis {
@@ -193,7 +192,6 @@ impl Redis {
             conn,
             settings: settings.clone(),
             readiness,
-            retry_max: settings.retry_max,
         })
     }
 
@@ -223,7 +221,7 @@ impl Redis {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let mut backoff = Backoff::new(FIRST_RETRY, self.retry_max);
+        let mut backoff = Backoff::new(FIRST_RETRY, self.settings.retry_max);
         loop {
             self.readiness.wait().await;
             match step().await {
