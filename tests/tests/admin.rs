@@ -172,6 +172,18 @@ async fn agents_are_created_read_updated_and_listed_per_account() {
     assert_eq!(upd["status"], "published");
     assert_eq!(upd["allowed_hostnames"], json!(["*"]));
     assert_eq!(upd["max_session_seconds"], 900);
+    let (s, e) = call(
+        &lobby,
+        Method::PATCH,
+        "/agents/support-bot",
+        Some(json!({ "solo_timeout_seconds": 86_401 })),
+    )
+    .await;
+    assert_eq!(
+        (s, &e["error_code"]),
+        (400, &json!("invalid_request")),
+        "a solo wait past a day: {e}"
+    );
 
     let (s, list) = call(
         &lobby,
@@ -202,6 +214,10 @@ async fn agents_are_created_read_updated_and_listed_per_account() {
         (
             "zero session length",
             json!({ "account_id": account, "max_session_seconds": 0 }),
+        ),
+        (
+            "solo wait past a day",
+            json!({ "account_id": account, "solo_timeout_seconds": 86_401 }),
         ),
         (
             "bad status",

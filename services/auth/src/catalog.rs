@@ -185,6 +185,17 @@ pub fn validate_agent_limits(
     Ok(())
 }
 
+/// How long an agent may wait alone: at most a session's longest run.
+pub fn validate_solo_timeout(seconds: u32) -> Result<(), AuthError> {
+    if seconds > MAX_SESSION_SECONDS_LIMIT {
+        return Err(AuthError::invalid(
+            "solo_timeout_seconds",
+            format!("must be at most {MAX_SESSION_SECONDS_LIMIT}"),
+        ));
+    }
+    Ok(())
+}
+
 pub fn canonical_hostnames(entries: &[String]) -> Result<Vec<String>, AuthError> {
     if entries.len() > MAX_ALLOWED_HOSTNAMES {
         return Err(AuthError::invalid(

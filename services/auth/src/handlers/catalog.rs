@@ -108,12 +108,7 @@ impl AuthService {
             .unwrap_or(catalog::DEFAULT_MAX_SESSION_SECONDS);
         catalog::validate_agent_limits(max_concurrency, max_session_seconds)?;
         catalog::validate_avatar_url(&req.avatar_image_url)?;
-        if req.solo_timeout_seconds > catalog::MAX_SESSION_SECONDS_LIMIT {
-            return Err(AuthError::invalid(
-                "solo_timeout_seconds",
-                "must be at most 86400",
-            ));
-        }
+        catalog::validate_solo_timeout(req.solo_timeout_seconds)?;
         let now = lobby_kit::time::now_ms();
         let record = AgentRecord {
             id,
@@ -181,12 +176,7 @@ impl AuthService {
                 }
                 a.requires_worker = req.requires_worker.unwrap_or(a.requires_worker);
                 if let Some(solo) = req.solo_timeout_seconds {
-                    if solo > catalog::MAX_SESSION_SECONDS_LIMIT {
-                        return Err(AuthError::invalid(
-                            "solo_timeout_seconds",
-                            "must be at most 86400",
-                        ));
-                    }
+                    catalog::validate_solo_timeout(solo)?;
                     a.solo_timeout_seconds = solo;
                 }
                 catalog::validate_agent_limits(a.max_concurrency, a.max_session_seconds)
