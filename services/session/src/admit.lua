@@ -54,13 +54,14 @@ end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 for _, old in ipairs(expired) do
   local rec = prefix .. ':session:' .. old
-  local f = redis.call('HMGET', rec, 'agent_id', 'reserved_seconds', 'started_at_ms', 'billed')
+  local f = redis.call('HMGET', rec, 'agent_id', 'reserved_seconds', 'started_at_ms', 'billed',
+    'lease_deadline_ms')
   redis.call('ZREM', KEYS[2], old)
   if f[1] then
     redis.call('ZREM', prefix .. ':agent:' .. f[1] .. ':slots', old)
     if f[4] ~= '1' then
       local r = tonumber(f[2]) or 0
-      local lease_end = tonumber(redis.call('HGET', rec, 'lease_deadline_ms')) or now
+      local lease_end = tonumber(f[5]) or now
       local ran = math.max(0, math.floor((lease_end - (tonumber(f[3]) or now)) / 1000))
       -- Zero amounts are skipped: Lua's -0 reads as "-0", which HINCRBY refuses.
       if r > 0 then redis.call('HINCRBY', KEYS[4], 'reserved_seconds', -r) end
