@@ -45,6 +45,21 @@ pub use lobby::{
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/lobby_descriptor.bin"));
 
+/// Every session's room is named after the session (the Rooms contract),
+/// never by a caller, so one session has one room: rooms opens it under this
+/// name, and the session service finds a room's session (in provider
+/// webhooks) and a session's room without asking.
+pub fn room_name(session_id: &str) -> String {
+    format!("{ROOM_PREFIX}{session_id}")
+}
+
+/// The session a room belongs to; `None` for a room Lobby did not name.
+pub fn session_of_room(room_name: &str) -> Option<&str> {
+    room_name.strip_prefix(ROOM_PREFIX)
+}
+
+const ROOM_PREFIX: &str = "lobby-";
+
 /// A gRPC client made to look like the service itself: `Remote(client)`
 /// implements the service's server trait by forwarding each call. Callers
 /// hold `Arc<dyn rooms_server::Rooms>` (and so on) and get either the
@@ -53,3 +68,14 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub struct Remote<C>(pub C);
 
 include!(concat!(env!("OUT_DIR"), "/lobby_remote.rs"));
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_room_name_leads_back_to_its_session() {
+        let room = super::room_name("sess_1");
+        assert_eq!(room, "lobby-sess_1");
+        assert_eq!(super::session_of_room(&room), Some("sess_1"));
+        assert_eq!(super::session_of_room("someone-elses-room"), None);
+    }
+}

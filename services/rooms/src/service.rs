@@ -153,11 +153,6 @@ impl RoomsService {
     }
 }
 
-/// Room names are derived, never caller-chosen, so one session has one room.
-pub fn room_name(session_id: &str) -> String {
-    format!("lobby-{session_id}")
-}
-
 fn require(value: &str, field: &'static str) -> Result<(), RoomsError> {
     if value.is_empty() {
         Err(RoomsError::InvalidArgument {
@@ -201,7 +196,7 @@ impl Rooms for RoomsService {
         require(&req.session_id, "session_id")?;
         require(&req.participant_identity, "participant_identity")?;
         let provider = provider_of(req.provider);
-        let room = room_name(&req.session_id);
+        let room = lobby_proto::room_name(&req.session_id);
         let opened = async {
             let opened = self
                 .open(provider, &room, &req.participant_identity, req.expires_at_s)
@@ -275,7 +270,7 @@ impl Rooms for RoomsService {
             .await
             .map_err(RoomsError::from)?;
         let room = if req.room_name.is_empty() {
-            room_name(&req.session_id)
+            lobby_proto::room_name(&req.session_id)
         } else {
             req.room_name
         };

@@ -57,7 +57,8 @@ impl SessionService {
             })
         };
         // Our rooms are named after their session; any other room is not ours.
-        let Some(session_id) = event.room_name.strip_prefix("lobby-").map(str::to_owned) else {
+        let Some(session_id) = lobby_proto::session_of_room(&event.room_name).map(str::to_owned)
+        else {
             return outcome(String::new(), "ignored");
         };
         let session = match self.store.get(&session_id).await {

@@ -146,7 +146,9 @@ impl SessionService {
             (false, true) => ASPECT_RATIOS[0],
             (false, false) => "",
         };
-        let room_name = room_name_for(&session_id);
+        // Named by the Rooms contract: the record knows it before the room
+        // is opened, so webhooks and the sweeper need not ask.
+        let room_name = lobby_proto::room_name(&session_id);
         let limits = p.limits.unwrap_or_default();
         let session = Session {
             id: session_id.clone(),
@@ -301,12 +303,6 @@ impl SessionService {
         tracing::info!(session_id = %session.id, %code, "session start failed after admission; everything given back");
         failure
     }
-}
-
-/// Every room is named after its session (rooms derives the same name); the
-/// record keeps it so webhooks and the sweeper know it without asking.
-fn room_name_for(session_id: &str) -> String {
-    format!("lobby-{session_id}")
 }
 
 #[cfg(test)]
