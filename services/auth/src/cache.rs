@@ -163,6 +163,16 @@ impl CatalogCache {
         }
     }
 
+    /// After a write: drops what `changes` name here at once, so a read
+    /// right after this replica's own write never sees the old value, and
+    /// tells every other replica (whose copies go when the message lands).
+    pub async fn changed(&self, redis: &lobby_kit::redis_conn::RedisConn, changes: &[Change]) {
+        for change in changes {
+            self.apply(change);
+        }
+        publish(redis, changes).await;
+    }
+
     pub fn clear(&self) {
         self.agents.clear();
         self.accounts.clear();
@@ -172,9 +182,11 @@ impl CatalogCache {
     }
 }
 
-/// Tells every auth replica (this one included) that `changes` happened.
-/// A lost message is covered by the TTL; the write itself has succeeded.
-pub async fn publish(redis: &lobby_kit::redis_conn::RedisConn, changes: &[Change]) {
+/// Tells every auth replica (this one included: a load that was in flight
+/// during the write may have cached the old value again) that `changes`
+/// happened. A lost message is covered by the TTL; the write itself has
+/// succeeded.
+async fn publish(redis: &lobby_kit::redis_conn::RedisConn, changes: &[Change]) {
     let mut conn = redis.clone();
     for change in changes {
         let published: Result<i64, _> = conn.publish(CHANNEL, change.message()).await;
@@ -250,6 +262,30 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let stale: Result<u32, ()> = cache.get_or_load("k", || async { Ok(4) }).await;
         assert_eq!(stale, Ok(4), "the TTL backs invalidation up");
+    }
+
+    #[tokio::test]
+    async fn a_write_drops_this_replicas_copy_before_any_message() {
+        let cache = CatalogCache::new(Duration::from_secs(60));
+        let stale: Result<_, ()> = cache
+            .keys
+            .get_or_load("prefix", || async { Ok(None) })
+            .await;
+        assert!(matches!(stale, Ok(None)));
+        // No Redis answers here, so no message can arrive: the drop is local.
+        let nowhere = Redis::open(&lobby_kit::redis_conn::RedisSettings {
+            url: "redis://127.0.0.1:1".into(),
+            retry_max: Duration::from_millis(100),
+            report_after: Duration::from_secs(60),
+        })
+        .expect("a well-formed URL");
+        cache
+            .changed(&nowhere.connection(), &[Change::Key("prefix".into())])
+            .await;
+        assert!(
+            cache.keys.fresh("prefix").is_none(),
+            "the old value is gone"
+        );
     }
 
     #[test]

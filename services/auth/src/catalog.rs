@@ -3,7 +3,7 @@
 //! the indexes that depend on it (and still run on Redis Cluster).
 
 use crate::{
-    cache::{self, CatalogCache, Change, TtlCache},
+    cache::{CatalogCache, Change, TtlCache},
     error::AuthError,
     origin::OriginPolicy,
 };
@@ -337,7 +337,7 @@ impl Catalog {
     /// replica drops its cached copy.
     async fn saved<R: CatalogRecord>(&self, record: &R) -> Result<(), AuthError> {
         self.write_settings(record).await?;
-        cache::publish(&self.redis, &record.changes()).await;
+        self.cache.changed(&self.redis, &record.changes()).await;
         Ok(())
     }
 

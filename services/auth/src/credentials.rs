@@ -273,7 +273,9 @@ impl CredentialStore {
             };
             let () = conn.sadd(owner_index(new.kind, owner), &prefix).await?;
             // A replica may have cached "no such key" for this prefix.
-            crate::cache::publish(&self.redis, &[crate::cache::Change::Key(prefix.clone())]).await;
+            self.cache
+                .changed(&self.redis, &[crate::cache::Change::Key(prefix.clone())])
+                .await;
             return Ok((format!("{}{prefix}_{secret}", new.kind.marker()), record));
         }
         Err(AuthError::Conflict)
@@ -341,11 +343,12 @@ impl CredentialStore {
                 serde_json::to_string(record)?,
             )
             .await?;
-        crate::cache::publish(
-            &self.redis,
-            &[crate::cache::Change::Key(record.prefix.clone())],
-        )
-        .await;
+        self.cache
+            .changed(
+                &self.redis,
+                &[crate::cache::Change::Key(record.prefix.clone())],
+            )
+            .await;
         Ok(())
     }
 }

@@ -76,7 +76,9 @@ impl LinkStore {
             .ignore()
             .query_async(&mut conn)
             .await?;
-        crate::cache::publish(&self.redis, &[crate::cache::Change::Link(link.id.clone())]).await;
+        self.cache
+            .changed(&self.redis, &[crate::cache::Change::Link(link.id.clone())])
+            .await;
         Ok(())
     }
 
@@ -131,7 +133,9 @@ impl LinkStore {
     pub async fn deactivate(&self, id: &str) -> Result<(), AuthError> {
         let mut conn = self.redis.clone();
         let () = conn.hset(link_key(id), "active", "0").await?;
-        crate::cache::publish(&self.redis, &[crate::cache::Change::Link(id.to_owned())]).await;
+        self.cache
+            .changed(&self.redis, &[crate::cache::Change::Link(id.to_owned())])
+            .await;
         Ok(())
     }
 }
