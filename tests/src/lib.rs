@@ -35,24 +35,43 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-/// A free TCP port on loopback (bound, read, released).
+/// Ports handed to test servers come from below the kernel's ephemeral range
+/// (32768 and up here), so an outgoing connection of a busy test binary can
+/// never take a port between our probe and the server's own bind, which is
+/// how a port picked with `bind(0)` got lost. The band leaves room for a
+/// Redis Cluster bus port (`port + 10000`) that stays below it too.
+const PORT_BAND: std::ops::Range<u16> = 12_000..22_000;
+
+/// A free TCP port on loopback, distinct from every other port this process
+/// handed out, drawn at random from `PORT_BAND` so that test binaries running
+/// side by side rarely probe the same one.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
+    free_ports(1)[0]
 }
 
-/// `n` distinct free TCP ports on loopback, all bound at once before any is
-/// released (so they differ from each other).
+/// `n` distinct free TCP ports on loopback (see `free_port`).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("no free loopback port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("bound").port())
-        .collect()
+    use std::hash::{BuildHasher, Hasher};
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let state = std::collections::hash_map::RandomState::new();
+    let span = u64::from(PORT_BAND.end - PORT_BAND.start);
+    let mut ports = Vec::with_capacity(n);
+    for attempt in 0u64.. {
+        if ports.len() == n {
+            break;
+        }
+        assert!(attempt < 100_000, "no free loopback port in {PORT_BAND:?}");
+        let mut hasher = state.build_hasher();
+        hasher.write_u64(attempt);
+        let port = PORT_BAND.start + (hasher.finish() % span) as u16;
+        let bindable = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if !handed_out.contains(&port) && bindable(port) && bindable(port + 10_000) {
+            handed_out.push(port);
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 /// A fresh folder for one test's logs and data.

@@ -51,9 +51,26 @@ impl LiveKitServer {
     /// Starts the server with its webhooks (signed with the API key) sent
     /// to `webhook_url`.
     pub async fn start_with_webhook(binary: &Path, dir: &Path, webhook_url: Option<&str>) -> Self {
-        let port = crate::free_port();
-        let rtc_tcp = crate::free_port();
-        let rtc_udp = crate::free_port();
+        // Another test binary may bind a port between our probe and
+        // LiveKit's own bind; then LiveKit exits at once and new ports fix it.
+        for _ in 0..3 {
+            match Self::try_start(binary, dir, webhook_url).await {
+                Ok(server) => return server,
+                Err(log) if log.contains("address already in use") => continue,
+                Err(log) => panic!("livekit-server did not become ready: {log}"),
+            }
+        }
+        panic!("livekit-server found its ports taken three times in a row")
+    }
+
+    async fn try_start(
+        binary: &Path,
+        dir: &Path,
+        webhook_url: Option<&str>,
+    ) -> Result<Self, String> {
+        let [port, rtc_tcp, rtc_udp] = crate::free_ports(3)[..] else {
+            unreachable!("free_ports(3) returns three ports")
+        };
         let mut config = format!(
             "port: {port}\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: {rtc_tcp}\n  udp_port: {rtc_udp}\n  use_external_ip: false\n  node_ip: 127.0.0.1\nkeys:\n  {API_KEY}: {API_SECRET}\n"
         );
@@ -69,8 +86,8 @@ impl LiveKitServer {
             port,
             _guard: guard,
         };
-        server.wait_ready().await;
-        server
+        server.wait_ready().await?;
+        Ok(server)
     }
 
     pub fn ws_url(&self) -> String {
@@ -86,19 +103,20 @@ impl LiveKitServer {
             .with_failover(false)
     }
 
-    async fn wait_ready(&self) {
+    /// Ok once the server answers; otherwise the tail of its log.
+    async fn wait_ready(&self) -> Result<(), String> {
         let client = self.room_client();
         for _ in 0..200 {
             if client.list_rooms(vec![]).await.is_ok() {
-                return;
+                return Ok(());
+            }
+            let log = self._guard.log_tail();
+            if log.contains("address already in use") {
+                return Err(log);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!(
-            "livekit-server did not become ready on port {}: {}",
-            self.port,
-            self._guard.log_tail()
-        );
+        Err(format!("port {}: {}", self.port, self._guard.log_tail()))
     }
 }
 
