@@ -24,11 +24,11 @@ impl Services {
     pub fn remote(
         urls: &lobby_kit::shared_settings::PeerUrls,
         timeout: Duration,
+        tls: &lobby_kit::grpc_tls::GrpcTls,
     ) -> Result<Self, tonic::transport::Error> {
-        let auth = lobby_kit::grpc::lazy_channel(&urls.auth, timeout)?;
-        let session = lobby_kit::grpc::lazy_channel(&urls.session, timeout)?;
-        let rooms = lobby_kit::grpc::lazy_channel(&urls.rooms, timeout)?;
-        let artifacts = lobby_kit::grpc::lazy_channel(&urls.artifacts, timeout)?;
+        let channel = |url: &str| lobby_kit::grpc::lazy_channel(url, timeout, tls);
+        let (auth, session) = (channel(&urls.auth)?, channel(&urls.session)?);
+        let (rooms, artifacts) = (channel(&urls.rooms)?, channel(&urls.artifacts)?);
         Ok(Self {
             auth: Arc::new(Remote(AuthClient::new(auth.clone()))),
             session: Arc::new(Remote(SessionsClient::new(session.clone()))),

@@ -31,6 +31,9 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     pub redis: lobby_kit::redis_conn::RedisSettings,
     pub upstream: lobby_kit::shared_settings::PeerUrls,
+    /// The certificate the gateway presents to the services, and the CA it
+    /// trusts them by.
+    pub grpc_tls: lobby_kit::grpc_tls::GrpcTls,
     pub upstream_timeout: Duration,
     pub request_timeout: Duration,
     /// `None` disables the admin API (every call answers 401).
@@ -60,6 +63,7 @@ impl GatewayConfig {
             )?,
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
             upstream: lobby_kit::shared_settings::PeerUrls::from_settings(s),
+            grpc_tls: lobby_kit::grpc_tls::GrpcTls::from_settings(s)?,
             upstream_timeout: Duration::from_millis(s.get_or("LOBBY_UPSTREAM_TIMEOUT_MS", 20_000)?),
             request_timeout: Duration::from_millis(s.get_or("LOBBY_REQUEST_TIMEOUT_MS", 30_000)?),
             admin_token,
@@ -166,7 +170,8 @@ pub async fn serve(
     config: GatewayConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let services = clients::Services::remote(&config.upstream, config.upstream_timeout)?;
+    let services =
+        clients::Services::remote(&config.upstream, config.upstream_timeout, &config.grpc_tls)?;
     let redis = lobby_kit::redis_conn::Redis::open(&config.redis)?;
     serve_with(config, services, redis, shutdown).await
 }

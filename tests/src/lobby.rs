@@ -91,8 +91,13 @@ pub struct Lobby {
     clock_file: PathBuf,
     pub redis: RedisServer,
     services: Vec<ChildGuard>,
-    /// (service, gRPC URL) of auth, session, rooms and artifacts.
+    /// (service, gRPC URL) of auth, session, rooms and artifacts (those of
+    /// them that listen in this shape), all behind mutual TLS.
     pub grpc: Vec<(&'static str, String)>,
+    /// This Lobby's throwaway CA and per-service certificates.
+    pub certs: lobby_dev::certs::DevCerts,
+    /// The GPU workers' door (of the first server, when co-located).
+    workers_url: String,
     pub gateways: Vec<String>,
     pub http: reqwest::Client,
 }
@@ -144,9 +149,13 @@ impl Lobby {
         // (four services, and per gateway its own, plus a co-located
         // server's workers' and artifacts' listeners).
         let gateways_wanted = options.gateways.max(1);
-        let mut ports = crate::free_ports(4 + gateways_wanted * 3).into_iter();
+        let mut ports = crate::free_ports(5 + gateways_wanted * 3).into_iter();
         let mut port = || ports.next().expect("enough ports");
         let (auth, session, rooms, artifacts) = (port(), port(), port(), port());
+        let workers = port();
+        let certs =
+            lobby_dev::certs::DevCerts::generate(&dir.join("certs"), lobby_dev::certs::SERVICES)
+                .expect("throwaway certificates");
         let mut env: Vec<(String, String)> = vec![
             ("LOBBY_REDIS_URL".into(), redis.url()),
             ("LOBBY_AUTH_LISTEN".into(), format!("127.0.0.1:{auth}")),
@@ -156,21 +165,25 @@ impl Lobby {
             ),
             ("LOBBY_ROOMS_LISTEN".into(), format!("127.0.0.1:{rooms}")),
             (
+                "LOBBY_WORKERS_LISTEN".into(),
+                format!("127.0.0.1:{workers}"),
+            ),
+            (
                 "LOBBY_ARTIFACTS_LISTEN".into(),
                 format!("127.0.0.1:{artifacts}"),
             ),
-            ("LOBBY_AUTH_URL".into(), format!("http://127.0.0.1:{auth}")),
+            ("LOBBY_AUTH_URL".into(), format!("https://127.0.0.1:{auth}")),
             (
                 "LOBBY_SESSION_URL".into(),
-                format!("http://127.0.0.1:{session}"),
+                format!("https://127.0.0.1:{session}"),
             ),
             (
                 "LOBBY_ROOMS_URL".into(),
-                format!("http://127.0.0.1:{rooms}"),
+                format!("https://127.0.0.1:{rooms}"),
             ),
             (
                 "LOBBY_ARTIFACTS_URL".into(),
-                format!("http://127.0.0.1:{artifacts}"),
+                format!("https://127.0.0.1:{artifacts}"),
             ),
             (
                 "LOBBY_ARTIFACTS_DIR".into(),
@@ -203,12 +216,25 @@ impl Lobby {
         }
         env.extend(options.extra_env.iter().cloned());
 
+        // Each process presents its own service's certificate.
         let mut specs: Vec<ServiceSpec> = match options.topology {
             Topology::Split => vec![
-                ("auth".into(), "lobby-auth".into(), vec![]),
-                ("session".into(), "lobby-session".into(), vec![]),
-                ("rooms".into(), "lobby-rooms".into(), vec![]),
-                ("artifacts".into(), "lobby-artifacts".into(), vec![]),
+                ("auth".into(), "lobby-auth".into(), certs.settings("auth")),
+                (
+                    "session".into(),
+                    "lobby-session".into(),
+                    certs.settings("session"),
+                ),
+                (
+                    "rooms".into(),
+                    "lobby-rooms".into(),
+                    certs.settings("rooms"),
+                ),
+                (
+                    "artifacts".into(),
+                    "lobby-artifacts".into(),
+                    certs.settings("artifacts"),
+                ),
             ],
             Topology::CoLocated => Vec::new(),
         };
@@ -225,30 +251,30 @@ impl Lobby {
             );
             match options.topology {
                 Topology::Split => {
-                    specs.push((format!("gateway-{i}"), "lobby-gateway".into(), vec![listen]))
+                    let mut own = certs.settings("gateway");
+                    own.push(listen);
+                    specs.push((format!("gateway-{i}"), "lobby-gateway".into(), own))
                 }
                 Topology::CoLocated => {
                     // Each server is a whole replica: its own workers' and
                     // artifacts' listeners (the first one takes the shared ones).
-                    let (workers, uploads) = if i == 0 {
-                        (rooms, artifacts)
+                    let (door, uploads) = if i == 0 {
+                        (workers, artifacts)
                     } else {
                         (port(), port())
                     };
-                    workers_urls.push(format!("http://127.0.0.1:{workers}"));
-                    specs.push((
-                        format!("server-{i}"),
-                        "lobby-server".into(),
-                        vec![
-                            listen,
-                            ("LOBBY_PEERS".into(), "in_process".into()),
-                            ("LOBBY_ROOMS_LISTEN".into(), format!("127.0.0.1:{workers}")),
-                            (
-                                "LOBBY_ARTIFACTS_LISTEN".into(),
-                                format!("127.0.0.1:{uploads}"),
-                            ),
-                        ],
-                    ))
+                    workers_urls.push(format!("https://127.0.0.1:{door}"));
+                    let mut own = certs.settings("server");
+                    own.extend([
+                        listen,
+                        ("LOBBY_PEERS".into(), "in_process".into()),
+                        ("LOBBY_WORKERS_LISTEN".into(), format!("127.0.0.1:{door}")),
+                        (
+                            "LOBBY_ARTIFACTS_LISTEN".into(),
+                            format!("127.0.0.1:{uploads}"),
+                        ),
+                    ]);
+                    specs.push((format!("server-{i}"), "lobby-server".into(), own))
                 }
             }
             gateways.push(format!("http://127.0.0.1:{gateway_port}"));
@@ -258,15 +284,22 @@ impl Lobby {
             .map(|(name, bin, extra)| spawn_service(&dir, &env, name, bin, extra))
             .collect();
         let http = crate::http_client(Duration::from_secs(30));
-        // Co-located servers serve only the workers' stream over gRPC.
-        let grpc = match options.topology {
-            Topology::Split => vec![
-                ("auth", format!("http://127.0.0.1:{auth}")),
-                ("session", format!("http://127.0.0.1:{session}")),
-                ("rooms", format!("http://127.0.0.1:{rooms}")),
-                ("artifacts", format!("http://127.0.0.1:{artifacts}")),
-            ],
-            Topology::CoLocated => vec![("rooms", workers_urls[0].clone())],
+        // Co-located servers call their services in-process; of the
+        // internal APIs only artifacts listens.
+        let (grpc, workers_url) = match options.topology {
+            Topology::Split => (
+                vec![
+                    ("auth", format!("https://127.0.0.1:{auth}")),
+                    ("session", format!("https://127.0.0.1:{session}")),
+                    ("rooms", format!("https://127.0.0.1:{rooms}")),
+                    ("artifacts", format!("https://127.0.0.1:{artifacts}")),
+                ],
+                format!("https://127.0.0.1:{workers}"),
+            ),
+            Topology::CoLocated => (
+                vec![("artifacts", format!("https://127.0.0.1:{artifacts}"))],
+                workers_urls[0].clone(),
+            ),
         };
         let mut lobby = Self {
             topology: options.topology,
@@ -278,6 +311,8 @@ impl Lobby {
             redis,
             services,
             grpc,
+            certs,
+            workers_url,
             gateways,
             http,
         };
@@ -287,7 +322,7 @@ impl Lobby {
         lobby.wait_healthy().await;
         if options.worker {
             let worker = crate::worker::TestWorker::start(
-                &lobby.rooms_url(),
+                &lobby.workers_door(),
                 "test-worker",
                 100,
                 crate::worker::Behavior::Accept,
@@ -377,12 +412,24 @@ impl Lobby {
         Some((server, lobby))
     }
 
-    pub fn rooms_url(&self) -> String {
-        self.grpc
-            .iter()
-            .find(|(n, _)| *n == "rooms")
-            .map(|(_, u)| u.clone())
-            .unwrap_or_default()
+    /// Where GPU workers attach, and the CA to trust it by.
+    pub fn workers_door(&self) -> crate::worker::WorkerDoor {
+        crate::worker::WorkerDoor {
+            url: self.workers_url.clone(),
+            ca_pem: std::fs::read_to_string(self.certs.ca()).expect("the test CA"),
+        }
+    }
+
+    /// The TLS an internal caller uses (the gateway's certificate).
+    pub fn grpc_tls(&self) -> lobby_kit::grpc_tls::GrpcTls {
+        let settings = lobby_kit::Settings::from_pairs(self.certs.settings("gateway"));
+        lobby_kit::grpc_tls::GrpcTls::from_settings(&settings).expect("the test certificates")
+    }
+
+    /// A channel to an internal service, presenting the gateway's certificate.
+    pub fn grpc_channel(&self, url: &str) -> tonic::transport::Channel {
+        lobby_kit::grpc::lazy_channel(url, Duration::from_secs(5), &self.grpc_tls())
+            .expect("a valid URL")
     }
 
     /// The services that are no longer running (none, normally).

@@ -15,6 +15,23 @@ pub enum Behavior {
     Silent,
 }
 
+/// Where GPU workers attach: the door's URL and the CA its certificate
+/// chains to.
+#[derive(Debug, Clone)]
+pub struct WorkerDoor {
+    pub url: String,
+    pub ca_pem: String,
+}
+
+impl WorkerDoor {
+    /// A worker's settings for this door, with the shared test token.
+    pub fn config(&self, id: &str, region: &str, capacity: u32) -> WorkerConfig {
+        let mut config = WorkerConfig::new(&self.url, WORKER_TOKEN, id, region, capacity);
+        config.ca_pem = Some(self.ca_pem.clone());
+        config
+    }
+}
+
 pub struct TestWorker {
     pub id: String,
     pub handle: Worker,
@@ -23,12 +40,8 @@ pub struct TestWorker {
 }
 
 impl TestWorker {
-    pub async fn start(rooms_url: &str, id: &str, capacity: u32, behavior: Behavior) -> Self {
-        Self::start_with(
-            WorkerConfig::new(rooms_url, WORKER_TOKEN, id, "local", capacity),
-            behavior,
-        )
-        .await
+    pub async fn start(door: &WorkerDoor, id: &str, capacity: u32, behavior: Behavior) -> Self {
+        Self::start_with(door.config(id, "local", capacity), behavior).await
     }
 
     pub async fn start_with(config: WorkerConfig, behavior: Behavior) -> Self {

@@ -94,7 +94,8 @@ async fn a_worker_killed_mid_session_leaves_nothing_held() {
 
     // The Rust example worker, as its own process, so it can die for real.
     let mut cmd = Command::new(binary("examples/accepting_worker"));
-    cmd.env("LOBBY_ROOMS_URL", lobby.rooms_url())
+    cmd.env("LOBBY_WORKERS_URL", lobby.workers_door().url)
+        .env("LOBBY_WORKER_CA_FILE", lobby.certs.ca())
         .env("LOBBY_WORKER_TOKEN", WORKER_TOKEN)
         .env("WORKER_ID", "doomed")
         .env("WORKER_CAPACITY", "10")
@@ -180,7 +181,7 @@ async fn the_rooms_service_killed_mid_start_leaves_nothing_held() {
     let avatars = AvatarServer::start().await;
     let account = lobby.create_account(20).await;
     let link = link_for_avatar_agent(&lobby, &account, &avatars).await;
-    let _silent = TestWorker::start(&lobby.rooms_url(), "silent", 20, Behavior::Silent).await;
+    let _silent = TestWorker::start(&lobby.workers_door(), "silent", 20, Behavior::Silent).await;
 
     const STARTS: usize = 6;
     let starts = join_all((0..STARTS).map(|_| link_start(&lobby, &link)));

@@ -33,7 +33,8 @@ async fn a_user_meets_the_python_worker_agent_and_leaving_ends_the_session() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut cmd = Command::new(livekit::python());
     cmd.arg(repo.join("sdk/worker-python/examples/livekit_avatar_worker.py"))
-        .env("LOBBY_ROOMS_URL", lobby.rooms_url())
+        .env("LOBBY_WORKERS_URL", lobby.workers_door().url)
+        .env("LOBBY_WORKER_CA_FILE", lobby.certs.ca())
         .env("LOBBY_WORKER_TOKEN", WORKER_TOKEN)
         .env("WORKER_ID", "py-worker")
         .env("WORKER_CAPACITY", "2")

@@ -81,6 +81,7 @@ impl RunScript {
             .env("LOBBY_DEV_LIVEKIT_RTC_TCP_PORT", free_port().to_string())
             .env("LOBBY_DEV_LIVEKIT_RTC_UDP_PORT", free_port().to_string())
             .env("LOBBY_GATEWAY_LISTEN", gateway)
+            .env("LOBBY_WORKERS_LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("LOBBY_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LOBBY_LOG", "warn");
         for service in ["AUTH", "SESSION", "ROOMS", "ARTIFACTS"] {
@@ -146,6 +147,34 @@ impl RunScript {
     }
 }
 
+/// What `make run` prints for GPU workers (the door, its CA, the token)
+/// is enough to attach one.
+async fn attach_a_worker_as_printed(run: &RunScript) {
+    let printed = |key: &str, log: &str| {
+        log.split_whitespace()
+            .find_map(|w| w.strip_prefix(key).map(str::to_owned))
+    };
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(&run.log).unwrap_or_default();
+        if log.contains("LOBBY_WORKER_CA_FILE=") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (Some(url), Some(ca), Some(token)) = (
+        printed("LOBBY_WORKERS_URL=", &log),
+        printed("LOBBY_WORKER_CA_FILE=", &log),
+        printed("LOBBY_WORKER_TOKEN=", &log),
+    ) else {
+        panic!("make run did not print the workers' door, its CA and a token:\n{log}")
+    };
+    let mut config = lobby_worker::WorkerConfig::new(&url, &token, "printed-worker", "local", 1);
+    config.ca_pem = Some(std::fs::read_to_string(&ca).expect("the printed CA file"));
+    let attached = lobby_worker::Worker::attach(config).await;
+    assert!(attached.is_ok(), "{:?}", attached.err());
+}
+
 #[tokio::test]
 async fn ctrl_c_stops_make_run_within_ten_seconds_with_many_rooms_open() {
     let Some(livekit_bin) = livekit::binary_or_skip("make run Ctrl-C") else {
@@ -161,6 +190,7 @@ async fn ctrl_c_stops_make_run_within_ten_seconds_with_many_rooms_open() {
         "make run must use the LiveKit server here:\n{}",
         run.log_tail()
     );
+    attach_a_worker_as_printed(&run).await;
 
     // Room for many sessions on the demo account, then open them.
     let patched = http

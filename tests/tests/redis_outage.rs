@@ -10,12 +10,8 @@ use tonic_health::pb::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
 };
 
-async fn grpc_health(url: &str, service: &str) -> Option<ServingStatus> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .ok()?
-        .connect()
-        .await
-        .ok()?;
+async fn grpc_health(lobby: &Lobby, url: &str, service: &str) -> Option<ServingStatus> {
+    let channel = lobby.grpc_channel(url);
     let answer = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: service.to_owned(),
@@ -53,11 +49,11 @@ async fn assert_alive_but_unready(lobby: &Lobby, during: &str) {
         let mut readiness = None;
         for _ in 0..40 {
             assert_eq!(
-                grpc_health(url, "liveness").await,
+                grpc_health(lobby, url, "liveness").await,
                 Some(ServingStatus::Serving),
                 "{during}: {name} is alive"
             );
-            readiness = grpc_health(url, "").await;
+            readiness = grpc_health(lobby, url, "").await;
             if readiness == Some(ServingStatus::NotServing) {
                 break;
             }

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use lobby_rooms::workers::Registry;
 use lobby_tests::{
     avatar_server::AvatarServer,
-    worker::{Behavior, TestWorker, WORKER_TOKEN},
+    worker::{Behavior, TestWorker},
     Lobby, LobbyOptions,
 };
 use lobby_worker::{Worker, WorkerConfig};
@@ -79,7 +79,7 @@ async fn uses(s: &Setup) -> u64 {
 #[tokio::test]
 async fn a_link_start_waits_for_a_worker_and_hands_it_the_job() {
     let s = setup(3).await;
-    let worker = TestWorker::start(&s.lobby.rooms_url(), "gpu-1", 2, Behavior::Accept).await;
+    let worker = TestWorker::start(&s.lobby.workers_door(), "gpu-1", 2, Behavior::Accept).await;
     let (status, body) = start(&s).await;
     assert_eq!(status, 200, "{body}");
     let session_id = body["session_id"].as_str().expect("id");
@@ -119,7 +119,7 @@ async fn a_link_start_waits_for_a_worker_and_hands_it_the_job() {
 #[tokio::test]
 async fn a_reject_or_a_timeout_moves_on_to_the_next_worker() {
     let s = setup(5).await;
-    let url = s.lobby.rooms_url();
+    let url = s.lobby.workers_door();
     // Equal load: ties go by id, so "a-…" is offered first.
     let rejecting = TestWorker::start(&url, "a-rejects", 4, Behavior::Reject).await;
     let accepting = TestWorker::start(&url, "b-accepts", 4, Behavior::Accept).await;
@@ -161,7 +161,7 @@ async fn no_worker_accepting_is_orchestrator_error_and_releases_everything() {
         "no worker at all: {body}"
     );
 
-    let refusing = TestWorker::start(&s.lobby.rooms_url(), "refuser", 3, Behavior::Reject).await;
+    let refusing = TestWorker::start(&s.lobby.workers_door(), "refuser", 3, Behavior::Reject).await;
     for _ in 0..3 {
         let (status, body) = start(&s).await;
         assert_eq!(
@@ -188,14 +188,14 @@ async fn no_worker_accepting_is_orchestrator_error_and_releases_everything() {
 #[tokio::test]
 async fn a_worker_that_leaves_or_goes_quiet_gets_no_new_jobs() {
     let s = setup(5).await;
-    let url = s.lobby.rooms_url();
+    let url = s.lobby.workers_door();
     let leaving = TestWorker::start(&url, "leaver", 4, Behavior::Accept).await;
     drop(leaving);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, _) = start(&s).await;
     assert_eq!(status, 502, "a disconnected worker is not offered jobs");
 
-    let mut quiet = WorkerConfig::new(&url, WORKER_TOKEN, "quiet", "local", 4);
+    let mut quiet = url.config("quiet", "local", 4);
     quiet.heartbeats = false;
     let quiet = TestWorker::start_with(quiet, Behavior::Accept).await;
     tokio::time::sleep(Duration::from_millis(1300)).await; // past the 1 s heartbeat expiry
@@ -206,11 +206,8 @@ async fn a_worker_that_leaves_or_goes_quiet_gets_no_new_jobs() {
     );
     assert!(quiet.offered().is_empty());
 
-    let other_region = TestWorker::start_with(
-        WorkerConfig::new(&url, WORKER_TOKEN, "far", "elsewhere", 4),
-        Behavior::Accept,
-    )
-    .await;
+    let other_region =
+        TestWorker::start_with(url.config("far", "elsewhere", 4), Behavior::Accept).await;
     let (status, _) = start(&s).await;
     assert_eq!(
         status, 502,
@@ -222,7 +219,7 @@ async fn a_worker_that_leaves_or_goes_quiet_gets_no_new_jobs() {
 #[tokio::test]
 async fn a_worker_end_report_ends_the_session() {
     let s = setup(2).await;
-    let worker = TestWorker::start(&s.lobby.rooms_url(), "reporter", 2, Behavior::Accept).await;
+    let worker = TestWorker::start(&s.lobby.workers_door(), "reporter", 2, Behavior::Accept).await;
     let (_, body) = start(&s).await;
     let session_id = body["session_id"].as_str().expect("id").to_owned();
     worker
@@ -251,31 +248,23 @@ async fn a_worker_end_report_ends_the_session() {
 #[tokio::test]
 async fn a_worker_without_the_token_cannot_attach() {
     let s = setup(1).await;
-    let attached = Worker::attach(WorkerConfig::new(
-        &s.lobby.rooms_url(),
-        "wrong-token",
-        "intruder",
-        "local",
-        4,
-    ))
+    let door = s.lobby.workers_door();
+    let attached = Worker::attach(WorkerConfig {
+        token: "wrong-token".into(),
+        ..door.config("intruder", "local", 4)
+    })
     .await;
     let err = attached.err().expect("refused");
     assert!(err.to_string().contains("worker token"), "{err}");
-    let bad = Worker::attach(WorkerConfig::new(
-        &s.lobby.rooms_url(),
-        WORKER_TOKEN,
-        "bad id!",
-        "local",
-        4,
-    ))
-    .await;
+    let bad = Worker::attach(door.config("bad id!", "local", 4)).await;
     assert!(bad.is_err(), "an invalid worker id is refused");
 }
 
 #[tokio::test]
 async fn concurrent_reservations_from_two_replicas_never_overfill_a_worker() {
     let s = setup(1).await;
-    let _worker = TestWorker::start(&s.lobby.rooms_url(), "gpu-small", 3, Behavior::Accept).await;
+    let _worker =
+        TestWorker::start(&s.lobby.workers_door(), "gpu-small", 3, Behavior::Accept).await;
     // Two registries on separate connections stand for two rooms replicas.
     let replicas = [
         Registry::new(s.lobby.redis.connection().await, 10_000),
@@ -303,7 +292,7 @@ async fn concurrent_reservations_from_two_replicas_never_overfill_a_worker() {
 #[tokio::test]
 async fn an_old_stream_closing_does_not_disconnect_the_worker_that_reattached() {
     let s = setup(2).await;
-    let url = s.lobby.rooms_url();
+    let url = s.lobby.workers_door();
     let old = TestWorker::start(&url, "phoenix", 2, Behavior::Accept).await;
     // The worker attaches again (a new process, or another rooms replica)
     // before its old stream has finished closing.

@@ -4,7 +4,8 @@ standing in for the avatar's voice), and reports the session's end once no
 user has been in the room for SOLO_TIMEOUT_SECONDS (the way Tavus's
 participant_left_timeout works).
 
-Settings: LOBBY_ROOMS_URL, LOBBY_WORKER_TOKEN, WORKER_ID, WORKER_REGION,
+Settings: LOBBY_WORKERS_URL (the workers' door), LOBBY_WORKER_CA_FILE (its
+CA, when private), LOBBY_WORKER_TOKEN, WORKER_ID, WORKER_REGION,
 WORKER_CAPACITY, SOLO_TIMEOUT_SECONDS.
 """
 
@@ -90,12 +91,15 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO)
     capacity = int(os.environ.get("WORKER_CAPACITY", "2"))
     solo_timeout = float(os.environ.get("SOLO_TIMEOUT_SECONDS", "5"))
+    ca_file = os.environ.get("LOBBY_WORKER_CA_FILE")
+    root_certificates = open(ca_file, "rb").read() if ca_file else None
     worker = Worker(
-        os.environ.get("LOBBY_ROOMS_URL", "http://127.0.0.1:50053"),
+        os.environ.get("LOBBY_WORKERS_URL", "https://127.0.0.1:50055"),
         os.environ["LOBBY_WORKER_TOKEN"],
         os.environ.get("WORKER_ID", "python-avatar-worker"),
         region=os.environ.get("WORKER_REGION", "local"),
         capacity=capacity,
+        root_certificates=root_certificates,
     )
     await worker.attach()
     print("worker attached", flush=True)

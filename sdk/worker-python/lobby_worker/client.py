@@ -28,8 +28,12 @@ class Worker:
         region: str = "local",
         capacity: int = 1,
         labels: Optional[dict[str, str]] = None,
+        root_certificates: Optional[bytes] = None,
     ) -> None:
+        """`url` is the workers' door (`https://host:50055`);
+        `root_certificates` is the PEM of its CA when that CA is private."""
         self._url = url
+        self._root_certificates = root_certificates
         self._token = token
         self._register = pb.Register(
             worker_id=worker_id, region=region, capacity=capacity, labels=labels or {}
@@ -44,7 +48,8 @@ class Worker:
         parsed = urlparse(self._url)
         target = parsed.netloc or parsed.path
         if parsed.scheme == "https":
-            return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials())
+            credentials = grpc.ssl_channel_credentials(root_certificates=self._root_certificates)
+            return grpc.aio.secure_channel(target, credentials)
         return grpc.aio.insecure_channel(target)
 
     async def _requests(self) -> AsyncIterator[pb.WorkerMessage]:

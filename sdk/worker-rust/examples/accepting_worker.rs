@@ -2,8 +2,9 @@
 //! while, then reports its end. A real worker joins `job.room_url` with
 //! `job.agent_token` and runs the avatar there.
 //!
-//! LOBBY_ROOMS_URL, LOBBY_WORKER_TOKEN, WORKER_ID, WORKER_REGION,
-//! WORKER_CAPACITY, SESSION_SECONDS.
+//! LOBBY_WORKERS_URL, LOBBY_WORKER_CA_FILE (the door's CA, when private),
+//! LOBBY_WORKER_TOKEN, WORKER_ID, WORKER_REGION, WORKER_CAPACITY,
+//! SESSION_SECONDS.
 
 use lobby_worker::{Worker, WorkerConfig};
 use std::time::Duration;
@@ -14,13 +15,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
     let capacity: u32 = env("WORKER_CAPACITY", "2").parse()?;
     let session_seconds: u64 = env("SESSION_SECONDS", "30").parse()?;
-    let config = WorkerConfig::new(
-        &env("LOBBY_ROOMS_URL", "http://127.0.0.1:50053"),
+    let mut config = WorkerConfig::new(
+        &env("LOBBY_WORKERS_URL", "https://127.0.0.1:50055"),
         &env("LOBBY_WORKER_TOKEN", ""),
         &env("WORKER_ID", "example-worker"),
         &env("WORKER_REGION", "local"),
         capacity,
     );
+    if let Ok(path) = std::env::var("LOBBY_WORKER_CA_FILE") {
+        config.ca_pem = Some(std::fs::read_to_string(path)?);
+    }
     let (worker, mut jobs) = Worker::attach(config).await?;
     while let Some(job) = jobs.recv().await {
         if worker.load() >= capacity {

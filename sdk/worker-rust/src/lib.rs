@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), lobby_worker::WorkerError> {
-//! let config = lobby_worker::WorkerConfig::new("http://rooms:50053", "worker-token", "gpu-1", "eu", 4);
+//! let config = lobby_worker::WorkerConfig::new("https://workers.lobby.example:50055", "worker-token", "gpu-1", "eu", 4);
 //! let (worker, mut jobs) = lobby_worker::Worker::attach(config).await?;
 //! while let Some(job) = jobs.recv().await {
 //!     worker.accept(&job.job_id).await?;
@@ -45,8 +45,11 @@ pub enum WorkerError {
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// The rooms service, e.g. `http://rooms:50053`.
+    /// The workers' door, e.g. `https://workers.lobby.example:50055`.
     pub url: String,
+    /// The CA that signed the door's certificate (PEM), for a private CA;
+    /// `None` trusts the public web PKI. Ignored for an `http://` URL.
+    pub ca_pem: Option<String>,
     pub token: String,
     pub worker_id: String,
     pub region: String,
@@ -60,6 +63,7 @@ impl WorkerConfig {
     pub fn new(url: &str, token: &str, worker_id: &str, region: &str, capacity: u32) -> Self {
         Self {
             url: url.to_owned(),
+            ca_pem: None,
             token: token.to_owned(),
             worker_id: worker_id.to_owned(),
             region: region.to_owned(),
@@ -99,7 +103,16 @@ impl Worker {
     pub async fn attach(
         config: WorkerConfig,
     ) -> Result<(Self, mpsc::Receiver<JobAssignment>), WorkerError> {
-        let channel = tonic::transport::Endpoint::from_shared(config.url.clone())?
+        let mut endpoint = tonic::transport::Endpoint::from_shared(config.url.clone())?;
+        if config.url.starts_with("https://") {
+            let tls = match &config.ca_pem {
+                Some(pem) => tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+                None => tonic::transport::ClientTlsConfig::new().with_webpki_roots(),
+            };
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect()

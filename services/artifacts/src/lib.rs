@@ -12,6 +12,10 @@ use std::{net::SocketAddr, path::PathBuf};
 #[derive(Debug, Clone)]
 pub struct ArtifactsConfig {
     pub listen: SocketAddr,
+    /// Mutual TLS for its gRPC (or explicit plaintext).
+    pub grpc_tls: lobby_kit::grpc_tls::GrpcTls,
+    /// Plaintext health for the kubelet (`LOBBY_PROBES_LISTEN`).
+    pub probes_listen: Option<SocketAddr>,
     pub store_dir: PathBuf,
     pub public_base_url: String,
     pub signing_key_id: String,
@@ -34,6 +38,8 @@ impl ArtifactsConfig {
                 "LOBBY_ARTIFACTS_LISTEN",
                 SocketAddr::from(([127, 0, 0, 1], 50054)),
             )?,
+            grpc_tls: lobby_kit::grpc_tls::GrpcTls::from_settings(s)?,
+            probes_listen: lobby_kit::grpc::probes_setting(s)?,
             store_dir: PathBuf::from(s.string_or("LOBBY_ARTIFACTS_DIR", ".run/artifacts")),
             public_base_url: s.string_or("LOBBY_PUBLIC_URL", "http://127.0.0.1:8080"),
             signing_key_id: s.string_or("LOBBY_ARTIFACTS_SIGNING_KEY_ID", "k1"),
@@ -57,12 +63,12 @@ pub fn start(config: ArtifactsConfig) -> std::sync::Arc<service::ArtifactsServic
 
 /// Serves `service`'s gRPC API on `listen` until `shutdown` resolves.
 pub async fn serve_on(
-    listen: SocketAddr,
+    listener: lobby_kit::grpc::Listener,
     service: std::sync::Arc<service::ArtifactsService>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     lobby_kit::grpc::serve(
-        listen,
+        listener,
         lobby_proto::artifacts::artifacts_server::ArtifactsServer::from_arc(service),
         lobby_kit::Readiness::always(),
         shutdown,
@@ -75,6 +81,7 @@ pub async fn serve(
     config: ArtifactsConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let listen = config.listen;
-    serve_on(listen, start(config), shutdown).await
+    let listener =
+        lobby_kit::grpc::Listener::internal(config.listen, &config.grpc_tls, config.probes_listen);
+    serve_on(listener, start(config), shutdown).await
 }

@@ -18,6 +18,10 @@ use std::{net::SocketAddr, sync::Arc};
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub listen: SocketAddr,
+    /// Mutual TLS for its gRPC (or explicit plaintext).
+    pub grpc_tls: lobby_kit::grpc_tls::GrpcTls,
+    /// Plaintext health for the kubelet (`LOBBY_PROBES_LISTEN`).
+    pub probes_listen: Option<SocketAddr>,
     pub redis: lobby_kit::redis_conn::RedisSettings,
     /// Server secret keyed into every stored key hash and JWT signing key.
     pub key_pepper: String,
@@ -35,6 +39,8 @@ impl AuthConfig {
                 "LOBBY_AUTH_LISTEN",
                 SocketAddr::from(([127, 0, 0, 1], 50051)),
             )?,
+            grpc_tls: lobby_kit::grpc_tls::GrpcTls::from_settings(s)?,
+            probes_listen: lobby_kit::grpc::probes_setting(s)?,
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
             key_pepper: {
                 let pepper = s.string_or(
@@ -144,10 +150,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let redis = lobby_kit::redis_conn::Redis::open(&config.redis)?;
-    let listen = config.listen;
+    let listener =
+        lobby_kit::grpc::Listener::internal(config.listen, &config.grpc_tls, config.probes_listen);
     let running = start(config, &redis);
     lobby_kit::grpc::serve(
-        listen,
+        listener,
         lobby_proto::auth::auth_server::AuthServer::from_arc(running.service.clone()),
         running.ready.clone(),
         shutdown,

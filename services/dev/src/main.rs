@@ -1,6 +1,11 @@
 //! `lobby-dev`: `lobby-server` (every service in one process) plus an
 //! idempotent demo seed, for `make run`.
+//!
+//! `lobby-dev certs <dir>` writes a throwaway CA and a certificate per
+//! service instead, for trying the split deployment by hand.
 
+use lobby_dev::certs::{DevCerts, SERVICES};
+use lobby_kit::grpc_tls;
 use lobby_kit::{shutdown::Shutdown, telemetry, Settings};
 use lobby_proto::{
     auth::{auth_server::Auth, AgentStatus, CreateAccountRequest, CreateAgentRequest},
@@ -16,8 +21,24 @@ const DEMO_AGENT: &str = "demo-agent";
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     telemetry::init("dev");
-    let settings = Settings::from_env()?;
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, command, dir] = &args[..] {
+        if command == "certs" {
+            let certs = DevCerts::generate(std::path::Path::new(dir), SERVICES)?;
+            println!(
+                "wrote {} (the CA) and <service>.pem / <service>.key for {SERVICES:?}",
+                certs.ca().display()
+            );
+            return Ok(());
+        }
+    }
+    let mut settings = Settings::from_env()?;
+    let certs = throwaway_certs(&settings)?;
+    if let Some(certs) = &certs {
+        settings = settings.with(certs.settings("server"));
+    }
     let config = ServerConfig::from_settings(&settings)?;
+    let workers_door = config.rooms.workers.listen;
     let grace = config.shutdown_grace;
     let shutdown = Shutdown::on(lobby_kit::shutdown::signal());
     let mut started = lobby_server::start(config, &shutdown).await?;
@@ -33,7 +54,10 @@ async fn main() -> Result<(), BoxError> {
                 .unwrap_or_else(|| "a service stopped during start-up".into())),
         };
         match seeded {
-            Ok(agent_key) => print_banner(started.gateway, agent_key.as_deref()),
+            Ok(agent_key) => {
+                print_banner(started.gateway, agent_key.as_deref());
+                print_workers_door(workers_door, certs.as_ref());
+            }
             Err(e) => {
                 tracing::error!(error = %e, "demo seed failed; stopping");
                 return Err(e);
@@ -41,6 +65,36 @@ async fn main() -> Result<(), BoxError> {
         }
     }
     lobby_server::run_until_stopped(started, &shutdown, grace).await
+}
+
+/// Fresh certificates for this run, unless the operator named their own
+/// (or asked for plaintext): a throwaway CA is worth nothing once the run
+/// stops, so nothing is kept between runs.
+fn throwaway_certs(settings: &Settings) -> Result<Option<DevCerts>, BoxError> {
+    let own = settings
+        .raw(grpc_tls::CA_FILE)
+        .is_some_and(|v| !v.is_empty());
+    if own || settings.get_or(grpc_tls::PLAINTEXT, false)? {
+        return Ok(None);
+    }
+    let dir = settings.string_or("LOBBY_DEV_CERTS_DIR", ".run/certs");
+    Ok(Some(DevCerts::generate(
+        std::path::Path::new(&dir),
+        SERVICES,
+    )?))
+}
+
+fn print_workers_door(door: std::net::SocketAddr, certs: Option<&DevCerts>) {
+    match certs {
+        Some(certs) => println!(
+            "GPU workers attach to https://{door} trusting this run's CA:
+  LOBBY_WORKERS_URL=https://{door} LOBBY_WORKER_CA_FILE={} cargo run -p lobby-worker --example accepting_worker
+",
+            certs.ca().display()
+        ),
+        None => println!("GPU workers attach to {door}.
+"),
+    }
 }
 
 /// Creates the demo account and agent unless they exist (a restart keeps

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use tonic::{
     metadata::MetadataValue,
     server::NamedService,
-    transport::{Endpoint, Server},
+    transport::{Server, ServerTlsConfig},
     Code, Status,
 };
 
@@ -68,8 +68,10 @@ pub fn is_unreachable(status: &Status) -> bool {
 pub fn lazy_channel(
     uri: &str,
     timeout: std::time::Duration,
+    tls: &crate::grpc_tls::GrpcTls,
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(uri.to_owned())?
+    Ok(tls
+        .endpoint(uri)?
         .connect_timeout(std::time::Duration::from_secs(2))
         .timeout(timeout)
         .tcp_nodelay(true)
@@ -80,11 +82,58 @@ pub fn lazy_channel(
 /// (liveness); every other name, and the empty one, follows readiness.
 pub const LIVENESS: &str = "liveness";
 
-/// Serves one gRPC service with `grpc.health.v1` and reflection until
-/// `shutdown` resolves, draining in-flight calls. Health reports `SERVING`
-/// only while `ready` holds.
+/// Where and how a gRPC server listens.
+pub struct Listener {
+    pub addr: SocketAddr,
+    /// With TLS nothing, health included, answers before the handshake.
+    pub tls: Option<ServerTlsConfig>,
+    /// Reflection describes every Lobby API: for operators on the internal
+    /// network, not for the workers' door.
+    pub reflection: bool,
+    /// A second, plaintext listener serving health and nothing else: the
+    /// kubelet's gRPC probes cannot present a client certificate.
+    pub probes: Option<SocketAddr>,
+}
+
+/// `LOBBY_PROBES_LISTEN`: where a service answers health checks without
+/// TLS (unset: nowhere).
+pub fn probes_setting(s: &crate::Settings) -> Result<Option<SocketAddr>, crate::ConfigError> {
+    crate::metrics::listen_setting(s, "LOBBY_PROBES_LISTEN")
+}
+
+impl Listener {
+    /// A service's internal API: mutual TLS, with reflection, and health
+    /// for the kubelet on `probes` when set.
+    pub fn internal(
+        addr: SocketAddr,
+        tls: &crate::grpc_tls::GrpcTls,
+        probes: Option<SocketAddr>,
+    ) -> Self {
+        Self {
+            addr,
+            tls: tls.server_config(),
+            reflection: true,
+            probes,
+        }
+    }
+
+    /// The GPU workers' door: server TLS only (each worker authenticates
+    /// with its own key), no reflection.
+    pub fn workers(addr: SocketAddr, tls: &crate::grpc_tls::GrpcTls) -> Self {
+        Self {
+            addr,
+            tls: tls.server_only_config(),
+            reflection: false,
+            probes: None,
+        }
+    }
+}
+
+/// Serves one gRPC service with `grpc.health.v1` (and reflection, when the
+/// listener says so) until `shutdown` resolves, draining in-flight calls.
+/// Health reports `SERVING` only while `ready` holds.
 pub async fn serve<S>(
-    addr: SocketAddr,
+    listener: Listener,
     service: S,
     ready: Readiness,
     shutdown: impl std::future::Future<Output = ()> + Send,
@@ -102,7 +151,7 @@ where
     S::Future: Send + 'static,
 {
     serve_routes(
-        addr,
+        listener,
         tonic::service::Routes::new(service),
         &[S::NAME],
         ready,
@@ -114,12 +163,23 @@ where
 /// Serves several gRPC services on one address (named in `names` for their
 /// health status), with health and reflection.
 pub async fn serve_routes(
-    addr: SocketAddr,
+    listener: Listener,
     routes: tonic::service::Routes,
     names: &[&str],
     ready: Readiness,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    let Listener {
+        addr,
+        tls,
+        reflection,
+        probes,
+    } = listener;
+    let with_tls = tls.is_some();
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status(LIVENESS, tonic_health::ServingStatus::Serving)
@@ -128,20 +188,43 @@ pub async fn serve_routes(
     followed.push(String::new());
     let health_follows_readiness =
         tokio::spawn(follow_readiness(reporter.clone(), followed.clone(), ready));
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    // Runs beside the API and never decides the outcome: it stops with it.
+    let probes_served = {
+        let (health, shutdown) = (health.clone(), shutdown.clone());
+        async move {
+            if let Some(probes_addr) = probes {
+                tracing::info!(%probes_addr, "gRPC health for probes listening (plaintext, health only)");
+                let served = Server::builder()
+                    .add_service(health)
+                    .serve_with_shutdown(probes_addr, shutdown)
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, %probes_addr, "the probes listener stopped");
+                }
+            }
+            std::future::pending::<std::convert::Infallible>().await
+        }
+    };
     let mut routes = routes.add_service(health);
-    match tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(lobby_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-    {
-        Ok(reflection) => routes = routes.add_service(reflection),
-        Err(e) => tracing::error!(error = %e, "reflection descriptors are invalid"),
+    if reflection {
+        match tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(lobby_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+        {
+            Ok(reflection) => routes = routes.add_service(reflection),
+            Err(e) => tracing::error!(error = %e, "reflection descriptors are invalid"),
+        }
     }
-    tracing::info!(services = ?names, %addr, "gRPC listening");
-    let served = Server::builder()
+    tracing::info!(services = ?names, %addr, tls = with_tls, "gRPC listening");
+    let api_served = builder
         .add_routes(routes)
-        .serve_with_shutdown(addr, shutdown)
-        .await;
+        .serve_with_shutdown(addr, shutdown);
+    let served = tokio::select! {
+        served = api_served => served,
+        never = probes_served => match never {},
+    };
     health_follows_readiness.abort();
     served
 }

@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod config;
 pub mod error_code;
 pub mod grpc;
+pub mod grpc_tls;
 pub mod keys;
 pub mod metrics;
 pub mod readiness;

@@ -13,11 +13,16 @@ use lobby_kit::{ConfigError, Settings};
 use lobby_proto::{rooms::rooms_server::RoomsServer, workers::workers_server::WorkersServer};
 use providers::livekit::{LiveKitConfig, LiveKitMode, RoomCreation};
 use std::{net::SocketAddr, time::Duration};
-use tonic::server::NamedService;
 
 #[derive(Debug, Clone)]
 pub struct RoomsConfig {
+    /// The rooms API, for session only (mutual TLS).
     pub listen: SocketAddr,
+    /// Mutual TLS for the rooms API; its certificate also serves the
+    /// workers' door.
+    pub grpc_tls: lobby_kit::grpc_tls::GrpcTls,
+    /// Plaintext health for the kubelet (`LOBBY_PROBES_LISTEN`).
+    pub probes_listen: Option<SocketAddr>,
     pub redis: lobby_kit::redis_conn::RedisSettings,
     pub livekit: LiveKitConfig,
     pub daily: providers::daily::DailyConfig,
@@ -29,6 +34,9 @@ pub struct RoomsConfig {
 
 #[derive(Debug, Clone)]
 pub struct WorkersConfig {
+    /// The workers' door: the job stream and nothing else, on its own port
+    /// (TLS with the rooms certificate; workers present no certificate).
+    pub listen: SocketAddr,
     /// Workers present it as `authorization: Bearer <token>`; empty refuses all.
     pub token: String,
     pub region: String,
@@ -46,6 +54,8 @@ impl RoomsConfig {
                 "LOBBY_ROOMS_LISTEN",
                 SocketAddr::from(([127, 0, 0, 1], 50053)),
             )?,
+            grpc_tls: lobby_kit::grpc_tls::GrpcTls::from_settings(s)?,
+            probes_listen: lobby_kit::grpc::probes_setting(s)?,
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
             livekit: livekit_config(s)?,
             daily: providers::daily::DailyConfig {
@@ -58,6 +68,10 @@ impl RoomsConfig {
             avatar: avatar_config(s)?,
             metrics_listen: lobby_kit::metrics::listen_setting(s, "LOBBY_ROOMS_METRICS_LISTEN")?,
             workers: WorkersConfig {
+                listen: s.get_or(
+                    "LOBBY_WORKERS_LISTEN",
+                    SocketAddr::from(([127, 0, 0, 1], 50055)),
+                )?,
                 token: s.string_or("LOBBY_WORKER_TOKEN", ""),
                 region: s.string_or("LOBBY_REGION", "local"),
                 accept_timeout: Duration::from_millis(
@@ -222,40 +236,43 @@ pub fn start(
     })
 }
 
-/// Serves the rooms gRPC API (and the workers' stream) on `listen` until
-/// `shutdown` resolves.
+/// Serves the rooms gRPC API on its listener and the workers' stream on
+/// theirs until `shutdown` resolves. The two never share a port: a worker
+/// reaching its door reaches nothing else.
 pub async fn serve(
     config: RoomsConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let redis = lobby_kit::redis_conn::Redis::open(&config.redis)?;
-    let listen = config.listen;
+    let (listen, workers_listen, probes) =
+        (config.listen, config.workers.listen, config.probes_listen);
+    let tls = config.grpc_tls.clone();
     let running = start(config, &redis)?;
-    let routes = tonic::service::Routes::new(RoomsServer::from_arc(running.rooms.clone()))
-        .add_service(WorkersServer::from_arc(running.workers.clone()));
-    lobby_kit::grpc::serve_routes(
-        listen,
-        routes,
-        &[
-            <RoomsServer<service::RoomsService> as NamedService>::NAME,
-            <WorkersServer<workers::stream::WorkersService> as NamedService>::NAME,
-        ],
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let api = lobby_kit::grpc::serve(
+        lobby_kit::grpc::Listener::internal(listen, &tls, probes),
+        RoomsServer::from_arc(running.rooms.clone()),
         running.ready.clone(),
+        shutdown.clone(),
+    );
+    let door = serve_workers(
+        &running,
+        lobby_kit::grpc::Listener::workers(workers_listen, &tls),
         shutdown,
-    )
-    .await?;
+    );
+    tokio::try_join!(api, door)?;
     Ok(())
 }
 
-/// Serves only the workers' stream on `listen`: what a co-located
-/// deployment exposes of rooms (its API is called in-process).
+/// Serves only the workers' stream on `listen`, with server-side TLS: the
+/// door GPU workers attach through, in every deployment shape.
 pub async fn serve_workers(
     running: &Running,
-    listen: SocketAddr,
+    listener: lobby_kit::grpc::Listener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     lobby_kit::grpc::serve(
-        listen,
+        listener,
         WorkersServer::from_arc(running.workers.clone()),
         running.ready.clone(),
         shutdown,

@@ -93,7 +93,8 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
     let mut tasks = JoinSet::new();
     match config.peers {
         Peers::Grpc => {
-            let auth_url = format!("http://{}", config.auth.listen);
+            let auth_url = format!("https://{}", config.auth.listen);
+            let config_tls = config.auth.grpc_tls.clone();
             let s = shutdown.clone();
             tasks.spawn(
                 async move { named("auth", lobby_auth::serve(config.auth, s.wait()).await) },
@@ -123,7 +124,8 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
                     lobby_gateway::serve(config.gateway, s.wait()).await,
                 )
             });
-            let channel = lobby_kit::grpc::lazy_channel(&auth_url, Duration::from_secs(5))?;
+            let channel =
+                lobby_kit::grpc::lazy_channel(&auth_url, Duration::from_secs(5), &config_tls)?;
             Ok(Started {
                 tasks,
                 auth: Arc::new(Remote(lobby_proto::auth::auth_client::AuthClient::new(
@@ -138,10 +140,17 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
             // One Redis connection (and one watcher) for every service.
             let redis = Redis::open(&config.auth.redis)?;
             let auth = lobby_auth::start(config.auth, &redis);
-            let rooms_listen = config.rooms.listen;
+            let workers_listener = lobby_kit::grpc::Listener::workers(
+                config.rooms.workers.listen,
+                &config.rooms.grpc_tls,
+            );
             let rooms = Arc::new(lobby_rooms::start(config.rooms, &redis)?);
             let session = lobby_session::start(config.session, &redis, rooms.rooms.clone())?;
-            let artifacts_listen = config.artifacts.listen;
+            let artifacts_listener = lobby_kit::grpc::Listener::internal(
+                config.artifacts.listen,
+                &config.artifacts.grpc_tls,
+                None,
+            );
             let artifacts = lobby_artifacts::start(config.artifacts);
             let services = lobby_gateway::clients::Services {
                 auth: auth.service.clone(),
@@ -172,14 +181,14 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
             tasks.spawn(async move {
                 named(
                     "workers",
-                    lobby_rooms::serve_workers(&workers, rooms_listen, s.wait()).await,
+                    lobby_rooms::serve_workers(&workers, workers_listener, s.wait()).await,
                 )
             });
             let s = shutdown.clone();
             tasks.spawn(async move {
                 named(
                     "artifacts",
-                    lobby_artifacts::serve_on(artifacts_listen, artifacts, s.wait()).await,
+                    lobby_artifacts::serve_on(artifacts_listener, artifacts, s.wait()).await,
                 )
             });
             Ok(Started {

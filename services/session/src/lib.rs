@@ -22,6 +22,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub listen: SocketAddr,
+    /// Mutual TLS for its gRPC (or explicit plaintext).
+    pub grpc_tls: lobby_kit::grpc_tls::GrpcTls,
+    /// Plaintext health for the kubelet (`LOBBY_PROBES_LISTEN`).
+    pub probes_listen: Option<SocketAddr>,
     pub redis: lobby_kit::redis_conn::RedisSettings,
     /// Where the rooms service answers when it runs in another process.
     pub rooms_url: String,
@@ -77,6 +81,8 @@ impl SessionConfig {
                 "LOBBY_SESSION_LISTEN",
                 SocketAddr::from(([127, 0, 0, 1], 50052)),
             )?,
+            grpc_tls: lobby_kit::grpc_tls::GrpcTls::from_settings(s)?,
+            probes_listen: lobby_kit::grpc::probes_setting(s)?,
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
             rooms_url: lobby_kit::shared_settings::PeerUrls::from_settings(s).rooms,
             upstream_timeout: Duration::from_millis(s.get_or("LOBBY_ROOMS_TIMEOUT_MS", 15_000)?),
@@ -158,12 +164,14 @@ pub async fn serve(
         lobby_proto::rooms::rooms_client::RoomsClient::new(lobby_kit::grpc::lazy_channel(
             &config.rooms_url,
             config.upstream_timeout,
+            &config.grpc_tls,
         )?),
     ));
-    let listen = config.listen;
+    let listener =
+        lobby_kit::grpc::Listener::internal(config.listen, &config.grpc_tls, config.probes_listen);
     let running = start(config, &redis, rooms)?;
     lobby_kit::grpc::serve(
-        listen,
+        listener,
         lobby_proto::session::sessions_server::SessionsServer::from_arc(running.service.clone()),
         running.ready.clone(),
         shutdown,
