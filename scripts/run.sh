@@ -106,16 +106,13 @@ else
 fi
 
 admin_token="${LOBBY_ADMIN_TOKEN:-dev-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
-worker_token="${LOBBY_WORKER_TOKEN:-dev-worker-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 gateway="${LOBBY_GATEWAY_LISTEN:-127.0.0.1:8080}"
-echo "lobby: GPU workers attach with LOBBY_WORKER_TOKEN=$worker_token (the door and its CA are printed below)" >&2
 echo "lobby: admin API token: $admin_token  (curl -H 'Authorization: Bearer $admin_token' http://$gateway/admin/v1/agents)" >&2
 
 LOBBY_REDIS_URL="redis://127.0.0.1:$redis_port" \
 LOBBY_LIVEKIT_MODE="$livekit_mode" \
 LOBBY_LIVEKIT_URL="ws://127.0.0.1:$livekit_port" \
 LOBBY_ADMIN_TOKEN="$admin_token" \
-LOBBY_WORKER_TOKEN="$worker_token" \
 LOBBY_ARTIFACTS_DIR="$run_dir/artifacts" \
 LOBBY_DEV_CERTS_DIR="${LOBBY_DEV_CERTS_DIR:-$run_dir/certs}" \
   "$dev_bin" &

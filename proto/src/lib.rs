@@ -60,6 +60,16 @@ pub fn session_of_room(room_name: &str) -> Option<&str> {
 
 const ROOM_PREFIX: &str = "lobby-";
 
+/// A GPU worker's id (the Workers contract, and what a worker key is bound
+/// to): 1-64 letters, digits, '-', '_' or '.'.
+pub fn valid_worker_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// A gRPC client made to look like the service itself: `Remote(client)`
 /// implements the service's server trait by forwarding each call. Callers
 /// hold `Arc<dyn rooms_server::Rooms>` (and so on) and get either the

@@ -193,10 +193,7 @@ impl Lobby {
             ("LOBBY_LOG".into(), "info".into()),
             // The tests' avatar server is on loopback.
             ("LOBBY_AVATAR_ALLOW_PRIVATE_ADDRESSES".into(), "true".into()),
-            (
-                "LOBBY_WORKER_TOKEN".into(),
-                crate::worker::WORKER_TOKEN.into(),
-            ),
+            ("LOBBY_WORKER_KEY_RECHECK_MS".into(), "300".into()),
             ("LOBBY_WORKER_ACCEPT_TIMEOUT_MS".into(), "1000".into()),
             ("LOBBY_WORKER_HEARTBEAT_INTERVAL_MS".into(), "200".into()),
             ("LOBBY_WORKER_HEARTBEAT_EXPIRY_MS".into(), "1000".into()),
@@ -417,6 +414,8 @@ impl Lobby {
         crate::worker::WorkerDoor {
             url: self.workers_url.clone(),
             ca_pem: std::fs::read_to_string(self.certs.ca()).expect("the test CA"),
+            gateway: self.gateway().to_owned(),
+            http: self.http.clone(),
         }
     }
 

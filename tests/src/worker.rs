@@ -5,8 +5,6 @@
 use lobby_worker::{JobAssignment, Worker, WorkerConfig};
 use std::sync::{Arc, Mutex};
 
-pub const WORKER_TOKEN: &str = "test-worker-token-0123456789";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behavior {
     Accept,
@@ -16,17 +14,50 @@ pub enum Behavior {
 }
 
 /// Where GPU workers attach: the door's URL and the CA its certificate
-/// chains to.
+/// chains to, and the admin API that issues each worker its key.
 #[derive(Debug, Clone)]
 pub struct WorkerDoor {
     pub url: String,
     pub ca_pem: String,
+    pub gateway: String,
+    pub http: reqwest::Client,
 }
 
 impl WorkerDoor {
-    /// A worker's settings for this door, with the shared test token.
-    pub fn config(&self, id: &str, region: &str, capacity: u32) -> WorkerConfig {
-        let mut config = WorkerConfig::new(&self.url, WORKER_TOKEN, id, region, capacity);
+    /// A new key for worker `id`, created through the admin API with
+    /// `scope` (`{"pool": …}` or `{"account_id": …}`).
+    pub async fn key_for(&self, id: &str, scope: serde_json::Value) -> String {
+        let response = self
+            .http
+            .post(format!("{}/admin/v1/workers/{id}/keys", self.gateway))
+            .bearer_auth(crate::lobby::ADMIN_TOKEN)
+            .json(&scope)
+            .send()
+            .await
+            .expect("create worker key");
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(status, 201, "worker key for {id}: {body}");
+        body["key"].as_str().expect("key").to_owned()
+    }
+
+    /// A worker's settings for this door, with a new key of the shared
+    /// pool (it serves every account).
+    pub async fn config(&self, id: &str, region: &str, capacity: u32) -> WorkerConfig {
+        let key = self
+            .key_for(id, serde_json::json!({ "pool": "default" }))
+            .await;
+        self.config_with_key(id, &key, region, capacity)
+    }
+
+    pub fn config_with_key(
+        &self,
+        id: &str,
+        key: &str,
+        region: &str,
+        capacity: u32,
+    ) -> WorkerConfig {
+        let mut config = WorkerConfig::new(&self.url, key, id, region, capacity);
         config.ca_pem = Some(self.ca_pem.clone());
         config
     }
@@ -41,7 +72,7 @@ pub struct TestWorker {
 
 impl TestWorker {
     pub async fn start(door: &WorkerDoor, id: &str, capacity: u32, behavior: Behavior) -> Self {
-        Self::start_with(door.config(id, "local", capacity), behavior).await
+        Self::start_with(door.config(id, "local", capacity).await, behavior).await
     }
 
     pub async fn start_with(config: WorkerConfig, behavior: Behavior) -> Self {

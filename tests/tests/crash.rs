@@ -8,7 +8,7 @@ use lobby_rooms::workers::Registry;
 use lobby_tests::{
     avatar_server::AvatarServer,
     process::{binary, ChildGuard},
-    worker::{Behavior, TestWorker, WORKER_TOKEN},
+    worker::{Behavior, TestWorker},
     Lobby, LobbyOptions, Topology,
 };
 use reqwest::Method;
@@ -96,7 +96,13 @@ async fn a_worker_killed_mid_session_leaves_nothing_held() {
     let mut cmd = Command::new(binary("examples/accepting_worker"));
     cmd.env("LOBBY_WORKERS_URL", lobby.workers_door().url)
         .env("LOBBY_WORKER_CA_FILE", lobby.certs.ca())
-        .env("LOBBY_WORKER_TOKEN", WORKER_TOKEN)
+        .env(
+            "LOBBY_WORKER_KEY",
+            lobby
+                .workers_door()
+                .key_for("doomed", serde_json::json!({ "pool": "default" }))
+                .await,
+        )
         .env("WORKER_ID", "doomed")
         .env("WORKER_CAPACITY", "10")
         .env("SESSION_SECONDS", "3600");

@@ -7,8 +7,7 @@
 
 use lobby_rooms::workers::Registry;
 use lobby_tests::{
-    avatar_server::AvatarServer, livekit, process::ChildGuard, worker::WORKER_TOKEN, Lobby,
-    LobbyOptions, Webhooks,
+    avatar_server::AvatarServer, livekit, process::ChildGuard, Lobby, LobbyOptions, Webhooks,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -35,7 +34,13 @@ async fn a_user_meets_the_python_worker_agent_and_leaving_ends_the_session() {
     cmd.arg(repo.join("sdk/worker-python/examples/livekit_avatar_worker.py"))
         .env("LOBBY_WORKERS_URL", lobby.workers_door().url)
         .env("LOBBY_WORKER_CA_FILE", lobby.certs.ca())
-        .env("LOBBY_WORKER_TOKEN", WORKER_TOKEN)
+        .env(
+            "LOBBY_WORKER_KEY",
+            lobby
+                .workers_door()
+                .key_for("py-worker", serde_json::json!({ "pool": "default" }))
+                .await,
+        )
         .env("WORKER_ID", "py-worker")
         .env("WORKER_CAPACITY", "2")
         // Longer than the webhook takes, so Lobby (not the worker) ends it.

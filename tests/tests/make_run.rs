@@ -165,11 +165,12 @@ async fn attach_a_worker_as_printed(run: &RunScript) {
     let (Some(url), Some(ca), Some(token)) = (
         printed("LOBBY_WORKERS_URL=", &log),
         printed("LOBBY_WORKER_CA_FILE=", &log),
-        printed("LOBBY_WORKER_TOKEN=", &log),
+        printed("LOBBY_WORKER_KEY=", &log),
     ) else {
-        panic!("make run did not print the workers' door, its CA and a token:\n{log}")
+        panic!("make run did not print the workers' door, its CA and a key:\n{log}")
     };
-    let mut config = lobby_worker::WorkerConfig::new(&url, &token, "printed-worker", "local", 1);
+    let id = printed("WORKER_ID=", &log).expect("the worker id the key is for");
+    let mut config = lobby_worker::WorkerConfig::new(&url, &token, &id, "local", 1);
     config.ca_pem = Some(std::fs::read_to_string(&ca).expect("the printed CA file"));
     let attached = lobby_worker::Worker::attach(config).await;
     assert!(attached.is_ok(), "{:?}", attached.err());

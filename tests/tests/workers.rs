@@ -195,7 +195,7 @@ async fn a_worker_that_leaves_or_goes_quiet_gets_no_new_jobs() {
     let (status, _) = start(&s).await;
     assert_eq!(status, 502, "a disconnected worker is not offered jobs");
 
-    let mut quiet = url.config("quiet", "local", 4);
+    let mut quiet = url.config("quiet", "local", 4).await;
     quiet.heartbeats = false;
     let quiet = TestWorker::start_with(quiet, Behavior::Accept).await;
     tokio::time::sleep(Duration::from_millis(1300)).await; // past the 1 s heartbeat expiry
@@ -207,7 +207,7 @@ async fn a_worker_that_leaves_or_goes_quiet_gets_no_new_jobs() {
     assert!(quiet.offered().is_empty());
 
     let other_region =
-        TestWorker::start_with(url.config("far", "elsewhere", 4), Behavior::Accept).await;
+        TestWorker::start_with(url.config("far", "elsewhere", 4).await, Behavior::Accept).await;
     let (status, _) = start(&s).await;
     assert_eq!(
         status, 502,
@@ -245,19 +245,202 @@ async fn a_worker_end_report_ends_the_session() {
     assert_eq!(s.lobby.active_sessions(&s.account).await, 0);
 }
 
+/// Each worker has its own key, bound to one worker id and to one account
+/// (or the shared pool); nothing else gets a worker onto the door.
 #[tokio::test]
-async fn a_worker_without_the_token_cannot_attach() {
-    let s = setup(1).await;
+async fn worker_keys_bind_each_worker_to_its_id_and_its_account() {
+    let s = setup(2).await;
     let door = s.lobby.workers_door();
-    let attached = Worker::attach(WorkerConfig {
-        token: "wrong-token".into(),
-        ..door.config("intruder", "local", 4)
-    })
+    let (tried, refused) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+    let tally = |what: &str, was_refused: bool| {
+        tried.set(tried.get() + 1);
+        assert!(was_refused, "{what} was let in");
+        refused.set(refused.get() + 1);
+    };
+    let refuse = |what: &str, attached: Result<(), String>| tally(what, attached.is_err());
+    let attach = |config: WorkerConfig| async move {
+        Worker::attach(config)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let alpha_key = door.key_for("alpha", json!({ "pool": "default" })).await;
+    let agent_key = s.lobby.create_agent_json(&s.account, json!({})).await["agent_key"]["key"]
+        .as_str()
+        .expect("agent key")
+        .to_owned();
+    for (what, key) in [
+        ("no key", String::new()),
+        (
+            "a made-up key",
+            "wkr_abcdefgh12_0123456789abcdef0123456789".to_owned(),
+        ),
+        ("an agent key", agent_key),
+        ("a key with one character changed", {
+            let mut k = alpha_key.clone();
+            let last = k.pop().expect("non-empty");
+            k.push(if last == 'a' { 'b' } else { 'a' });
+            k
+        }),
+    ] {
+        refuse(
+            what,
+            attach(door.config_with_key("alpha", &key, "local", 4)).await,
+        );
+    }
+    let taken = attach(door.config_with_key("beta", &alpha_key, "local", 4)).await;
+    assert!(
+        taken
+            .as_ref()
+            .is_err_and(|e| e.contains("worker_id") || e.contains("belongs to")),
+        "alpha's key cannot register as beta: {taken:?}"
+    );
+    refuse("another worker's id", taken);
+    refuse(
+        "an invalid worker id",
+        attach(door.config_with_key("bad id!", &alpha_key, "local", 4)).await,
+    );
+    for bad in [json!({}), json!({ "pool": "p", "account_id": s.account })] {
+        let r = s
+            .lobby
+            .admin(Method::POST, "/workers/w1/keys")
+            .json(&bad)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            r.status(),
+            400,
+            "a key needs exactly one of pool and account: {bad}"
+        );
+        tally("a key for no one", true);
+    }
+
+    // A worker of another account is never offered this account's jobs.
+    let other = s.lobby.create_account(1).await;
+    let elsewhere = door
+        .key_for("elsewhere", json!({ "account_id": other }))
+        .await;
+    let foreign = TestWorker::start_with(
+        door.config_with_key("elsewhere", &elsewhere, "local", 4),
+        Behavior::Accept,
+    )
     .await;
-    let err = attached.err().expect("refused");
-    assert!(err.to_string().contains("worker token"), "{err}");
-    let bad = Worker::attach(door.config("bad id!", "local", 4)).await;
-    assert!(bad.is_err(), "an invalid worker id is refused");
+    let (status, body) = start(&s).await;
+    assert_eq!(status, 502, "no worker serves this account: {body}");
+    tally("another account's worker", foreign.offered().is_empty());
+    let own = door
+        .key_for("own", json!({ "account_id": s.account }))
+        .await;
+    let mine = TestWorker::start_with(
+        door.config_with_key("own", &own, "local", 4),
+        Behavior::Accept,
+    )
+    .await;
+    let (status, body) = start(&s).await;
+    assert_eq!(status, 200, "the account's own worker runs it: {body}");
+    assert_eq!(mine.offered().len(), 1);
+
+    // Revoking a key closes its worker's stream and keeps it out.
+    let prefix = own.split('_').nth(1).expect("prefix").to_owned();
+    let revoked = s
+        .lobby
+        .admin(Method::POST, &format!("/keys/{prefix}/revoke"))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), 200);
+    let registry = Registry::new(s.lobby.redis.connection().await, 1000);
+    let mut closed = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !registry
+            .state("own")
+            .await
+            .expect("state")
+            .expect("known")
+            .connected
+        {
+            closed = true;
+            break;
+        }
+    }
+    tally("a worker whose key was revoked (stream closed)", closed);
+    refuse(
+        "a revoked key",
+        attach(door.config_with_key("own", &own, "local", 4)).await,
+    );
+    println!(
+        "workers: {} of {} attacks refused",
+        refused.get(),
+        tried.get()
+    );
+}
+
+/// Everything a worker says counts for itself alone: it cannot answer a job
+/// offered to another worker, nor end another worker's session.
+#[tokio::test]
+async fn a_worker_cannot_answer_for_or_end_the_sessions_of_another() {
+    use lobby_proto::workers::{
+        server_message, worker_message::Message, JobAccepted, SessionEnded,
+    };
+    let s = setup(2).await;
+    let door = s.lobby.workers_door();
+    let mut victim = RawWorker::attach(&door, "victim", 4).await;
+    let intruder = RawWorker::attach(&door, "intruder", 4).await;
+    // The victim is offered the job and never answers; the intruder
+    // accepts it in its name.
+    let start = tokio::spawn({
+        let link = s.link.clone();
+        let lobby_http = s.lobby.http.clone();
+        let gateway = s.lobby.gateway().to_owned();
+        async move {
+            lobby_http
+                .post(format!("{gateway}/v1/links/start-session"))
+                .json(&json!({ "link_id": link, "aspect_ratio": "3:4" }))
+                .send()
+                .await
+                .expect("start")
+                .status()
+                .as_u16()
+        }
+    });
+    let job = loop {
+        match victim.inbound.message().await.expect("stream") {
+            Some(lobby_proto::workers::ServerMessage {
+                message: Some(server_message::Message::Job(job)),
+            }) => break job,
+            Some(_) => continue,
+            None => panic!("the victim's stream closed"),
+        }
+    };
+    intruder
+        .send(Message::Accepted(JobAccepted {
+            job_id: job.job_id.clone(),
+        }))
+        .await;
+    let status = start.await.expect("join");
+    assert_ne!(status, 200, "an answer from another worker does not count");
+    assert_eq!(s.lobby.active_sessions(&s.account).await, 0);
+
+    // A session the victim runs, ended in the intruder's name: it goes on.
+    let good = TestWorker::start(&door, "runner", 4, Behavior::Accept).await;
+    drop(victim);
+    let (status, body) = self::start(&s).await;
+    assert_eq!(status, 200, "{body}");
+    let session_id = good.offered()[0].session_id.clone();
+    intruder
+        .send(Message::SessionEnded(SessionEnded {
+            session_id: session_id.clone(),
+            reason: "intruder".into(),
+        }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        s.lobby.active_sessions(&s.account).await,
+        1,
+        "another worker's end report does not end the session"
+    );
 }
 
 #[tokio::test]
@@ -305,4 +488,134 @@ async fn an_old_stream_closing_does_not_disconnect_the_worker_that_reattached() 
         "the re-attached worker still gets jobs: {body}"
     );
     assert_eq!(new.offered().len(), 1);
+}
+
+/// A worker speaking the stream by hand: it heartbeats, and reads or
+/// sends only what the test says.
+struct RawWorker {
+    tx: tokio::sync::mpsc::Sender<lobby_proto::workers::WorkerMessage>,
+    inbound: tonic::Streaming<lobby_proto::workers::ServerMessage>,
+    heartbeats: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RawWorker {
+    fn drop(&mut self) {
+        self.heartbeats.abort();
+    }
+}
+
+impl RawWorker {
+    async fn attach(door: &lobby_tests::worker::WorkerDoor, id: &str, capacity: u32) -> Self {
+        use lobby_proto::workers::{worker_message::Message, Heartbeat, Register};
+        let config = door.config(id, "local", capacity).await;
+        // A small receive window, so what it leaves unread backs up on the
+        // server after a few jobs rather than after 64 KiB of them.
+        let channel = tonic::transport::Endpoint::from_shared(config.url.clone())
+            .expect("url")
+            .initial_stream_window_size(Some(1024))
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(&door.ca_pem)),
+            )
+            .expect("tls")
+            .connect()
+            .await
+            .expect("connect");
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", config.key).parse().expect("ascii"),
+        );
+        let register = Message::Register(Register {
+            worker_id: id.to_owned(),
+            region: "local".into(),
+            capacity,
+            labels: Default::default(),
+        });
+        tx.send(lobby_proto::workers::WorkerMessage {
+            message: Some(register),
+        })
+        .await
+        .expect("queue");
+        let mut inbound = lobby_proto::workers::workers_client::WorkersClient::new(channel)
+            .attach(request)
+            .await
+            .expect("attached")
+            .into_inner();
+        let registered = inbound.message().await.expect("registered");
+        assert!(registered.is_some(), "registered");
+        let heartbeats = tokio::spawn({
+            let tx = tx.clone();
+            async move {
+                loop {
+                    let beat = Message::Heartbeat(Heartbeat { load: 0 });
+                    let message = lobby_proto::workers::WorkerMessage {
+                        message: Some(beat),
+                    };
+                    if tx.send(message).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        });
+        Self {
+            tx,
+            inbound,
+            heartbeats,
+        }
+    }
+
+    async fn send(&self, message: lobby_proto::workers::worker_message::Message) {
+        self.tx
+            .send(lobby_proto::workers::WorkerMessage {
+                message: Some(message),
+            })
+            .await
+            .expect("queue");
+    }
+}
+
+/// One replica forwards every worker's jobs; a worker that stops reading
+/// must not hold that up for the others. It is dropped instead.
+#[tokio::test]
+async fn a_worker_that_stops_reading_is_dropped_and_holds_up_no_one() {
+    const STARTS: usize = 200;
+    let s = setup(1000).await;
+    s.lobby
+        .patch_account(&s.account, json!({ "minutes_quota": 10_000_000 }))
+        .await;
+    let door = s.lobby.workers_door();
+    // Its reservations time out while the good worker's stay with their
+    // sessions, so it is offered jobs in waves of its capacity until what
+    // it leaves unread fills its stream.
+    let _unread = RawWorker::attach(&door, "a-stalled", 60).await;
+    let good = TestWorker::start(&door, "b-good", 1000, Behavior::Accept).await;
+    let registry = Registry::new(s.lobby.redis.connection().await, 1000);
+    let mut started = 0;
+    let mut dropped = false;
+    // Rounds until its stream is full (bounded: the capacities hold 1000).
+    while !dropped && started < 4 * STARTS {
+        let statuses = join_all((0..STARTS).map(|_| start(&s))).await;
+        let failed: Vec<_> = statuses
+            .iter()
+            .filter(|(status, _)| *status != 200)
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "every start found the good worker: {} failed, e.g. {:?}",
+            failed.len(),
+            failed.first()
+        );
+        started += STARTS;
+        let stalled = registry
+            .state("a-stalled")
+            .await
+            .expect("state")
+            .expect("known");
+        dropped = !stalled.connected;
+    }
+    assert!(dropped, "the stalled worker was dropped");
+    assert_eq!(good.offered().len(), started);
 }

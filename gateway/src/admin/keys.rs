@@ -1,5 +1,5 @@
-//! Keys: account API keys, agent keys (rotation), revoking and pausing a
-//! key, and rotating the session-token signing key.
+//! Keys: account API keys, agent keys (rotation), GPU worker keys, revoking
+//! and pausing a key, and rotating the session-token signing key.
 
 use super::{ApiResult, MAX_BODY_BYTES};
 use crate::{
@@ -24,6 +24,10 @@ pub(super) struct KeyJson {
     account_id: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     agent_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    worker_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pool: String,
     name: String,
     scopes: Vec<String>,
     active: bool,
@@ -42,6 +46,8 @@ impl From<pb::KeyInfo> for KeyJson {
             kind: k.kind,
             account_id: k.account_id,
             agent_id: k.agent_id,
+            worker_id: k.worker_id,
+            pool: k.pool,
             name: k.name,
             scopes: k.scopes,
             active: k.active,
@@ -144,6 +150,54 @@ pub(super) async fn list_agent_keys(
         .services
         .auth
         .list_agent_keys(tonic::Request::new(pb::ListAgentKeysRequest { agent_id }))
+        .await?
+        .into_inner();
+    Ok(keys_json(list))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateWorkerKeyJson {
+    #[serde(default)]
+    account_id: String,
+    #[serde(default)]
+    pool: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    expires_at_ms: i64,
+}
+
+pub(super) async fn create_worker_key(
+    State(st): State<AppState>,
+    Path(worker_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    let req: CreateWorkerKeyJson = read_json(&headers, body, MAX_BODY_BYTES).await?;
+    let created = st
+        .services
+        .auth
+        .create_worker_key(tonic::Request::new(pb::CreateWorkerKeyRequest {
+            worker_id,
+            account_id: req.account_id,
+            pool: req.pool,
+            name: req.name,
+            expires_at_ms: req.expires_at_ms,
+        }))
+        .await?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(created_key_json(created))))
+}
+
+pub(super) async fn list_worker_keys(
+    State(st): State<AppState>,
+    Path(worker_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let list = st
+        .services
+        .auth
+        .list_worker_keys(tonic::Request::new(pb::ListWorkerKeysRequest { worker_id }))
         .await?
         .into_inner();
     Ok(keys_json(list))

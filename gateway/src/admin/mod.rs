@@ -22,8 +22,8 @@ use axum::{
     Router,
 };
 use keys::{
-    create_api_key, list_agent_keys, list_api_keys, revoke_key, rotate_agent_key,
-    rotate_signing_key, set_key_active,
+    create_api_key, create_worker_key, list_agent_keys, list_api_keys, list_worker_keys,
+    revoke_key, rotate_agent_key, rotate_signing_key, set_key_active,
 };
 use links::{create_link, deactivate_link, get_link, list_links};
 use sessions::{end_session, get_session};
@@ -46,6 +46,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/agents/{id}/keys",
             post(rotate_agent_key).get(list_agent_keys),
+        )
+        .route(
+            "/workers/{id}/keys",
+            post(create_worker_key).get(list_worker_keys),
         )
         .route("/keys/{prefix}", patch(set_key_active))
         .route("/keys/{prefix}/revoke", post(revoke_key))

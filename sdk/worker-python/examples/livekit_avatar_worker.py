@@ -5,7 +5,8 @@ user has been in the room for SOLO_TIMEOUT_SECONDS (the way Tavus's
 participant_left_timeout works).
 
 Settings: LOBBY_WORKERS_URL (the workers' door), LOBBY_WORKER_CA_FILE (its
-CA, when private), LOBBY_WORKER_TOKEN, WORKER_ID, WORKER_REGION,
+CA, when private), LOBBY_WORKER_KEY (its wkr_ key), WORKER_ID (the id the
+key is for), WORKER_REGION,
 WORKER_CAPACITY, SOLO_TIMEOUT_SECONDS.
 """
 
@@ -95,7 +96,7 @@ async def main() -> None:
     root_certificates = open(ca_file, "rb").read() if ca_file else None
     worker = Worker(
         os.environ.get("LOBBY_WORKERS_URL", "https://127.0.0.1:50055"),
-        os.environ["LOBBY_WORKER_TOKEN"],
+        os.environ["LOBBY_WORKER_KEY"],
         os.environ.get("WORKER_ID", "python-avatar-worker"),
         region=os.environ.get("WORKER_REGION", "local"),
         capacity=capacity,

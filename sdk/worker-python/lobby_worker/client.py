@@ -22,7 +22,7 @@ class Worker:
     def __init__(
         self,
         url: str,
-        token: str,
+        key: str,
         worker_id: str,
         *,
         region: str = "local",
@@ -30,11 +30,12 @@ class Worker:
         labels: Optional[dict[str, str]] = None,
         root_certificates: Optional[bytes] = None,
     ) -> None:
-        """`url` is the workers' door (`https://host:50055`);
+        """`url` is the workers' door (`https://host:50055`); `key` is this
+        worker's own `wkr_` key, valid only for `worker_id`;
         `root_certificates` is the PEM of its CA when that CA is private."""
         self._url = url
         self._root_certificates = root_certificates
-        self._token = token
+        self._key = key
         self._register = pb.Register(
             worker_id=worker_id, region=region, capacity=capacity, labels=labels or {}
         )
@@ -65,7 +66,7 @@ class Worker:
         stub = pb_grpc.WorkersStub(self._channel)
         await self._outbound.put(pb.WorkerMessage(register=self._register))
         call = stub.Attach(
-            self._requests(), metadata=(("authorization", f"Bearer {self._token}"),)
+            self._requests(), metadata=(("authorization", f"Bearer {self._key}"),)
         )
         try:
             first = await call.read()

@@ -3,7 +3,7 @@
 //! `job.agent_token` and runs the avatar there.
 //!
 //! LOBBY_WORKERS_URL, LOBBY_WORKER_CA_FILE (the door's CA, when private),
-//! LOBBY_WORKER_TOKEN, WORKER_ID, WORKER_REGION, WORKER_CAPACITY,
+//! LOBBY_WORKER_KEY (this worker's wkr_ key), WORKER_ID (the id the key is for), WORKER_REGION, WORKER_CAPACITY,
 //! SESSION_SECONDS.
 
 use lobby_worker::{Worker, WorkerConfig};
@@ -17,7 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let session_seconds: u64 = env("SESSION_SECONDS", "30").parse()?;
     let mut config = WorkerConfig::new(
         &env("LOBBY_WORKERS_URL", "https://127.0.0.1:50055"),
-        &env("LOBBY_WORKER_TOKEN", ""),
+        &env("LOBBY_WORKER_KEY", ""),
         &env("WORKER_ID", "example-worker"),
         &env("WORKER_REGION", "local"),
         capacity,

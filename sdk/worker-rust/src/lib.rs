@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), lobby_worker::WorkerError> {
-//! let config = lobby_worker::WorkerConfig::new("https://workers.lobby.example:50055", "worker-token", "gpu-1", "eu", 4);
+//! let config = lobby_worker::WorkerConfig::new("https://workers.lobby.example:50055", "wkr_…", "gpu-1", "eu", 4);
 //! let (worker, mut jobs) = lobby_worker::Worker::attach(config).await?;
 //! while let Some(job) = jobs.recv().await {
 //!     worker.accept(&job.job_id).await?;
@@ -39,8 +39,8 @@ pub enum WorkerError {
     NotRegistered,
     #[error("the stream to the rooms service is closed")]
     Closed,
-    #[error("invalid worker token")]
-    Token,
+    #[error("the worker key is not a valid header value")]
+    Key,
 }
 
 #[derive(Debug, Clone)]
@@ -50,7 +50,9 @@ pub struct WorkerConfig {
     /// The CA that signed the door's certificate (PEM), for a private CA;
     /// `None` trusts the public web PKI. Ignored for an `http://` URL.
     pub ca_pem: Option<String>,
-    pub token: String,
+    /// This worker's own key (`wkr_…`, from `POST /admin/v1/workers/{id}/keys`):
+    /// it may register only as the worker id it was created for.
+    pub key: String,
     pub worker_id: String,
     pub region: String,
     pub capacity: u32,
@@ -60,11 +62,11 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    pub fn new(url: &str, token: &str, worker_id: &str, region: &str, capacity: u32) -> Self {
+    pub fn new(url: &str, key: &str, worker_id: &str, region: &str, capacity: u32) -> Self {
         Self {
             url: url.to_owned(),
             ca_pem: None,
-            token: token.to_owned(),
+            key: key.to_owned(),
             worker_id: worker_id.to_owned(),
             region: region.to_owned(),
             capacity,
@@ -128,9 +130,9 @@ impl Worker {
             .await
             .map_err(|_| WorkerError::Closed)?;
         let mut request = tonic::Request::new(ReceiverStream::new(rx));
-        let bearer = format!("Bearer {}", config.token)
+        let bearer = format!("Bearer {}", config.key)
             .parse()
-            .map_err(|_| WorkerError::Token)?;
+            .map_err(|_| WorkerError::Key)?;
         request.metadata_mut().insert("authorization", bearer);
         let mut inbound = WorkersClient::new(channel)
             .attach(request)

@@ -1,5 +1,5 @@
-//! Account API keys (`lby_<prefix>_<secret>`) and agent keys
-//! (`agent_<prefix>_<secret>`).
+//! Account API keys (`lby_<prefix>_<secret>`), agent keys
+//! (`agent_<prefix>_<secret>`) and GPU worker keys (`wkr_<prefix>_<secret>`).
 //!
 //! Only the prefix and an HMAC-SHA256 of the secret (keyed with a server
 //! pepper from config) are stored, so a copy of Redis yields no usable key.
@@ -25,6 +25,7 @@ const SECRET_LEN: usize = 40;
 pub enum KeyKind {
     Account,
     Agent,
+    Worker,
 }
 
 impl KeyKind {
@@ -32,12 +33,14 @@ impl KeyKind {
         match self {
             Self::Account => "lby_",
             Self::Agent => "agent_",
+            Self::Worker => "wkr_",
         }
     }
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Account => "account",
             Self::Agent => "agent",
+            Self::Worker => "worker",
         }
     }
 }
@@ -75,6 +78,8 @@ pub fn parse_key(raw: &str) -> Result<ParsedKey<'_>, KeyRejection> {
         (KeyKind::Account, rest)
     } else if let Some(rest) = raw.strip_prefix(KeyKind::Agent.marker()) {
         (KeyKind::Agent, rest)
+    } else if let Some(rest) = raw.strip_prefix(KeyKind::Worker.marker()) {
+        (KeyKind::Worker, rest)
     } else {
         return Err(KeyRejection::Malformed);
     };
@@ -156,6 +161,12 @@ pub struct CredentialRecord {
     pub name: String,
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Worker keys: the worker id the key is bound to, and its pool
+    /// (empty when it serves only `account_id`).
+    #[serde(default)]
+    pub worker_id: String,
+    #[serde(default)]
+    pub pool: String,
     pub hmac: String,
     pub active: bool,
     pub expires_at_ms: i64,
@@ -177,6 +188,8 @@ impl CredentialRecord {
             expires_at_ms: self.expires_at_ms,
             created_at_ms: self.created_at_ms,
             revoked_at_ms: self.revoked_at_ms,
+            worker_id: self.worker_id.clone(),
+            pool: self.pool.clone(),
         }
     }
 
@@ -200,6 +213,8 @@ pub struct NewKey {
     pub kind: KeyKind,
     pub account_id: String,
     pub agent_id: String,
+    pub worker_id: String,
+    pub pool: String,
     pub name: String,
     pub scopes: Vec<String>,
     pub expires_at_ms: i64,
@@ -255,6 +270,8 @@ impl CredentialStore {
                 agent_id: new.agent_id.clone(),
                 name: new.name.clone(),
                 scopes: new.scopes.clone(),
+                worker_id: new.worker_id.clone(),
+                pool: new.pool.clone(),
                 hmac: self.hasher.hash(&secret),
                 active: true,
                 expires_at_ms: new.expires_at_ms,
@@ -270,6 +287,7 @@ impl CredentialStore {
             let owner = match new.kind {
                 KeyKind::Account => &new.account_id,
                 KeyKind::Agent => &new.agent_id,
+                KeyKind::Worker => &new.worker_id,
             };
             let () = conn.sadd(owner_index(new.kind, owner), &prefix).await?;
             // A replica may have cached "no such key" for this prefix.
@@ -363,6 +381,8 @@ mod tests {
         assert_eq!((k.kind, k.prefix), (KeyKind::Account, "abcDEF123456"));
         let k = parse_key("agent_xYz1Ab2C_s3cr3tT0k3nV4lueG0esH3re").unwrap();
         assert_eq!((k.kind, k.prefix), (KeyKind::Agent, "xYz1Ab2C"));
+        let k = parse_key("wkr_xYz1Ab2C_s3cr3tT0k3nV4lueG0esH3re").unwrap();
+        assert_eq!((k.kind, k.prefix), (KeyKind::Worker, "xYz1Ab2C"));
     }
 
     #[test]
@@ -401,6 +421,8 @@ mod tests {
             agent_id: "g".into(),
             name: String::new(),
             scopes: vec![],
+            worker_id: String::new(),
+            pool: String::new(),
             hmac: String::new(),
             active: true,
             expires_at_ms: 1000,

@@ -132,6 +132,33 @@ impl Auth for AuthService {
         ))
     }
 
+    async fn create_worker_key(
+        &self,
+        req: Request<pb::CreateWorkerKeyRequest>,
+    ) -> Result<Response<pb::CreatedKey>, Status> {
+        Ok(Response::new(
+            self.create_worker_key(req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_worker_keys(
+        &self,
+        req: Request<pb::ListWorkerKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        Ok(Response::new(
+            self.list_worker_keys(req.into_inner()).await?,
+        ))
+    }
+
+    async fn authenticate_worker(
+        &self,
+        req: Request<pb::AuthenticateWorkerRequest>,
+    ) -> Result<Response<pb::WorkerPrincipal>, Status> {
+        Ok(Response::new(
+            self.authenticate_worker(req.into_inner()).await?,
+        ))
+    }
+
     async fn revoke_key(&self, req: Request<pb::KeyRef>) -> Result<Response<pb::KeyInfo>, Status> {
         Ok(Response::new(self.revoke_key(req.into_inner()).await?))
     }

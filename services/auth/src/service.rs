@@ -90,6 +90,8 @@ impl AuthService {
                     kind: KeyKind::Agent,
                     account_id: agent.account_id.clone(),
                     agent_id: agent.id.clone(),
+                    worker_id: String::new(),
+                    pool: String::new(),
                     name: String::new(),
                     scopes: Vec::new(),
                     expires_at_ms,

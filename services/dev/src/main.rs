@@ -8,7 +8,10 @@ use lobby_dev::certs::{DevCerts, SERVICES};
 use lobby_kit::grpc_tls;
 use lobby_kit::{shutdown::Shutdown, telemetry, Settings};
 use lobby_proto::{
-    auth::{auth_server::Auth, AgentStatus, CreateAccountRequest, CreateAgentRequest},
+    auth::{
+        auth_server::Auth, AgentStatus, CreateAccountRequest, CreateAgentRequest,
+        CreateWorkerKeyRequest, KeyRef, ListWorkerKeysRequest,
+    },
     common::Provider,
 };
 use lobby_server::{BoxError, ServerConfig};
@@ -17,6 +20,7 @@ use tonic::Request;
 
 const DEMO_ACCOUNT: &str = "acct_demo";
 const DEMO_AGENT: &str = "demo-agent";
+const DEMO_WORKER: &str = "demo-worker";
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -48,15 +52,19 @@ async fn main() -> Result<(), BoxError> {
         let auth = started.auth.clone();
         let ready = started.auth_ready.clone();
         let seeded = tokio::select! {
-            r = async { ready.wait("auth").await; seed_demo(auth).await } => r,
+            r = async {
+                ready.wait("auth").await;
+                let agent_key = seed_demo(auth.clone()).await?;
+                Ok((agent_key, fresh_worker_key(auth).await?))
+            } => r,
             Some(done) = started.tasks.join_next() => Err(lobby_server::flatten(done)
                 .err()
                 .unwrap_or_else(|| "a service stopped during start-up".into())),
         };
         match seeded {
-            Ok(agent_key) => {
+            Ok((agent_key, worker_key)) => {
                 print_banner(started.gateway, agent_key.as_deref());
-                print_workers_door(workers_door, certs.as_ref());
+                print_workers_door(workers_door, certs.as_ref(), &worker_key);
             }
             Err(e) => {
                 tracing::error!(error = %e, "demo seed failed; stopping");
@@ -84,17 +92,45 @@ fn throwaway_certs(settings: &Settings) -> Result<Option<DevCerts>, BoxError> {
     )?))
 }
 
-fn print_workers_door(door: std::net::SocketAddr, certs: Option<&DevCerts>) {
-    match certs {
-        Some(certs) => println!(
-            "GPU workers attach to https://{door} trusting this run's CA:
-  LOBBY_WORKERS_URL=https://{door} LOBBY_WORKER_CA_FILE={} cargo run -p lobby-worker --example accepting_worker
-",
-            certs.ca().display()
-        ),
-        None => println!("GPU workers attach to {door}.
-"),
+fn print_workers_door(door: std::net::SocketAddr, certs: Option<&DevCerts>, key: &str) {
+    let ca = certs.map_or_else(String::new, |c| {
+        format!(" LOBBY_WORKER_CA_FILE={}", c.ca().display())
+    });
+    println!(
+        "A GPU worker attaches through the workers' door with its own key (this run's; more with POST /admin/v1/workers/<id>/keys):\n  LOBBY_WORKERS_URL=https://{door}{ca} LOBBY_WORKER_KEY={key} WORKER_ID={DEMO_WORKER} cargo run -p lobby-worker --example accepting_worker\n"
+    );
+}
+
+/// A new key for the demo worker, the earlier ones revoked: a key is shown
+/// once, so each run prints its own and none outlives the run that
+/// printed it.
+async fn fresh_worker_key(auth: Arc<dyn Auth>) -> Result<String, BoxError> {
+    let earlier = with_retry(|| {
+        let auth = auth.clone();
+        async move {
+            auth.list_worker_keys(Request::new(ListWorkerKeysRequest {
+                worker_id: DEMO_WORKER.into(),
+            }))
+            .await
+        }
+    })
+    .await?
+    .into_inner();
+    for key in earlier.keys.into_iter().filter(|k| k.revoked_at_ms == 0) {
+        auth.revoke_key(Request::new(KeyRef { prefix: key.prefix }))
+            .await?;
     }
+    let created = auth
+        .create_worker_key(Request::new(CreateWorkerKeyRequest {
+            worker_id: DEMO_WORKER.into(),
+            account_id: String::new(),
+            pool: "default".into(),
+            name: "make run".into(),
+            expires_at_ms: 0,
+        }))
+        .await?
+        .into_inner();
+    Ok(created.key)
 }
 
 /// Creates the demo account and agent unless they exist (a restart keeps

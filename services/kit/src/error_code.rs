@@ -56,6 +56,8 @@ error_codes! {
     KeyInactive => "key_inactive",
     KeyRevoked => "key_revoked",
     ScopeDenied => "scope_denied",
+    /// A worker key used to register under another worker's id.
+    WorkerIdMismatch => "worker_id_mismatch",
     TokenMissing => "token_missing",
     TokenMalformed => "token_malformed",
     TokenInvalid => "token_invalid",

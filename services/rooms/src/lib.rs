@@ -35,10 +35,16 @@ pub struct RoomsConfig {
 #[derive(Debug, Clone)]
 pub struct WorkersConfig {
     /// The workers' door: the job stream and nothing else, on its own port
-    /// (TLS with the rooms certificate; workers present no certificate).
+    /// (TLS with the rooms certificate; workers present no certificate,
+    /// each its own `wkr_` key).
     pub listen: SocketAddr,
-    /// Workers present it as `authorization: Bearer <token>`; empty refuses all.
-    pub token: String,
+    /// How often an attached worker's key is checked again (revoking a
+    /// key closes its stream within this).
+    pub key_recheck: Duration,
+    /// Where auth, which owns worker keys, answers when it runs in another
+    /// process, and how long to wait for it.
+    pub auth_url: String,
+    pub auth_timeout: Duration,
     pub region: String,
     pub accept_timeout: Duration,
     pub heartbeat_interval: Duration,
@@ -72,7 +78,17 @@ impl RoomsConfig {
                     "LOBBY_WORKERS_LISTEN",
                     SocketAddr::from(([127, 0, 0, 1], 50055)),
                 )?,
-                token: s.string_or("LOBBY_WORKER_TOKEN", ""),
+                key_recheck: Duration::from_millis({
+                    let ms: u64 = s.get_or("LOBBY_WORKER_KEY_RECHECK_MS", 10_000)?;
+                    Settings::ensure(
+                        "LOBBY_WORKER_KEY_RECHECK_MS",
+                        (100..=600_000).contains(&ms),
+                        "must be between 100 and 600000",
+                    )?;
+                    ms
+                }),
+                auth_url: lobby_kit::shared_settings::PeerUrls::from_settings(s).auth,
+                auth_timeout: Duration::from_millis(s.get_or("LOBBY_AUTH_TIMEOUT_MS", 5_000)?),
                 region: s.string_or("LOBBY_REGION", "local"),
                 accept_timeout: Duration::from_millis(
                     s.get_or("LOBBY_WORKER_ACCEPT_TIMEOUT_MS", 5000)?,
@@ -189,16 +205,12 @@ pub struct Running {
 pub fn start(
     config: RoomsConfig,
     redis: &lobby_kit::redis_conn::Redis,
+    auth: std::sync::Arc<dyn lobby_proto::auth::auth_server::Auth>,
 ) -> Result<Running, ServeError> {
     let conn = redis.connection();
     let daily = providers::daily::Daily::new(config.daily, tls::client_config()?)?;
     if daily.is_none() {
         tracing::info!("LOBBY_DAILY_API_KEY is not set: agents on Daily cannot start sessions");
-    }
-    if config.workers.token.is_empty() {
-        tracing::warn!(
-            "LOBBY_WORKER_TOKEN is not set: no GPU worker can attach, so starts that need one fail"
-        );
     }
     let registry = workers::Registry::new(
         conn.clone(),
@@ -225,8 +237,9 @@ pub fn start(
     let workers_service = workers::stream::WorkersService::new(
         registry,
         dispatcher,
-        config.workers.token,
+        auth,
         config.workers.heartbeat_interval,
+        config.workers.key_recheck,
     );
     Ok(Running {
         rooms: std::sync::Arc::new(rooms),
@@ -247,7 +260,14 @@ pub async fn serve(
     let (listen, workers_listen, probes) =
         (config.listen, config.workers.listen, config.probes_listen);
     let tls = config.grpc_tls.clone();
-    let running = start(config, &redis)?;
+    let auth = std::sync::Arc::new(lobby_proto::Remote(
+        lobby_proto::auth::auth_client::AuthClient::new(lobby_kit::grpc::lazy_channel(
+            &config.workers.auth_url,
+            config.workers.auth_timeout,
+            &tls,
+        )?),
+    ));
+    let running = start(config, &redis, auth)?;
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     let api = lobby_kit::grpc::serve(
         lobby_kit::grpc::Listener::internal(listen, &tls, probes),

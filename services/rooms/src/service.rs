@@ -53,10 +53,14 @@ impl RoomsService {
     /// Offers the job to the region's workers, least loaded first, each
     /// with its capacity reserved while it decides; returns the one that
     /// accepted. A reject or a timeout gives the capacity back and moves on.
-    async fn allocate_worker(&self, job: JobAssignment) -> Result<String, RoomsError> {
+    async fn allocate_worker(
+        &self,
+        account_id: &str,
+        job: JobAssignment,
+    ) -> Result<String, RoomsError> {
         let w = &self.workers;
         let now = lobby_kit::time::now_ms();
-        let candidates = w.registry.candidates(&w.region, now).await?;
+        let candidates = w.registry.candidates(&w.region, account_id, now).await?;
         let mut tried = 0;
         for worker in candidates {
             if !w
@@ -241,17 +245,20 @@ impl Rooms for RoomsService {
         let req = req.into_inner();
         require(&req.session_id, "session_id")?;
         let worker_id = self
-            .allocate_worker(JobAssignment {
-                job_id: String::new(),
-                session_id: req.session_id,
-                agent_id: req.agent_id,
-                room_url: req.room_url,
-                agent_token: req.agent_token,
-                agent_identity: req.agent_identity,
-                aspect_ratio: req.aspect_ratio,
-                avatar_image_url: req.avatar_image_url,
-                deadline_ms: 0,
-            })
+            .allocate_worker(
+                &req.account_id,
+                JobAssignment {
+                    job_id: String::new(),
+                    session_id: req.session_id,
+                    agent_id: req.agent_id,
+                    room_url: req.room_url,
+                    agent_token: req.agent_token,
+                    agent_identity: req.agent_identity,
+                    aspect_ratio: req.aspect_ratio,
+                    avatar_image_url: req.avatar_image_url,
+                    deadline_ms: 0,
+                },
+            )
             .await?;
         Ok(Response::new(pb::AssignWorkerResponse { worker_id }))
     }

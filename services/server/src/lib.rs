@@ -144,7 +144,11 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
                 config.rooms.workers.listen,
                 &config.rooms.grpc_tls,
             );
-            let rooms = Arc::new(lobby_rooms::start(config.rooms, &redis)?);
+            let rooms = Arc::new(lobby_rooms::start(
+                config.rooms,
+                &redis,
+                auth.service.clone(),
+            )?);
             let session = lobby_session::start(config.session, &redis, rooms.rooms.clone())?;
             let artifacts_listener = lobby_kit::grpc::Listener::internal(
                 config.artifacts.listen,

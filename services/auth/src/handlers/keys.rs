@@ -1,5 +1,6 @@
 //! Keys: account API keys (create, list, authenticate), agent keys
-//! (rotate, list), and revoking or pausing any key.
+//! (rotate, list), GPU worker keys (create, list, authenticate), and
+//! revoking or pausing any key.
 
 use crate::{
     catalog::{self, AccountRecord, AgentRecord},
@@ -42,6 +43,8 @@ impl AuthService {
                     kind: KeyKind::Account,
                     account_id: req.account_id,
                     agent_id: String::new(),
+                    worker_id: String::new(),
+                    pool: String::new(),
                     name: req.name,
                     scopes,
                     expires_at_ms,
@@ -136,6 +139,90 @@ impl AuthService {
         let keys = self.credentials.list(KeyKind::Agent, &agent_id).await?;
         Ok(pb::ListKeysResponse {
             keys: keys.iter().map(|k| k.to_proto()).collect(),
+        })
+    }
+
+    /// A key for one GPU worker id, serving one account or the shared pool.
+    pub(crate) async fn create_worker_key(
+        &self,
+        req: pb::CreateWorkerKeyRequest,
+    ) -> Result<pb::CreatedKey, AuthError> {
+        if !lobby_proto::valid_worker_id(&req.worker_id) {
+            return Err(AuthError::invalid(
+                "worker_id",
+                "must be 1-64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        match (req.account_id.is_empty(), req.pool.is_empty()) {
+            (false, true) => {
+                let _: AccountRecord = self.catalog.get(&req.account_id).await?;
+            }
+            (true, false) if lobby_proto::valid_worker_id(&req.pool) => {}
+            (true, false) => {
+                return Err(AuthError::invalid(
+                    "pool",
+                    "must be 1-64 letters, digits, '-', '_' or '.'",
+                ))
+            }
+            _ => {
+                return Err(AuthError::invalid(
+                    "account_id",
+                    "exactly one of account_id (the account it serves) or pool is required",
+                ))
+            }
+        }
+        catalog::validate_name(&req.name)?;
+        let expires_at_ms = self.future_expiry(req.expires_at_ms, "expires_at_ms")?;
+        let (key, record) = self
+            .credentials
+            .create(
+                NewKey {
+                    kind: KeyKind::Worker,
+                    account_id: req.account_id,
+                    agent_id: String::new(),
+                    worker_id: req.worker_id,
+                    pool: req.pool,
+                    name: req.name,
+                    scopes: Vec::new(),
+                    expires_at_ms,
+                },
+                self.clock.now_ms(),
+            )
+            .await?;
+        tracing::info!(prefix = %record.prefix, worker_id = %record.worker_id, account_id = %record.account_id, pool = %record.pool, "worker key created");
+        Ok(pb::CreatedKey {
+            key,
+            info: Some(record.to_proto()),
+        })
+    }
+
+    pub(crate) async fn list_worker_keys(
+        &self,
+        req: pb::ListWorkerKeysRequest,
+    ) -> Result<pb::ListKeysResponse, AuthError> {
+        let keys = self
+            .credentials
+            .list(KeyKind::Worker, &req.worker_id)
+            .await?;
+        Ok(pb::ListKeysResponse {
+            keys: keys.iter().map(|k| k.to_proto()).collect(),
+        })
+    }
+
+    pub(crate) async fn authenticate_worker(
+        &self,
+        req: pb::AuthenticateWorkerRequest,
+    ) -> Result<pb::WorkerPrincipal, AuthError> {
+        let record = self
+            .credentials
+            .authenticate(&req.key, KeyKind::Worker, self.clock.now_ms())
+            .await?
+            .map_err(AuthError::KeyRejected)?;
+        Ok(pb::WorkerPrincipal {
+            worker_id: record.worker_id,
+            account_id: record.account_id,
+            pool: record.pool,
+            prefix: record.prefix,
         })
     }
 

@@ -4,7 +4,10 @@
 //! run on another. Jobs go out on the Redis channel `workers:jobs:<worker>`,
 //! which every replica hears and the one holding that worker's stream
 //! forwards; answers come back on `workers:replies`, matched to the waiting
-//! start by job id.
+//! start by job id and accepted only from the worker the job was offered to.
+//!
+//! One loop forwards every job this replica hears, so it never waits on a
+//! worker: a worker whose stream is full (it stopped reading) is dropped.
 
 use futures::StreamExt;
 use lobby_kit::backoff::Backoff;
@@ -38,16 +41,32 @@ pub enum Answer {
 #[derive(Serialize, Deserialize)]
 struct ReplyMessage {
     job_id: String,
+    /// Who answered: only the worker offered the job may.
+    worker_id: String,
     answer: Answer,
+}
+
+/// A worker stream this replica holds.
+struct LocalStream {
+    connection: u64,
+    sender: WorkerSender,
+    /// Dropped with the entry: tells the stream's reader to stop.
+    _dropped: oneshot::Sender<()>,
+}
+
+/// A start waiting for the answer of the worker it offered a job to.
+struct Waiting {
+    worker_id: String,
+    deliver: oneshot::Sender<Answer>,
 }
 
 #[derive(Clone)]
 pub struct Dispatcher {
     redis: RedisConn,
     /// Streams held by this replica: worker id → (connection id, sender).
-    local: Arc<Mutex<HashMap<String, (u64, WorkerSender)>>>,
-    /// Starts waiting for an answer: job id → where to deliver it.
-    pending: Arc<Mutex<HashMap<String, oneshot::Sender<Answer>>>>,
+    local: Arc<Mutex<HashMap<String, LocalStream>>>,
+    /// Starts waiting for an answer: job id → who may answer, and where to.
+    pending: Arc<Mutex<HashMap<String, Waiting>>>,
 }
 
 impl Dispatcher {
@@ -88,29 +107,26 @@ impl Dispatcher {
             let channel = msg.get_channel_name().to_owned();
             if channel == REPLIES {
                 if let Ok(reply) = serde_json::from_slice::<ReplyMessage>(msg.get_payload_bytes()) {
-                    let waiting = self
-                        .pending
-                        .lock()
-                        .ok()
-                        .and_then(|mut p| p.remove(&reply.job_id));
-                    if let Some(waiting) = waiting {
-                        let _ = waiting.send(reply.answer);
-                    }
+                    self.deliver(reply);
                 }
             } else if let Some(worker_id) = channel.strip_prefix(JOBS) {
                 let sender = self
                     .local
                     .lock()
                     .ok()
-                    .and_then(|l| l.get(worker_id).map(|(_, s)| s.clone()));
+                    .and_then(|l| l.get(worker_id).map(|s| s.sender.clone()));
                 if let (Some(sender), Ok(job)) =
                     (sender, JobAssignment::decode(msg.get_payload_bytes()))
                 {
-                    let _ = sender
-                        .send(Ok(ServerMessage {
-                            message: Some(server_message::Message::Job(job)),
-                        }))
-                        .await;
+                    let job = Ok(ServerMessage {
+                        message: Some(server_message::Message::Job(job)),
+                    });
+                    if let Err(e) = sender.try_send(job) {
+                        // Full: it has not read its last jobs. Dropping its
+                        // sender ends its stream; it can attach again.
+                        tracing::warn!(worker_id, error = %e, "worker not reading its job stream; dropped");
+                        self.drop_stream(worker_id, &sender);
+                    }
                 }
             }
         }
@@ -118,17 +134,64 @@ impl Dispatcher {
     }
 
     /// This replica now holds `worker_id`'s stream (a reconnect replaces
-    /// the old one).
-    pub fn attach(&self, worker_id: &str, connection: u64, sender: WorkerSender) {
+    /// the old one). The receiver resolves once the stream is no longer
+    /// held: replaced, detached, or dropped for not reading.
+    pub fn attach(
+        &self,
+        worker_id: &str,
+        connection: u64,
+        sender: WorkerSender,
+    ) -> oneshot::Receiver<()> {
+        let (dropped, released) = oneshot::channel();
         if let Ok(mut local) = self.local.lock() {
-            local.insert(worker_id.to_owned(), (connection, sender));
+            local.insert(
+                worker_id.to_owned(),
+                LocalStream {
+                    connection,
+                    sender,
+                    _dropped: dropped,
+                },
+            );
+        }
+        released
+    }
+
+    /// Forgets `worker_id`'s stream if it is still the one `sender` feeds.
+    fn drop_stream(&self, worker_id: &str, sender: &WorkerSender) {
+        if let Ok(mut local) = self.local.lock() {
+            if local
+                .get(worker_id)
+                .is_some_and(|s| s.sender.same_channel(sender))
+            {
+                local.remove(worker_id);
+            }
+        }
+    }
+
+    /// Hands a reply to the start waiting for it, if it came from the
+    /// worker that start offered the job to.
+    fn deliver(&self, reply: ReplyMessage) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        let from_offered = pending
+            .get(&reply.job_id)
+            .is_some_and(|w| w.worker_id == reply.worker_id);
+        if !from_offered {
+            return;
+        }
+        if let Some(waiting) = pending.remove(&reply.job_id) {
+            let _ = waiting.deliver.send(reply.answer);
         }
     }
 
     /// Forgets the stream, unless a newer connection of the worker replaced it.
     pub fn detach(&self, worker_id: &str, connection: u64) {
         if let Ok(mut local) = self.local.lock() {
-            if local.get(worker_id).is_some_and(|(c, _)| *c == connection) {
+            if local
+                .get(worker_id)
+                .is_some_and(|s| s.connection == connection)
+            {
                 local.remove(worker_id);
             }
         }
@@ -144,7 +207,13 @@ impl Dispatcher {
         let (tx, rx) = oneshot::channel();
         let job_id = job.job_id.clone();
         if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(job_id.clone(), tx);
+            pending.insert(
+                job_id.clone(),
+                Waiting {
+                    worker_id: worker_id.to_owned(),
+                    deliver: tx,
+                },
+            );
         }
         let mut conn = self.redis.clone();
         let published: Result<i64, _> = conn
@@ -171,10 +240,16 @@ impl Dispatcher {
         }
     }
 
-    /// Delivers a worker's answer to whichever replica is waiting for it.
-    pub async fn answer(&self, job_id: &str, answer: Answer) -> Result<(), redis::RedisError> {
+    /// Delivers `worker_id`'s answer to whichever replica is waiting for it.
+    pub async fn answer(
+        &self,
+        worker_id: &str,
+        job_id: &str,
+        answer: Answer,
+    ) -> Result<(), redis::RedisError> {
         let reply = ReplyMessage {
             job_id: job_id.to_owned(),
+            worker_id: worker_id.to_owned(),
             answer,
         };
         let mut conn = self.redis.clone();

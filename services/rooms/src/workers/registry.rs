@@ -34,13 +34,7 @@ const JOB_ENDS_LOOKBACK_MS: i64 = 60_000;
 const JOB_ENDS_PAGE: usize = 1000;
 
 /// Worker ids become Redis keys and log fields: a fixed alphabet.
-pub fn valid_worker_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
+pub use lobby_proto::valid_worker_id;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerState {
@@ -49,6 +43,9 @@ pub struct WorkerState {
     pub reserved: u32,
     pub last_seen_ms: i64,
     pub connected: bool,
+    /// The account whose sessions it serves; empty for a pool worker,
+    /// which serves every account (from its key, never from the worker).
+    pub account_id: String,
 }
 
 impl WorkerState {
@@ -63,9 +60,18 @@ impl WorkerState {
             reserved: u32::try_from(num("reserved")).unwrap_or(0),
             last_seen_ms: num("last_seen_ms"),
             connected: f.get("connected").is_some_and(|c| c == "1"),
+            account_id: f.get("account_id").cloned().unwrap_or_default(),
             id,
         }
     }
+}
+
+/// Whose sessions a worker may run, from its key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerScope {
+    /// One account's sessions only; empty for a pool worker.
+    pub account_id: String,
+    pub pool: String,
 }
 
 #[derive(Clone)]
@@ -91,19 +97,19 @@ impl Registry {
         }
     }
 
-    /// Records a (re)connected worker. Capacity held by its sessions stays
-    /// held: they may still be running on it.
+    /// Records a (re)connected worker: what it said (`worker`) and what its
+    /// key says it serves. Capacity held by its sessions stays held: they
+    /// may still be running on it.
     pub async fn register(
         &self,
-        id: &str,
-        region: &str,
-        capacity: u32,
-        labels: &HashMap<String, String>,
+        worker: &lobby_proto::workers::Register,
+        serves: &WorkerScope,
         connection: &str,
         now_ms: i64,
     ) -> Result<(), redis::RedisError> {
+        let (id, region) = (&worker.worker_id, &worker.region);
         let mut conn = self.redis.clone();
-        let labels = serde_json::to_string(labels).unwrap_or_else(|_| "{}".into());
+        let labels = serde_json::to_string(&worker.labels).unwrap_or_else(|_| "{}".into());
         // Three slots on a Cluster, so three commands. The sets first: a
         // worker listed before its hash is written is skipped as unknown,
         // never offered a job.
@@ -114,11 +120,13 @@ impl Registry {
                 worker_key(id),
                 &[
                     ("region", region.to_owned()),
-                    ("capacity", capacity.to_string()),
+                    ("capacity", worker.capacity.to_string()),
                     ("labels", labels),
                     ("last_seen_ms", now_ms.to_string()),
                     ("connected", "1".to_owned()),
                     ("connection", connection.to_owned()),
+                    ("account_id", serves.account_id.clone()),
+                    ("pool", serves.pool.clone()),
                 ],
             )
             .await?;
@@ -322,6 +330,7 @@ impl Registry {
     pub async fn candidates(
         &self,
         region: &str,
+        account_id: &str,
         now_ms: i64,
     ) -> Result<Vec<WorkerState>, redis::RedisError> {
         let mut conn = self.redis.clone();
@@ -331,6 +340,7 @@ impl Registry {
             let f: HashMap<String, String> = conn.hgetall(worker_key(&id)).await?;
             let state = WorkerState::from_fields(id, &f);
             if state.connected
+                && (state.account_id.is_empty() || state.account_id == account_id)
                 && state.free() > 0
                 && state.last_seen_ms + self.heartbeat_expiry_ms >= now_ms
             {

@@ -1,17 +1,26 @@
 //! The `lobby.workers.v1.Workers` service: one bidirectional stream per
-//! worker, authenticated by the worker token.
+//! worker, authenticated by the worker's own key (`wkr_…`, from auth).
+//!
+//! The key names the worker id it may register as, and whose sessions it
+//! may run. Everything the worker says afterwards is taken as that worker's
+//! alone: its heartbeats, its answers to the jobs offered to it, its end
+//! reports for the sessions it holds. The key is checked again while the
+//! stream lasts, so revoking it ends the stream.
 
 use super::{
     dispatch::{Answer, Dispatcher},
-    registry::{valid_worker_id, Registry},
+    registry::{valid_worker_id, Registry, WorkerScope},
 };
+use lobby_proto::auth::{auth_server::Auth, AuthenticateWorkerRequest};
 use lobby_proto::workers::{self as pb, server_message, worker_message, workers_server::Workers};
 use std::{
     pin::Pin,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::Duration,
 };
-use subtle::ConstantTimeEq;
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -21,46 +30,65 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 pub struct WorkersService {
     registry: Registry,
     dispatcher: Dispatcher,
-    /// Empty refuses every worker.
-    token: String,
+    /// Who owns worker keys.
+    auth: Arc<dyn Auth>,
     heartbeat_interval: Duration,
+    /// How often an attached worker's key is checked again.
+    key_recheck: Duration,
+}
+
+/// A worker as its key describes it.
+#[derive(Debug, Clone)]
+struct WorkerIdentity {
+    worker_id: String,
+    serves: WorkerScope,
 }
 
 impl WorkersService {
     pub fn new(
         registry: Registry,
         dispatcher: Dispatcher,
-        token: String,
+        auth: Arc<dyn Auth>,
         heartbeat_interval: Duration,
+        key_recheck: Duration,
     ) -> Self {
         Self {
             registry,
             dispatcher,
-            token,
+            auth,
             heartbeat_interval,
+            key_recheck,
         }
     }
 
-    fn authenticate<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let presented = req
-            .metadata()
+    fn presented_key<T>(req: &Request<T>) -> String {
+        req.metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let ok =
-            !self.token.is_empty() && bool::from(presented.as_bytes().ct_eq(self.token.as_bytes()));
-        if ok {
-            Ok(())
-        } else {
-            Err(lobby_kit::grpc::status(
-                tonic::Code::Unauthenticated,
-                lobby_kit::ErrorCode::KeyInvalid,
-                "a valid worker token is required as authorization: Bearer <token>",
-                &[],
-            ))
-        }
+            .unwrap_or("")
+            .trim()
+            .to_owned()
     }
+}
+
+/// Asks auth whose key this is. Auth's refusal goes back to the worker
+/// as it is (`key_invalid`, `key_revoked`, …).
+async fn authenticate(auth: &Arc<dyn Auth>, key: &str) -> Result<WorkerIdentity, Status> {
+    let principal = auth
+        .authenticate_worker(Request::new(AuthenticateWorkerRequest {
+            key: key.to_owned(),
+        }))
+        .await
+        .map_err(|s| lobby_kit::grpc::forward_status(&s))?
+        .into_inner();
+    Ok(WorkerIdentity {
+        worker_id: principal.worker_id,
+        serves: WorkerScope {
+            account_id: principal.account_id,
+            pool: principal.pool,
+        },
+    })
 }
 
 fn invalid(message: &str) -> Status {
@@ -82,7 +110,8 @@ impl Workers for WorkersService {
         &self,
         req: Request<Streaming<pb::WorkerMessage>>,
     ) -> Result<Response<ServerStream>, Status> {
-        self.authenticate(&req)?;
+        let key = Self::presented_key(&req);
+        let identity = authenticate(&self.auth, &key).await?;
         let mut inbound = req.into_inner();
         let Some(pb::WorkerMessage {
             message: Some(worker_message::Message::Register(register)),
@@ -93,6 +122,17 @@ impl Workers for WorkersService {
         if !valid_worker_id(&register.worker_id) {
             return Err(invalid(
                 "worker_id must be 1-64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if register.worker_id != identity.worker_id {
+            return Err(lobby_kit::grpc::status(
+                tonic::Code::PermissionDenied,
+                lobby_kit::ErrorCode::WorkerIdMismatch,
+                format!(
+                    "this key belongs to worker {:?}, not {:?}",
+                    identity.worker_id, register.worker_id
+                ),
+                &[],
             ));
         }
         if register.region.is_empty() || !(1..=MAX_CAPACITY).contains(&register.capacity) {
@@ -106,18 +146,14 @@ impl Workers for WorkersService {
         // worker disconnected.
         let connection_id = uuid::Uuid::new_v4().to_string();
         self.registry
-            .register(
-                &worker_id,
-                &register.region,
-                register.capacity,
-                &register.labels,
-                &connection_id,
-                now,
-            )
+            .register(&register, &identity.serves, &connection_id, now)
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
 
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        // Reservations keep a worker's unanswered offers within its
+        // capacity, so a worker that reads its stream never fills this; one
+        // that does has stopped reading, and is dropped (see dispatch).
+        let (tx, rx) = tokio::sync::mpsc::channel(register.capacity as usize + 16);
         let registered = pb::ServerMessage {
             message: Some(server_message::Message::Registered(pb::Registered {
                 worker_id: worker_id.clone(),
@@ -127,15 +163,33 @@ impl Workers for WorkersService {
         };
         let _ = tx.send(Ok(registered)).await;
         let connection = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-        self.dispatcher.attach(&worker_id, connection, tx);
-        tracing::info!(worker_id, region = %register.region, capacity = register.capacity, "worker connected");
+        let mut released = self.dispatcher.attach(&worker_id, connection, tx);
+        tracing::info!(worker_id, region = %register.region, capacity = register.capacity, account_id = %identity.serves.account_id, pool = %identity.serves.pool, "worker connected");
 
         let (registry, dispatcher) = (self.registry.clone(), self.dispatcher.clone());
+        let auth = self.auth.clone();
+        let mut recheck = tokio::time::interval(self.key_recheck);
+        recheck.tick().await; // the first tick is now: the key was just checked
         tokio::spawn(async move {
             loop {
-                let message = match inbound.message().await {
-                    Ok(Some(m)) => m,
-                    Ok(None) | Err(_) => break,
+                let message = tokio::select! {
+                    read = inbound.message() => match read {
+                        Ok(Some(m)) => m,
+                        Ok(None) | Err(_) => break,
+                    },
+                    // Dropped by the dispatcher (it stopped reading its
+                    // jobs), or replaced by a newer connection.
+                    _ = &mut released => break,
+                    _ = recheck.tick() => {
+                        match authenticate(&auth, &key).await {
+                            Ok(now) if now.worker_id == worker_id && now.serves == identity.serves => continue,
+                            Ok(_) => tracing::warn!(worker_id, "worker key changed hands; stream closed"),
+                            // Auth unreachable is not the worker's fault.
+                            Err(s) if lobby_kit::grpc::is_unreachable(&s) => continue,
+                            Err(s) => tracing::warn!(worker_id, error = %s.message(), "worker key no longer valid; stream closed"),
+                        }
+                        break;
+                    }
                 };
                 let handled = match message.message {
                     Some(worker_message::Message::Heartbeat(h)) => registry
@@ -143,11 +197,11 @@ impl Workers for WorkersService {
                         .await
                         .map_err(|e| e.to_string()),
                     Some(worker_message::Message::Accepted(a)) => dispatcher
-                        .answer(&a.job_id, Answer::Accepted)
+                        .answer(&worker_id, &a.job_id, Answer::Accepted)
                         .await
                         .map_err(|e| e.to_string()),
                     Some(worker_message::Message::Rejected(r)) => dispatcher
-                        .answer(&r.job_id, Answer::Rejected(r.reason))
+                        .answer(&worker_id, &r.job_id, Answer::Rejected(r.reason))
                         .await
                         .map_err(|e| e.to_string()),
                     // Recorded here and read by the session service, which
