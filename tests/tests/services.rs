@@ -243,6 +243,33 @@ fn a_bad_setting_stops_start_up_and_names_the_setting() {
             "{bin}: error does not name {setting}: {stderr}"
         );
     }
+    // Production refuses the development secrets and the example Secret's
+    // placeholders, naming each, in every binary.
+    for bin in ["lobby-auth", "lobby-gateway", "lobby-server"] {
+        let out = Command::new(binary(bin))
+            .env_clear()
+            .envs(certs.settings("auth"))
+            .env("LOBBY_ENV", "production")
+            .env("LOBBY_LIVEKIT_API_SECRET", "replace-me")
+            .output()
+            .expect("run binary");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{bin} started in production with dev secrets"
+        );
+        for named in [
+            "LOBBY_AUTH_KEY_PEPPER",
+            "LOBBY_LIVEKIT_API_KEY",
+            "LOBBY_LIVEKIT_API_SECRET is an example placeholder",
+            "LOBBY_ARTIFACTS_SIGNING_SECRET",
+        ] {
+            assert!(
+                stderr.contains(named),
+                "{bin} does not name {named}: {stderr}"
+            );
+        }
+    }
     // No certificate configured at all: the error says what to set.
     let out = Command::new(binary("lobby-rooms"))
         .env_clear()

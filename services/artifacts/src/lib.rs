@@ -26,7 +26,7 @@ impl ArtifactsConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         let signing_secret = s.string_or(
             "LOBBY_ARTIFACTS_SIGNING_SECRET",
-            "dev-artifacts-signing-secret",
+            lobby_kit::production::dev_default("LOBBY_ARTIFACTS_SIGNING_SECRET"),
         );
         Settings::ensure(
             "LOBBY_ARTIFACTS_SIGNING_SECRET",

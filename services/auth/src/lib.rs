@@ -45,7 +45,7 @@ impl AuthConfig {
             key_pepper: {
                 let pepper = s.string_or(
                     "LOBBY_AUTH_KEY_PEPPER",
-                    "dev-only-pepper-change-me-in-production",
+                    lobby_kit::production::dev_default("LOBBY_AUTH_KEY_PEPPER"),
                 );
                 Settings::ensure(
                     "LOBBY_AUTH_KEY_PEPPER",

@@ -22,14 +22,18 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads `LOBBY_CONFIG_FILE` (when set) and then the process environment.
+    /// Reads `LOBBY_CONFIG_FILE` (when set) and then the process
+    /// environment. Every binary starts here, so this is where
+    /// `LOBBY_ENV=production` refuses development secrets.
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut values = HashMap::new();
         if let Ok(path) = std::env::var("LOBBY_CONFIG_FILE") {
             values.extend(read_file(Path::new(&path))?);
         }
         values.extend(std::env::vars().filter(|(k, _)| k.starts_with("LOBBY_")));
-        Ok(Self { values })
+        let settings = Self { values };
+        crate::production::refuse_dev_defaults(&settings)?;
+        Ok(settings)
     }
 
     /// Settings from explicit pairs only; tests and the dev binary use it.

@@ -9,6 +9,7 @@ pub mod grpc;
 pub mod grpc_tls;
 pub mod keys;
 pub mod metrics;
+pub mod production;
 pub mod readiness;
 pub mod redis_conn;
 pub mod shared_settings;

@@ -33,8 +33,15 @@ pub struct LiveKitKeys {
 
 impl LiveKitKeys {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        let api_key = s.string_or("LOBBY_LIVEKIT_API_KEY", "devkey");
-        let api_secret = s.string_or("LOBBY_LIVEKIT_API_SECRET", "secret");
+        use crate::production::dev_default;
+        let api_key = s.string_or(
+            "LOBBY_LIVEKIT_API_KEY",
+            dev_default("LOBBY_LIVEKIT_API_KEY"),
+        );
+        let api_secret = s.string_or(
+            "LOBBY_LIVEKIT_API_SECRET",
+            dev_default("LOBBY_LIVEKIT_API_SECRET"),
+        );
         Settings::ensure(
             "LOBBY_LIVEKIT_API_KEY",
             !api_key.is_empty(),
