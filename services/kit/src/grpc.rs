@@ -160,9 +160,10 @@ where
     .await
 }
 
-/// Serves several gRPC services on one address (named in `names` for their
-/// health status), with health and reflection.
-pub async fn serve_routes(
+/// Serves several gRPC services on one listener (named in `names` for
+/// their health status), with health, and reflection when the listener
+/// says so.
+async fn serve_routes(
     listener: Listener,
     routes: tonic::service::Routes,
     names: &[&str],

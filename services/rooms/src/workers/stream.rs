@@ -91,6 +91,23 @@ async fn authenticate(auth: &Arc<dyn Auth>, key: &str) -> Result<WorkerIdentity,
     })
 }
 
+/// Whether auth answered that the key itself is no good (revoked, expired,
+/// paused, unknown), as opposed to not answering.
+fn refuses_the_key(status: &Status) -> bool {
+    use lobby_kit::ErrorCode as C;
+    matches!(
+        lobby_kit::grpc::machine_code(status),
+        Some(
+            C::KeyMissing
+                | C::KeyMalformed
+                | C::KeyInvalid
+                | C::KeyExpired
+                | C::KeyInactive
+                | C::KeyRevoked
+        )
+    )
+}
+
 fn invalid(message: &str) -> Status {
     lobby_kit::grpc::status(
         tonic::Code::InvalidArgument,
@@ -184,8 +201,9 @@ impl Workers for WorkersService {
                         match authenticate(&auth, &key).await {
                             Ok(now) if now.worker_id == worker_id && now.serves == identity.serves => continue,
                             Ok(_) => tracing::warn!(worker_id, "worker key changed hands; stream closed"),
-                            // Auth unreachable is not the worker's fault.
-                            Err(s) if lobby_kit::grpc::is_unreachable(&s) => continue,
+                            // Only auth refusing the key ends the stream: auth
+                            // or its Redis being away is not the worker's fault.
+                            Err(s) if !refuses_the_key(&s) => continue,
                             Err(s) => tracing::warn!(worker_id, error = %s.message(), "worker key no longer valid; stream closed"),
                         }
                         break;
