@@ -145,9 +145,9 @@ impl SessionService {
                 Some(_) => Err(SessionError::Ended.into()),
             };
         }
-        if session.kind() != SessionKind::AgentRun {
-            self.close_room(session).await?;
-        }
+        // The record first, then the room: deleting the room makes the
+        // provider report it finished, and that report must find the
+        // session already ended for the reason this end gives.
         let ended_at = ended_at_ms.unwrap_or_else(lobby_kit::time::now_ms);
         let finished = self
             .store
@@ -167,6 +167,11 @@ impl SessionService {
                     .with_label_values(&[reason.as_str()])
                     .inc();
                 tracing::info!(session_id = %session.id, reason = reason.as_str(), "session ended");
+                if session.kind() != SessionKind::AgentRun {
+                    if let Err(status) = self.close_room(session).await {
+                        self.close_room_later(session, &status).await;
+                    }
+                }
             }
             Finished::Already if as_agent.is_some() => return Err(SessionError::Ended.into()),
             Finished::Already => {}
@@ -202,19 +207,23 @@ impl SessionService {
             // Its lease runs out and the sweeper ends it (closing the room):
             // nothing stays held.
             tracing::error!(session_id = %session.id, error = %e, "failed start not given back; its lease will free it");
-        } else if let Err(e) = closed {
-            // Rooms is unreachable: the sweeper closes the room (and frees
-            // the worker) once it answers.
-            tracing::warn!(session_id = %session.id, error = %e.message(), "failed start's room not closed yet; the sweeper will");
-            let retry_at = self.clock.now_ms() + self.policy.recheck_ms();
-            if let Err(e) = self.store.close_room_later(session, retry_at).await {
-                tracing::error!(session_id = %session.id, error = %e, "could not schedule the room's close");
-            }
+        } else if let Err(status) = closed {
+            self.close_room_later(session, &status).await;
         }
         self.metrics
             .starts
             .with_label_values(&[code.as_str()])
             .inc();
+    }
+
+    /// Rooms did not close a finished session's room (it is unreachable):
+    /// the sweeper closes it, and frees its worker, once rooms answers.
+    async fn close_room_later(&self, session: &Session, status: &Status) {
+        tracing::warn!(session_id = %session.id, error = %status.message(), "room not closed yet; the sweeper will");
+        let retry_at = self.clock.now_ms() + self.policy.recheck_ms();
+        if let Err(e) = self.store.close_room_later(session, retry_at).await {
+            tracing::error!(session_id = %session.id, error = %e, "could not schedule the room's close");
+        }
     }
 
     pub(crate) async fn close_room(&self, s: &Session) -> Result<(), Status> {
