@@ -113,7 +113,21 @@ fn plan(req: pb::StartSessionRequest) -> Result<StartPlan, SessionError> {
 }
 
 impl SessionService {
+    /// Starts a session on its own task, so it runs to its end even when
+    /// its caller goes away (a gateway deadline, a dropped connection):
+    /// once admitted, only the start itself can give back what it took
+    /// without waiting for its lease to run out.
     pub async fn start_session(
+        &self,
+        req: pb::StartSessionRequest,
+    ) -> Result<pb::StartSessionResponse, Status> {
+        let service = self.clone();
+        tokio::spawn(async move { service.run_start(req).await })
+            .await
+            .unwrap_or_else(|e| Err(Status::internal(format!("the start task failed: {e}"))))
+    }
+
+    async fn run_start(
         &self,
         req: pb::StartSessionRequest,
     ) -> Result<pb::StartSessionResponse, Status> {
