@@ -59,6 +59,10 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         C::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         C::RoomCreationFailed | C::OrchestratorError => StatusCode::BAD_GATEWAY,
         C::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        C::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        C::RouteNotFound => StatusCode::NOT_FOUND,
+        C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        C::Timeout => StatusCode::GATEWAY_TIMEOUT,
     }
 }
 
@@ -77,6 +81,10 @@ fn public_message(code: ErrorCode) -> Option<&'static str> {
         C::InternalError => Some("Unexpected server error"),
         C::MinutesExhausted => Some("The account has no session minutes left"),
         C::StoreUnavailable => Some("The service is temporarily unavailable; retry shortly"),
+        C::RateLimited => Some("Too many requests; retry after the given time"),
+        C::RouteNotFound => Some("No such route"),
+        C::MethodNotAllowed => Some("This route does not take this method"),
+        C::Timeout => Some("The request took too long and was abandoned"),
         _ => None,
     }
 }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod clients;
 pub mod contracts;
 pub mod credentials;
+pub mod edge;
 pub mod error;
 pub mod health;
 pub mod json_body;
@@ -14,7 +15,7 @@ pub mod webhooks;
 
 use axum::{
     extract::FromRef,
-    http::{HeaderName, StatusCode},
+    http::HeaderName,
     routing::{get, post},
     Router,
 };
@@ -22,7 +23,6 @@ use lobby_kit::{ConfigError, Settings};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 
@@ -35,7 +35,11 @@ pub struct GatewayConfig {
     /// trusts them by.
     pub grpc_tls: lobby_kit::grpc_tls::GrpcTls,
     pub upstream_timeout: Duration,
-    pub request_timeout: Duration,
+    /// Deadlines, the connection limit and the rate limits of the edge.
+    pub edge: edge::EdgeConfig,
+    /// `/metrics` on an operator listener of its own instead of the public
+    /// one (`LOBBY_GATEWAY_METRICS_LISTEN`).
+    pub metrics_listen: Option<SocketAddr>,
     /// `None` disables the admin API (every call answers 401).
     pub admin_token: Option<String>,
     /// The LiveKit key pair webhooks are signed with.
@@ -65,13 +69,34 @@ impl GatewayConfig {
             upstream: lobby_kit::shared_settings::PeerUrls::from_settings(s),
             grpc_tls: lobby_kit::grpc_tls::GrpcTls::from_settings(s)?,
             upstream_timeout: Duration::from_millis(s.get_or("LOBBY_UPSTREAM_TIMEOUT_MS", 20_000)?),
-            request_timeout: Duration::from_millis(s.get_or("LOBBY_REQUEST_TIMEOUT_MS", 30_000)?),
+            edge: edge::EdgeConfig {
+                header_read_timeout: Duration::from_millis(positive(
+                    s,
+                    "LOBBY_HEADER_READ_TIMEOUT_MS",
+                    10_000,
+                )?),
+                request_timeout: Duration::from_millis(positive(
+                    s,
+                    "LOBBY_REQUEST_TIMEOUT_MS",
+                    30_000,
+                )?),
+                max_connections: positive(s, "LOBBY_MAX_CONNECTIONS", 10_000)? as usize,
+                per_ip_per_minute: s.get_or("LOBBY_RATE_LIMIT_IP_PER_MINUTE", 6_000)?,
+                per_agent_per_minute: s.get_or("LOBBY_RATE_LIMIT_AGENT_PER_MINUTE", 3_000)?,
+            },
+            metrics_listen: lobby_kit::metrics::listen_setting(s, "LOBBY_GATEWAY_METRICS_LISTEN")?,
             admin_token,
             livekit: lobby_kit::shared_settings::LiveKitKeys::from_settings(s)?,
             daily_webhook_secret: Some(s.string_or("LOBBY_DAILY_WEBHOOK_SECRET", ""))
                 .filter(|v| !v.is_empty()),
         })
     }
+}
+
+fn positive(s: &Settings, key: &str, default: u64) -> Result<u64, ConfigError> {
+    let value: u64 = s.get_or(key, default)?;
+    Settings::ensure(key, value > 0, "must be positive")?;
+    Ok(value)
 }
 
 /// What every handler reads; cheap to clone (axum clones it per request).
@@ -92,6 +117,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     pub livekit_webhooks: livekit_api::webhooks::WebhookReceiver,
     pub daily_webhook_secret: Option<String>,
+    pub limits: edge::Limits,
+    pub request_timeout: Duration,
 }
 
 impl FromRef<AppState> for metrics::Metrics {
@@ -115,9 +142,11 @@ pub enum ServeError {
     },
 }
 
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+/// The public router; `/metrics` is on it unless `metrics_public` is false
+/// (then an operator listener serves it).
+pub fn router(state: AppState, metrics_public: bool) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let mut routes = Router::new()
         .route(
             contracts::ojin::PATH,
             post(contracts::ojin::connect).options(contracts::ojin::preflight),
@@ -148,17 +177,22 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route(webhooks::daily::PATH, post(webhooks::daily::receive))
         .nest("/admin/v1", admin::router(state.clone()))
         .route("/healthz", get(health::healthz))
-        .route("/livez", get(health::livez))
-        .route("/metrics", get(metrics::render))
+        .route("/livez", get(health::livez));
+    if metrics_public {
+        routes = routes.route("/metrics", get(metrics::render));
+    }
+    routes
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
         ))
-        .with_state(state)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            request_timeout,
+        .fallback(edge::not_found)
+        .method_not_allowed_fallback(edge::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            edge::guard,
         ))
+        .with_state(state)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -197,8 +231,27 @@ pub async fn serve_with(
             &config.livekit.api_secret,
         ),
         daily_webhook_secret: config.daily_webhook_secret,
+        limits: edge::Limits::new(&config.edge),
+        request_timeout: config.edge.request_timeout,
     }));
-    let app = router(state, config.request_timeout);
+    let mut background = lobby_kit::background::Background::default();
+    if let Some(task) =
+        lobby_kit::metrics::spawn(config.metrics_listen, state.metrics.registry.clone())
+    {
+        background.adopt(task);
+    }
+    background.spawn({
+        let state = state.clone();
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                state.limits.forget_idle();
+            }
+        }
+    });
+    let refused_connections = state.metrics.refused_connections.clone();
+    let app = router(state, config.metrics_listen.is_none());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Listen {
@@ -206,11 +259,6 @@ pub async fn serve_with(
             source,
         })?;
     tracing::info!(addr = %config.listen, "gateway listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: config.listen,
-            source,
-        })
+    edge::serve(listener, app, &config.edge, refused_connections, shutdown).await;
+    Ok(())
 }

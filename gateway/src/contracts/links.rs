@@ -31,11 +31,7 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 const SCOPE: &str = "links:write";
 
 fn fail(e: ApiError) -> Response {
-    let mut body = json!({ "success": false, "error": e.code(), "message": e.message() });
-    if let Some(secs) = e.body.retry_after_seconds {
-        body["retry_after_seconds"] = json!(secs);
-    }
-    e.with_retry_header((e.status, Json(body)).into_response())
+    super::Contract::Links.render(e)
 }
 
 fn respond(result: Result<(StatusCode, Value), ApiError>) -> Response {
@@ -82,6 +78,7 @@ async fn start(
         }))
         .await?
         .into_inner();
+    crate::edge::limit_agent(state, &principal.agent_id)?;
     // Session takes the link's use atomically with the slot, and gives it
     // back itself if the start then fails.
     let started = state

@@ -1,5 +1,76 @@
 //! One module per public contract (the seeds in `shared/seeds/`).
+//!
+//! Each contract has its own error envelope. `Contract::of` says which one
+//! a path belongs to, so that what the edge refuses before any handler
+//! runs (an unknown route, a timeout, a rate limit) answers in the shape
+//! the caller of that route parses.
 
 pub mod links;
 pub mod ojin;
 pub mod otas;
+
+use crate::error::ApiError;
+use axum::{
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+
+/// Whose error envelope a route answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    /// Seed 000 (`{error_code, message, …}`), also the admin API's and the
+    /// edge's own.
+    Ojin,
+    /// Seed 001: `{status: 0, status_description: <code>, message}`.
+    Otas,
+    /// Seed 002: `{success: false, error: <code>, message[, retry_after_seconds]}`.
+    Links,
+}
+
+impl Contract {
+    pub fn of(path: &str) -> Self {
+        if path.starts_with("/api/agent/") {
+            Self::Otas
+        } else if path.starts_with("/v1/links") {
+            Self::Links
+        } else {
+            Self::Ojin
+        }
+    }
+
+    /// `e` in this contract's envelope, with `Retry-After` when it has a hint.
+    pub fn render(self, e: ApiError) -> Response {
+        let body = match self {
+            Self::Ojin => return e.into_response(),
+            Self::Otas => {
+                json!({ "status": 0, "status_description": e.code(), "message": e.message() })
+            }
+            Self::Links => {
+                let mut body =
+                    json!({ "success": false, "error": e.code(), "message": e.message() });
+                if let Some(secs) = e.body.retry_after_seconds {
+                    body["retry_after_seconds"] = json!(secs);
+                }
+                body
+            }
+        };
+        e.with_retry_header((e.status, Json(body)).into_response())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_path_answers_in_its_contracts_shape() {
+        assert_eq!(
+            Contract::of("/api/agent/v1/session/create/"),
+            Contract::Otas
+        );
+        assert_eq!(Contract::of("/v1/links/start-session"), Contract::Links);
+        assert_eq!(Contract::of("/v1/public/agents/connect"), Contract::Ojin);
+        assert_eq!(Contract::of("/nope"), Contract::Ojin);
+    }
+}

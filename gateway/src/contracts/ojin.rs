@@ -124,6 +124,10 @@ async fn start(
         Ok(p) => p.into_inner(),
         Err(status) => return (Err(status.into()), false),
     };
+    // The origin passed: the browser may read this refusal.
+    if let Err(e) = crate::edge::limit_agent(state, &principal.agent_id) {
+        return (Err(e), true);
+    }
     let started = state
         .services
         .session

@@ -40,8 +40,7 @@ fn ok(description: &str, response: Value) -> Response {
 }
 
 fn fail(e: ApiError) -> Response {
-    let body = json!({ "status": 0, "status_description": e.code(), "message": e.message() });
-    e.with_retry_header((e.status, Json(body)).into_response())
+    super::Contract::Otas.render(e)
 }
 
 fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {

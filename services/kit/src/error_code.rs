@@ -83,6 +83,14 @@ error_codes! {
     WebhookUnauthorized => "webhook_unauthorized",
     /// The admin API without a valid admin token.
     Unauthorized => "unauthorized",
+    /// Too many requests from one address, or for one agent: retry later.
+    RateLimited => "rate_limited",
+    /// No such route at the edge.
+    RouteNotFound => "not_found",
+    /// The route exists, not with this method.
+    MethodNotAllowed => "method_not_allowed",
+    /// The request took longer than the edge allows.
+    Timeout => "timeout",
 }
 
 impl std::fmt::Display for ErrorCode {
