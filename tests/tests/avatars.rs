@@ -162,3 +162,46 @@ async fn verdicts_are_cached_per_url_and_per_content() {
         "an unreachable image is asked again"
     );
 }
+
+/// A proxy from the environment would connect to the avatar's host name
+/// itself, past the address the fetch checked: the fetch ignores it.
+#[tokio::test]
+async fn the_avatar_fetch_ignores_proxies_from_the_environment() {
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy_url = format!("http://{}", proxy.local_addr().expect("addr"));
+    let proxied = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = proxied.clone();
+    let _proxy = tokio::spawn(async move {
+        while let Ok((stream, _)) = proxy.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let extra_env = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ]
+    .into_iter()
+    .map(|k| (k.to_owned(), proxy_url.clone()))
+    .collect();
+    let lobby = Lobby::start(LobbyOptions {
+        extra_env,
+        ..Default::default()
+    })
+    .await;
+    let avatars = AvatarServer::start().await;
+    let account = lobby.create_account(5).await;
+    let (s, b, _) = start_with_avatar(&lobby, &account, &avatars.url("face.jpg")).await;
+    assert_eq!(s, 200, "fetched directly: {b}");
+    assert_eq!(
+        proxied.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the proxy saw the fetch"
+    );
+}

@@ -37,6 +37,10 @@ pub struct AvatarConfig {
     pub min_side: u32,
     pub max_side: u32,
     pub url_cache_seconds: u64,
+    /// Memory one decode may allocate, whatever its header claims.
+    pub decode_max_bytes: u64,
+    /// Decodes at once per process: with the budget, bounds their memory.
+    pub max_concurrent_decodes: usize,
 }
 
 /// Why an avatar was refused. Each has its own machine code.
@@ -105,6 +109,8 @@ type InFlight = Arc<tokio::sync::OnceCell<Result<Verdict, (redis::ErrorKind, Str
 #[derive(Clone)]
 pub struct AvatarValidator {
     config: AvatarConfig,
+    /// Decodes running now are bounded by this, each by `decode_max_bytes`.
+    decodes: Arc<tokio::sync::Semaphore>,
     tls: Arc<rustls::ClientConfig>,
     model: Arc<rustface::Model>,
     redis: RedisConn,
@@ -132,13 +138,22 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
+            let s = v6.segments();
+            // Forms that carry an IPv4 address, which a gateway on the way
+            // may turn into that address (private or not): refused whole.
+            let embeds_ipv4 = (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 64:ff9b::/96, 64:ff9b:1::/48
+                || s[0] == 0x2002 // 6to4
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo 2001::/32
+                || s[..6].iter().all(|&x| x == 0); // IPv4-compatible ::/96 (and ::, ::1)
+            !(embeds_ipv4
+                || v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link local
+                || (s[0] & 0xffc0) == 0xfec0 // site local (deprecated, still routed by some)
+                || (s[0] == 0x0100 && s[1..4].iter().all(|&x| x == 0)) // discard 100::/64
+                || (s[0] == 0x2001 && s[1] == 0x0db8)) // documentation
         }
     }
 }
@@ -152,6 +167,7 @@ impl AvatarValidator {
         let model = rustface::read_model(Cursor::new(MODEL))?;
         let tls = crate::tls::client_config().map_err(std::io::Error::other)?;
         Ok(Self {
+            decodes: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_decodes)),
             config,
             tls,
             model: Arc::new(model),
@@ -216,6 +232,8 @@ impl AvatarValidator {
             None => {
                 let (config, model) = (self.config.clone(), self.model.clone());
                 let hash = content_hash.clone();
+                // Closed only if the validator is gone, and then no one waits.
+                let _turn = self.decodes.acquire().await;
                 let verdict =
                     tokio::task::spawn_blocking(move || inspect(&bytes, &config, &model, hash))
                         .await
@@ -271,7 +289,10 @@ impl AvatarValidator {
             let addr = self.resolve(&host, port).await?;
             // Connect to the address that was checked, so a second DNS answer
             // cannot swap in a private one (DNS rebinding).
+            // No proxy from the environment: a proxy would connect to the
+            // name itself, past the address just checked.
             let client = reqwest::Client::builder()
+                .no_proxy()
                 .tls_backend_preconfigured((*self.tls).clone())
                 .redirect(reqwest::redirect::Policy::none())
                 .resolve(host.trim_start_matches('[').trim_end_matches(']'), addr)
@@ -383,6 +404,7 @@ fn inspect(
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(config.max_side);
     limits.max_image_height = Some(config.max_side);
+    limits.max_alloc = Some(config.decode_max_bytes);
     reader.limits(limits);
     let image = reader
         .decode()
@@ -439,6 +461,15 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "2001:db8::1",
+            "64:ff9b::a00:1",
+            "64:ff9b::808:808",
+            "64:ff9b:1::a00:1",
+            "2002:a00:1::1",
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe",
+            "::10.0.0.1",
+            "::8.8.8.8",
+            "fec0::1",
+            "100::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -456,7 +487,32 @@ mod tests {
             min_side: 128,
             max_side: 4096,
             url_cache_seconds: 60,
+            decode_max_bytes: 64 << 20,
+            max_concurrent_decodes: 2,
         }
+    }
+
+    #[test]
+    fn a_decode_past_its_memory_budget_is_refused() {
+        let model = rustface::read_model(Cursor::new(MODEL)).unwrap();
+        let big = encode(
+            image::DynamicImage::new_rgb8(1024, 1024),
+            image::ImageFormat::Png,
+        );
+        let tight = AvatarConfig {
+            decode_max_bytes: 1 << 20,
+            ..config()
+        };
+        assert_eq!(
+            inspect(&big, &tight, &model, "h".into()),
+            Err(AvatarRejection::UnsupportedFormat),
+            "3 MiB of pixels within a 1 MiB budget"
+        );
+        assert_eq!(
+            inspect(&big, &config(), &model, "h".into()),
+            Err(AvatarRejection::NoFace),
+            "the same image decodes within the default budget"
+        );
     }
 
     fn encode(image: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {

@@ -149,7 +149,19 @@ fn avatar_config(s: &Settings) -> Result<avatar::AvatarConfig, ConfigError> {
         min_side: s.get_or("LOBBY_AVATAR_MIN_SIDE", 128)?,
         max_side: s.get_or("LOBBY_AVATAR_MAX_SIDE", 4096)?,
         url_cache_seconds: s.get_or("LOBBY_AVATAR_CACHE_SECONDS", 600)?,
+        decode_max_bytes: s.get_or("LOBBY_AVATAR_DECODE_MAX_BYTES", 96 << 20)?,
+        max_concurrent_decodes: s.get_or("LOBBY_AVATAR_MAX_CONCURRENT_DECODES", 2)?,
     };
+    Settings::ensure(
+        "LOBBY_AVATAR_MAX_CONCURRENT_DECODES",
+        (1..=64).contains(&config.max_concurrent_decodes),
+        "must be between 1 and 64",
+    )?;
+    Settings::ensure(
+        "LOBBY_AVATAR_DECODE_MAX_BYTES",
+        config.decode_max_bytes >= 1 << 20,
+        "must be at least 1 MiB",
+    )?;
     Settings::ensure(
         "LOBBY_AVATAR_MIN_SIDE",
         config.min_side >= 24 && config.min_side <= config.max_side,
