@@ -353,21 +353,48 @@ impl CredentialStore {
         Ok(records)
     }
 
-    pub async fn save(&self, record: &CredentialRecord) -> Result<(), AuthError> {
+    /// Read, change, write, with the write taking effect only if the
+    /// record is still what was read: two admins changing one key (a
+    /// revocation and a re-activation, say) can never lose each other's
+    /// change. Returns the record as written, `None` for no such key.
+    pub async fn update(
+        &self,
+        prefix: &str,
+        mut change: impl FnMut(&mut CredentialRecord),
+    ) -> Result<Option<CredentialRecord>, AuthError> {
+        const ATTEMPTS: usize = 8;
+        const COMPARE_AND_SET: &str = r"
+            local current = redis.call('GET', KEYS[1])
+            if not current then return -1 end
+            if current ~= ARGV[1] then return 0 end
+            redis.call('SET', KEYS[1], ARGV[2])
+            return 1";
+        let key = credential_key(prefix);
         let mut conn = self.redis.clone();
-        let () = conn
-            .set(
-                credential_key(&record.prefix),
-                serde_json::to_string(record)?,
-            )
-            .await?;
-        self.cache
-            .changed(
-                &self.redis,
-                &[crate::cache::Change::Key(record.prefix.clone())],
-            )
-            .await;
-        Ok(())
+        for _ in 0..ATTEMPTS {
+            let Some(read) = conn.get::<_, Option<String>>(&key).await? else {
+                return Ok(None);
+            };
+            let mut record: CredentialRecord = serde_json::from_str(&read)?;
+            change(&mut record);
+            let written: i64 = redis::Script::new(COMPARE_AND_SET)
+                .key(&key)
+                .arg(&read)
+                .arg(serde_json::to_string(&record)?)
+                .invoke_async(&mut conn)
+                .await?;
+            match written {
+                1 => {
+                    self.cache
+                        .changed(&self.redis, &[crate::cache::Change::Key(prefix.to_owned())])
+                        .await;
+                    return Ok(Some(record));
+                }
+                -1 => return Ok(None),
+                _ => continue,
+            }
+        }
+        Err(AuthError::Conflict)
     }
 }
 

@@ -110,21 +110,28 @@ impl AuthService {
             .map(|i| i.prefix.clone())
             .unwrap_or_default();
         // Earlier keys stop at once, or after the grace period, whichever the caller chose.
-        for mut old in self.credentials.list(KeyKind::Agent, &agent.id).await? {
+        for old in self.credentials.list(KeyKind::Agent, &agent.id).await? {
             if old.prefix == new_prefix || old.revoked_at_ms > 0 {
                 continue;
             }
-            if req.previous_key_grace_seconds == 0 {
-                old.revoked_at_ms = now;
-            } else {
-                let end = now + i64::from(req.previous_key_grace_seconds) * 1000;
-                old.expires_at_ms = if old.expires_at_ms > 0 {
-                    old.expires_at_ms.min(end)
-                } else {
-                    end
-                };
-            }
-            self.credentials.save(&old).await?;
+            let grace = req.previous_key_grace_seconds;
+            self.credentials
+                .update(&old.prefix, |old| {
+                    if old.revoked_at_ms > 0 {
+                        return;
+                    }
+                    if grace == 0 {
+                        old.revoked_at_ms = now;
+                    } else {
+                        let end = now + i64::from(grace) * 1000;
+                        old.expires_at_ms = if old.expires_at_ms > 0 {
+                            old.expires_at_ms.min(end)
+                        } else {
+                            end
+                        };
+                    }
+                })
+                .await?;
         }
         tracing::info!(agent_id = %agent.id, prefix = %new_prefix, "agent key rotated");
         Ok(created)
@@ -228,14 +235,19 @@ impl AuthService {
 
     pub(crate) async fn revoke_key(&self, req: pb::KeyRef) -> Result<pb::KeyInfo, AuthError> {
         let prefix = req.prefix;
-        let mut record = self
+        let now = self.clock.now_ms();
+        let mut revoked_now = false;
+        let record = self
             .credentials
-            .get(&prefix)
+            .update(&prefix, |record| {
+                revoked_now = record.revoked_at_ms == 0;
+                if revoked_now {
+                    record.revoked_at_ms = now;
+                }
+            })
             .await?
             .ok_or_else(|| AuthError::KeyNotFound(prefix.clone()))?;
-        if record.revoked_at_ms == 0 {
-            record.revoked_at_ms = self.clock.now_ms();
-            self.credentials.save(&record).await?;
+        if revoked_now {
             tracing::info!(prefix, kind = record.kind.as_str(), "key revoked");
         }
         Ok(record.to_proto())
@@ -245,13 +257,11 @@ impl AuthService {
         &self,
         req: pb::SetKeyActiveRequest,
     ) -> Result<pb::KeyInfo, AuthError> {
-        let mut record = self
+        let record = self
             .credentials
-            .get(&req.prefix)
+            .update(&req.prefix, |record| record.active = req.active)
             .await?
             .ok_or_else(|| AuthError::KeyNotFound(req.prefix.clone()))?;
-        record.active = req.active;
-        self.credentials.save(&record).await?;
         Ok(record.to_proto())
     }
 }
