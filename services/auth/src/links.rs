@@ -38,6 +38,14 @@ pub fn new_link_id() -> String {
     format!("lnk_{tail}")
 }
 
+/// A link id as logs may show it: anyone holding the id can start sessions
+/// on the link's account, so logs get a stable fingerprint, never the id.
+pub fn for_logs(id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    format!("lnk#{}", hex::encode(&digest[..6]))
+}
+
 /// Ids are credentials that also appear in Redis keys: a fixed alphabet.
 pub fn valid_link_id(id: &str) -> bool {
     id.len() > 4
@@ -170,6 +178,19 @@ fn from_fields(f: &HashMap<String, String>) -> pb::Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_see_a_fingerprint_never_the_id() {
+        let id = new_link_id();
+        let shown = for_logs(&id);
+        assert!(!shown.contains(&id[4..]), "{shown}");
+        assert_eq!(
+            shown,
+            for_logs(&id),
+            "stable, so one link's lines can be found"
+        );
+        assert_ne!(shown, for_logs(&new_link_id()));
+    }
 
     #[test]
     fn link_ids_have_a_fixed_shape() {

@@ -41,7 +41,7 @@ impl AuthService {
             created_at_ms: self.clock.now_ms(),
         };
         self.links.create(&link).await?;
-        tracing::info!(link_id = %link.id, agent_id = %link.agent_id, "link created");
+        tracing::info!(link = %crate::links::for_logs(&link.id), agent_id = %link.agent_id, "link created");
         Ok(link)
     }
 
@@ -66,7 +66,7 @@ impl AuthService {
     ) -> Result<pb::Link, AuthError> {
         let link = self.owned_link(&req.link_id, &req.account_id).await?;
         self.links.deactivate(&link.id).await?;
-        tracing::info!(link_id = %link.id, "link deactivated");
+        tracing::info!(link = %crate::links::for_logs(&link.id), "link deactivated");
         Ok(pb::Link {
             active: false,
             ..link
