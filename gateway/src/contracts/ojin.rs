@@ -79,7 +79,15 @@ pub async fn connect(State(state): State<AppState>, headers: HeaderMap, body: Bo
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };
-    let (result, granted) = start(&state, &headers, body, origin.clone()).await;
+    let (result, mut granted) = start(&state, &headers, body, origin.clone()).await;
+    // A refusal that is not about the origin (no such agent, unpublished,
+    // a bad body) is for the browser to read too, when its origin is one
+    // some agent allows: what the preflight already answers, nothing more.
+    if let (Err(e), Some(o)) = (&result, &origin) {
+        if !granted && e.code() != lobby_kit::ErrorCode::AuthFailed.as_str() {
+            granted = allowed_by_some_agent(&state, o).await.unwrap_or(false);
+        }
+    }
     let mut response = match result {
         Ok(ok) => Json(ok).into_response(),
         Err(e) => {
@@ -152,7 +160,15 @@ async fn start(
 /// CORS preflight. It names no agent, so the origin must be allowed by some
 /// agent; the start itself then checks the named agent's own list.
 pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let refused = || ApiError::public(lobby_kit::ErrorCode::AuthFailed).into_response();
+    // `Vary` on refusals too: a cache must not serve one origin's refusal
+    // to another origin.
+    let refused = || {
+        let mut response = ApiError::public(lobby_kit::ErrorCode::AuthFailed).into_response();
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("origin"));
+        response
+    };
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return refused();
     };
@@ -162,17 +178,8 @@ pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Res
     if !method_ok {
         return refused();
     }
-    let allowed = state
-        .services
-        .auth
-        .check_preflight_origin(tonic::Request::new(
-            lobby_proto::auth::CheckPreflightOriginRequest {
-                origin: origin.to_owned(),
-            },
-        ))
-        .await;
-    match allowed {
-        Ok(r) if r.get_ref().allowed => {
+    match allowed_by_some_agent(&state, origin).await {
+        Ok(true) => {
             let mut response = StatusCode::NO_CONTENT.into_response();
             grant(&mut response, origin);
             let h = response.headers_mut();
@@ -190,7 +197,21 @@ pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Res
             );
             response
         }
-        Ok(_) => refused(),
-        Err(status) => ApiError::from(status).into_response(),
+        Ok(false) => refused(),
+        Err(e) => e.into_response(),
     }
+}
+
+/// Whether some agent's allowlist admits `origin` (the preflight's rule).
+async fn allowed_by_some_agent(state: &AppState, origin: &str) -> Result<bool, ApiError> {
+    let answer = state
+        .services
+        .auth
+        .check_preflight_origin(tonic::Request::new(
+            lobby_proto::auth::CheckPreflightOriginRequest {
+                origin: origin.to_owned(),
+            },
+        ))
+        .await?;
+    Ok(answer.get_ref().allowed)
 }
