@@ -3,6 +3,12 @@
 //! `<X-Webhook-Timestamp>.<raw body>`, and sends the base64 result in
 //! `X-Webhook-Signature`. Only a verified `meeting.ended` reaches the session
 //! service (which also refuses replays and stale events).
+//!
+//! Daily stops delivering to an endpoint after a few answers that are not
+//! 200, so every answer about an event it sent is 200: its verification
+//! ping (sent before the webhook, and so its secret, exists), and a
+//! verified event that is a replay or too old (`action` says which). Only
+//! a forgery, which Daily never sends, is refused.
 
 use crate::{error::ApiError, AppState};
 use axum::{
@@ -65,19 +71,31 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
     }
 }
 
+/// Daily's verification request: a JSON object with a `test` field and
+/// no event type. It carries nothing to act on, so it needs no signature.
+fn is_verification_ping(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| {
+        v.as_object()
+            .is_some_and(|o| o.contains_key("test") && !o.contains_key("type"))
+    })
+}
+
 async fn handle(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<serde_json::Value, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::bad_request("webhook body is larger than 1 MiB"))?;
+    if is_verification_ping(&bytes) {
+        return Ok(json!({ "action": "verified", "session_id": "" }));
+    }
     let Some(secret) = state.daily_webhook_secret.as_deref() else {
         return Err(unauthorized(
             "Daily webhooks are not configured (LOBBY_DAILY_WEBHOOK_SECRET)",
         ));
     };
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::bad_request("webhook body is larger than 1 MiB"))?;
     let header = |name: &str| {
         headers
             .get(name)
@@ -94,7 +112,7 @@ async fn handle(
     if event.kind != "meeting.ended" {
         return Ok(json!({ "action": "ignored", "session_id": "" }));
     }
-    let outcome = state
+    let handled = state
         .services
         .session
         .handle_provider_event(tonic::Request::new(ProviderEvent {
@@ -106,9 +124,22 @@ async fn handle(
             participant_identity: String::new(),
             participant_is_agent: false,
         }))
-        .await?
-        .into_inner();
-    Ok(json!({ "action": outcome.action, "session_id": outcome.session_id }))
+        .await;
+    match handled {
+        Ok(outcome) => {
+            let outcome = outcome.into_inner();
+            Ok(json!({ "action": outcome.action, "session_id": outcome.session_id }))
+        }
+        Err(status) => match lobby_kit::grpc::machine_code(&status) {
+            Some(lobby_kit::ErrorCode::WebhookReplayed) => {
+                Ok(json!({ "action": "duplicate", "session_id": "" }))
+            }
+            Some(lobby_kit::ErrorCode::WebhookStale) => {
+                Ok(json!({ "action": "stale", "session_id": "" }))
+            }
+            _ => Err(status.into()),
+        },
+    }
 }
 
 #[cfg(test)]
