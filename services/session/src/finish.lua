@@ -4,13 +4,14 @@
 -- back, writes the final status, and drops the sweep entry.
 --
 -- KEYS[1] record, KEYS[2] account slots, KEYS[3] agent slots, KEYS[4] minutes,
--- KEYS[5] link uses, KEYS[6] sweep index (as in admit.lua)
+-- KEYS[5] link uses, KEYS[6] sweep index (as in admit.lua), KEYS[7] the
+-- session's event log
 -- ARGV[1] session id  ARGV[2] account id  ARGV[3] 'ended' or 'failed'
 -- ARGV[4] ended_reason (ended) or failure_code (failed)
 -- ARGV[5] end time (ms)
 -- ARGV[6] agent id the caller must be ('' anyone: ownership checked here,
 --         atomically with the end)
--- ARGV[7] seconds a failed record is kept (0: forever)
+-- ARGV[7] seconds the finished record (and its event log) is kept (0: forever)
 -- Returns 1 this call finished it, 0 it was already over, -1 no such
 -- session (or not the caller's).
 local f = redis.call('HMGET', KEYS[1], 'status', 'agent_id', 'started_at_ms', 'reserved_seconds',
@@ -35,10 +36,13 @@ if failed then
     redis.call('HINCRBY', KEYS[5], f[6], -1)
   end
   redis.call('HSET', KEYS[1], 'status', 'failed', 'failure_code', ARGV[4], 'billed', '1')
-  if tonumber(ARGV[7]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[7]) end
 else
   redis.call('HSET', KEYS[1], 'status', 'ended', 'ended_reason', ARGV[4], 'ended_at_ms', ended_at,
     'duration_seconds', ran, 'billed', '1')
+end
+if tonumber(ARGV[7]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[7])
+  redis.call('EXPIRE', KEYS[7], ARGV[7])
 end
 redis.call('ZREM', KEYS[6], ARGV[2] .. '|' .. sid)
 return 1

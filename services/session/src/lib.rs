@@ -45,6 +45,13 @@ impl SessionConfig {
             failed_record_ttl_seconds > 0,
             "must be positive",
         )?;
+        let ended_record_ttl_seconds =
+            s.get_or("LOBBY_ENDED_SESSION_TTL_SECONDS", 30 * 24 * 3600)?;
+        Settings::ensure(
+            "LOBBY_ENDED_SESSION_TTL_SECONDS",
+            ended_record_ttl_seconds > 0,
+            "must be positive",
+        )?;
         let max_events_per_session = s.get_or("LOBBY_MAX_EVENTS_PER_SESSION", 1000)?;
         Settings::ensure(
             "LOBBY_MAX_EVENTS_PER_SESSION",
@@ -88,6 +95,7 @@ impl SessionConfig {
             upstream_timeout: Duration::from_millis(s.get_or("LOBBY_ROOMS_TIMEOUT_MS", 15_000)?),
             policy: service::Policy {
                 failed_record_ttl_seconds,
+                ended_record_ttl_seconds,
                 avatar_agent_identity: s
                     .string_or("LOBBY_AVATAR_AGENT_IDENTITY", "lobby-avatar-agent"),
                 max_events_per_session,
@@ -137,6 +145,13 @@ pub fn start(
     if let Some(task) = lobby_kit::metrics::spawn(config.metrics_listen, metrics.registry.clone()) {
         background.adopt(task);
     }
+    let ready = redis.readiness();
+    background.spawn(metrics::watch_redis_memory(
+        metrics.clone(),
+        redis.connection(),
+        ready.clone(),
+        std::time::Duration::from_secs(5),
+    ));
     let service = service::SessionService::new(
         store::SessionStore::new(redis.connection()),
         rooms,
@@ -144,7 +159,6 @@ pub fn start(
         config.clock,
         metrics,
     );
-    let ready = redis.readiness();
     background.spawn(sweep_forever(service.clone(), ready.clone()));
     Ok(Running {
         service: Arc::new(service),

@@ -1,6 +1,6 @@
 //! What the session service counts, for `/metrics`.
 
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct SessionMetrics {
@@ -9,6 +9,41 @@ pub struct SessionMetrics {
     pub starts: IntCounterVec,
     /// Ended sessions by `ended_reason`.
     pub ended: IntCounterVec,
+    /// Redis memory in use and its ceiling (`maxmemory`, 0 for none): with
+    /// `noeviction`, writes fail once the one reaches the other.
+    pub redis_used_memory: IntGauge,
+    pub redis_max_memory: IntGauge,
+}
+
+/// Reads Redis's memory figures into the gauges every `every`, while Redis
+/// answers.
+pub async fn watch_redis_memory(
+    metrics: SessionMetrics,
+    redis: lobby_kit::redis_conn::RedisConn,
+    ready: lobby_kit::Readiness,
+    every: std::time::Duration,
+) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        ready.wait().await;
+        let info: Result<String, _> = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut redis.clone())
+            .await;
+        let Ok(info) = info else { continue };
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        if let Some(used) = field("used_memory") {
+            metrics.redis_used_memory.set(used);
+        }
+        if let Some(max) = field("maxmemory") {
+            metrics.redis_max_memory.set(max);
+        }
+    }
 }
 
 impl SessionMetrics {
@@ -22,12 +57,24 @@ impl SessionMetrics {
             Opts::new("lobby_session_ended_total", "Ended sessions by reason"),
             &["reason"],
         )?;
+        let redis_used_memory = IntGauge::new(
+            "lobby_redis_used_memory_bytes",
+            "Memory Redis reports in use (INFO memory used_memory)",
+        )?;
+        let redis_max_memory = IntGauge::new(
+            "lobby_redis_maxmemory_bytes",
+            "Redis's maxmemory (0: no limit)",
+        )?;
         registry.register(Box::new(starts.clone()))?;
         registry.register(Box::new(ended.clone()))?;
+        registry.register(Box::new(redis_used_memory.clone()))?;
+        registry.register(Box::new(redis_max_memory.clone()))?;
         Ok(Self {
             registry,
             starts,
             ended,
+            redis_used_memory,
+            redis_max_memory,
         })
     }
 }

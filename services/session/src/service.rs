@@ -24,6 +24,9 @@ pub type RoomsPeer = Arc<dyn Rooms>;
 pub struct Policy {
     /// How long the record of a start that failed is kept.
     pub failed_record_ttl_seconds: i64,
+    /// How long an ended record (and its event log, and its id lookup) is
+    /// kept.
+    pub ended_record_ttl_seconds: i64,
     /// The LiveKit identity the avatar agent joins link sessions under.
     pub avatar_agent_identity: String,
     pub max_events_per_session: u32,
@@ -156,7 +159,7 @@ impl SessionService {
                 Finish::Ended(reason),
                 ended_at,
                 as_agent.unwrap_or(""),
-                0,
+                self.policy.ended_record_ttl_seconds,
             )
             .await?;
         match finished {
@@ -167,6 +170,14 @@ impl SessionService {
                     .with_label_values(&[reason.as_str()])
                     .inc();
                 tracing::info!(session_id = %session.id, reason = reason.as_str(), "session ended");
+                // The record expires; its lookup goes with it.
+                if let Err(e) = self
+                    .store
+                    .expire_lookup(session, self.policy.ended_record_ttl_seconds)
+                    .await
+                {
+                    tracing::warn!(session_id = %session.id, error = %e, "the ended session's id lookup keeps no expiry");
+                }
                 if session.kind() != SessionKind::AgentRun {
                     if let Err(status) = self.close_room(session).await {
                         self.close_room_later(session, &status).await;

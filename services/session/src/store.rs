@@ -272,7 +272,7 @@ impl SessionStore {
         how: Finish<'_>,
         ended_at_ms: i64,
         as_agent: &str,
-        failed_ttl_seconds: i64,
+        keep_seconds: i64,
     ) -> Result<Finished, SessionError> {
         let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
         let (status, code) = match how {
@@ -288,13 +288,14 @@ impl SessionStore {
             .key(k.minutes())
             .key(k.link_uses())
             .key(k.due())
+            .key(k.events())
             .arg(&s.id)
             .arg(&s.account_id)
             .arg(status)
             .arg(code)
             .arg(ended_at_ms)
             .arg(as_agent)
-            .arg(failed_ttl_seconds)
+            .arg(keep_seconds)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match moved {
