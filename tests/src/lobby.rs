@@ -443,6 +443,11 @@ impl Lobby {
             .collect()
     }
 
+    /// The names of this Lobby's service processes.
+    pub fn service_names(&self) -> Vec<String> {
+        self.services.iter().map(|s| s.name.clone()).collect()
+    }
+
     /// Log of one service, whole.
     pub fn log(&self, name: &str) -> String {
         self.services

@@ -281,3 +281,125 @@ async fn ending_a_session_is_idempotent_and_frees_its_slot() {
     .await;
     assert_eq!((s, &e["error_code"]), (400, &json!("invalid_request")));
 }
+
+/// Credentials never reach the logs, even at debug level: not a link id
+/// (anyone holding one starts sessions), not a key, not the admin token.
+#[tokio::test]
+async fn no_credential_appears_in_any_log() {
+    let lobby = lobby_tests::Lobby::start(lobby_tests::LobbyOptions {
+        extra_env: vec![("LOBBY_LOG".into(), "debug".into())],
+        ..Default::default()
+    })
+    .await;
+    let avatars = lobby_tests::avatar_server::AvatarServer::start().await;
+    let account = lobby.create_account(5).await;
+    let created = lobby
+        .create_agent_json(
+            &account,
+            serde_json::json!({ "avatar_image_url": avatars.url("face.jpg") }),
+        )
+        .await;
+    let agent = created["id"].as_str().expect("id").to_owned();
+    let agent_key = created["agent_key"]["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let link = lobby
+        .create_link(&account, &agent, serde_json::json!({}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let started = lobby
+        .start_link(&serde_json::json!({ "link_id": link, "aspect_ratio": "1:1" }))
+        .await;
+    assert_eq!(started.status(), 200);
+    let _ = lobby
+        .admin_json(Method::GET, &format!("/links/{link}"), None)
+        .await;
+    let _ = lobby
+        .admin_json(Method::POST, &format!("/links/{link}/deactivate"), None)
+        .await;
+    let run = lobby
+        .http
+        .post(format!("{}/api/agent/v1/session/create/", lobby.gateway()))
+        .header("X-OTAS-AGENT-KEY", &agent_key)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(run.status(), 200);
+    let worker_key = lobby
+        .workers_door()
+        .key_for("logged", serde_json::json!({ "pool": "default" }))
+        .await;
+    let mut tried = 0;
+    for secret in [
+        &link,
+        &agent_key,
+        &worker_key,
+        &lobby_tests::lobby::ADMIN_TOKEN.to_owned(),
+    ] {
+        tried += 1;
+        for name in lobby.service_names() {
+            let log = lobby.log(&name);
+            assert!(!log.is_empty(), "{name} logged nothing at debug");
+            assert!(
+                !log.contains(secret.as_str()),
+                "{name}'s log holds a credential"
+            );
+        }
+    }
+    println!("logs: {tried} of {tried} credentials kept out of every log");
+}
+
+/// A revocation racing a re-activation of the same key is never undone:
+/// every change to a key is a compare-and-set.
+#[tokio::test]
+async fn a_revocation_racing_other_key_changes_always_sticks() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let account = lobby.create_account(5).await;
+    let mut rounds = 0;
+    for _ in 0..20 {
+        let (_, created) = lobby
+            .admin_json(
+                Method::POST,
+                &format!("/accounts/{account}/api-keys"),
+                Some(json!({ "scopes": ["sessions:read"] })),
+            )
+            .await;
+        let prefix = created["prefix"].as_str().expect("prefix").to_owned();
+        let toggles = (0..8).map(|i| {
+            let prefix = prefix.clone();
+            let lobby = &lobby;
+            async move {
+                lobby
+                    .admin_json(
+                        Method::PATCH,
+                        &format!("/keys/{prefix}"),
+                        Some(json!({ "active": i % 2 == 0 })),
+                    )
+                    .await
+            }
+        });
+        let revoke_path = format!("/keys/{prefix}/revoke");
+        let revoke = lobby.admin_json(Method::POST, &revoke_path, None);
+        let (_, (status, _)) = tokio::join!(futures::future::join_all(toggles), revoke);
+        assert_eq!(status, 200);
+        let (_, keys) = lobby
+            .admin_json(Method::GET, &format!("/accounts/{account}/api-keys"), None)
+            .await;
+        let key = keys["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| k["prefix"] == prefix.as_str())
+            .expect("the key")
+            .clone();
+        assert!(
+            key["revoked_at_ms"].as_i64().is_some_and(|t| t > 0),
+            "revocation lost: {key}"
+        );
+        rounds += 1;
+    }
+    println!("keys: {rounds} of {rounds} raced revocations stuck");
+}

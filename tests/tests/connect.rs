@@ -238,6 +238,66 @@ async fn cors_preflight_grants_allowed_origins_and_nothing_to_others() {
             "{refused} was granted"
         );
         assert!(!r.status().is_success());
+        assert!(
+            r.headers().get("vary").is_some_and(|v| v
+                .to_str()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+                .contains("origin")),
+            "a refusal a cache could serve to another origin"
+        );
+    }
+}
+
+/// A browser on an origin some agent allows can read every refusal that
+/// is not about its origin: no such agent, unpublished, a bad body.
+#[tokio::test]
+async fn refusals_not_about_the_origin_are_readable_by_an_allowed_origin() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let account = lobby.create_account(3).await;
+    let origin = "https://app.example.com";
+    lobby
+        .create_agent(&account, json!({ "allowed_hostnames": [origin] }))
+        .await;
+    let unpublished = lobby
+        .create_agent(
+            &account,
+            json!({ "allowed_hostnames": [origin], "status": "unpublished" }),
+        )
+        .await;
+    let post = |body: Value, from: &'static str| {
+        lobby
+            .http
+            .post(format!("{}/v1/public/agents/connect", lobby.gateway()))
+            .header("origin", from)
+            .json(&body)
+            .send()
+    };
+    for (request, code) in [
+        (json!({ "agent_id": "agt_nobody" }), "agent_not_found"),
+        (json!({ "agent_id": unpublished }), "agent_unpublished"),
+        (json!({ "agent": "typo" }), "invalid_request"),
+    ] {
+        let r = post(request.clone(), origin).await.expect("send");
+        assert_eq!(
+            r.headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap_or("")),
+            Some(origin),
+            "{code} unreadable by the browser"
+        );
+        let (_, b) = body(r).await;
+        assert_eq!(b["error_code"], code, "{b}");
+        let stranger = post(request, "https://evil.example.net")
+            .await
+            .expect("send");
+        assert!(
+            stranger
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{code} granted to an origin no agent allows"
+        );
     }
 }
 

@@ -203,14 +203,62 @@ async fn a_signed_meeting_ended_webhook_ends_the_session_and_a_forged_one_does_n
     let ended = record(&lobby, &session_id).await;
     assert_eq!(ended["ended_reason"], "provider_room_finished");
     assert_eq!(lobby.active_sessions(&account).await, 0);
-    assert_eq!(
-        post(signed(&body, &timestamp))
-            .await
-            .expect("post")
-            .status(),
-        409,
-        "a replay is refused"
-    );
+    // Daily stops delivering after a few non-200 answers: a verified replay
+    // is answered 200, and acted on no further.
+    let replay = post(signed(&body, &timestamp)).await.expect("post");
+    assert_eq!(replay.status(), 200, "a replay");
+    let replay: Value = replay.json().await.expect("json");
+    assert_eq!(replay["action"], "duplicate", "{replay}");
+
+    // A verified event too old to act on: 200, "stale".
+    let old = now - 3600.0;
+    let stale_body = json!({
+        "version": "1.0.0",
+        "type": "meeting.ended",
+        "id": "ev-meeting-ended-old",
+        "payload": { "room": format!("lobby-{session_id}") },
+        "event_ts": old,
+    })
+    .to_string();
+    let stale_ts = format!("{}", old as i64);
+    let stale = lobby
+        .http
+        .post(format!("{}/webhooks/daily", lobby.gateway()))
+        .header("x-webhook-timestamp", stale_ts.clone())
+        .header("x-webhook-signature", signed(&stale_body, &stale_ts))
+        .body(stale_body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(stale.status(), 200);
+    let stale: Value = stale.json().await.expect("json");
+    assert_eq!(stale["action"], "stale", "{stale}");
+}
+
+/// Daily checks an endpoint before it creates the webhook (and so before
+/// the secret exists): the check is unsigned and must get a 200.
+#[tokio::test]
+async fn dailys_verification_ping_is_answered_200() {
+    let daily = DailyMock::start().await;
+    let lobby = lobby_on(&daily, false).await;
+    let ping = lobby
+        .http
+        .post(format!("{}/webhooks/daily", lobby.gateway()))
+        .header("content-type", "application/json")
+        .body(r#"{"test":"test"}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(ping.status(), 200);
+    // Anything else unsigned is still refused.
+    let unsigned = lobby
+        .http
+        .post(format!("{}/webhooks/daily", lobby.gateway()))
+        .body(r#"{"type":"meeting.ended","id":"x","event_ts":1,"test":"test"}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(unsigned.status(), 401);
 }
 
 #[tokio::test]

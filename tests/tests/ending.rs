@@ -311,3 +311,38 @@ async fn a_webhook_whose_delivery_failed_is_acted_on_when_retried() {
     assert_eq!(record["ended_reason"], "user_left");
     assert_eq!(lobby.active_sessions(&account).await, 0);
 }
+
+/// Ended records are kept for LOBBY_ENDED_SESSION_TTL_SECONDS, then go,
+/// lookup and all.
+#[tokio::test]
+async fn ended_records_expire_after_their_retention() {
+    let lobby = Lobby::start(LobbyOptions {
+        extra_env: vec![("LOBBY_ENDED_SESSION_TTL_SECONDS".into(), "2".into())],
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(2).await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+    let session = start(&lobby, &agent).await;
+    lobby.end_session(&session).await;
+    let (status, record) = lobby
+        .admin_json(reqwest::Method::GET, &format!("/sessions/{session}"), None)
+        .await;
+    assert_eq!(
+        (status, &record["status"]),
+        (200, &json!("ended")),
+        "{record}"
+    );
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let (status, body) = lobby
+        .admin_json(reqwest::Method::GET, &format!("/sessions/{session}"), None)
+        .await;
+    assert_eq!(status, 404, "kept past its retention: {body}");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("*{session}*"))
+        .query_async(&mut lobby.redis.connection().await)
+        .await
+        .expect("keys");
+    assert!(keys.is_empty(), "left behind: {keys:?}");
+}

@@ -344,6 +344,14 @@ async fn rooms_and_session_serve_prometheus_metrics() {
         session.contains("lobby_session_ended_total{reason=\"explicit_end\"} 1"),
         "{session}"
     );
+    let used = session
+        .lines()
+        .find_map(|l| l.strip_prefix("lobby_redis_used_memory_bytes "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(
+        used.is_some_and(|b| b > 0),
+        "Redis memory in use: {session}"
+    );
 }
 
 /// The kubelet's gRPC probes cannot present a certificate: a service
