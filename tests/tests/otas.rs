@@ -467,3 +467,40 @@ async fn tokens_signed_before_a_key_rotation_verify_until_they_expire() {
     let (s, b) = call.events(&before).await;
     assert_refused(s, &b, 401, "token_expired");
 }
+
+/// A run's token is worth no more than what granted it: revoking the agent
+/// key that minted it, or unpublishing the agent, stops it at once.
+#[tokio::test]
+async fn session_tokens_stop_with_their_key_or_their_agent() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let call = Call { lobby: &lobby };
+    let (_, agent, key) = agent_with_key(&lobby).await;
+    let jwt = call.token(&key).await;
+    assert_eq!(call.events(&jwt).await.0, 200);
+    let prefix = key.split('_').nth(1).expect("prefix").to_owned();
+    let (s, b) = lobby
+        .admin_json(Method::POST, &format!("/keys/{prefix}/revoke"), None)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = call.events(&jwt).await;
+    assert_refused(s, &b, 403, "key_revoked");
+    let (s, _) = call.event(&jwt, "after-revocation").await;
+    assert_eq!(s, 403, "a revoked key's run takes no writes");
+
+    let (s, rotated) = lobby
+        .admin_json(Method::POST, &format!("/agents/{agent}/keys"), None)
+        .await;
+    assert_eq!(s, 201, "{rotated}");
+    let fresh = call.token(rotated["key"].as_str().expect("key")).await;
+    assert_eq!(call.events(&fresh).await.0, 200);
+    let (s, b) = lobby
+        .admin_json(
+            Method::PATCH,
+            &format!("/agents/{agent}"),
+            Some(json!({ "status": "unpublished" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = call.events(&fresh).await;
+    assert_refused(s, &b, 403, "agent_unpublished");
+}

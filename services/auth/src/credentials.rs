@@ -305,6 +305,15 @@ impl CredentialStore {
         Ok(raw.map(|r| serde_json::from_str(&r)).transpose()?)
     }
 
+    /// A key's record by prefix, from the cache every change to a key
+    /// invalidates (for checks on a key already authenticated once).
+    pub async fn cached(&self, prefix: &str) -> Result<Option<CredentialRecord>, AuthError> {
+        self.cache
+            .keys
+            .get_or_load(prefix, || self.get(prefix))
+            .await
+    }
+
     /// One lookup by prefix (from the cache, which every change to a key
     /// invalidates), then a constant-time comparison of the secret.
     pub async fn authenticate(
@@ -318,11 +327,7 @@ impl CredentialStore {
             Ok(_) => return Ok(Err(KeyRejection::Malformed)),
             Err(r) => return Ok(Err(r)),
         };
-        let cached = self
-            .cache
-            .keys
-            .get_or_load(parsed.prefix, || self.get(parsed.prefix))
-            .await?;
+        let cached = self.cached(parsed.prefix).await?;
         let Some(record) = cached else {
             // Spend the same work as a real comparison so timing does not
             // tell unknown prefixes from wrong secrets.

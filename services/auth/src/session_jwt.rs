@@ -33,6 +33,10 @@ pub struct SessionClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The prefix of the agent key that minted the run: a token lives no
+    /// longer than that key. (Empty in tokens signed before it was added.)
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub akp: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +154,7 @@ impl SessionTokens {
         session_id: &str,
         agent_id: &str,
         account_id: &str,
+        key_prefix: &str,
         now_ms: i64,
     ) -> Result<(String, String, i64), AuthError> {
         let mut conn = self.redis.clone();
@@ -170,6 +175,7 @@ impl SessionTokens {
             iat,
             exp: iat + self.ttl_seconds,
             jti: uuid::Uuid::new_v4().simple().to_string(),
+            akp: key_prefix.into(),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(kid.clone());

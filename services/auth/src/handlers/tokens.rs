@@ -31,7 +31,13 @@ impl AuthService {
         let session_id = uuid::Uuid::new_v4().to_string();
         let (jwt, kid, expires_at) = self
             .tokens
-            .issue(&session_id, &agent.id, &agent.account_id, now)
+            .issue(
+                &session_id,
+                &agent.id,
+                &agent.account_id,
+                &record.prefix,
+                now,
+            )
             .await?;
         Ok(pb::AgentRunGrant {
             principal: Some(principal),
@@ -47,11 +53,31 @@ impl AuthService {
         req: pb::VerifySessionTokenRequest,
     ) -> Result<pb::SessionTokenClaims, AuthError> {
         let jwt = req.jwt;
+        let now = self.clock.now_ms();
         let claims = self
             .tokens
-            .verify(&jwt, self.clock.now_ms())
+            .verify(&jwt, now)
             .await?
             .map_err(AuthError::TokenRejected)?;
+        // A token is worth no more than what granted it: the agent must
+        // still be published, and the key that minted the run still usable.
+        let agent = self
+            .catalog
+            .get_cached::<AgentRecord>(&claims.sub)
+            .await
+            .map_err(|_| AuthError::TokenRejected(crate::session_jwt::TokenRejection::Invalid))?;
+        if !agent.published {
+            return Err(AuthError::AgentUnpublished);
+        }
+        if !claims.akp.is_empty() {
+            let key = self.credentials.cached(&claims.akp).await?;
+            match key {
+                Some(key) if key.kind == KeyKind::Agent && key.agent_id == agent.id => {
+                    key.usable_at(now).map_err(AuthError::KeyRejected)?
+                }
+                _ => return Err(AuthError::KeyRejected(KeyRejection::Invalid)),
+            }
+        }
         Ok(pb::SessionTokenClaims {
             session_id: claims.sid,
             agent_id: claims.sub,
