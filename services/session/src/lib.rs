@@ -52,6 +52,14 @@ impl SessionConfig {
             ended_record_ttl_seconds > 0,
             "must be positive",
         )?;
+        let avatar_agent_identity =
+            s.string_or("LOBBY_AVATAR_AGENT_IDENTITY", "lobby-avatar-agent");
+        // `user-…` is where users' identities live (see participant_identity).
+        Settings::ensure(
+            "LOBBY_AVATAR_AGENT_IDENTITY",
+            !avatar_agent_identity.is_empty() && !avatar_agent_identity.starts_with("user-"),
+            "must be set and must not start with user-",
+        )?;
         let max_events_per_session = s.get_or("LOBBY_MAX_EVENTS_PER_SESSION", 1000)?;
         Settings::ensure(
             "LOBBY_MAX_EVENTS_PER_SESSION",
@@ -96,8 +104,7 @@ impl SessionConfig {
             policy: service::Policy {
                 failed_record_ttl_seconds,
                 ended_record_ttl_seconds,
-                avatar_agent_identity: s
-                    .string_or("LOBBY_AVATAR_AGENT_IDENTITY", "lobby-avatar-agent"),
+                avatar_agent_identity,
                 max_events_per_session,
                 sweep_interval: Duration::from_millis(sweep_interval_ms),
                 reconcile_grace_ms: s.get_or("LOBBY_RECONCILE_GRACE_MS", 10_000)?,

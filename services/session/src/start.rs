@@ -23,9 +23,17 @@ pub const MAX_CLIENT_USER_REF_CHARS: usize = 256;
 pub const ASPECT_RATIOS: [&str; 3] = ["4:3", "3:4", "1:1"];
 
 /// The end user's LiveKit identity: their own reference, or one derived
-/// from the session id.
-pub fn participant_identity(client_user_ref: &str, session_id: &str) -> String {
-    if client_user_ref.is_empty() {
+/// from the session id; never the agent's, whatever the reference says (a
+/// user posing as the agent would be counted as the agent by presence, and
+/// LiveKit would drop one of the two).
+pub fn participant_identity(
+    client_user_ref: &str,
+    session_id: &str,
+    agent_identity: &str,
+) -> String {
+    if !agent_identity.is_empty() && client_user_ref == agent_identity {
+        format!("user-{client_user_ref}")
+    } else if client_user_ref.is_empty() {
         let tail: String = session_id.chars().rev().take(8).collect();
         format!(
             "user-{}",
@@ -231,7 +239,11 @@ impl SessionService {
             account_id: session.account_id.clone(),
             agent_id: session.agent_id.clone(),
             provider: session.provider,
-            participant_identity: participant_identity(&session.client_user_ref, &session.id),
+            participant_identity: participant_identity(
+                &session.client_user_ref,
+                &session.id,
+                &agent_identity,
+            ),
             agent_identity: agent_identity.clone(),
             // The room outlives the reservation a little, so that Lobby,
             // not the provider, is the one to end the session.
@@ -387,10 +399,23 @@ mod tests {
 
     #[test]
     fn a_participant_identity_comes_from_the_reference_or_the_id() {
-        assert_eq!(participant_identity("alice", "x"), "alice");
+        assert_eq!(participant_identity("alice", "x", "agent"), "alice");
         assert_eq!(
-            participant_identity("", "550e8400-e29b-41d4-a716-446655440000"),
+            participant_identity("", "550e8400-e29b-41d4-a716-446655440000", ""),
             "user-55440000"
+        );
+    }
+
+    #[test]
+    fn a_user_can_never_take_the_agents_identity() {
+        let agent = "lobby-avatar-agent";
+        let user = participant_identity(agent, "x", agent);
+        assert_ne!(user, agent);
+        assert_eq!(user, "user-lobby-avatar-agent");
+        assert_eq!(
+            participant_identity(agent, "x", ""),
+            agent,
+            "no agent in the room"
         );
     }
 }
