@@ -206,6 +206,29 @@ async fn rate_limits_answer_429_in_each_contracts_shape() {
         200,
         "another agent is not held back"
     );
+    // Agent runs (seed 001) count against the same per-agent rate.
+    let keyed = lobby.create_agent_json(&account_b, json!({})).await;
+    let key = keyed["agent_key"]["key"].as_str().expect("key").to_owned();
+    let create = || {
+        lobby
+            .http
+            .post(format!("{}/api/agent/v1/session/create/", lobby.gateway()))
+            .header("X-OTAS-AGENT-KEY", &key)
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(create().await.expect("create").status(), 200);
+    }
+    tried += 1;
+    let refused_run = create().await.expect("create");
+    assert_eq!(refused_run.status(), 429);
+    let body: Value = refused_run.json().await.expect("json");
+    assert_eq!(
+        code_of("/api/agent/v1/session/create/", &body),
+        "rate_limited",
+        "{body}"
+    );
+    refused += 1;
     println!("edge, rate limits: {refused} of {tried} attacks refused");
 }
 

@@ -75,6 +75,13 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
             }))
             .await?
             .into_inner();
+        // Runs count against the agent's rate like any other start.
+        let agent_id = grant
+            .principal
+            .as_ref()
+            .map(|p| p.agent_id.as_str())
+            .unwrap_or_default();
+        crate::edge::limit_agent(&state, agent_id)?;
         state
             .services
             .session
