@@ -32,10 +32,38 @@ pub async fn read_optional_json<T: DeserializeOwned + Default>(
     parse_json(&bytes)
 }
 
-async fn read_bytes(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::bad_request(format!("request body is larger than {limit} bytes")))
+/// How much of an oversized body is read and thrown away before the
+/// refusal: a client still sending when the connection closes sees a reset,
+/// not the 413, so up to this much it is let finish first.
+const DRAIN_LIMIT: usize = 8 << 20;
+
+/// The body, if it is at most `limit` bytes; a 400 otherwise, once the
+/// rest (up to `DRAIN_LIMIT`) has been read and dropped.
+pub async fn read_bytes(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut kept = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > limit {
+        // The seeds answer every bad request body with their 400.
+        return Err(ApiError::bad_request(format!(
+            "request body is larger than {limit} bytes"
+        )));
+    }
+    Ok(kept.freeze())
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -85,9 +85,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<serde_json::Value, ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::bad_request("webhook body is larger than 1 MiB"))?;
+    let bytes = crate::json_body::read_bytes(body, MAX_BODY_BYTES).await?;
     if is_verification_ping(&bytes) {
         return Ok(json!({ "action": "verified", "session_id": "" }));
     }

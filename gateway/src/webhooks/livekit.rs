@@ -42,9 +42,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<serde_json::Value, ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::bad_request("webhook body is larger than 1 MiB"))?;
+    let bytes = crate::json_body::read_bytes(body, MAX_BODY_BYTES).await?;
     let body = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::bad_request("webhook body is not UTF-8"))?;
     let token = headers
