@@ -35,6 +35,19 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// Near misses of the origin `https://example.com`: none may pass an
+/// allowlist that holds only it.
+pub const ORIGIN_SPOOFS: &[&str] = &[
+    "https://example.com.evil.net",
+    "https://evilexample.com",
+    "null",
+    "https://EXAMPLE.COM",
+    "https://example.com:8443",
+    "http://example.com",
+    "https://sub.example.com",
+    "https://example.com/",
+];
+
 /// Ports handed to test servers come from below the kernel's ephemeral range
 /// (32768 and up here), so an outgoing connection of a busy test binary can
 /// never take a port between our probe and the server's own bind, which is

@@ -360,14 +360,8 @@ async fn a_revocation_racing_other_key_changes_always_sticks() {
     let account = lobby.create_account(5).await;
     let mut rounds = 0;
     for _ in 0..20 {
-        let (_, created) = lobby
-            .admin_json(
-                Method::POST,
-                &format!("/accounts/{account}/api-keys"),
-                Some(json!({ "scopes": ["sessions:read"] })),
-            )
-            .await;
-        let prefix = created["prefix"].as_str().expect("prefix").to_owned();
+        let key = lobby.create_api_key(&account, &["sessions:read"]).await;
+        let prefix = key.split('_').nth(1).expect("prefix").to_owned();
         let toggles = (0..8).map(|i| {
             let prefix = prefix.clone();
             let lobby = &lobby;
