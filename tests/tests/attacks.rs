@@ -147,7 +147,7 @@ async fn every_attack_is_refused_with_a_clear_4xx_in_its_contracts_shape() {
     };
 
     // Origin: spoofs of an allowed origin.
-    for spoof in lobby_tests::ORIGIN_SPOOFS {
+    for &spoof in lobby_tests::ORIGIN_SPOOFS {
         let r = a
             .post(CONNECT)
             .header("origin", spoof)

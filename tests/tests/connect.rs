@@ -137,7 +137,7 @@ async fn origin_spoofs_are_refused_and_only_the_exact_origin_is_granted() {
         )
         .await;
 
-    for spoof in lobby_tests::ORIGIN_SPOOFS {
+    for &spoof in lobby_tests::ORIGIN_SPOOFS {
         let r = lobby.connect(&agent, Some(spoof)).await;
         assert!(
             r.headers().get("access-control-allow-origin").is_none(),
