@@ -45,8 +45,9 @@ class WorkersServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Attach(self, request_iterator, context):
-        """The stream's `authorization: Bearer <worker token>` metadata
-        authenticates the worker; its first message must be Register. The
+        """The stream's `authorization: Bearer <worker key>` metadata (the
+        worker's own wkr_ key) authenticates the worker; its first message must
+        be Register, under the worker id the key was made for. The
         server answers Registered, then sends jobs; the worker heartbeats,
         accepts or rejects each job, and reports when a session ends.
         """
