@@ -110,13 +110,13 @@ impl Dispatcher {
                     self.deliver(reply);
                 }
             } else if let Some(worker_id) = channel.strip_prefix(JOBS) {
-                let sender = self
+                let held = self
                     .local
                     .lock()
                     .ok()
-                    .and_then(|l| l.get(worker_id).map(|s| s.sender.clone()));
-                if let (Some(sender), Ok(job)) =
-                    (sender, JobAssignment::decode(msg.get_payload_bytes()))
+                    .and_then(|l| l.get(worker_id).map(|s| (s.connection, s.sender.clone())));
+                if let (Some((connection, sender)), Ok(job)) =
+                    (held, JobAssignment::decode(msg.get_payload_bytes()))
                 {
                     let job = Ok(ServerMessage {
                         message: Some(server_message::Message::Job(job)),
@@ -125,7 +125,7 @@ impl Dispatcher {
                         // Full: it has not read its last jobs. Dropping its
                         // sender ends its stream; it can attach again.
                         tracing::warn!(worker_id, error = %e, "worker not reading its job stream; dropped");
-                        self.drop_stream(worker_id, &sender);
+                        self.detach(worker_id, connection);
                     }
                 }
             }
@@ -154,18 +154,6 @@ impl Dispatcher {
             );
         }
         released
-    }
-
-    /// Forgets `worker_id`'s stream if it is still the one `sender` feeds.
-    fn drop_stream(&self, worker_id: &str, sender: &WorkerSender) {
-        if let Ok(mut local) = self.local.lock() {
-            if local
-                .get(worker_id)
-                .is_some_and(|s| s.sender.same_channel(sender))
-            {
-                local.remove(worker_id);
-            }
-        }
     }
 
     /// Hands a reply to the start waiting for it, if it came from the
