@@ -544,6 +544,14 @@ impl Lobby {
             .to_owned()
     }
 
+    /// Creates a published agent (as `create_agent_json`); returns its id
+    /// and its first agent key.
+    pub async fn create_agent_with_key(&self, account_id: &str, fields: Value) -> (String, String) {
+        let created = self.create_agent_json(account_id, fields).await;
+        let field = |v: &Value| v.as_str().expect("agent id and key").to_owned();
+        (field(&created["id"]), field(&created["agent_key"]["key"]))
+    }
+
     /// Creates a published agent; `fields` override the defaults. Returns the
     /// whole answer, with the agent's first key under `agent_key.key`.
     pub async fn create_agent_json(&self, account_id: &str, fields: Value) -> Value {

@@ -293,17 +293,12 @@ async fn no_credential_appears_in_any_log() {
     .await;
     let avatars = lobby_tests::avatar_server::AvatarServer::start().await;
     let account = lobby.create_account(5).await;
-    let created = lobby
-        .create_agent_json(
+    let (agent, agent_key) = lobby
+        .create_agent_with_key(
             &account,
             serde_json::json!({ "avatar_image_url": avatars.url("face.jpg") }),
         )
         .await;
-    let agent = created["id"].as_str().expect("id").to_owned();
-    let agent_key = created["agent_key"]["key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
     let link = lobby
         .create_link(&account, &agent, serde_json::json!({}))
         .await["id"]

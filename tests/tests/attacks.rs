@@ -125,17 +125,12 @@ async fn every_attack_is_refused_with_a_clear_4xx_in_its_contracts_shape() {
     .await;
     let avatars = AvatarServer::start().await;
     let account = lobby.create_account(10).await;
-    let created = lobby
-        .create_agent_json(
+    let (agent, agent_key) = lobby
+        .create_agent_with_key(
             &account,
             json!({ "allowed_hostnames": ["https://example.com"] }),
         )
         .await;
-    let agent = created["id"].as_str().expect("id").to_owned();
-    let agent_key = created["agent_key"]["key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
     let mut a = Attacker {
         lobby: &lobby,
         http: reqwest::Client::builder()

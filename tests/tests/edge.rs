@@ -207,8 +207,7 @@ async fn rate_limits_answer_429_in_each_contracts_shape() {
         "another agent is not held back"
     );
     // Agent runs (seed 001) count against the same per-agent rate.
-    let keyed = lobby.create_agent_json(&account_b, json!({})).await;
-    let key = keyed["agent_key"]["key"].as_str().expect("key").to_owned();
+    let (_, key) = lobby.create_agent_with_key(&account_b, json!({})).await;
     let create = || {
         lobby
             .http

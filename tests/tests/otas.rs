@@ -90,12 +90,8 @@ fn jwt_parts(jwt: &str) -> (Value, Value) {
 
 async fn agent_with_key(lobby: &Lobby) -> (String, String, String) {
     let account = lobby.create_account(5).await;
-    let agent = lobby.create_agent_json(&account, json!({})).await;
-    (
-        account,
-        agent["id"].as_str().expect("id").to_owned(),
-        agent["agent_key"]["key"].as_str().expect("key").to_owned(),
-    )
+    let (agent, key) = lobby.create_agent_with_key(&account, json!({})).await;
+    (account, agent, key)
 }
 
 #[tokio::test]

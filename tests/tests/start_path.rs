@@ -62,12 +62,7 @@ async fn unpublishing_and_revoking_reach_every_replica_within_a_second() {
     })
     .await;
     let account = lobby.create_account(100).await;
-    let created = lobby.create_agent_json(&account, json!({})).await;
-    let agent = created["id"].as_str().expect("id").to_owned();
-    let agent_key = created["agent_key"]["key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
+    let (agent, agent_key) = lobby.create_agent_with_key(&account, json!({})).await;
     let run = |i: usize| {
         lobby
             .http

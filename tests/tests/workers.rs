@@ -265,10 +265,7 @@ async fn worker_keys_bind_each_worker_to_its_id_and_its_account() {
             .map_err(|e| e.to_string())
     };
     let alpha_key = door.key_for("alpha", json!({ "pool": "default" })).await;
-    let agent_key = s.lobby.create_agent_json(&s.account, json!({})).await["agent_key"]["key"]
-        .as_str()
-        .expect("agent key")
-        .to_owned();
+    let (_, agent_key) = s.lobby.create_agent_with_key(&s.account, json!({})).await;
     for (what, key) in [
         ("no key", String::new()),
         (
