@@ -55,7 +55,9 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         | C::AvatarUnsupportedFormat
         | C::AvatarBadDimensions
         | C::AvatarNoFace => StatusCode::UNPROCESSABLE_ENTITY,
-        C::ConcurrencyLimit | C::MinutesExhausted => StatusCode::TOO_MANY_REQUESTS,
+        C::ConcurrencyLimit | C::MinutesExhausted | C::OpenRunsLimit => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         C::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         C::RoomCreationFailed | C::OrchestratorError => StatusCode::BAD_GATEWAY,
         C::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,

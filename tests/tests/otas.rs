@@ -500,3 +500,92 @@ async fn session_tokens_stop_with_their_key_or_their_agent() {
     let (s, b) = call.events(&fresh).await;
     assert_refused(s, &b, 403, "agent_unpublished");
 }
+
+/// The run a session JWT opened, as the admin API shows it.
+async fn run_record(lobby: &Lobby, jwt: &str) -> Value {
+    let sid = jwt_parts(jwt).1["sid"]
+        .as_str()
+        .expect("sid claim")
+        .to_owned();
+    let (s, record) = lobby
+        .admin_json(Method::GET, &format!("/sessions/{sid}"), None)
+        .await;
+    assert_eq!(s, 200, "{record}");
+    record
+}
+
+#[tokio::test]
+async fn an_agent_has_a_bounded_number_of_open_runs_and_a_refusal_writes_nothing() {
+    let lobby = Lobby::start(LobbyOptions {
+        extra_env: vec![("LOBBY_AGENT_RUN_MAX_OPEN".into(), "3".into())],
+        ..Default::default()
+    })
+    .await;
+    let call = Call { lobby: &lobby };
+    let (account, _, key) = agent_with_key(&lobby).await;
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        runs.push(call.token(&key).await);
+    }
+    let before = lobby.redis.snapshot().await;
+    let (s, b) = call.create(&key, None).await;
+    assert_refused(s, &b, 429, "open_runs_limit");
+    assert_eq!(
+        lobby.redis.snapshot().await,
+        before,
+        "a refused run wrote to Redis"
+    );
+
+    // Another agent of the same account has its own cap.
+    let (_, other_key) = lobby.create_agent_with_key(&account, json!({})).await;
+    call.token(&other_key).await;
+
+    // Ending a run gives its place back.
+    let (s, ended) = call
+        .send(Method::POST, END, &[(TOKEN_HEADER, runs[0].as_str())], None)
+        .await;
+    assert_eq!(s, 200, "{ended}");
+    call.token(&key).await;
+    let (s, b) = call.create(&key, None).await;
+    assert_refused(s, &b, 429, "open_runs_limit");
+}
+
+#[tokio::test]
+async fn an_idle_run_ends_and_gives_its_place_back_while_a_busy_one_stays_open() {
+    let lobby = Lobby::start(LobbyOptions {
+        extra_env: vec![
+            ("LOBBY_AGENT_RUN_MAX_OPEN".into(), "2".into()),
+            ("LOBBY_AGENT_RUN_IDLE_TIMEOUT_SECONDS".into(), "2".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let call = Call { lobby: &lobby };
+    let (_, _, key) = agent_with_key(&lobby).await;
+    let idle = call.token(&key).await;
+    let busy = call.token(&key).await;
+    // The busy run sends an event every half second for 4 s: twice its
+    // idle timeout, so only its events keep it open.
+    for i in 0..8 {
+        assert_eq!(call.event(&busy, &format!("tick{i}")).await.0, 201);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let record = run_record(&lobby, &idle).await;
+        if record["status"] == "ended" {
+            assert_eq!(record["ended_reason"], "idle_timeout", "{record}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle run never ended: {record}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(run_record(&lobby, &busy).await["status"], "active");
+    let (s, b) = call.event(&idle, "too-late").await;
+    assert_refused(s, &b, 403, "session_ended");
+    // The idle run's place is free again: a new run opens beside the busy one.
+    call.token(&key).await;
+}

@@ -64,6 +64,8 @@ error_codes! {
     TokenExpired => "token_expired",
     SessionEnded => "session_ended",
     EventsFull => "events_full",
+    /// An agent has as many open runs (seed 001) as it may.
+    OpenRunsLimit => "open_runs_limit",
     LinkNotFound => "link_not_found",
     LinkInactive => "link_inactive",
     LinkExpired => "link_expired",

@@ -53,6 +53,7 @@ impl SessionService {
         }
         let meta = run_meta(&req.meta_json)?;
         let now = lobby_kit::time::now_ms();
+        let limits = self.policy.runs;
         let run = Session {
             id: req.session_id,
             account_id: principal.account_id,
@@ -64,7 +65,13 @@ impl SessionService {
             started_at_ms: now,
             ..Default::default()
         };
-        self.store.create_run(&run).await?;
+        let first_check = self.clock.now_ms() + limits.idle_ms;
+        if let Err(open) = self.store.create_run(&run, limits, first_check).await? {
+            tracing::info!(agent_id = %run.agent_id, open, "agent run refused: open runs at the cap");
+            return Err(SessionError::OpenRunsLimit {
+                limit: limits.max_open,
+            });
+        }
         tracing::info!(session_id = %run.id, agent_id = %run.agent_id, "agent run started");
         Ok(pb::StartAgentRunResponse { session_id: run.id })
     }
@@ -108,6 +115,7 @@ impl SessionService {
                 &req.session_id,
                 &req.agent_id,
                 self.policy.max_events_per_session,
+                self.policy.runs.idle_ms,
                 &event,
             )
             .await?;

@@ -25,6 +25,8 @@ pub enum SessionError {
     Ended,
     #[error("The session's event log is full ({0} events)")]
     EventsFull(u32),
+    #[error("The agent has {limit} open runs, its limit: end one, or let an idle one time out")]
+    OpenRunsLimit { limit: u32 },
     #[error("This webhook event was already received")]
     WebhookReplayed,
     #[error("This webhook event is too old to act on")]
@@ -56,6 +58,7 @@ impl CodedError for SessionError {
             Self::Orchestrator(_) => ErrorCode::OrchestratorError,
             Self::Ended => ErrorCode::SessionEnded,
             Self::EventsFull(_) => ErrorCode::EventsFull,
+            Self::OpenRunsLimit { .. } => ErrorCode::OpenRunsLimit,
             Self::WebhookReplayed => ErrorCode::WebhookReplayed,
             Self::WebhookStale => ErrorCode::WebhookStale,
             Self::Store(e) => lobby_kit::redis_conn::error_code(e),
@@ -67,9 +70,10 @@ impl CodedError for SessionError {
         match self {
             Self::NotFound(_) => Code::NotFound,
             Self::InvalidArgument { .. } => Code::InvalidArgument,
-            Self::ConcurrencyLimit(_) | Self::MinutesExhausted(_) | Self::EventsFull(_) => {
-                Code::ResourceExhausted
-            }
+            Self::ConcurrencyLimit(_)
+            | Self::MinutesExhausted(_)
+            | Self::EventsFull(_)
+            | Self::OpenRunsLimit { .. } => Code::ResourceExhausted,
             Self::LinkUsedUp | Self::Ended | Self::WebhookStale => Code::FailedPrecondition,
             Self::AgentUnpublished => Code::PermissionDenied,
             Self::Orchestrator(_) => Code::Unavailable,

@@ -1,11 +1,12 @@
 -- Ends a live session, or fails a start, in one idempotent step: frees both
 -- slots, turns the minutes reservation into the seconds used (0 for a failed
 -- start; never twice, whoever billed first), gives a failed start's link use
--- back, writes the final status, and drops the sweep entry.
+-- back, writes the final status, drops the sweep entry and, for an agent
+-- run, its place among the agent's open runs.
 --
 -- KEYS[1] record, KEYS[2] account slots, KEYS[3] agent slots, KEYS[4] minutes,
 -- KEYS[5] link uses, KEYS[6] sweep index (as in admit.lua), KEYS[7] the
--- session's event log
+-- session's event log, KEYS[8] the agent's open runs
 -- ARGV[1] session id  ARGV[2] account id  ARGV[3] 'ended' or 'failed'
 -- ARGV[4] ended_reason (ended) or failure_code (failed)
 -- ARGV[5] end time (ms)
@@ -24,6 +25,7 @@ local ended_at = tonumber(ARGV[5])
 local ran = math.max(0, math.floor((ended_at - (tonumber(f[3]) or ended_at)) / 1000))
 redis.call('ZREM', KEYS[2], sid)
 redis.call('ZREM', KEYS[3], sid)
+redis.call('SREM', KEYS[8], sid)
 -- (Lua's -0 reads as "-0", which HINCRBY refuses: zero amounts are skipped.)
 local r = tonumber(f[4]) or 0
 if f[5] ~= '1' and r > 0 then

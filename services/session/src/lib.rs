@@ -66,6 +66,18 @@ impl SessionConfig {
             (1..=100_000).contains(&max_events_per_session),
             "must be between 1 and 100000",
         )?;
+        let max_open_runs: u32 = s.get_or("LOBBY_AGENT_RUN_MAX_OPEN", 1000)?;
+        Settings::ensure(
+            "LOBBY_AGENT_RUN_MAX_OPEN",
+            (1..=1_000_000).contains(&max_open_runs),
+            "must be between 1 and 1000000",
+        )?;
+        let run_idle_seconds: i64 = s.get_or("LOBBY_AGENT_RUN_IDLE_TIMEOUT_SECONDS", 3600)?;
+        Settings::ensure(
+            "LOBBY_AGENT_RUN_IDLE_TIMEOUT_SECONDS",
+            (1..=30 * 24 * 3600).contains(&run_idle_seconds),
+            "must be between 1 and 2592000 (30 days)",
+        )?;
         let lease_ms: i64 = s.get_or("LOBBY_SESSION_LEASE_MS", 15_000)?;
         Settings::ensure(
             "LOBBY_SESSION_LEASE_MS",
@@ -106,6 +118,10 @@ impl SessionConfig {
                 ended_record_ttl_seconds,
                 avatar_agent_identity,
                 max_events_per_session,
+                runs: store::RunLimits {
+                    max_open: max_open_runs,
+                    idle_ms: run_idle_seconds * 1000,
+                },
                 sweep_interval: Duration::from_millis(sweep_interval_ms),
                 reconcile_grace_ms: s.get_or("LOBBY_RECONCILE_GRACE_MS", 10_000)?,
                 webhook_max_age_ms: s.get_or("LOBBY_WEBHOOK_MAX_AGE_MS", 300_000)?,

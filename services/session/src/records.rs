@@ -35,10 +35,12 @@ pub enum EndedReason {
     /// The agent stayed alone after the last user left, past the agent's
     /// `solo_timeout_seconds`.
     SoloTimeout,
+    /// An agent run had no event for `LOBBY_AGENT_RUN_IDLE_TIMEOUT_SECONDS`.
+    IdleTimeout,
 }
 
 impl EndedReason {
-    pub const ALL: [EndedReason; 11] = [
+    pub const ALL: [EndedReason; 12] = [
         EndedReason::ExplicitEnd,
         EndedReason::ProviderRoomFinished,
         EndedReason::UserLeft,
@@ -50,6 +52,7 @@ impl EndedReason {
         EndedReason::UserJoinTimeout,
         EndedReason::AgentJoinTimeout,
         EndedReason::SoloTimeout,
+        EndedReason::IdleTimeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +68,7 @@ impl EndedReason {
             Self::UserJoinTimeout => "user_join_timeout",
             Self::AgentJoinTimeout => "agent_join_timeout",
             Self::SoloTimeout => "solo_timeout",
+            Self::IdleTimeout => "idle_timeout",
         }
     }
 

@@ -24,7 +24,7 @@ impl Timing {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Not live (ended, failed, or an agent run): drop its sweep entry.
+    /// Not live (ended or failed): drop its sweep entry.
     Forget,
     /// A failed start whose room and worker are still to be given back.
     CloseRoom,
@@ -37,11 +37,19 @@ pub enum Step {
 
 /// The next step for a session that came due.
 pub fn next_step(s: &Session, now: i64, real_now: i64, t: Timing) -> Step {
-    if s.status() != SessionStatus::Active || s.kind() == SessionKind::AgentRun {
+    if s.status() != SessionStatus::Active {
         return if s.room_close_pending {
             Step::CloseRoom
         } else {
             Step::Forget
+        };
+    }
+    if s.kind() == SessionKind::AgentRun {
+        // A run's lease is its idle deadline, which each event pushes on.
+        return if real_now >= s.lease_deadline_ms {
+            Step::End(EndedReason::IdleTimeout)
+        } else {
+            Step::WaitUntil(s.lease_deadline_ms + (now - real_now))
         };
     }
     if s.deadline_ms > 0 && now >= s.deadline_ms {
@@ -187,23 +195,42 @@ mod tests {
     }
 
     #[test]
-    fn over_sessions_and_runs_are_forgotten() {
+    fn over_sessions_are_forgotten() {
         let ended = Session {
             status: SessionStatus::Ended as i32,
             ..live()
         };
         assert_eq!(next_step(&ended, 0, 0, T), Step::Forget);
-        let run = Session {
+        let ended_run = Session {
             kind: SessionKind::AgentRun as i32,
-            ..live()
+            ..ended
         };
-        assert_eq!(next_step(&run, 0, 0, T), Step::Forget);
+        assert_eq!(next_step(&ended_run, 0, 0, T), Step::Forget);
         let failed_with_room = Session {
             status: SessionStatus::Failed as i32,
             room_close_pending: true,
             ..live()
         };
         assert_eq!(next_step(&failed_with_room, 0, 0, T), Step::CloseRoom);
+    }
+
+    #[test]
+    fn a_run_ends_once_idle_past_its_lease_and_not_before() {
+        let run = Session {
+            kind: SessionKind::AgentRun as i32,
+            deadline_ms: 0,
+            lease_deadline_ms: 50_000,
+            ..live()
+        };
+        // Not its join deadlines nor a missing deadline: only idleness.
+        assert_eq!(
+            next_step(&run, 49_000 + 500, 49_000, T),
+            Step::WaitUntil(50_500)
+        );
+        assert_eq!(
+            next_step(&run, 50_000, 50_000, T),
+            Step::End(EndedReason::IdleTimeout)
+        );
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct Policy {
     /// The LiveKit identity the avatar agent joins link sessions under.
     pub avatar_agent_identity: String,
     pub max_events_per_session: u32,
+    /// Seed 001 runs: how many one agent may have open, and how long one
+    /// stays open without an event.
+    pub runs: crate::store::RunLimits,
     /// How often the sweeper looks for sessions that came due.
     pub sweep_interval: Duration,
     /// A room younger than this may be missing from the provider's listing.

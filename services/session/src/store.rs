@@ -45,6 +45,9 @@ impl Keys {
     fn agent_slots(&self) -> String {
         format!("{}:{}:agent:{}:slots", self.tag, self.account, self.agent)
     }
+    fn agent_runs(&self) -> String {
+        format!("{}:{}:agent:{}:runs", self.tag, self.account, self.agent)
+    }
     fn minutes(&self) -> String {
         format!("{}:{}:minutes", self.tag, self.account)
     }
@@ -179,6 +182,15 @@ struct StoredEvent {
     recorded_at_ms: i64,
 }
 
+/// What bounds one agent's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Most runs one agent may have open at once.
+    pub max_open: u32,
+    /// A run with no event for this long is ended by the sweeper.
+    pub idle_ms: i64,
+}
+
 /// Why an event was not appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendRefusal {
@@ -201,6 +213,7 @@ struct Scripts {
     claim: Script,
     usage: Script,
     append: Script,
+    start_run: Script,
 }
 
 impl SessionStore {
@@ -214,6 +227,7 @@ impl SessionStore {
                 claim: Script::new(include_str!("claim_due.lua")),
                 usage: Script::new(include_str!("account_usage.lua")),
                 append: Script::new(include_str!("append_event.lua")),
+                start_run: Script::new(include_str!("start_run.lua")),
             }),
         }
     }
@@ -289,6 +303,7 @@ impl SessionStore {
             .key(k.link_uses())
             .key(k.due())
             .key(k.events())
+            .key(k.agent_runs())
             .arg(&s.id)
             .arg(&s.account_id)
             .arg(status)
@@ -467,14 +482,34 @@ impl SessionStore {
         records::from_fields(&fields).map(Some)
     }
 
-    /// Writes an agent run's record outright (no slot, no room).
-    pub async fn create_run(&self, s: &Session) -> Result<(), SessionError> {
+    /// Opens an agent run (no slot, no room) unless its agent already has
+    /// `limits.max_open` open; then nothing is written and the count of open
+    /// runs comes back as the refusal.
+    pub async fn create_run(
+        &self,
+        s: &Session,
+        limits: RunLimits,
+        first_check_at_ms: i64,
+    ) -> Result<Result<(), u32>, SessionError> {
         let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
-        let () = self
-            .conn()
-            .hset_multiple(k.record(), &records::run_fields(s))
-            .await?;
-        self.index_account(&s.id, &s.account_id).await
+        let mut call = self.scripts.start_run.prepare_invoke();
+        call.key(k.record())
+            .key(k.agent_runs())
+            .key(k.due())
+            .arg(&s.id)
+            .arg(limits.max_open)
+            .arg(limits.idle_ms)
+            .arg(k.due_member())
+            .arg(first_check_at_ms);
+        for (field, value) in records::run_fields(s) {
+            call.arg(field).arg(value);
+        }
+        let (opened, open): (i64, u32) = call.invoke_async(&mut self.conn()).await?;
+        if opened != 1 {
+            return Ok(Err(open));
+        }
+        self.index_account(&s.id, &s.account_id).await?;
+        Ok(Ok(()))
     }
 
     /// The worker that accepted the session.
@@ -549,6 +584,7 @@ impl SessionStore {
         session_id: &str,
         agent_id: &str,
         max_events: u32,
+        idle_ms: i64,
         event: &SessionEvent,
     ) -> Result<Result<u64, AppendRefusal>, SessionError> {
         let stored = StoredEvent {
@@ -569,6 +605,7 @@ impl SessionStore {
             .arg(agent_id)
             .arg(max_events)
             .arg(json)
+            .arg(idle_ms)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match reply {
