@@ -119,6 +119,8 @@ async fn every_attack_is_refused_with_a_clear_4xx_in_its_contracts_shape() {
                 "false".into(),
             ),
             ("LOBBY_HEADER_READ_TIMEOUT_MS".into(), "800".into()),
+            // The one run the JWT attacks use is all this agent may open.
+            ("LOBBY_AGENT_RUN_MAX_OPEN".into(), "1".into()),
         ],
         ..Default::default()
     })
@@ -235,6 +237,33 @@ async fn every_attack_is_refused_with_a_clear_4xx_in_its_contracts_shape() {
         let r = a.get(EVENTS).header("X-OTAS-AGENT-SESSION-TOKEN", token);
         a.http("session JWTs", what, r, EVENTS, &[]).await;
     }
+    let r = a.post(CREATE).header("X-OTAS-AGENT-KEY", &agent_key);
+    a.http(
+        "keys",
+        "a run past the agent's cap",
+        r,
+        CREATE,
+        &["open_runs_limit"],
+    )
+    .await;
+    // The key that signed the genuine token leaked: rotated away and revoked.
+    let (s, _) = lobby
+        .admin_json(
+            reqwest::Method::POST,
+            "/signing-keys/rotate",
+            Some(json!({ "revoke_previous": true })),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let r = a.get(EVENTS).header("X-OTAS-AGENT-SESSION-TOKEN", &jwt);
+    a.http(
+        "session JWTs",
+        "signed by a revoked key",
+        r,
+        EVENTS,
+        &["token_invalid"],
+    )
+    .await;
 
     // Links: guessed, malformed, deactivated.
     let face_agent = lobby

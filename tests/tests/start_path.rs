@@ -173,3 +173,113 @@ async fn unpublishing_and_revoking_reach_every_replica_within_a_second() {
     assert!(revoked_after < Duration::from_secs(1));
     assert!(narrowed_after < Duration::from_secs(1));
 }
+
+/// A signing key revoked through one replica stops verifying on the other
+/// within a second: its cached copy goes with the change message, not at
+/// its TTL. A plain rotation leaves earlier tokens verifying.
+#[tokio::test]
+async fn a_revoked_signing_key_stops_verifying_on_every_replica_within_a_second() {
+    let lobby = Lobby::start(LobbyOptions {
+        topology: Topology::CoLocated,
+        gateways: 2,
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(100).await;
+    let (_, agent_key) = lobby.create_agent_with_key(&account, json!({})).await;
+    let run = |i: usize| {
+        let agent_key = agent_key.clone();
+        let lobby = &lobby;
+        async move {
+            let r = lobby
+                .http
+                .post(format!(
+                    "{}/api/agent/v1/session/create/",
+                    lobby.gateways[i]
+                ))
+                .header("x-otas-agent-key", agent_key)
+                .send()
+                .await
+                .expect("run");
+            assert_eq!(r.status(), 200);
+            let body: Value = r.json().await.expect("json");
+            body["response"]["jwt_token"]
+                .as_str()
+                .expect("jwt")
+                .to_owned()
+        }
+    };
+    let events = |i: usize, jwt: String| {
+        let lobby = &lobby;
+        async move {
+            let r = lobby
+                .http
+                .get(format!(
+                    "{}/api/agent/v1/session/events/",
+                    lobby.gateways[i]
+                ))
+                .header("X-OTAS-AGENT-SESSION-TOKEN", jwt)
+                .send()
+                .await
+                .expect("events");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    // Replica 1 has the first key cached, from verifying a token it signed.
+    let first = run(1).await;
+    assert_eq!(events(1, first.clone()).await.0, 200);
+
+    // A plain rotation: earlier tokens keep verifying everywhere.
+    let (s, rotated) = lobby
+        .admin_json(Method::POST, "/signing-keys/rotate", None)
+        .await;
+    assert_eq!(s, 200, "{rotated}");
+    assert_eq!(rotated["previous_revoked"], false, "{rotated}");
+    let second = run(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(events(1, first.clone()).await.0, 200);
+    assert_eq!(events(1, second.clone()).await.0, 200);
+
+    // The second key leaked: rotated away and revoked through replica 0.
+    let (s, revoked) = lobby
+        .admin_json(
+            Method::POST,
+            "/signing-keys/rotate",
+            Some(json!({ "revoke_previous": true })),
+        )
+        .await;
+    assert_eq!(s, 200, "{revoked}");
+    assert_eq!(revoked["previous_kid"], rotated["kid"], "{revoked}");
+    assert_eq!(revoked["previous_revoked"], true, "{revoked}");
+    let began = Instant::now();
+    let mut refused_after = None;
+    while began.elapsed() < Duration::from_secs(5) {
+        let (status, body) = events(1, second.clone()).await;
+        if status == 401 {
+            assert_eq!(body["status_description"], "token_invalid", "{body}");
+            refused_after = Some(began.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused_after = refused_after.expect("replica 1 kept verifying a revoked key");
+    println!(
+        "a revoked signing key refused by the other replica after {} ms (cache TTL 5000 ms)",
+        refused_after.as_millis()
+    );
+    assert!(refused_after < Duration::from_secs(1));
+    // Retired before the revoked one, the first key was not revoked with it.
+    assert_eq!(events(1, first).await.0, 200);
+    let third = run(0).await;
+    assert_eq!(events(1, third).await.0, 200);
+    // A body that is not the route's is a 400, and rotates nothing.
+    let (s, body) = lobby
+        .admin_json(
+            Method::POST,
+            "/signing-keys/rotate",
+            Some(json!({ "revoke_previous": "yes" })),
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+}

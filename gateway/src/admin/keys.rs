@@ -241,14 +241,32 @@ pub(super) async fn set_key_active(
     Ok(Json(key.into()))
 }
 
-pub(super) async fn rotate_signing_key(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateSigningKeyJson {
+    /// For a key that leaked: the tokens it signed stop verifying at once.
+    #[serde(default)]
+    revoke_previous: bool,
+}
+
+pub(super) async fn rotate_signing_key(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let req: RotateSigningKeyJson = read_optional_json(&headers, body, MAX_BODY_BYTES).await?;
     let info = st
         .services
         .auth
-        .rotate_signing_key(tonic::Request::new(pb::RotateSigningKeyRequest {}))
+        .rotate_signing_key(tonic::Request::new(pb::RotateSigningKeyRequest {
+            revoke_previous: req.revoke_previous,
+        }))
         .await?
         .into_inner();
-    Ok(Json(
-        json!({ "kid": info.kid, "created_at_ms": info.created_at_ms }),
-    ))
+    Ok(Json(json!({
+        "kid": info.kid,
+        "created_at_ms": info.created_at_ms,
+        "previous_kid": (!info.previous_kid.is_empty()).then_some(info.previous_kid),
+        "previous_revoked": info.previous_revoked,
+    })))
 }

@@ -25,7 +25,7 @@ use std::{
 };
 
 /// Where auth says what changed: "agent:<id>", "account:<id>", "link:<id>",
-/// "key:<prefix>", "origins".
+/// "key:<prefix>", "signing_key:<kid>", "origins".
 pub const CHANNEL: &str = "lobby:catalog:changed";
 
 /// Entries kept per kind before the oldest half goes (unknown ids are cached
@@ -102,6 +102,9 @@ pub enum Change {
     Account(String),
     Link(String),
     Key(String),
+    /// A session-JWT signing key (by kid) was added, retired, revoked or
+    /// dropped.
+    SigningKey(String),
     Origins,
 }
 
@@ -112,6 +115,7 @@ impl Change {
             Self::Account(id) => format!("account:{id}"),
             Self::Link(id) => format!("link:{id}"),
             Self::Key(prefix) => format!("key:{prefix}"),
+            Self::SigningKey(kid) => format!("signing_key:{kid}"),
             Self::Origins => "origins".to_owned(),
         }
     }
@@ -127,6 +131,7 @@ impl Change {
             "account" => Some(Self::Account(id)),
             "link" => Some(Self::Link(id)),
             "key" => Some(Self::Key(id)),
+            "signing_key" => Some(Self::SigningKey(id)),
             _ => None,
         }
     }
@@ -140,6 +145,7 @@ pub struct CatalogCache {
     pub links: TtlCache<Option<Link>>,
     pub keys: TtlCache<Option<CredentialRecord>>,
     pub origins: TtlCache<Arc<Vec<String>>>,
+    pub signing_keys: TtlCache<Option<crate::session_jwt::SigningKey>>,
 }
 
 impl CatalogCache {
@@ -150,6 +156,7 @@ impl CatalogCache {
             links: TtlCache::new(ttl),
             keys: TtlCache::new(ttl),
             origins: TtlCache::new(ttl),
+            signing_keys: TtlCache::new(ttl),
         }
     }
 
@@ -159,6 +166,7 @@ impl CatalogCache {
             Change::Account(id) => self.accounts.forget(id),
             Change::Link(id) => self.links.forget(id),
             Change::Key(prefix) => self.keys.forget(prefix),
+            Change::SigningKey(kid) => self.signing_keys.forget(kid),
             Change::Origins => self.origins.clear(),
         }
     }
@@ -179,6 +187,7 @@ impl CatalogCache {
         self.links.clear();
         self.keys.clear();
         self.origins.clear();
+        self.signing_keys.clear();
     }
 }
 
@@ -242,6 +251,7 @@ mod tests {
             Change::Account("acct_x".into()),
             Change::Link("lnk_y".into()),
             Change::Key("abc".into()),
+            Change::SigningKey("k1".into()),
             Change::Origins,
         ] {
             assert_eq!(Change::parse(&c.message()), Some(c));

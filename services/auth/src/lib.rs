@@ -104,6 +104,7 @@ pub fn start(config: AuthConfig, redis: &lobby_kit::redis_conn::Redis) -> Runnin
         conn.clone(),
         hasher.clone(),
         config.session_jwt_ttl_seconds,
+        cache.clone(),
     );
     let catalog = catalog::Catalog::new(conn.clone(), cache.clone());
     let mut background = lobby_kit::background::Background::default();

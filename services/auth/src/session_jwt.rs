@@ -6,15 +6,24 @@
 //! account. Keys rotate: the key ring in Redis holds random material per kid,
 //! and the signing secret is an HMAC of it under the server pepper, so the
 //! ring alone cannot forge a token. A retired key keeps verifying for one
-//! token lifetime after its retirement, then stops.
+//! token lifetime after its retirement, then stops; a revoked one (a
+//! rotation that revokes its predecessor, for a key that leaked) stops at
+//! once.
+//!
+//! Every replica caches the ring's keys; a rotation publishes the kids it
+//! changed on the catalog's change channel, so every replica drops its copy
+//! and rereads the ring (see `cache`).
 
-use crate::{credentials::KeyHasher, error::AuthError};
+use crate::{
+    cache::{CatalogCache, Change},
+    credentials::KeyHasher,
+    error::AuthError,
+};
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use lobby_kit::redis_conn::RedisConn;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use std::{collections::HashMap, sync::Arc};
-use tokio::sync::RwLock;
 
 const RING: &str = "{catalog}:jwt_keys";
 const CURRENT: &str = "{catalog}:jwt_current";
@@ -45,6 +54,9 @@ struct RingEntry {
     created_at_ms: i64,
     #[serde(default)]
     retired_at_ms: i64,
+    /// Tokens it signed stop verifying at once, not a token lifetime later.
+    #[serde(default)]
+    revoked: bool,
 }
 
 /// Why a presented session token was refused.
@@ -57,24 +69,44 @@ pub enum TokenRejection {
     Expired,
 }
 
-/// A key of the ring: (secret, retired_at_ms). Entries change only on rotation.
-type SigningKey = (Vec<u8>, i64);
+/// A key of the ring as verification uses it. Entries change only on
+/// rotation.
+#[derive(Clone)]
+pub struct SigningKey {
+    secret: Vec<u8>,
+    retired_at_ms: i64,
+    revoked: bool,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    pub kid: String,
+    pub created_at_ms: i64,
+    /// The key it retired (or revoked), if there was one.
+    pub previous_kid: Option<String>,
+}
 
 #[derive(Clone)]
 pub struct SessionTokens {
     redis: RedisConn,
     hasher: KeyHasher,
     ttl_seconds: i64,
-    cache: Arc<RwLock<HashMap<String, SigningKey>>>,
+    cache: Arc<CatalogCache>,
 }
 
 impl SessionTokens {
-    pub fn new(redis: RedisConn, hasher: KeyHasher, ttl_seconds: i64) -> Self {
+    pub fn new(
+        redis: RedisConn,
+        hasher: KeyHasher,
+        ttl_seconds: i64,
+        cache: Arc<CatalogCache>,
+    ) -> Self {
         Self {
             redis,
             hasher,
             ttl_seconds,
-            cache: Arc::default(),
+            cache,
         }
     }
 
@@ -88,13 +120,15 @@ impl SessionTokens {
         let mut conn = self.redis.clone();
         let current: Option<String> = conn.get(CURRENT).await?;
         if current.is_none() {
-            self.rotate(now_ms).await?;
+            self.rotate(now_ms, false).await?;
         }
         Ok(())
     }
 
-    /// Adds a new key and makes it current; the previous one is retired.
-    pub async fn rotate(&self, now_ms: i64) -> Result<(String, i64), AuthError> {
+    /// Adds a new key and makes it current; the previous one is retired, or
+    /// with `revoke_previous` revoked: its tokens stop verifying on every
+    /// replica at once.
+    pub async fn rotate(&self, now_ms: i64, revoke_previous: bool) -> Result<Rotation, AuthError> {
         let mut conn = self.redis.clone();
         let kid = format!("k{}", uuid::Uuid::new_v4().simple());
         let material: [u8; 32] = rand::random();
@@ -102,50 +136,68 @@ impl SessionTokens {
             material: hex::encode(material),
             created_at_ms: now_ms,
             retired_at_ms: 0,
+            revoked: false,
         };
         let previous: Option<String> = conn.get(CURRENT).await?;
         let () = conn
             .hset(RING, &kid, serde_json::to_string(&entry)?)
             .await?;
         let () = conn.set(CURRENT, &kid).await?;
-        if let Some(prev) = previous {
-            let raw: Option<String> = conn.hget(RING, &prev).await?;
+        // The new kid too: a replica may have cached it as unknown.
+        let mut changed = vec![Change::SigningKey(kid.clone())];
+        if let Some(prev) = &previous {
+            let raw: Option<String> = conn.hget(RING, prev).await?;
             if let Some(raw) = raw {
                 let mut old: RingEntry = serde_json::from_str(&raw)?;
-                old.retired_at_ms = now_ms;
-                let () = conn.hset(RING, &prev, serde_json::to_string(&old)?).await?;
-                self.cache.write().await.remove(&prev);
+                if old.retired_at_ms == 0 {
+                    old.retired_at_ms = now_ms;
+                }
+                old.revoked |= revoke_previous;
+                let () = conn.hset(RING, prev, serde_json::to_string(&old)?).await?;
+                changed.push(Change::SigningKey(prev.clone()));
             }
         }
-        self.purge(now_ms).await?;
-        tracing::info!(kid, "session token signing key rotated");
-        Ok((kid, now_ms))
+        changed.extend(self.purge(now_ms).await?);
+        self.cache.changed(&self.redis, &changed).await;
+        tracing::info!(kid, previous = ?previous, revoke_previous, "session token signing key rotated");
+        Ok(Rotation {
+            kid,
+            created_at_ms: now_ms,
+            previous_kid: previous,
+        })
     }
 
-    /// Drops keys retired longer ago than a token can live.
-    async fn purge(&self, now_ms: i64) -> Result<(), AuthError> {
+    /// Drops keys retired longer ago than a token can live; returns what
+    /// it dropped.
+    async fn purge(&self, now_ms: i64) -> Result<Vec<Change>, AuthError> {
         let mut conn = self.redis.clone();
         let ring: HashMap<String, String> = conn.hgetall(RING).await?;
+        let mut dropped = Vec::new();
         for (kid, raw) in ring {
             let entry: RingEntry = serde_json::from_str(&raw)?;
             if entry.retired_at_ms > 0 && entry.retired_at_ms + self.ttl_seconds * 1000 < now_ms {
                 let () = conn.hdel(RING, &kid).await?;
+                dropped.push(Change::SigningKey(kid));
             }
         }
-        Ok(())
+        Ok(dropped)
     }
 
     async fn key(&self, kid: &str) -> Result<Option<SigningKey>, AuthError> {
-        if let Some(hit) = self.cache.read().await.get(kid) {
-            return Ok(Some(hit.clone()));
-        }
-        let mut conn = self.redis.clone();
-        let raw: Option<String> = conn.hget(RING, kid).await?;
-        let Some(raw) = raw else { return Ok(None) };
-        let entry: RingEntry = serde_json::from_str(&raw)?;
-        let key = (self.secret(kid, &entry), entry.retired_at_ms);
-        self.cache.write().await.insert(kid.to_owned(), key.clone());
-        Ok(Some(key))
+        self.cache
+            .signing_keys
+            .get_or_load(kid, || async {
+                let mut conn = self.redis.clone();
+                let raw: Option<String> = conn.hget(RING, kid).await?;
+                let Some(raw) = raw else { return Ok(None) };
+                let entry: RingEntry = serde_json::from_str(&raw)?;
+                Ok::<_, AuthError>(Some(SigningKey {
+                    secret: self.secret(kid, &entry),
+                    retired_at_ms: entry.retired_at_ms,
+                    revoked: entry.revoked,
+                }))
+            })
+            .await
     }
 
     /// Signs a token for one session with the current key.
@@ -162,9 +214,9 @@ impl SessionTokens {
         let kid: Option<String> = conn.get(CURRENT).await?;
         let kid = match kid {
             Some(k) => k,
-            None => self.rotate(now_ms).await?.0,
+            None => self.rotate(now_ms, false).await?.kid,
         };
-        let (secret, _) = self.key(&kid).await?.ok_or(AuthError::Conflict)?;
+        let secret = self.key(&kid).await?.ok_or(AuthError::Conflict)?.secret;
         let iat = now_ms / 1000;
         let claims = SessionClaims {
             iss: ISSUER.into(),
@@ -208,9 +260,17 @@ impl SessionTokens {
         let Some(kid) = header.kid else {
             return Ok(Err(TokenRejection::Invalid));
         };
-        let Some((secret, retired_at_ms)) = self.key(&kid).await? else {
+        let Some(SigningKey {
+            secret,
+            retired_at_ms,
+            revoked,
+        }) = self.key(&kid).await?
+        else {
             return Ok(Err(TokenRejection::Invalid));
         };
+        if revoked {
+            return Ok(Err(TokenRejection::Invalid));
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
         validation.set_issuer(&[ISSUER]);

@@ -89,9 +89,17 @@ impl AuthService {
 
     pub(crate) async fn rotate_signing_key(
         &self,
-        _: pb::RotateSigningKeyRequest,
+        req: pb::RotateSigningKeyRequest,
     ) -> Result<pb::SigningKeyInfo, AuthError> {
-        let (kid, created_at_ms) = self.tokens.rotate(self.clock.now_ms()).await?;
-        Ok(pb::SigningKeyInfo { kid, created_at_ms })
+        let rotation = self
+            .tokens
+            .rotate(self.clock.now_ms(), req.revoke_previous)
+            .await?;
+        Ok(pb::SigningKeyInfo {
+            previous_revoked: req.revoke_previous && rotation.previous_kid.is_some(),
+            previous_kid: rotation.previous_kid.unwrap_or_default(),
+            kid: rotation.kid,
+            created_at_ms: rotation.created_at_ms,
+        })
     }
 }
