@@ -293,6 +293,58 @@ async fn refusals_not_about_the_origin_are_readable_by_an_allowed_origin() {
     }
 }
 
+/// A preflight carries no body, so it cannot name the agent: it is granted
+/// to origins some agent allows. The tenant boundary is the request itself:
+/// another tenant's origin is refused there, unreadably and with no write.
+#[tokio::test]
+async fn a_preflight_granted_for_one_tenant_does_not_reach_another_tenants_agent() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let (tenant_a, tenant_b) = (
+        lobby.create_account(3).await,
+        lobby.create_account(3).await,
+    );
+    let a_origin = "https://a.example.com";
+    lobby
+        .create_agent(&tenant_a, json!({ "allowed_hostnames": [a_origin] }))
+        .await;
+    let b_agent = lobby
+        .create_agent(
+            &tenant_b,
+            json!({ "allowed_hostnames": ["https://b.example.com"] }),
+        )
+        .await;
+    let preflight = lobby
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/public/agents/connect", lobby.gateway()),
+        )
+        .header("origin", a_origin)
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success());
+
+    let before = lobby.redis.snapshot().await;
+    let r = lobby
+        .http
+        .post(format!("{}/v1/public/agents/connect", lobby.gateway()))
+        .header("origin", a_origin)
+        .json(&json!({ "agent_id": b_agent }))
+        .send()
+        .await
+        .expect("post");
+    assert!(
+        r.headers().get("access-control-allow-origin").is_none(),
+        "tenant A's page may not read tenant B's answer"
+    );
+    let (s, b) = body(r).await;
+    assert_error(s, &b, 403, "auth_failed");
+    assert_eq!(lobby.redis.snapshot().await, before, "the refusal wrote");
+    assert_eq!(lobby.active_sessions(&tenant_b).await, 0);
+}
+
 #[tokio::test]
 async fn concurrency_limit_is_429_with_derived_retry_after_and_frees_on_end() {
     let lobby = Lobby::start(LobbyOptions {
