@@ -32,6 +32,9 @@ pub struct EdgeConfig {
     pub per_ip_per_minute: u32,
     /// Session starts per minute for one agent; 0: no limit.
     pub per_agent_per_minute: u32,
+    /// Reverse proxies in front of the gateway whose `X-Forwarded-For`
+    /// entries are believed (see `client_addr`); 0: the TCP peer is the client.
+    pub trusted_proxy_hops: usize,
 }
 
 type KeyedLimiter<K> = RateLimiter<K, DashMapStateStore<K>, governor::clock::DefaultClock>;
@@ -128,7 +131,9 @@ pub async fn guard(
     let uri = req.uri().clone();
     let contract = Contract::of(uri.path());
     if !unlimited(uri.path()) {
-        if let Err(e) = state.limits.check_ip(peer.ip()) {
+        let client =
+            crate::client_addr::client_ip(peer.ip(), req.headers(), state.trusted_proxy_hops);
+        if let Err(e) = state.limits.check_ip(client) {
             state
                 .metrics
                 .edge_refusals

@@ -3,6 +3,7 @@
 //! here: parse, call the owning service, render.
 
 pub mod admin;
+pub mod client_addr;
 pub mod clients;
 pub mod contracts;
 pub mod credentials;
@@ -83,6 +84,11 @@ impl GatewayConfig {
                 max_connections: positive(s, "LOBBY_MAX_CONNECTIONS", 10_000)? as usize,
                 per_ip_per_minute: s.get_or("LOBBY_RATE_LIMIT_IP_PER_MINUTE", 6_000)?,
                 per_agent_per_minute: s.get_or("LOBBY_RATE_LIMIT_AGENT_PER_MINUTE", 3_000)?,
+                trusted_proxy_hops: {
+                    let hops: usize = s.get_or("LOBBY_TRUSTED_PROXY_HOPS", 0)?;
+                    Settings::ensure("LOBBY_TRUSTED_PROXY_HOPS", hops <= 8, "must be at most 8")?;
+                    hops
+                },
             },
             metrics_listen: lobby_kit::metrics::listen_setting(s, "LOBBY_GATEWAY_METRICS_LISTEN")?,
             admin_token,
@@ -119,6 +125,7 @@ pub struct Shared {
     pub daily_webhook_secret: Option<String>,
     pub limits: edge::Limits,
     pub request_timeout: Duration,
+    pub trusted_proxy_hops: usize,
 }
 
 impl FromRef<AppState> for metrics::Metrics {
@@ -255,6 +262,7 @@ pub async fn serve_with(
         daily_webhook_secret: config.daily_webhook_secret,
         limits: edge::Limits::new(&config.edge),
         request_timeout: config.edge.request_timeout,
+        trusted_proxy_hops: config.edge.trusted_proxy_hops,
     }));
     let mut background = lobby_kit::background::Background::default();
     if let Some(task) =

@@ -299,10 +299,7 @@ async fn refusals_not_about_the_origin_are_readable_by_an_allowed_origin() {
 #[tokio::test]
 async fn a_preflight_granted_for_one_tenant_does_not_reach_another_tenants_agent() {
     let lobby = Lobby::start(LobbyOptions::default()).await;
-    let (tenant_a, tenant_b) = (
-        lobby.create_account(3).await,
-        lobby.create_account(3).await,
-    );
+    let (tenant_a, tenant_b) = (lobby.create_account(3).await, lobby.create_account(3).await);
     let a_origin = "https://a.example.com";
     lobby
         .create_agent(&tenant_a, json!({ "allowed_hostnames": [a_origin] }))

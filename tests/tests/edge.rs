@@ -231,6 +231,56 @@ async fn rate_limits_answer_429_in_each_contracts_shape() {
     println!("edge, rate limits: {refused} of {tried} attacks refused");
 }
 
+/// The per-address limit counts clients, not proxies: behind one trusted
+/// proxy the client is the address it appended to `X-Forwarded-For`; with
+/// none, the header is the caller's own word and changes nothing.
+#[tokio::test]
+async fn the_per_address_limit_counts_the_client_behind_a_trusted_proxy_and_ignores_spoofing() {
+    let from = |lobby: &Lobby, forwarded: &'static str| {
+        lobby
+            .http
+            .post(format!("{}/v1/public/agents/connect", lobby.gateway()))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({ "agent_id": "agt_missing" }))
+            .send()
+    };
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    // Behind one proxy: two clients, each with its own two a minute; what
+    // a client wrote left of the proxy's entry is not read.
+    let behind = Lobby::start(options(&[
+        ("LOBBY_RATE_LIMIT_IP_PER_MINUTE", "2"),
+        ("LOBBY_TRUSTED_PROXY_HOPS", "1"),
+    ]))
+    .await;
+    for _ in 0..2 {
+        assert_eq!(status(from(&behind, "203.0.113.1").await.expect("a")), 404);
+    }
+    assert_eq!(status(from(&behind, "203.0.113.1").await.expect("a")), 429);
+    assert_eq!(
+        status(from(&behind, "6.6.6.6, 203.0.113.1").await.expect("a")),
+        429,
+        "a spoofed entry left of the proxy's bought a fresh bucket"
+    );
+    assert_eq!(
+        status(from(&behind, "203.0.113.2").await.expect("b")),
+        404,
+        "another client behind the same proxy was held back"
+    );
+
+    // No proxy trusted: a made-up header is one more request from the peer.
+    let direct = Lobby::start(options(&[("LOBBY_RATE_LIMIT_IP_PER_MINUTE", "2")])).await;
+    for forwarded in ["198.51.100.1", "198.51.100.2"] {
+        assert_eq!(status(from(&direct, forwarded).await.expect("c")), 404);
+    }
+    assert_eq!(
+        status(from(&direct, "198.51.100.3").await.expect("c")),
+        429,
+        "a spoofed X-Forwarded-For escaped the limit"
+    );
+    println!("edge, forwarded addresses: 2 of 2 spoofing attempts refused");
+}
+
 #[tokio::test]
 async fn a_client_trickling_its_headers_loses_the_connection() {
     let lobby = Lobby::start(options(&[("LOBBY_HEADER_READ_TIMEOUT_MS", "500")])).await;
