@@ -19,6 +19,11 @@ pub const DEV_SECRETS: &[(&str, &str)] = &[
         "LOBBY_ARTIFACTS_SIGNING_SECRET",
         "dev-artifacts-signing-secret",
     ),
+    // `dev:` + base64 of "lobby-dev-master-key-is-public!!".
+    (
+        "LOBBY_MASTER_KEYS",
+        "dev:bG9iYnktZGV2LW1hc3Rlci1rZXktaXMtcHVibGljISE=",
+    ),
 ];
 
 /// The development default of `setting` (one of `DEV_SECRETS`).
