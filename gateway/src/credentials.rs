@@ -27,6 +27,32 @@ pub async fn require_api_key(
         .authenticate_api_key(tonic::Request::new(AuthenticateApiKeyRequest {
             key: api_key(headers),
             required_scope: scope.to_owned(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner())
+}
+
+/// The records contract's credentials: an account API key with `scope`, and
+/// the `database-id-hash` header naming that key's account.
+pub async fn require_api_key_for_database(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: &str,
+) -> Result<ApiKeyPrincipal, ApiError> {
+    let database_id_hash = headers
+        .get("database-id-hash")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    Ok(state
+        .services
+        .auth
+        .authenticate_api_key(tonic::Request::new(AuthenticateApiKeyRequest {
+            key: api_key(headers),
+            required_scope: scope.to_owned(),
+            check_database_id_hash: true,
+            database_id_hash,
         }))
         .await?
         .into_inner())

@@ -34,6 +34,7 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         | C::KeyInactive
         | C::KeyRevoked
         | C::ScopeDenied
+        | C::DatabaseIdMismatch
         | C::WorkerIdMismatch
         | C::SessionEnded
         | C::LinkInactive

@@ -22,6 +22,8 @@ pub(super) struct AccountJson {
     minutes_quota: u64,
     created_at_ms: i64,
     updated_at_ms: i64,
+    /// The records contract's `database-id-hash` header value.
+    database_id_hash: String,
 }
 
 impl From<pb::Account> for AccountJson {
@@ -33,6 +35,7 @@ impl From<pb::Account> for AccountJson {
             minutes_quota: a.minutes_quota,
             created_at_ms: a.created_at_ms,
             updated_at_ms: a.updated_at_ms,
+            database_id_hash: a.database_id_hash,
         }
     }
 }
@@ -95,6 +98,19 @@ pub(super) async fn get_account(
         .services
         .auth
         .get_account(tonic::Request::new(pb::GetAccountRequest { id }))
+        .await?
+        .into_inner();
+    Ok(Json(account.into()))
+}
+
+pub(super) async fn rotate_database_id_hash(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AccountJson>> {
+    let account = st
+        .services
+        .auth
+        .rotate_database_id_hash(tonic::Request::new(pb::GetAccountRequest { id }))
         .await?
         .into_inner();
     Ok(Json(account.into()))

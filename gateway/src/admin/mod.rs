@@ -11,7 +11,10 @@ mod sessions;
 pub use links::{link_json, CreateLinkJson};
 
 use crate::{error::ApiError, AppState};
-use accounts::{account_usage, create_account, get_account, list_accounts, update_account};
+use accounts::{
+    account_usage, create_account, get_account, list_accounts, rotate_database_id_hash,
+    update_account,
+};
 use agents::{create_agent, get_agent, list_agents, update_agent};
 use axum::{
     extract::{Request, State},
@@ -36,6 +39,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/accounts", post(create_account).get(list_accounts))
         .route("/accounts/{id}", get(get_account).patch(update_account))
         .route("/accounts/{id}/usage", get(account_usage))
+        .route(
+            "/accounts/{id}/database-id-hash/rotate",
+            post(rotate_database_id_hash),
+        )
         .route(
             "/accounts/{id}/api-keys",
             post(create_api_key).get(list_api_keys),

@@ -40,6 +40,15 @@ pub struct AccountRecord {
     pub created_at_ms: i64,
     /// (version, updated_at_ms): bumped together on every save.
     pub stamp: (u64, i64),
+    /// The records contract's `database-id-hash` (empty only in records
+    /// saved before it existed, until start-up fills it in).
+    #[serde(default)]
+    pub database_id_hash: String,
+}
+
+/// A fresh `database_id_hash`: 32 random bytes, hex.
+pub fn new_database_id_hash() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +81,7 @@ impl AccountRecord {
             minutes_quota: self.minutes_quota,
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.stamp.1,
+            database_id_hash: self.database_id_hash.clone(),
         }
     }
 }
@@ -363,6 +373,15 @@ impl Catalog {
         let agents: Vec<AgentRecord> = self.list().await?;
         for account in &accounts {
             self.write_settings(account).await?;
+            if account.database_id_hash.is_empty() {
+                self.update(&account.id, |a: &mut AccountRecord| {
+                    if a.database_id_hash.is_empty() {
+                        a.database_id_hash = new_database_id_hash();
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
         }
         for agent in &agents {
             self.write_settings(agent).await?;

@@ -26,6 +26,8 @@ pub enum AuthError {
     LinkRejected(LinkRejection),
     #[error("key {0:?} does not exist")]
     KeyNotFound(String),
+    #[error("The database-id-hash header does not match the key's account")]
+    DatabaseIdMismatch,
     #[error("The link's agent has no avatar_image_url configured")]
     AvatarMissing,
     #[error("state store: {0}")]
@@ -107,6 +109,7 @@ impl CodedError for AuthError {
                 LinkRejection::UsedUp => ErrorCode::LinkUsedUp,
             },
             Self::KeyNotFound(_) => ErrorCode::KeyNotFound,
+            Self::DatabaseIdMismatch => ErrorCode::DatabaseIdMismatch,
             Self::AvatarMissing => ErrorCode::AvatarMissing,
             Self::Store(e) => lobby_kit::redis_conn::error_code(e),
             Self::Corrupt(_) | Self::Internal(_) => ErrorCode::InternalError,
@@ -118,7 +121,9 @@ impl CodedError for AuthError {
             Self::AgentNotFound(_) | Self::AccountNotFound(_) | Self::KeyNotFound(_) => {
                 Code::NotFound
             }
-            Self::AgentUnpublished | Self::OriginRefused => Code::PermissionDenied,
+            Self::AgentUnpublished | Self::OriginRefused | Self::DatabaseIdMismatch => {
+                Code::PermissionDenied
+            }
             Self::AlreadyExists(_) => Code::AlreadyExists,
             Self::InvalidArgument { .. } => Code::InvalidArgument,
             Self::Conflict => Code::Aborted,

@@ -38,6 +38,15 @@ impl Auth for AuthService {
         Ok(Response::new(self.list_accounts(req.into_inner()).await?))
     }
 
+    async fn rotate_database_id_hash(
+        &self,
+        req: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        Ok(Response::new(
+            self.rotate_database_id_hash(req.into_inner()).await?,
+        ))
+    }
+
     async fn create_agent(
         &self,
         req: Request<pb::CreateAgentRequest>,

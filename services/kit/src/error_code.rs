@@ -56,6 +56,8 @@ error_codes! {
     KeyInactive => "key_inactive",
     KeyRevoked => "key_revoked",
     ScopeDenied => "scope_denied",
+    /// The records contract's `database-id-hash` is not the key's account's.
+    DatabaseIdMismatch => "database_id_mismatch",
     /// A worker key used to register under another worker's id.
     WorkerIdMismatch => "worker_id_mismatch",
     TokenMissing => "token_missing",

@@ -37,6 +37,7 @@ impl AuthService {
             minutes_quota,
             created_at_ms: now,
             stamp: (1, now),
+            database_id_hash: catalog::new_database_id_hash(),
         };
         self.catalog.create(&record).await?;
         tracing::info!(account_id = %record.id, "account created");
@@ -67,6 +68,21 @@ impl AuthService {
                 catalog::validate_account_limits(a.max_concurrency, a.minutes_quota)
             })
             .await?;
+        Ok(record.to_proto())
+    }
+
+    pub(crate) async fn rotate_database_id_hash(
+        &self,
+        req: pb::GetAccountRequest,
+    ) -> Result<pb::Account, AuthError> {
+        let record = self
+            .catalog
+            .update(&req.id, |a: &mut AccountRecord| {
+                a.database_id_hash = catalog::new_database_id_hash();
+                Ok(())
+            })
+            .await?;
+        tracing::info!(account_id = %record.id, "database id hash rotated");
         Ok(record.to_proto())
     }
 

@@ -89,6 +89,19 @@ impl AuthService {
         if !allowed {
             return Err(AuthError::KeyRejected(KeyRejection::ScopeDenied));
         }
+        if req.check_database_id_hash {
+            let account = self
+                .catalog
+                .get_cached::<AccountRecord>(&record.account_id)
+                .await?;
+            let presented = req.database_id_hash.trim().as_bytes();
+            let expected = account.database_id_hash.as_bytes();
+            if expected.is_empty()
+                || !bool::from(subtle::ConstantTimeEq::ct_eq(presented, expected))
+            {
+                return Err(AuthError::DatabaseIdMismatch);
+            }
+        }
         Ok(pb::ApiKeyPrincipal {
             account_id: record.account_id,
             scopes: record.scopes,
