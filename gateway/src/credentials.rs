@@ -21,16 +21,7 @@ pub async fn require_api_key(
     headers: &HeaderMap,
     scope: &str,
 ) -> Result<ApiKeyPrincipal, ApiError> {
-    Ok(state
-        .services
-        .auth
-        .authenticate_api_key(tonic::Request::new(AuthenticateApiKeyRequest {
-            key: api_key(headers),
-            required_scope: scope.to_owned(),
-            ..Default::default()
-        }))
-        .await?
-        .into_inner())
+    authenticate(state, headers, scope, None).await
 }
 
 /// The records contract's credentials: an account API key with `scope`, and
@@ -43,16 +34,24 @@ pub async fn require_api_key_for_database(
     let database_id_hash = headers
         .get("database-id-hash")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+        .unwrap_or("");
+    authenticate(state, headers, scope, Some(database_id_hash)).await
+}
+
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: &str,
+    database_id_hash: Option<&str>,
+) -> Result<ApiKeyPrincipal, ApiError> {
     Ok(state
         .services
         .auth
         .authenticate_api_key(tonic::Request::new(AuthenticateApiKeyRequest {
             key: api_key(headers),
             required_scope: scope.to_owned(),
-            check_database_id_hash: true,
-            database_id_hash,
+            check_database_id_hash: database_id_hash.is_some(),
+            database_id_hash: database_id_hash.unwrap_or("").to_owned(),
         }))
         .await?
         .into_inner())

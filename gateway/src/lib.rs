@@ -17,7 +17,7 @@ pub mod webhooks;
 use axum::{
     extract::FromRef,
     http::HeaderName,
-    routing::{get, post},
+    routing::{delete, get, post},
     Router,
 };
 use lobby_kit::{ConfigError, Settings};
@@ -179,6 +179,25 @@ pub fn router(state: AppState, metrics_public: bool) -> Router {
         .route(
             "/v1/links/{id}/deactivate",
             post(contracts::links::deactivate_link),
+        )
+        .route(
+            contracts::records::CREATE_PATH,
+            post(contracts::records::create),
+        )
+        .route("/api/exec/session", post(contracts::records::no_id))
+        .route("/api/exec/session/", post(contracts::records::no_id))
+        .route(
+            contracts::records::LIST_PATH,
+            get(contracts::records::list).delete(contracts::records::no_id),
+        )
+        .route("/api/session/", delete(contracts::records::no_id))
+        .route(
+            contracts::records::DELETE_PATH,
+            delete(contracts::records::delete),
+        )
+        .route(
+            contracts::records::AGENT_PATH,
+            get(contracts::records::query),
         )
         .route(webhooks::livekit::PATH, post(webhooks::livekit::receive))
         .route(webhooks::daily::PATH, post(webhooks::daily::receive))

@@ -49,6 +49,7 @@ impl From<session::Session> for SessionJson {
             kind: match s.kind() {
                 session::SessionKind::Link => "link",
                 session::SessionKind::AgentRun => "agent_run",
+                session::SessionKind::Record => "record",
                 _ => "connect",
             },
             link_id: text(s.link_id),

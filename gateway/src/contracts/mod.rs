@@ -8,9 +8,11 @@
 pub mod links;
 pub mod ojin;
 pub mod otas;
+pub mod records;
 
 use crate::error::ApiError;
 use axum::{
+    http::StatusCode,
     response::{IntoResponse, Response},
     Json,
 };
@@ -26,11 +28,20 @@ pub enum Contract {
     Otas,
     /// Seed 002: `{success: false, error: <code>, message[, retry_after_seconds]}`.
     Links,
+    /// Seed 004: `{message, status}`; server errors are 499.
+    Records,
 }
 
 impl Contract {
     pub fn of(path: &str) -> Self {
-        if path.starts_with("/api/agent/") {
+        if path.starts_with("/api/agent/v1/session/") {
+            Self::Otas
+        } else if path.starts_with("/api/session")
+            || path.starts_with("/api/exec/session")
+            || (path.starts_with("/api/agent/") && path.trim_end_matches('/').ends_with("/session"))
+        {
+            Self::Records
+        } else if path.starts_with("/api/agent/") {
             Self::Otas
         } else if path.starts_with("/v1/links") {
             Self::Links
@@ -54,6 +65,16 @@ impl Contract {
                 }
                 body
             }
+            Self::Records => {
+                // The seed's server errors are 499, in the body and the status.
+                let status = if e.status.is_server_error() {
+                    StatusCode::from_u16(499).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                } else {
+                    e.status
+                };
+                let body = json!({ "message": e.message(), "status": status.as_u16() });
+                return e.with_retry_header((status, Json(body)).into_response());
+            }
         };
         e.with_retry_header((e.status, Json(body)).into_response())
     }
@@ -72,5 +93,13 @@ mod tests {
         assert_eq!(Contract::of("/v1/links/start-session"), Contract::Links);
         assert_eq!(Contract::of("/v1/public/agents/connect"), Contract::Ojin);
         assert_eq!(Contract::of("/nope"), Contract::Ojin);
+        assert_eq!(Contract::of("/api/session"), Contract::Records);
+        assert_eq!(Contract::of("/api/session/s-1"), Contract::Records);
+        assert_eq!(Contract::of("/api/exec/session/s-1"), Contract::Records);
+        assert_eq!(Contract::of("/api/agent/agt_1/session"), Contract::Records);
+        assert_eq!(
+            Contract::of("/api/agent/v1/session/events/"),
+            Contract::Otas
+        );
     }
 }

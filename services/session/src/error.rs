@@ -35,6 +35,8 @@ pub enum SessionError {
     Store(#[from] redis::RedisError),
     #[error("stored session record is unreadable: {0}")]
     Corrupt(String),
+    #[error("sealed data: {0}")]
+    Vault(#[from] lobby_vault::VaultError),
 }
 
 impl SessionError {
@@ -63,6 +65,8 @@ impl CodedError for SessionError {
             Self::WebhookStale => ErrorCode::WebhookStale,
             Self::Store(e) => lobby_kit::redis_conn::error_code(e),
             Self::Corrupt(_) => ErrorCode::InternalError,
+            Self::Vault(lobby_vault::VaultError::Store(e)) => lobby_kit::redis_conn::error_code(e),
+            Self::Vault(_) => ErrorCode::InternalError,
         }
     }
 
@@ -80,6 +84,8 @@ impl CodedError for SessionError {
             Self::WebhookReplayed => Code::AlreadyExists,
             Self::Store(e) => lobby_kit::redis_conn::grpc_code(e),
             Self::Corrupt(_) => Code::Internal,
+            Self::Vault(lobby_vault::VaultError::Store(e)) => lobby_kit::redis_conn::grpc_code(e),
+            Self::Vault(_) => Code::Internal,
         }
     }
 

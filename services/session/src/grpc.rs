@@ -94,6 +94,38 @@ impl Sessions for SessionService {
         Ok(Response::new(pb::ListEventsResponse { events }))
     }
 
+    async fn create_record(
+        &self,
+        req: Request<pb::CreateRecordRequest>,
+    ) -> Result<Response<pb::CreateRecordResponse>, Status> {
+        let created = SessionService::create_record(self, req.into_inner()).await?;
+        Ok(Response::new(pb::CreateRecordResponse { created }))
+    }
+
+    async fn list_records(
+        &self,
+        req: Request<pb::ListRecordsRequest>,
+    ) -> Result<Response<pb::ListRecordsResponse>, Status> {
+        let records = SessionService::list_records(self, req.into_inner()).await?;
+        Ok(Response::new(pb::ListRecordsResponse { records }))
+    }
+
+    async fn query_records(
+        &self,
+        req: Request<pb::QueryRecordsRequest>,
+    ) -> Result<Response<pb::QueryRecordsResponse>, Status> {
+        let (rows, total) = SessionService::query_records(self, req.into_inner()).await?;
+        Ok(Response::new(pb::QueryRecordsResponse { rows, total }))
+    }
+
+    async fn delete_record(
+        &self,
+        req: Request<pb::DeleteRecordRequest>,
+    ) -> Result<Response<pb::DeleteRecordResponse>, Status> {
+        let deleted = SessionService::delete_record(self, req.into_inner()).await?;
+        Ok(Response::new(pb::DeleteRecordResponse { deleted }))
+    }
+
     async fn handle_provider_event(
         &self,
         req: Request<pb::ProviderEvent>,

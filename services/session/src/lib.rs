@@ -9,7 +9,9 @@ pub mod ids;
 pub mod metrics;
 pub mod presence;
 pub mod provider_events;
+pub mod record_store;
 pub mod records;
+pub mod records_api;
 pub mod schedule;
 pub mod service;
 pub mod start;
@@ -31,6 +33,11 @@ pub struct SessionConfig {
     pub rooms_url: String,
     pub upstream_timeout: Duration,
     pub policy: service::Policy,
+    /// What seals the records' personal fields (`LOBBY_MASTER_KEYS`).
+    pub master_keys: lobby_vault::MasterKeys,
+    /// How long an account's unwrapped keys are held (a data key rotated
+    /// on another replica seals this one's writes after at most this).
+    pub vault_cache_ttl: Duration,
     pub clock: lobby_kit::time::Clock,
     /// Where `/metrics` is served; `None` serves none.
     pub metrics_listen: Option<SocketAddr>,
@@ -78,6 +85,12 @@ impl SessionConfig {
             (1..=30 * 24 * 3600).contains(&run_idle_seconds),
             "must be between 1 and 2592000 (30 days)",
         )?;
+        let records_list_max: u64 = s.get_or("LOBBY_RECORDS_LIST_MAX", 1000)?;
+        Settings::ensure(
+            "LOBBY_RECORDS_LIST_MAX",
+            (1..=100_000).contains(&records_list_max),
+            "must be between 1 and 100000",
+        )?;
         let lease_ms: i64 = s.get_or("LOBBY_SESSION_LEASE_MS", 15_000)?;
         Settings::ensure(
             "LOBBY_SESSION_LEASE_MS",
@@ -118,6 +131,7 @@ impl SessionConfig {
                 ended_record_ttl_seconds,
                 avatar_agent_identity,
                 max_events_per_session,
+                records_list_max,
                 runs: store::RunLimits {
                     max_open: max_open_runs,
                     idle_ms: run_idle_seconds * 1000,
@@ -132,6 +146,8 @@ impl SessionConfig {
                     agent_ms: s.get_or("LOBBY_AGENT_JOIN_TIMEOUT_MS", 60_000)?,
                 },
             },
+            master_keys: lobby_vault::MasterKeys::from_settings(s)?,
+            vault_cache_ttl: Duration::from_millis(s.get_or("LOBBY_VAULT_CACHE_TTL_MS", 5_000)?),
             clock: lobby_kit::time::Clock::from_settings(s),
             metrics_listen: lobby_kit::metrics::listen_setting(s, "LOBBY_SESSION_METRICS_LISTEN")?,
         })
@@ -177,6 +193,12 @@ pub fn start(
     ));
     let service = service::SessionService::new(
         store::SessionStore::new(redis.connection()),
+        record_store::RecordStore::new(redis.connection()),
+        lobby_vault::KeyVault::new(
+            redis.connection(),
+            config.master_keys,
+            config.vault_cache_ttl,
+        ),
         rooms,
         config.policy,
         config.clock,

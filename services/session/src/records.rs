@@ -101,6 +101,7 @@ pub fn kind_name(k: SessionKind) -> &'static str {
     match k {
         SessionKind::Link => "link",
         SessionKind::AgentRun => "agent_run",
+        SessionKind::Record => "record",
         SessionKind::Connect | SessionKind::Unspecified => "connect",
     }
 }
@@ -109,6 +110,7 @@ fn parse_kind(s: &str) -> SessionKind {
     match s {
         "link" => SessionKind::Link,
         "agent_run" => SessionKind::AgentRun,
+        "record" => SessionKind::Record,
         _ => SessionKind::Connect,
     }
 }

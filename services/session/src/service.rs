@@ -39,6 +39,8 @@ pub struct Policy {
     pub reconcile_grace_ms: i64,
     /// Provider events older than this are refused as stale.
     pub webhook_max_age_ms: i64,
+    /// The most records the records contract's unpaginated list returns.
+    pub records_list_max: u64,
     /// How long a slot is held without renewal: how soon a crashed
     /// holder's slot frees.
     pub lease_ms: i64,
@@ -68,6 +70,9 @@ impl Policy {
 #[derive(Clone)]
 pub struct SessionService {
     pub(crate) store: SessionStore,
+    pub(crate) records: crate::record_store::RecordStore,
+    pub(crate) vault: lobby_vault::KeyVault,
+    pub(crate) name_orders: Arc<crate::records_api::NameOrders>,
     pub(crate) rooms: RoomsPeer,
     pub(crate) policy: Policy,
     pub(crate) clock: lobby_kit::time::Clock,
@@ -89,6 +94,8 @@ pub(crate) fn peer_failure(status: Status) -> Status {
 impl SessionService {
     pub fn new(
         store: SessionStore,
+        records: crate::record_store::RecordStore,
+        vault: lobby_vault::KeyVault,
         rooms: RoomsPeer,
         policy: Policy,
         clock: lobby_kit::time::Clock,
@@ -96,6 +103,9 @@ impl SessionService {
     ) -> Self {
         Self {
             store,
+            records,
+            vault,
+            name_orders: Arc::default(),
             rooms,
             policy,
             clock,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// The keys of one session.
-struct Keys {
+pub(crate) struct Keys {
     tag: String,
     account: String,
     agent: String,
@@ -25,7 +25,7 @@ struct Keys {
 }
 
 impl Keys {
-    fn new(account: &str, agent: &str, session: &str) -> Self {
+    pub(crate) fn new(account: &str, agent: &str, session: &str) -> Self {
         Self {
             tag: lobby_kit::keys::account_tag(account),
             account: account.to_owned(),
@@ -33,11 +33,35 @@ impl Keys {
             session: session.to_owned(),
         }
     }
-    fn record(&self) -> String {
+    pub(crate) fn record(&self) -> String {
         format!("{}:{}:session:{}", self.tag, self.account, self.session)
     }
-    fn events(&self) -> String {
+    pub(crate) fn events(&self) -> String {
         format!("{}:events", self.record())
+    }
+    /// Seed 004: the record's messages, each sealed.
+    pub(crate) fn messages(&self) -> String {
+        format!("{}:messages", self.record())
+    }
+    /// Seed 004's indexes of one agent's records: by creation and by update
+    /// time, ids in lexical order (id prefix search), and a version bumped
+    /// by every change (what cached orderings check).
+    pub(crate) fn agent_records(&self, index: &str) -> String {
+        format!(
+            "{}:{}:agent:{}:records:{index}",
+            self.tag, self.account, self.agent
+        )
+    }
+    /// Seed 004: one blind-index token's set of record ids (per agent).
+    pub(crate) fn blind_index(&self, token: &str) -> String {
+        format!(
+            "{}:{}:agent:{}:bidx:{token}",
+            self.tag, self.account, self.agent
+        )
+    }
+    /// Seed 004: every record of the account, by creation time.
+    pub(crate) fn account_records(&self) -> String {
+        format!("{}:{}:records", self.tag, self.account)
     }
     fn account_slots(&self) -> String {
         format!("{}:{}:slots", self.tag, self.account)

@@ -1,0 +1,685 @@
+//! Seed 004, the records contract: the seed's examples replayed field by
+//! field, the create race, the pagination edges, search over sealed fields,
+//! cross-account isolation on every route, and Redis holding no personal
+//! data in the clear.
+
+use futures::future::join_all;
+use lobby_tests::{Lobby, LobbyOptions};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// One account's credentials for the contract.
+struct Tenant {
+    account: String,
+    agent: String,
+    key: String,
+    database: String,
+}
+
+async fn tenant(lobby: &Lobby, scopes: &[&str]) -> Tenant {
+    let account = lobby.create_account(5).await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+    let key = lobby.create_api_key(&account, scopes).await;
+    let (s, a) = lobby
+        .admin_json(Method::GET, &format!("/accounts/{account}"), None)
+        .await;
+    assert_eq!(s, 200, "{a}");
+    let database = a["database_id_hash"].as_str().expect("hash").to_owned();
+    assert_eq!(database.len(), 64, "{a}");
+    Tenant {
+        account,
+        agent,
+        key,
+        database,
+    }
+}
+
+const RW: &[&str] = &["sessions:read", "sessions:write"];
+
+async fn call(
+    lobby: &Lobby,
+    t: &Tenant,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = lobby
+        .http
+        .request(method, format!("{}{path}", lobby.gateway()))
+        .bearer_auth(&t.key)
+        .header("database-id-hash", &t.database);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {status} {text:?}")),
+    )
+}
+
+async fn create(lobby: &Lobby, t: &Tenant, id: &str, body: Value) -> (u16, Value) {
+    call(
+        lobby,
+        t,
+        Method::POST,
+        &format!("/api/exec/session/{id}"),
+        Some(body),
+    )
+    .await
+}
+
+fn alice(agent: &str) -> Value {
+    json!({
+        "agentId": agent,
+        "userName": "Alice",
+        "userEmail": "alice@example.com",
+        "acceptTerms": "true"
+    })
+}
+
+fn is_iso_millis(v: &Value) -> bool {
+    let s = v.as_str().unwrap_or("");
+    s.len() == 24 && s.ends_with('Z') && s.as_bytes()[10] == b'T' && s.as_bytes()[19] == b'.'
+}
+
+#[tokio::test]
+async fn the_seed_examples_replay_field_by_field() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let t = tenant(&lobby, RW).await;
+
+    // 3.3: created, then already exists (a body with no status key).
+    let (s, b) = create(&lobby, &t, "session-XYZ", alice(&t.agent)).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        b,
+        json!({ "message": "Session created", "data": { "id": "session-XYZ" }, "status": 200 })
+    );
+    let (s, b) = create(&lobby, &t, "session-XYZ", alice(&t.agent)).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        b,
+        json!({ "message": "Session already exists", "data": { "id": "session-XYZ" } })
+    );
+    let (s, b) = create(&lobby, &t, "session-2", json!({ "agentId": t.agent })).await;
+    assert_eq!(
+        (s, b),
+        (
+            400,
+            json!({ "message": "Invalid request, missing required fields", "status": 400 })
+        )
+    );
+    let (s, b) = call(
+        &lobby,
+        &t,
+        Method::POST,
+        "/api/exec/session/",
+        Some(alice(&t.agent)),
+    )
+    .await;
+    assert_eq!(
+        (s, b),
+        (
+            400,
+            json!({ "message": "Invalid request, no id provided within request url", "status": 400 })
+        )
+    );
+    let (s, b) = create(&lobby, &t, "bad%20id", alice(&t.agent)).await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["status"], 400);
+
+    // 3.1: the list, each session a decrypted SessionDTO.
+    let (s, list) = call(
+        &lobby,
+        &t,
+        Method::GET,
+        &format!("/api/session?agentId={}", t.agent),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{list}");
+    let rows = list.as_array().expect("a bare array");
+    assert_eq!(rows.len(), 1, "{list}");
+    let r = &rows[0];
+    let keys: Vec<&str> = r
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for field in [
+        "id",
+        "agentId",
+        "userName",
+        "userEmail",
+        "acceptTerms",
+        "messages",
+        "promptTokens",
+        "completionTokens",
+        "createdAt",
+        "updatedAt",
+        "finalizedAt",
+    ] {
+        assert!(keys.contains(&field), "{field} missing from {r}");
+    }
+    assert_eq!(r["id"], "session-XYZ");
+    assert_eq!(r["agentId"], t.agent.as_str());
+    assert_eq!(r["userName"], "Alice");
+    assert_eq!(r["userEmail"], "alice@example.com");
+    assert_eq!(r["acceptTerms"], "true");
+    assert_eq!(r["messages"], Value::Null);
+    assert_eq!(r["promptTokens"], Value::Null);
+    assert_eq!(r["finalizedAt"], Value::Null);
+    assert!(
+        is_iso_millis(&r["createdAt"]) && is_iso_millis(&r["updatedAt"]),
+        "{r}"
+    );
+    let (_, by_id) = call(&lobby, &t, Method::GET, "/api/session?id=session-XYZ", None).await;
+    assert_eq!(by_id, list);
+
+    // 3.2: delete, then not found, then no id.
+    let (s, b) = call(&lobby, &t, Method::DELETE, "/api/session/session-XYZ", None).await;
+    assert_eq!(
+        (s, b),
+        (
+            200,
+            json!({ "message": "Data deleted successfully!", "status": 200 })
+        )
+    );
+    let (s, b) = call(&lobby, &t, Method::DELETE, "/api/session/session-XYZ", None).await;
+    assert_eq!(
+        (s, b),
+        (400, json!({ "message": "Data not found!", "status": 400 }))
+    );
+    let (s, b) = call(&lobby, &t, Method::DELETE, "/api/session/", None).await;
+    assert_eq!(
+        (s, b),
+        (
+            400,
+            json!({ "message": "Invalid request, no id provided within request url", "status": 400 })
+        )
+    );
+    let (_, list) = call(&lobby, &t, Method::GET, "/api/session", None).await;
+    assert_eq!(list, json!([]));
+    // Nothing of the record is left in Redis.
+    let left = lobby.redis.keys("*session-XYZ*").await;
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn messages_come_back_as_sent() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let t = tenant(&lobby, RW).await;
+    let messages =
+        r#"[{"role":"user","content":"Hello"},{"role":"assistant","content":"Hi \"there\""}]"#;
+    let mut body = alice(&t.agent);
+    body["messages"] = json!(messages);
+    assert_eq!(create(&lobby, &t, "m-1", body).await.0, 200);
+    let (_, list) = call(&lobby, &t, Method::GET, "/api/session?id=m-1", None).await;
+    assert_eq!(list[0]["messages"], messages);
+    let mut bad = alice(&t.agent);
+    bad["messages"] = json!("not json");
+    let (s, b) = create(&lobby, &t, "m-2", bad).await;
+    assert_eq!(s, 400, "{b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_racing_creates_make_one_record_and_overwrite_nothing() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let t = tenant(&lobby, RW).await;
+    let answers = join_all((0..100).map(|i| {
+        let (lobby, t) = (&lobby, &t);
+        async move {
+            let mut body = alice(&t.agent);
+            body["userName"] = json!(format!("racer-{i}"));
+            let (s, b) = create(lobby, t, "race-1", body).await;
+            assert_eq!(s, 200, "{b}");
+            (i, b)
+        }
+    }))
+    .await;
+    let created: Vec<usize> = answers
+        .iter()
+        .filter(|(_, b)| b["message"] == "Session created")
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    for (_, b) in &answers {
+        assert_eq!(b["data"], json!({ "id": "race-1" }), "{b}");
+        if b["message"] == "Session already exists" {
+            assert!(b.get("status").is_none(), "{b}");
+        }
+    }
+    let (_, list) = call(&lobby, &t, Method::GET, "/api/session?id=race-1", None).await;
+    assert_eq!(
+        list[0]["userName"],
+        format!("racer-{}", created[0]),
+        "the record is the winner's"
+    );
+    println!("records, create race: 100 racing creates, 1 created, 99 found it");
+}
+
+#[tokio::test]
+async fn credentials_are_checked_and_a_key_never_reaches_another_account() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let a = tenant(&lobby, RW).await;
+    let b = tenant(&lobby, RW).await;
+    assert_ne!(a.database, b.database);
+    assert_eq!(create(&lobby, &a, "a-1", alice(&a.agent)).await.0, 200);
+
+    let with = |key: &str, database: Option<&str>| {
+        let mut req = lobby
+            .http
+            .get(format!("{}/api/session", lobby.gateway()))
+            .bearer_auth(key);
+        if let Some(d) = database {
+            req = req.header("database-id-hash", d);
+        }
+        async move {
+            let r = req.send().await.expect("send");
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (mut tried, mut refused) = (0, 0);
+    for (what, key, database, want) in [
+        ("no key", "", Some(a.database.as_str()), 401),
+        (
+            "a made-up key",
+            "sk_made_up_0000",
+            Some(a.database.as_str()),
+            401,
+        ),
+        ("no database-id-hash", a.key.as_str(), None, 403),
+        (
+            "another account's hash",
+            a.key.as_str(),
+            Some(b.database.as_str()),
+            403,
+        ),
+        ("a near miss", a.key.as_str(), Some(&a.database[..63]), 403),
+    ] {
+        tried += 1;
+        let (s, body) = with(key, database).await;
+        assert_eq!(s, want, "{what}: {body}");
+        assert_eq!(body["status"], want, "{what}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+        refused += 1;
+    }
+
+    // Scopes: read-only cannot write; write-only cannot read.
+    let reader = Tenant {
+        key: lobby.create_api_key(&a.account, &["sessions:read"]).await,
+        ..tenant_of(&a)
+    };
+    tried += 2;
+    let (s, _) = create(&lobby, &reader, "a-2", alice(&a.agent)).await;
+    assert_eq!(s, 403);
+    let (s, _) = call(&lobby, &reader, Method::DELETE, "/api/session/a-1", None).await;
+    assert_eq!(s, 403);
+    refused += 2;
+    assert_eq!(
+        call(&lobby, &reader, Method::GET, "/api/session", None)
+            .await
+            .0,
+        200
+    );
+    let writer = Tenant {
+        key: lobby.create_api_key(&a.account, &["sessions:write"]).await,
+        ..tenant_of(&a)
+    };
+    tried += 1;
+    assert_eq!(
+        call(&lobby, &writer, Method::GET, "/api/session", None)
+            .await
+            .0,
+        403
+    );
+    refused += 1;
+
+    // Account B, with its own valid credentials, sees nothing of A's on
+    // any route and cannot write into A's agent.
+    tried += 6;
+    let (s, list) = call(&lobby, &b, Method::GET, "/api/session", None).await;
+    assert_eq!((s, list), (200, json!([])));
+    let (s, list) = call(&lobby, &b, Method::GET, "/api/session?id=a-1", None).await;
+    assert_eq!((s, list), (200, json!([])));
+    let (s, list) = call(
+        &lobby,
+        &b,
+        Method::GET,
+        &format!("/api/session?agentId={}", a.agent),
+        None,
+    )
+    .await;
+    assert_eq!((s, list), (200, json!([])));
+    let (s, page) = call(
+        &lobby,
+        &b,
+        Method::GET,
+        &format!("/api/agent/{}/session?query=alice", a.agent),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (page["total"].clone(), page["rows"].clone()),
+        (json!(0), json!([]))
+    );
+    let (s, body) = call(&lobby, &b, Method::DELETE, "/api/session/a-1", None).await;
+    assert_eq!(
+        (s, body["message"].clone()),
+        (400, json!("Data not found!"))
+    );
+    let (s, body) = create(&lobby, &b, "b-into-a", alice(&a.agent)).await;
+    assert_eq!(s, 400, "{body}");
+    refused += 6;
+    // A's record is untouched.
+    let (_, list) = call(&lobby, &a, Method::GET, "/api/session?id=a-1", None).await;
+    assert_eq!(list[0]["userName"], "Alice");
+
+    // A rotated hash: the old one stops matching at once.
+    let (s, rotated) = lobby
+        .admin_json(
+            Method::POST,
+            &format!("/accounts/{}/database-id-hash/rotate", a.account),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{rotated}");
+    assert_ne!(rotated["database_id_hash"], a.database.as_str());
+    tried += 1;
+    assert_eq!(with(&a.key, Some(&a.database)).await.0, 403);
+    refused += 1;
+    let fresh = rotated["database_id_hash"].as_str().expect("hash");
+    assert_eq!(with(&a.key, Some(fresh)).await.0, 200);
+    println!("records, credentials and isolation: {refused} of {tried} refused");
+}
+
+fn tenant_of(t: &Tenant) -> Tenant {
+    Tenant {
+        account: t.account.clone(),
+        agent: t.agent.clone(),
+        key: t.key.clone(),
+        database: t.database.clone(),
+    }
+}
+
+#[tokio::test]
+async fn pagination_orders_and_edges() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let t = tenant(&lobby, RW).await;
+    let names = ["delta", "Alpha", "charlie", "bravo", "echo"];
+    for i in 0..25 {
+        let body = json!({
+            "agentId": t.agent,
+            "userName": format!("{} {i:02}", names[i % 5]),
+            "userEmail": format!("user{:02}@{}.example", 24 - i, names[(i + 2) % 5]),
+        });
+        assert_eq!(create(&lobby, &t, &format!("p-{i:02}"), body).await.0, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let page = |q: String| {
+        let (lobby, t) = (&lobby, &t);
+        async move {
+            call(
+                lobby,
+                t,
+                Method::GET,
+                &format!("/api/agent/{}/session{q}", t.agent),
+                None,
+            )
+            .await
+        }
+    };
+    let ids = |v: &Value| -> Vec<String> {
+        v["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+
+    // Defaults: updatedAt descending, 10 a page.
+    let (s, first) = page(String::new()).await;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(
+        (
+            first["total"].clone(),
+            first["limit"].clone(),
+            first["offset"].clone(),
+            first["orderBy"].clone(),
+            first["query"].clone()
+        ),
+        (
+            json!(25),
+            json!(10),
+            json!(0),
+            json!("updatedAt"),
+            json!("")
+        )
+    );
+    assert_eq!(ids(&first)[0], "p-24");
+    let (_, last) = page("?limit=10&offset=20".into()).await;
+    assert_eq!(ids(&last), ["p-04", "p-03", "p-02", "p-01", "p-00"]);
+    let (_, created) = page("?orderBy=createdAt&limit=3".into()).await;
+    assert_eq!(ids(&created), ["p-24", "p-23", "p-22"]);
+    let (s, past) = page("?offset=30".into()).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (past["total"].clone(), past["rows"].clone()),
+        (json!(25), json!([]))
+    );
+
+    // Names ascending, case-insensitively; every page in order.
+    let mut seen = Vec::new();
+    for offset in [0, 10, 20] {
+        let (_, p) = page(format!("?orderBy=userName&limit=10&offset={offset}")).await;
+        seen.extend(
+            p["rows"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .map(|r| r["userName"].as_str().expect("name").to_lowercase()),
+        );
+    }
+    assert_eq!(seen.len(), 25);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+    assert!(seen[0].starts_with("alpha"));
+    let (_, by_email) = page("?orderBy=userEmail&limit=2".into()).await;
+    assert_eq!(
+        by_email["rows"][0]["userEmail"], "user00@Alpha.example",
+        "{by_email}"
+    );
+    // A change is seen by the next name-ordered page.
+    let body = json!({ "agentId": t.agent, "userName": "aaron", "userEmail": "a@a.example" });
+    assert_eq!(create(&lobby, &t, "p-new", body).await.0, 200);
+    let (_, p) = page("?orderBy=userName&limit=1".into()).await;
+    assert_eq!(ids(&p), ["p-new"]);
+    assert_eq!(p["total"], 26);
+
+    // The edges: each a clear 400 in the contract's shape.
+    let (mut tried, mut refused) = (0, 0);
+    for q in [
+        "?limit=0",
+        "?limit=1000",
+        "?limit=-1",
+        "?limit=ten",
+        "?offset=-5",
+        "?orderBy=name",
+        "?orderBy=userName%20desc",
+    ] {
+        tried += 1;
+        let (s, b) = page(q.into()).await;
+        assert_eq!(s, 400, "{q}: {b}");
+        assert_eq!(b["status"], 400, "{b}");
+        assert!(
+            b["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Invalid request")),
+            "{b}"
+        );
+        refused += 1;
+    }
+    println!("records, pagination edges: {refused} of {tried} refused");
+}
+
+#[tokio::test]
+async fn search_matches_substrings_and_id_prefixes_and_never_a_false_positive() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let t = tenant(&lobby, RW).await;
+    for (id, name, email) in [
+        ("conv-100", "Alice Liddell", "alice@wonder.example"),
+        ("conv-200", "Bob Stone", "bob@builder.example"),
+        // Every trigram of "abcd" (abc, bcd) is here, but not "abcd".
+        ("conv-300", "abcxbcd", "x@y.example"),
+        ("other-1", "Al", "al@short.example"),
+    ] {
+        let body = json!({ "agentId": t.agent, "userName": name, "userEmail": email });
+        assert_eq!(create(&lobby, &t, id, body).await.0, 200);
+    }
+    let search = |q: &'static str| {
+        let (lobby, t) = (&lobby, &t);
+        async move {
+            let (s, p) = call(
+                lobby,
+                t,
+                Method::GET,
+                &format!("/api/agent/{}/session?query={q}&orderBy=createdAt", t.agent),
+                None,
+            )
+            .await;
+            assert_eq!(s, 200, "{p}");
+            assert_eq!(p["query"], q);
+            let mut ids: Vec<String> = p["rows"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .map(|r| r["id"].as_str().expect("id").to_owned())
+                .collect();
+            ids.sort();
+            assert_eq!(p["total"], ids.len());
+            ids
+        }
+    };
+    assert_eq!(search("lidd").await, ["conv-100"]);
+    assert_eq!(search("LIDDELL").await, ["conv-100"], "case-insensitive");
+    assert_eq!(search("wonder.exa").await, ["conv-100"]);
+    assert_eq!(search("builder").await, ["conv-200"]);
+    assert_eq!(search("conv-").await, ["conv-100", "conv-200", "conv-300"]);
+    assert_eq!(
+        search("abcd").await,
+        Vec::<String>::new(),
+        "a false positive"
+    );
+    assert_eq!(search("bcd").await, ["conv-300"]);
+    assert_eq!(search("zzz").await, Vec::<String>::new());
+    // Short queries match whole values only.
+    assert_eq!(search("al").await, ["other-1"]);
+    assert_eq!(search("Al").await, ["other-1"]);
+    assert_eq!(search("a").await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn redis_holds_no_personal_data_in_the_clear_and_a_tampered_field_is_an_error() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let t = tenant(&lobby, RW).await;
+    let secrets = [
+        "Zebediah",
+        "zeb.quux@plaintext.example",
+        "whisper-of-the-message",
+    ];
+    let body = json!({
+        "agentId": t.agent,
+        "userName": "Zebediah Quux",
+        "userEmail": secrets[1],
+        "acceptTerms": "true",
+        "messages": format!(r#"[{{"role":"user","content":"{}"}}]"#, secrets[2]),
+    });
+    assert_eq!(create(&lobby, &t, "pii-1", body).await.0, 200);
+    let (_, list) = call(&lobby, &t, Method::GET, "/api/session?id=pii-1", None).await;
+    assert_eq!(list[0]["userName"], "Zebediah Quux");
+    let snapshot = lobby.redis.snapshot().await;
+    for (key, (dump, _)) in &snapshot {
+        let text = String::from_utf8_lossy(dump).to_lowercase();
+        for s in secrets {
+            assert!(
+                !key.to_lowercase().contains(&s.to_lowercase()),
+                "{key} names {s}"
+            );
+            assert!(!text.contains(&s.to_lowercase()), "{key} holds {s}");
+        }
+        assert!(
+            !text.contains("zebed") && !text.contains("quux"),
+            "{key} holds a piece of a name"
+        );
+    }
+    println!(
+        "records, plaintext scan: {} keys read, none holds personal data",
+        snapshot.len()
+    );
+
+    // A sealed field altered in Redis: an error, never garbage.
+    let record = lobby
+        .redis
+        .keys("*:session:pii-1")
+        .await
+        .pop()
+        .expect("record key");
+    let mut conn = lobby.redis.connection().await;
+    let sealed: String = redis::AsyncCommands::hget(&mut conn, &record, "user_name")
+        .await
+        .expect("hget");
+    let mut tampered = sealed.into_bytes();
+    let i = tampered.len() - 3;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let () = redis::AsyncCommands::hset(
+        &mut conn,
+        &record,
+        "user_name",
+        String::from_utf8(tampered).expect("utf8"),
+    )
+    .await
+    .expect("hset");
+    let (s, b) = call(&lobby, &t, Method::GET, "/api/session?id=pii-1", None).await;
+    assert_eq!(s, 499, "{b}");
+    assert_eq!(b["status"], 499);
+    assert!(!b.to_string().contains("Zebediah"), "{b}");
+}
+
+/// Every records script touches one slot (the account's): on a Cluster a
+/// cross-slot one would fail at once.
+#[tokio::test]
+async fn the_records_contract_on_a_redis_cluster() {
+    let lobby = Lobby::start(LobbyOptions {
+        redis_cluster: true,
+        ..Default::default()
+    })
+    .await;
+    let t = tenant(&lobby, RW).await;
+    assert_eq!(create(&lobby, &t, "c-1", alice(&t.agent)).await.0, 200);
+    assert_eq!(
+        create(&lobby, &t, "c-1", alice(&t.agent)).await.1["message"],
+        "Session already exists"
+    );
+    let (s, p) = call(
+        &lobby,
+        &t,
+        Method::GET,
+        &format!("/api/agent/{}/session?query=alic&orderBy=userName", t.agent),
+        None,
+    )
+    .await;
+    assert_eq!((s, p["total"].clone()), (200, json!(1)), "{p}");
+    let (s, _) = call(&lobby, &t, Method::DELETE, "/api/session/c-1", None).await;
+    assert_eq!(s, 200);
+    assert!(lobby.redis.keys("*c-1*").await.is_empty());
+}
