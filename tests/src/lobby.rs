@@ -356,6 +356,12 @@ impl Lobby {
         }
     }
 
+    /// Changes a setting every service shares, for the next (re)start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// Starts every service again (after [`Lobby::crash_all`]), as their
     /// orchestrator would, and waits until the gateways see them up.
     pub async fn restart_all(&mut self) {

@@ -683,3 +683,90 @@ async fn the_records_contract_on_a_redis_cluster() {
     assert_eq!(s, 200);
     assert!(lobby.redis.keys("*c-1*").await.is_empty());
 }
+
+/// The data key id a record's sealed `userName` names, read from Redis.
+async fn sealing_key_of(lobby: &Lobby, id: &str) -> String {
+    let record = lobby
+        .redis
+        .keys(&format!("*:session:{id}"))
+        .await
+        .pop()
+        .expect("record key");
+    let mut conn = lobby.redis.connection().await;
+    let sealed: String = redis::AsyncCommands::hget(&mut conn, &record, "user_name")
+        .await
+        .expect("hget");
+    lobby_vault::sealed_key_id(&sealed)
+        .expect("a sealed value")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn rotated_data_and_master_keys_keep_old_records_readable() {
+    let master = |spec: &[(&str, u8)]| {
+        spec.iter()
+            .map(|(id, b)| {
+                format!(
+                    "{id}:{}",
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [*b; 32])
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut lobby = Lobby::start(LobbyOptions {
+        extra_env: vec![("LOBBY_MASTER_KEYS".into(), master(&[("m1", 1)]))],
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let t = tenant(&lobby, RW).await;
+    assert_eq!(create(&lobby, &t, "before", alice(&t.agent)).await.0, 200);
+    let first_key = sealing_key_of(&lobby, "before").await;
+
+    // A data key rotation: new writes use the new key, old ones still read.
+    let (s, rotated) = lobby
+        .admin_json(
+            Method::POST,
+            &format!("/accounts/{}/data-keys/rotate", t.account),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{rotated}");
+    let second_key = rotated["data_key_id"].as_str().expect("id").to_owned();
+    assert_ne!(second_key, first_key);
+    assert_eq!(create(&lobby, &t, "after", alice(&t.agent)).await.0, 200);
+    assert_eq!(sealing_key_of(&lobby, "after").await, second_key);
+    assert_eq!(sealing_key_of(&lobby, "before").await, first_key);
+    assert_eq!(user_names(&lobby, &t).await, ["Alice", "Alice"]);
+    let (s, _) = lobby
+        .admin_json(Method::POST, "/accounts/acct_nobody/data-keys/rotate", None)
+        .await;
+    assert_eq!(s, 404);
+
+    // A master key rotation: the new key first, the old one kept; then the
+    // old one dropped once the account's keys were used (rewrapped).
+    lobby.crash_all();
+    lobby.set_env("LOBBY_MASTER_KEYS", &master(&[("m2", 2), ("m1", 1)]));
+    lobby.restart_all().await;
+    assert_eq!(user_names(&lobby, &t).await, ["Alice", "Alice"]);
+    lobby.crash_all();
+    lobby.set_env("LOBBY_MASTER_KEYS", &master(&[("m2", 2)]));
+    lobby.restart_all().await;
+    assert_eq!(
+        user_names(&lobby, &t).await,
+        ["Alice", "Alice"],
+        "read without the old master"
+    );
+    assert_eq!(create(&lobby, &t, "latest", alice(&t.agent)).await.0, 200);
+}
+
+async fn user_names(lobby: &Lobby, t: &Tenant) -> Vec<String> {
+    let (s, list) = call(lobby, t, Method::GET, "/api/session", None).await;
+    assert_eq!(s, 200, "{list}");
+    list.as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["userName"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}

@@ -116,6 +116,29 @@ pub(super) async fn rotate_database_id_hash(
     Ok(Json(account.into()))
 }
 
+/// A new data key for the account's sealed personal data (the account must
+/// exist: auth is asked first).
+pub(super) async fn rotate_data_key(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    st.services
+        .auth
+        .get_account(tonic::Request::new(pb::GetAccountRequest {
+            id: id.clone(),
+        }))
+        .await?;
+    let info = st
+        .services
+        .session
+        .rotate_data_key(tonic::Request::new(
+            lobby_proto::session::RotateDataKeyRequest { account_id: id },
+        ))
+        .await?
+        .into_inner();
+    Ok(Json(serde_json::json!({ "data_key_id": info.key_id })))
+}
+
 pub(super) async fn update_account(
     State(st): State<AppState>,
     Path(id): Path<String>,

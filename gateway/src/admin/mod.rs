@@ -12,8 +12,8 @@ pub use links::{link_json, CreateLinkJson};
 
 use crate::{error::ApiError, AppState};
 use accounts::{
-    account_usage, create_account, get_account, list_accounts, rotate_database_id_hash,
-    update_account,
+    account_usage, create_account, get_account, list_accounts, rotate_data_key,
+    rotate_database_id_hash, update_account,
 };
 use agents::{create_agent, get_agent, list_agents, update_agent};
 use axum::{
@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/accounts/{id}/database-id-hash/rotate",
             post(rotate_database_id_hash),
         )
+        .route("/accounts/{id}/data-keys/rotate", post(rotate_data_key))
         .route(
             "/accounts/{id}/api-keys",
             post(create_api_key).get(list_api_keys),

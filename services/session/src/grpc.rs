@@ -126,6 +126,22 @@ impl Sessions for SessionService {
         Ok(Response::new(pb::DeleteRecordResponse { deleted }))
     }
 
+    async fn rotate_data_key(
+        &self,
+        req: Request<pb::RotateDataKeyRequest>,
+    ) -> Result<Response<pb::DataKeyInfo>, Status> {
+        let req = req.into_inner();
+        if req.account_id.is_empty() {
+            return Err(SessionError::invalid("account_id", "is required").into());
+        }
+        let key_id = self
+            .vault
+            .rotate_data_key(&req.account_id)
+            .await
+            .map_err(SessionError::from)?;
+        Ok(Response::new(pb::DataKeyInfo { key_id }))
+    }
+
     async fn handle_provider_event(
         &self,
         req: Request<pb::ProviderEvent>,
