@@ -44,7 +44,7 @@ async fn authenticate(
     scope: &str,
     database_id_hash: Option<&str>,
 ) -> Result<ApiKeyPrincipal, ApiError> {
-    Ok(state
+    let principal = state
         .services
         .auth
         .authenticate_api_key(tonic::Request::new(AuthenticateApiKeyRequest {
@@ -54,5 +54,7 @@ async fn authenticate(
             database_id_hash: database_id_hash.unwrap_or("").to_owned(),
         }))
         .await?
-        .into_inner())
+        .into_inner();
+    crate::actor::identify(format!("key:{}", principal.prefix));
+    Ok(principal)
 }

@@ -130,9 +130,8 @@ pub async fn guard(
     // copy per request.
     let uri = req.uri().clone();
     let contract = Contract::of(uri.path());
+    let client = crate::client_addr::client_ip(peer.ip(), req.headers(), state.trusted_proxy_hops);
     if !unlimited(uri.path()) {
-        let client =
-            crate::client_addr::client_ip(peer.ip(), req.headers(), state.trusted_proxy_hops);
         if let Err(e) = state.limits.check_ip(client) {
             state
                 .metrics
@@ -142,7 +141,14 @@ pub async fn guard(
             return contract.render(e);
         }
     }
-    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let handled = crate::actor::scope(request_id, client.to_string(), next.run(req));
+    match tokio::time::timeout(state.request_timeout, handled).await {
         Ok(response) => response,
         Err(_) => {
             state

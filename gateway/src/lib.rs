@@ -2,6 +2,7 @@
 //! the admin API into gRPC calls on the services. No business rule lives
 //! here: parse, call the owning service, render.
 
+pub mod actor;
 pub mod admin;
 pub mod client_addr;
 pub mod clients;

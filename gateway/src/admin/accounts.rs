@@ -1,11 +1,12 @@
-//! Accounts and their usage: create, list, get, update, and the minutes
-//! and slots an account holds.
+//! Accounts and their usage: create, list, get, update, the minutes and
+//! slots an account holds, its keys for the records contract, and its
+//! audit log.
 
 use super::{ApiResult, MAX_BODY_BYTES};
-use crate::{json_body::read_json, AppState};
+use crate::{error::ApiError, json_body::read_json, AppState};
 use axum::{
     body::Body,
-    extract::{Path, State},
+    extract::{rejection::QueryRejection, Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
     Json,
@@ -68,7 +69,7 @@ pub(super) async fn create_account(
     let account = st
         .services
         .auth
-        .create_account(tonic::Request::new(pb::CreateAccountRequest {
+        .create_account(crate::actor::request(pb::CreateAccountRequest {
             id: req.id,
             name: req.name,
             max_concurrency: req.max_concurrency,
@@ -83,7 +84,7 @@ pub(super) async fn list_accounts(State(st): State<AppState>) -> ApiResult<impl 
     let list = st
         .services
         .auth
-        .list_accounts(tonic::Request::new(pb::ListAccountsRequest {}))
+        .list_accounts(crate::actor::request(pb::ListAccountsRequest {}))
         .await?
         .into_inner();
     let accounts: Vec<AccountJson> = list.accounts.into_iter().map(AccountJson::from).collect();
@@ -97,7 +98,7 @@ pub(super) async fn get_account(
     let account = st
         .services
         .auth
-        .get_account(tonic::Request::new(pb::GetAccountRequest { id }))
+        .get_account(crate::actor::request(pb::GetAccountRequest { id }))
         .await?
         .into_inner();
     Ok(Json(account.into()))
@@ -110,7 +111,7 @@ pub(super) async fn rotate_database_id_hash(
     let account = st
         .services
         .auth
-        .rotate_database_id_hash(tonic::Request::new(pb::GetAccountRequest { id }))
+        .rotate_database_id_hash(crate::actor::request(pb::GetAccountRequest { id }))
         .await?
         .into_inner();
     Ok(Json(account.into()))
@@ -124,19 +125,92 @@ pub(super) async fn rotate_data_key(
 ) -> ApiResult<Json<serde_json::Value>> {
     st.services
         .auth
-        .get_account(tonic::Request::new(pb::GetAccountRequest {
+        .get_account(crate::actor::request(pb::GetAccountRequest {
             id: id.clone(),
         }))
         .await?;
     let info = st
         .services
         .session
-        .rotate_data_key(tonic::Request::new(
+        .rotate_data_key(crate::actor::request(
             lobby_proto::session::RotateDataKeyRequest { account_id: id },
         ))
         .await?
         .into_inner();
     Ok(Json(serde_json::json!({ "data_key_id": info.key_id })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditPage {
+    #[serde(default)]
+    limit: u32,
+    #[serde(default)]
+    before: String,
+}
+
+/// An account's audit log, newest first: `{entries, next}`, where `next`
+/// (when there is more) is the `before` of the next page.
+pub(super) async fn account_audit(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    page: Result<Query<AuditPage>, QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    st.services
+        .auth
+        .get_account(crate::actor::request(pb::GetAccountRequest {
+            id: id.clone(),
+        }))
+        .await?;
+    audit_page(&st, id, page).await
+}
+
+/// The log of changes that belong to no account (signing-key rotations,
+/// pool worker keys).
+pub(super) async fn global_audit(
+    State(st): State<AppState>,
+    page: Result<Query<AuditPage>, QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    audit_page(&st, String::new(), page).await
+}
+
+async fn audit_page(
+    st: &AppState,
+    account_id: String,
+    page: Result<Query<AuditPage>, QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(page) = page.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let r = st
+        .services
+        .session
+        .list_audit(crate::actor::request(
+            lobby_proto::session::ListAuditRequest {
+                account_id,
+                before: page.before,
+                limit: page.limit,
+            },
+        ))
+        .await?
+        .into_inner();
+    let entries: Vec<serde_json::Value> = r
+        .entries
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({
+                "id": e.id,
+                "at_ms": e.at_ms,
+                "who": e.who,
+                "event": e.event,
+                "target": e.target,
+                "request_id": e.request_id,
+                "client_ip": e.client_ip,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "entries": entries,
+        "next": (!r.next.is_empty()).then_some(r.next),
+    })))
 }
 
 pub(super) async fn update_account(
@@ -149,7 +223,7 @@ pub(super) async fn update_account(
     let account = st
         .services
         .auth
-        .update_account(tonic::Request::new(pb::UpdateAccountRequest {
+        .update_account(crate::actor::request(pb::UpdateAccountRequest {
             id,
             name: req.name,
             max_concurrency: req.max_concurrency,
@@ -169,7 +243,7 @@ pub(super) async fn account_usage(
     let account = st
         .services
         .auth
-        .get_account(tonic::Request::new(pb::GetAccountRequest {
+        .get_account(crate::actor::request(pb::GetAccountRequest {
             id: id.clone(),
         }))
         .await?
@@ -177,7 +251,7 @@ pub(super) async fn account_usage(
     let usage = st
         .services
         .session
-        .get_account_usage(tonic::Request::new(session::GetAccountUsageRequest {
+        .get_account_usage(crate::actor::request(session::GetAccountUsageRequest {
             account_id: id,
         }))
         .await?

@@ -136,7 +136,7 @@ pub(super) async fn create_agent(
     let created = st
         .services
         .auth
-        .create_agent(tonic::Request::new(pb::CreateAgentRequest {
+        .create_agent(crate::actor::request(pb::CreateAgentRequest {
             id: req.id,
             account_id: req.account_id,
             name: req.name,
@@ -172,7 +172,7 @@ pub(super) async fn list_agents(
     let list = st
         .services
         .auth
-        .list_agents(tonic::Request::new(pb::ListAgentsRequest {
+        .list_agents(crate::actor::request(pb::ListAgentsRequest {
             account_id: q.account_id,
         }))
         .await?
@@ -188,7 +188,7 @@ pub(super) async fn get_agent(
     let agent = st
         .services
         .auth
-        .get_agent(tonic::Request::new(pb::GetAgentRequest { id }))
+        .get_agent(crate::actor::request(pb::GetAgentRequest { id }))
         .await?
         .into_inner();
     Ok(Json(agent.into()))
@@ -204,7 +204,7 @@ pub(super) async fn update_agent(
     let agent = st
         .services
         .auth
-        .update_agent(tonic::Request::new(pb::UpdateAgentRequest {
+        .update_agent(crate::actor::request(pb::UpdateAgentRequest {
             id,
             name: req.name,
             status: req.status.map_or(pb::AgentStatus::Unspecified, Into::into) as i32,

@@ -84,7 +84,7 @@ pub(super) async fn create_api_key(
     let created = st
         .services
         .auth
-        .create_api_key(tonic::Request::new(pb::CreateApiKeyRequest {
+        .create_api_key(crate::actor::request(pb::CreateApiKeyRequest {
             account_id,
             name: req.name,
             scopes: req.scopes,
@@ -107,7 +107,7 @@ pub(super) async fn list_api_keys(
     let list = st
         .services
         .auth
-        .list_api_keys(tonic::Request::new(pb::ListApiKeysRequest { account_id }))
+        .list_api_keys(crate::actor::request(pb::ListApiKeysRequest { account_id }))
         .await?
         .into_inner();
     Ok(keys_json(list))
@@ -132,7 +132,7 @@ pub(super) async fn rotate_agent_key(
     let created = st
         .services
         .auth
-        .rotate_agent_key(tonic::Request::new(pb::RotateAgentKeyRequest {
+        .rotate_agent_key(crate::actor::request(pb::RotateAgentKeyRequest {
             agent_id,
             previous_key_grace_seconds: req.previous_key_grace_seconds,
             expires_at_ms: req.expires_at_ms,
@@ -149,7 +149,7 @@ pub(super) async fn list_agent_keys(
     let list = st
         .services
         .auth
-        .list_agent_keys(tonic::Request::new(pb::ListAgentKeysRequest { agent_id }))
+        .list_agent_keys(crate::actor::request(pb::ListAgentKeysRequest { agent_id }))
         .await?
         .into_inner();
     Ok(keys_json(list))
@@ -178,7 +178,7 @@ pub(super) async fn create_worker_key(
     let created = st
         .services
         .auth
-        .create_worker_key(tonic::Request::new(pb::CreateWorkerKeyRequest {
+        .create_worker_key(crate::actor::request(pb::CreateWorkerKeyRequest {
             worker_id,
             account_id: req.account_id,
             pool: req.pool,
@@ -197,7 +197,9 @@ pub(super) async fn list_worker_keys(
     let list = st
         .services
         .auth
-        .list_worker_keys(tonic::Request::new(pb::ListWorkerKeysRequest { worker_id }))
+        .list_worker_keys(crate::actor::request(pb::ListWorkerKeysRequest {
+            worker_id,
+        }))
         .await?
         .into_inner();
     Ok(keys_json(list))
@@ -210,7 +212,7 @@ pub(super) async fn revoke_key(
     let key = st
         .services
         .auth
-        .revoke_key(tonic::Request::new(pb::KeyRef { prefix }))
+        .revoke_key(crate::actor::request(pb::KeyRef { prefix }))
         .await?
         .into_inner();
     Ok(Json(key.into()))
@@ -232,7 +234,7 @@ pub(super) async fn set_key_active(
     let key = st
         .services
         .auth
-        .set_key_active(tonic::Request::new(pb::SetKeyActiveRequest {
+        .set_key_active(crate::actor::request(pb::SetKeyActiveRequest {
             prefix,
             active: req.active,
         }))
@@ -258,7 +260,7 @@ pub(super) async fn rotate_signing_key(
     let info = st
         .services
         .auth
-        .rotate_signing_key(tonic::Request::new(pb::RotateSigningKeyRequest {
+        .rotate_signing_key(crate::actor::request(pb::RotateSigningKeyRequest {
             revoke_previous: req.revoke_previous,
         }))
         .await?

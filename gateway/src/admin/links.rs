@@ -50,7 +50,7 @@ pub(super) async fn create_link(
     let link = st
         .services
         .auth
-        .create_link(tonic::Request::new(pb::CreateLinkRequest {
+        .create_link(crate::actor::request(pb::CreateLinkRequest {
             account_id,
             agent_id: req.agent_id,
             expires_at_ms: req.expires_at,
@@ -68,7 +68,7 @@ pub(super) async fn list_links(
     let list = st
         .services
         .auth
-        .list_links(tonic::Request::new(pb::ListLinksRequest { account_id }))
+        .list_links(crate::actor::request(pb::ListLinksRequest { account_id }))
         .await?
         .into_inner();
     Ok(Json(
@@ -83,7 +83,7 @@ pub(super) async fn get_link(
     let link = st
         .services
         .auth
-        .get_link(tonic::Request::new(pb::GetLinkRequest {
+        .get_link(crate::actor::request(pb::GetLinkRequest {
             link_id,
             account_id: String::new(),
         }))
@@ -99,7 +99,7 @@ pub(super) async fn deactivate_link(
     let link = st
         .services
         .auth
-        .deactivate_link(tonic::Request::new(pb::GetLinkRequest {
+        .deactivate_link(crate::actor::request(pb::GetLinkRequest {
             link_id,
             account_id: String::new(),
         }))

@@ -12,8 +12,8 @@ pub use links::{link_json, CreateLinkJson};
 
 use crate::{error::ApiError, AppState};
 use accounts::{
-    account_usage, create_account, get_account, list_accounts, rotate_data_key,
-    rotate_database_id_hash, update_account,
+    account_audit, account_usage, create_account, get_account, global_audit, list_accounts,
+    rotate_data_key, rotate_database_id_hash, update_account,
 };
 use agents::{create_agent, get_agent, list_agents, update_agent};
 use axum::{
@@ -44,6 +44,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(rotate_database_id_hash),
         )
         .route("/accounts/{id}/data-keys/rotate", post(rotate_data_key))
+        .route("/accounts/{id}/audit", get(account_audit))
+        .route("/audit", get(global_audit))
         .route(
             "/accounts/{id}/api-keys",
             post(create_api_key).get(list_api_keys),
@@ -85,6 +87,7 @@ async fn require_admin_token(State(state): State<AppState>, req: Request, next: 
         _ => false,
     };
     if ok {
+        crate::actor::identify("admin".to_owned());
         next.run(req).await
     } else {
         ApiError::new(

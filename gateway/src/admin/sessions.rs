@@ -79,7 +79,7 @@ pub(super) async fn get_session(
     let s = st
         .services
         .session
-        .get_session(tonic::Request::new(session::GetSessionRequest {
+        .get_session(crate::actor::request(session::GetSessionRequest {
             session_id: id,
         }))
         .await?
@@ -105,7 +105,7 @@ pub(super) async fn end_session(
     let s = st
         .services
         .session
-        .end_session(tonic::Request::new(session::EndSessionRequest {
+        .end_session(crate::actor::request(session::EndSessionRequest {
             session_id: id,
             reason: req.reason,
             ..Default::default()

@@ -73,7 +73,7 @@ async fn start(
     let principal = state
         .services
         .auth
-        .authorize_link(tonic::Request::new(AuthorizeLinkRequest {
+        .authorize_link(crate::actor::request(AuthorizeLinkRequest {
             link_id: req.link_id.clone(),
         }))
         .await?
@@ -84,7 +84,7 @@ async fn start(
     let started = state
         .services
         .session
-        .start_session(tonic::Request::new(StartSessionRequest {
+        .start_session(crate::actor::request(StartSessionRequest {
             principal: Some(principal),
             kind: SessionKind::Link as i32,
             client_user_ref: String::new(),
@@ -115,7 +115,7 @@ pub async fn create_link(
             let link = state
                 .services
                 .auth
-                .create_link(tonic::Request::new(CreateLinkRequest {
+                .create_link(crate::actor::request(CreateLinkRequest {
                     account_id: principal.account_id,
                     agent_id: req.agent_id,
                     expires_at_ms: req.expires_at,
@@ -136,7 +136,7 @@ pub async fn list_links(State(state): State<AppState>, headers: HeaderMap) -> Re
             let list = state
                 .services
                 .auth
-                .list_links(tonic::Request::new(ListLinksRequest {
+                .list_links(crate::actor::request(ListLinksRequest {
                     account_id: principal.account_id,
                 }))
                 .await?
@@ -178,9 +178,9 @@ async fn owned_link(
     };
     let auth = &state.services.auth;
     let link = if deactivate {
-        auth.deactivate_link(tonic::Request::new(req)).await?
+        auth.deactivate_link(crate::actor::request(req)).await?
     } else {
-        auth.get_link(tonic::Request::new(req)).await?
+        auth.get_link(crate::actor::request(req)).await?
     }
     .into_inner();
     Ok((StatusCode::OK, json!({ "link": link_json(link) })))

@@ -121,7 +121,7 @@ pub async fn create(
     let agent = state
         .services
         .auth
-        .get_agent(tonic::Request::new(GetAgentRequest {
+        .get_agent(crate::actor::request(GetAgentRequest {
             id: agent_id.clone(),
         }))
         .await;
@@ -139,7 +139,7 @@ pub async fn create(
     let created = state
         .services
         .session
-        .create_record(tonic::Request::new(CreateRecordRequest {
+        .create_record(crate::actor::request(CreateRecordRequest {
             account_id: principal.account_id,
             id: id.clone(),
             agent_id,
@@ -192,7 +192,7 @@ pub async fn list(
     match state
         .services
         .session
-        .list_records(tonic::Request::new(ListRecordsRequest {
+        .list_records(crate::actor::request(ListRecordsRequest {
             account_id: principal.account_id,
             id: params.id,
             agent_id: params.agent_id,
@@ -263,7 +263,7 @@ pub async fn query(
     match state
         .services
         .session
-        .query_records(tonic::Request::new(QueryRecordsRequest {
+        .query_records(crate::actor::request(QueryRecordsRequest {
             account_id: principal.account_id,
             agent_id,
             limit,
@@ -304,7 +304,7 @@ pub async fn delete(
     match state
         .services
         .session
-        .delete_record(tonic::Request::new(DeleteRecordRequest {
+        .delete_record(crate::actor::request(DeleteRecordRequest {
             account_id: principal.account_id,
             id,
         }))

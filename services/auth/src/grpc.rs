@@ -2,11 +2,22 @@
 //! hands it to the `AuthService` method of the same name in `handlers`.
 
 use crate::service::AuthService;
+use lobby_kit::audit::Actor;
 use lobby_proto::{
     auth::{self as pb, auth_server::Auth},
     common::Principal,
 };
 use tonic::{Request, Response, Status};
+
+/// A key's account (`None` for a pool's worker key: the global log).
+fn key_account(info: Option<&pb::KeyInfo>) -> Option<&str> {
+    info.map(|i| i.account_id.as_str())
+        .filter(|a| !a.is_empty())
+}
+
+fn key_target(info: Option<&pb::KeyInfo>) -> String {
+    format!("key:{}", info.map_or("", |i| i.prefix.as_str()))
+}
 
 #[tonic::async_trait]
 impl Auth for AuthService {
@@ -14,7 +25,18 @@ impl Auth for AuthService {
         &self,
         req: Request<pb::CreateAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        Ok(Response::new(self.create_account(req.into_inner()).await?))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.create_account(req.into_inner()).await?;
+        let event = "createAccount";
+        self.audit
+            .record(
+                Some(r.id.as_str()),
+                &actor,
+                event,
+                &format!("account:{}", r.id),
+            )
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn get_account(
@@ -28,7 +50,18 @@ impl Auth for AuthService {
         &self,
         req: Request<pb::UpdateAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        Ok(Response::new(self.update_account(req.into_inner()).await?))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.update_account(req.into_inner()).await?;
+        let event = "updateAccount";
+        self.audit
+            .record(
+                Some(r.id.as_str()),
+                &actor,
+                event,
+                &format!("account:{}", r.id),
+            )
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn list_accounts(
@@ -42,16 +75,36 @@ impl Auth for AuthService {
         &self,
         req: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        Ok(Response::new(
-            self.rotate_database_id_hash(req.into_inner()).await?,
-        ))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.rotate_database_id_hash(req.into_inner()).await?;
+        let event = "rotateDatabaseIdHash";
+        self.audit
+            .record(
+                Some(r.id.as_str()),
+                &actor,
+                event,
+                &format!("account:{}", r.id),
+            )
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn create_agent(
         &self,
         req: Request<pb::CreateAgentRequest>,
     ) -> Result<Response<pb::CreatedAgent>, Status> {
-        Ok(Response::new(self.create_agent(req.into_inner()).await?))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.create_agent(req.into_inner()).await?;
+        let event = "createAgent";
+        self.audit
+            .record(
+                r.agent.as_ref().map(|a| a.account_id.as_str()),
+                &actor,
+                event,
+                &format!("agent:{}", r.agent.as_ref().map_or("", |a| a.id.as_str())),
+            )
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn get_agent(
@@ -65,7 +118,18 @@ impl Auth for AuthService {
         &self,
         req: Request<pb::UpdateAgentRequest>,
     ) -> Result<Response<pb::Agent>, Status> {
-        Ok(Response::new(self.update_agent(req.into_inner()).await?))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.update_agent(req.into_inner()).await?;
+        let event = "updateAgent";
+        self.audit
+            .record(
+                Some(r.account_id.as_str()),
+                &actor,
+                event,
+                &format!("agent:{}", r.id),
+            )
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn list_agents(
@@ -97,7 +161,18 @@ impl Auth for AuthService {
         &self,
         req: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreatedKey>, Status> {
-        Ok(Response::new(self.create_api_key(req.into_inner()).await?))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.create_api_key(req.into_inner()).await?;
+        let event = "createApiKey";
+        self.audit
+            .record(
+                key_account(r.info.as_ref()),
+                &actor,
+                event,
+                &key_target(r.info.as_ref()),
+            )
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn list_api_keys(
@@ -120,9 +195,18 @@ impl Auth for AuthService {
         &self,
         req: Request<pb::RotateAgentKeyRequest>,
     ) -> Result<Response<pb::CreatedKey>, Status> {
-        Ok(Response::new(
-            self.rotate_agent_key(req.into_inner()).await?,
-        ))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.rotate_agent_key(req.into_inner()).await?;
+        let event = "rotateAgentKey";
+        self.audit
+            .record(
+                key_account(r.info.as_ref()),
+                &actor,
+                event,
+                &key_target(r.info.as_ref()),
+            )
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn list_agent_keys(
@@ -145,9 +229,18 @@ impl Auth for AuthService {
         &self,
         req: Request<pb::CreateWorkerKeyRequest>,
     ) -> Result<Response<pb::CreatedKey>, Status> {
-        Ok(Response::new(
-            self.create_worker_key(req.into_inner()).await?,
-        ))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.create_worker_key(req.into_inner()).await?;
+        let event = "createWorkerKey";
+        self.audit
+            .record(
+                key_account(r.info.as_ref()),
+                &actor,
+                event,
+                &key_target(r.info.as_ref()),
+            )
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn list_worker_keys(
@@ -169,14 +262,26 @@ impl Auth for AuthService {
     }
 
     async fn revoke_key(&self, req: Request<pb::KeyRef>) -> Result<Response<pb::KeyInfo>, Status> {
-        Ok(Response::new(self.revoke_key(req.into_inner()).await?))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.revoke_key(req.into_inner()).await?;
+        let event = "revokeKey";
+        self.audit
+            .record(key_account(Some(&r)), &actor, event, &key_target(Some(&r)))
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn set_key_active(
         &self,
         req: Request<pb::SetKeyActiveRequest>,
     ) -> Result<Response<pb::KeyInfo>, Status> {
-        Ok(Response::new(self.set_key_active(req.into_inner()).await?))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.set_key_active(req.into_inner()).await?;
+        let event = if r.active { "resumeKey" } else { "pauseKey" };
+        self.audit
+            .record(key_account(Some(&r)), &actor, event, &key_target(Some(&r)))
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn verify_session_token(
@@ -192,16 +297,31 @@ impl Auth for AuthService {
         &self,
         req: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::SigningKeyInfo>, Status> {
-        Ok(Response::new(
-            self.rotate_signing_key(req.into_inner()).await?,
-        ))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.rotate_signing_key(req.into_inner()).await?;
+        let event = "rotateSigningKey";
+        self.audit
+            .record(None, &actor, event, &format!("signing_key:{}", r.kid))
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn create_link(
         &self,
         req: Request<pb::CreateLinkRequest>,
     ) -> Result<Response<pb::Link>, Status> {
-        Ok(Response::new(self.create_link(req.into_inner()).await?))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.create_link(req.into_inner()).await?;
+        let event = "createLink";
+        self.audit
+            .record(
+                Some(r.account_id.as_str()),
+                &actor,
+                event,
+                &crate::links::for_logs(&r.id),
+            )
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn get_link(
@@ -222,7 +342,18 @@ impl Auth for AuthService {
         &self,
         req: Request<pb::GetLinkRequest>,
     ) -> Result<Response<pb::Link>, Status> {
-        Ok(Response::new(self.deactivate_link(req.into_inner()).await?))
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.deactivate_link(req.into_inner()).await?;
+        let event = "deactivateLink";
+        self.audit
+            .record(
+                Some(r.account_id.as_str()),
+                &actor,
+                event,
+                &crate::links::for_logs(&r.id),
+            )
+            .await;
+        Ok(Response::new(r))
     }
 
     async fn authorize_link(

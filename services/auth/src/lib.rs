@@ -29,6 +29,8 @@ pub struct AuthConfig {
     /// How long a cached catalog entry may be served if its invalidation
     /// message was lost.
     pub cache_ttl: std::time::Duration,
+    /// How long audit entries are kept (`LOBBY_AUDIT_RETENTION_DAYS`).
+    pub audit_retention_ms: i64,
     pub clock: lobby_kit::time::Clock,
 }
 
@@ -63,6 +65,7 @@ impl AuthConfig {
                 )?;
                 ttl
             },
+            audit_retention_ms: lobby_kit::audit::AuditLog::retention_ms(s)?,
             cache_ttl: {
                 let ms: u64 = s.get_or("LOBBY_CATALOG_CACHE_TTL_MS", 5_000)?;
                 Settings::ensure(
@@ -135,8 +138,9 @@ pub fn start(config: AuthConfig, redis: &lobby_kit::redis_conn::Redis) -> Runnin
         catalog,
         credentials::CredentialStore::new(conn.clone(), hasher, cache.clone()),
         tokens,
-        links::LinkStore::new(conn, cache),
+        links::LinkStore::new(conn.clone(), cache),
         config.clock,
+        lobby_kit::audit::AuditLog::new(conn, config.audit_retention_ms),
     );
     Running {
         service: Arc::new(service),

@@ -21,6 +21,7 @@ pub struct AuthService {
     pub(crate) tokens: SessionTokens,
     pub(crate) links: LinkStore,
     pub(crate) clock: Clock,
+    pub(crate) audit: lobby_kit::audit::AuditLog,
 }
 
 impl AuthService {
@@ -30,6 +31,7 @@ impl AuthService {
         tokens: SessionTokens,
         links: LinkStore,
         clock: Clock,
+        audit: lobby_kit::audit::AuditLog,
     ) -> Self {
         Self {
             catalog,
@@ -37,6 +39,7 @@ impl AuthService {
             tokens,
             links,
             clock,
+            audit,
         }
     }
 

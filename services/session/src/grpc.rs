@@ -2,6 +2,7 @@
 //! `start`, `service`, `agent_runs` and `provider_events` out.
 
 use crate::{error::SessionError, records::EndedReason, service::SessionService};
+use lobby_kit::audit::Actor;
 use lobby_proto::session::{self as pb, sessions_server::Sessions, Session, SessionEvent};
 use tonic::{Request, Response, Status};
 
@@ -20,6 +21,7 @@ impl Sessions for SessionService {
         &self,
         req: Request<pb::EndSessionRequest>,
     ) -> Result<Response<Session>, Status> {
+        let actor = Actor::from_metadata(req.metadata());
         let req = req.into_inner();
         let reason = if req.reason.is_empty() {
             EndedReason::ExplicitEnd
@@ -37,9 +39,19 @@ impl Sessions for SessionService {
             )
             .into());
         }
-        Ok(Response::new(
-            self.end(&req.session_id, reason, None, owner).await?,
-        ))
+        let ended = self.end(&req.session_id, reason, None, owner).await?;
+        // An operator's end is an admin edit; a run's own end is not.
+        if owner.is_none() {
+            self.audit
+                .record(
+                    Some(&ended.account_id),
+                    &actor,
+                    "endSession",
+                    &format!("session:{}", ended.id),
+                )
+                .await;
+        }
+        Ok(Response::new(ended))
     }
 
     async fn get_session(
@@ -122,7 +134,19 @@ impl Sessions for SessionService {
         &self,
         req: Request<pb::DeleteRecordRequest>,
     ) -> Result<Response<pb::DeleteRecordResponse>, Status> {
-        let deleted = SessionService::delete_record(self, req.into_inner()).await?;
+        let actor = Actor::from_metadata(req.metadata());
+        let req = req.into_inner();
+        let deleted = SessionService::delete_record(self, req.clone()).await?;
+        if deleted {
+            self.audit
+                .record(
+                    Some(&req.account_id),
+                    &actor,
+                    "deleteSession",
+                    &format!("session:{}", req.id),
+                )
+                .await;
+        }
         Ok(Response::new(pb::DeleteRecordResponse { deleted }))
     }
 
@@ -130,6 +154,7 @@ impl Sessions for SessionService {
         &self,
         req: Request<pb::RotateDataKeyRequest>,
     ) -> Result<Response<pb::DataKeyInfo>, Status> {
+        let actor = Actor::from_metadata(req.metadata());
         let req = req.into_inner();
         if req.account_id.is_empty() {
             return Err(SessionError::invalid("account_id", "is required").into());
@@ -139,7 +164,54 @@ impl Sessions for SessionService {
             .rotate_data_key(&req.account_id)
             .await
             .map_err(SessionError::from)?;
+        self.audit
+            .record(
+                Some(&req.account_id),
+                &actor,
+                "rotateDataKey",
+                &format!("data_key:{key_id}"),
+            )
+            .await;
         Ok(Response::new(pb::DataKeyInfo { key_id }))
+    }
+
+    async fn list_audit(
+        &self,
+        req: Request<pb::ListAuditRequest>,
+    ) -> Result<Response<pb::ListAuditResponse>, Status> {
+        let req = req.into_inner();
+        let limit = match req.limit {
+            0 => 50,
+            n if n <= 500 => n as usize,
+            _ => return Err(SessionError::invalid("limit", "must be at most 500").into()),
+        };
+        if !req.before.is_empty() && !lobby_kit::audit::valid_cursor(&req.before) {
+            return Err(
+                SessionError::invalid("before", "is not a cursor this log handed out").into(),
+            );
+        }
+        let account = (!req.account_id.is_empty()).then_some(req.account_id.as_str());
+        let before = (!req.before.is_empty()).then_some(req.before.as_str());
+        let (entries, next) = self
+            .audit
+            .read(account, before, limit)
+            .await
+            .map_err(SessionError::from)?;
+        Ok(Response::new(pb::ListAuditResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| pb::AuditEntry {
+                    id: e.id,
+                    at_ms: e.at_ms,
+                    who: e.who,
+                    event: e.event,
+                    target: e.target,
+                    request_id: e.request_id,
+                    client_ip: e.client_ip,
+                })
+                .collect(),
+            next: next.unwrap_or_default(),
+        }))
     }
 
     async fn handle_provider_event(

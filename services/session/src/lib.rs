@@ -38,6 +38,8 @@ pub struct SessionConfig {
     /// How long an account's unwrapped keys are held (a data key rotated
     /// on another replica seals this one's writes after at most this).
     pub vault_cache_ttl: Duration,
+    /// How long audit entries are kept (`LOBBY_AUDIT_RETENTION_DAYS`).
+    pub audit_retention_ms: i64,
     pub clock: lobby_kit::time::Clock,
     /// Where `/metrics` is served; `None` serves none.
     pub metrics_listen: Option<SocketAddr>,
@@ -147,6 +149,7 @@ impl SessionConfig {
                 },
             },
             master_keys: lobby_vault::MasterKeys::from_settings(s)?,
+            audit_retention_ms: lobby_kit::audit::AuditLog::retention_ms(s)?,
             vault_cache_ttl: Duration::from_millis(s.get_or("LOBBY_VAULT_CACHE_TTL_MS", 5_000)?),
             clock: lobby_kit::time::Clock::from_settings(s),
             metrics_listen: lobby_kit::metrics::listen_setting(s, "LOBBY_SESSION_METRICS_LISTEN")?,
@@ -192,13 +195,7 @@ pub fn start(
         std::time::Duration::from_secs(5),
     ));
     let service = service::SessionService::new(
-        store::SessionStore::new(redis.connection()),
-        record_store::RecordStore::new(redis.connection()),
-        lobby_vault::KeyVault::new(
-            redis.connection(),
-            config.master_keys,
-            config.vault_cache_ttl,
-        ),
+        service::Storage::new(redis, &config),
         rooms,
         config.policy,
         config.clock,

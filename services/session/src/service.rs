@@ -73,6 +73,7 @@ pub struct SessionService {
     pub(crate) records: crate::record_store::RecordStore,
     pub(crate) vault: lobby_vault::KeyVault,
     pub(crate) name_orders: Arc<crate::records_api::NameOrders>,
+    pub(crate) audit: lobby_kit::audit::AuditLog,
     pub(crate) rooms: RoomsPeer,
     pub(crate) policy: Policy,
     pub(crate) clock: lobby_kit::time::Clock,
@@ -91,21 +92,43 @@ pub(crate) fn peer_failure(status: Status) -> Status {
     }
 }
 
+/// Everything the service keeps in Redis, by what it is.
+pub struct Storage {
+    pub sessions: SessionStore,
+    pub records: crate::record_store::RecordStore,
+    pub vault: lobby_vault::KeyVault,
+    pub audit: lobby_kit::audit::AuditLog,
+}
+
+impl Storage {
+    pub fn new(redis: &lobby_kit::redis_conn::Redis, config: &crate::SessionConfig) -> Self {
+        Self {
+            sessions: SessionStore::new(redis.connection()),
+            records: crate::record_store::RecordStore::new(redis.connection()),
+            vault: lobby_vault::KeyVault::new(
+                redis.connection(),
+                config.master_keys.clone(),
+                config.vault_cache_ttl,
+            ),
+            audit: lobby_kit::audit::AuditLog::new(redis.connection(), config.audit_retention_ms),
+        }
+    }
+}
+
 impl SessionService {
     pub fn new(
-        store: SessionStore,
-        records: crate::record_store::RecordStore,
-        vault: lobby_vault::KeyVault,
+        storage: Storage,
         rooms: RoomsPeer,
         policy: Policy,
         clock: lobby_kit::time::Clock,
         metrics: crate::metrics::SessionMetrics,
     ) -> Self {
         Self {
-            store,
-            records,
-            vault,
+            store: storage.sessions,
+            records: storage.records,
+            vault: storage.vault,
             name_orders: Arc::default(),
+            audit: storage.audit,
             rooms,
             policy,
             clock,

@@ -1,0 +1,411 @@
+//! The audit log: every delete, credential change, link change and admin
+//! edit leaves an entry saying who, what, which record, when and from where;
+//! the log pages newest first, keeps no link id, and trims by age only.
+
+use lobby_tests::{Lobby, LobbyOptions};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+async fn admin(
+    lobby: &Lobby,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    request_id: &str,
+) -> Value {
+    let mut req = lobby.admin(method, path).header("x-request-id", request_id);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.expect("admin call");
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert!(status < 300, "{path}: {status} {body}");
+    body
+}
+
+async fn entries(lobby: &Lobby, account: Option<&str>) -> Vec<Value> {
+    let path = match account {
+        Some(a) => format!("/accounts/{a}/audit?limit=500"),
+        None => "/audit?limit=500".to_owned(),
+    };
+    let (s, page) = lobby.admin_json(Method::GET, &path, None).await;
+    assert_eq!(s, 200, "{page}");
+    page["entries"].as_array().expect("entries").clone()
+}
+
+fn find<'a>(log: &'a [Value], event: &str, target: &str) -> &'a Value {
+    log.iter()
+        .find(|e| e["event"] == event && e["target"] == target)
+        .unwrap_or_else(|| panic!("no {event} of {target} in {log:#?}"))
+}
+
+#[tokio::test]
+async fn every_kind_of_change_is_audited_with_who_what_when_and_where() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let started = lobby_tests::now_ms();
+    let account = admin(
+        &lobby,
+        Method::POST,
+        "/accounts",
+        Some(json!({ "name": "audited" })),
+        "req-create-account",
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    admin(
+        &lobby,
+        Method::PATCH,
+        &format!("/accounts/{account}"),
+        Some(json!({ "max_concurrency": 7 })),
+        "req-2",
+    )
+    .await;
+    admin(
+        &lobby,
+        Method::POST,
+        &format!("/accounts/{account}/database-id-hash/rotate"),
+        None,
+        "req-3",
+    )
+    .await;
+    let data_key = admin(
+        &lobby,
+        Method::POST,
+        &format!("/accounts/{account}/data-keys/rotate"),
+        None,
+        "req-4",
+    )
+    .await["data_key_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let created = admin(
+        &lobby,
+        Method::POST,
+        "/agents",
+        Some(json!({ "account_id": account, "status": "published", "allowed_hostnames": ["*"] })),
+        "req-5",
+    )
+    .await;
+    let agent = created["id"].as_str().expect("agent").to_owned();
+    admin(
+        &lobby,
+        Method::PATCH,
+        &format!("/agents/{agent}"),
+        Some(json!({ "name": "renamed" })),
+        "req-6",
+    )
+    .await;
+    let rotated = admin(
+        &lobby,
+        Method::POST,
+        &format!("/agents/{agent}/keys"),
+        Some(json!({})),
+        "req-7",
+    )
+    .await;
+    let agent_key_prefix = rotated["prefix"].as_str().expect("prefix").to_owned();
+    let api = admin(
+        &lobby,
+        Method::POST,
+        &format!("/accounts/{account}/api-keys"),
+        Some(json!({ "scopes": ["sessions:read", "sessions:write", "links:write"] })),
+        "req-8",
+    )
+    .await;
+    let api_prefix = api["prefix"].as_str().expect("prefix").to_owned();
+    let api_key = api["key"].as_str().expect("key").to_owned();
+    let worker = admin(
+        &lobby,
+        Method::POST,
+        "/workers/gpu-1/keys",
+        Some(json!({ "account_id": account })),
+        "req-9",
+    )
+    .await;
+    let worker_prefix = worker["prefix"].as_str().expect("prefix").to_owned();
+    admin(
+        &lobby,
+        Method::PATCH,
+        &format!("/keys/{agent_key_prefix}"),
+        Some(json!({ "active": false })),
+        "req-10",
+    )
+    .await;
+    admin(
+        &lobby,
+        Method::PATCH,
+        &format!("/keys/{agent_key_prefix}"),
+        Some(json!({ "active": true })),
+        "req-11",
+    )
+    .await;
+    admin(
+        &lobby,
+        Method::POST,
+        &format!("/keys/{worker_prefix}/revoke"),
+        None,
+        "req-12",
+    )
+    .await;
+    let link = admin(
+        &lobby,
+        Method::POST,
+        &format!("/accounts/{account}/links"),
+        Some(json!({ "agent_id": agent })),
+        "req-13",
+    )
+    .await;
+    let link_id = link["id"].as_str().expect("link").to_owned();
+    admin(
+        &lobby,
+        Method::POST,
+        &format!("/links/{link_id}/deactivate"),
+        None,
+        "req-14",
+    )
+    .await;
+    let session = lobby
+        .connect(&agent, None)
+        .await
+        .json::<Value>()
+        .await
+        .expect("json")["session_id"]
+        .as_str()
+        .expect("session")
+        .to_owned();
+    admin(
+        &lobby,
+        Method::POST,
+        &format!("/sessions/{session}/end"),
+        None,
+        "req-15",
+    )
+    .await;
+    let signing = admin(&lobby, Method::POST, "/signing-keys/rotate", None, "req-16").await["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    let pool_worker = admin(
+        &lobby,
+        Method::POST,
+        "/workers/gpu-2/keys",
+        Some(json!({ "pool": "shared" })),
+        "req-17",
+    )
+    .await["prefix"]
+        .as_str()
+        .expect("prefix")
+        .to_owned();
+
+    // With the account's own API key: a record deleted, a link made.
+    let database = lobby
+        .admin_json(Method::GET, &format!("/accounts/{account}"), None)
+        .await
+        .1["database_id_hash"]
+        .as_str()
+        .expect("hash")
+        .to_owned();
+    let as_key = |method: Method, path: &str| {
+        lobby
+            .http
+            .request(method, format!("{}{path}", lobby.gateway()))
+            .bearer_auth(&api_key)
+            .header("database-id-hash", &database)
+            .header("x-request-id", "req-key")
+    };
+    let r = as_key(Method::POST, "/api/exec/session/rec-1")
+        .json(&json!({ "agentId": agent, "userName": "A", "userEmail": "a@b.example" }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        as_key(Method::DELETE, "/api/session/rec-1")
+            .send()
+            .await
+            .expect("delete")
+            .status(),
+        200
+    );
+    let r = as_key(Method::POST, "/v1/links")
+        .json(&json!({ "agent_id": agent }))
+        .send()
+        .await
+        .expect("link");
+    assert!(r.status().is_success(), "{}", r.status());
+
+    let log = entries(&lobby, Some(&account)).await;
+    let admin_changes = [
+        (
+            "createAccount",
+            format!("account:{account}"),
+            "req-create-account",
+        ),
+        ("updateAccount", format!("account:{account}"), "req-2"),
+        (
+            "rotateDatabaseIdHash",
+            format!("account:{account}"),
+            "req-3",
+        ),
+        ("rotateDataKey", format!("data_key:{data_key}"), "req-4"),
+        ("createAgent", format!("agent:{agent}"), "req-5"),
+        ("updateAgent", format!("agent:{agent}"), "req-6"),
+        ("rotateAgentKey", format!("key:{agent_key_prefix}"), "req-7"),
+        ("createApiKey", format!("key:{api_prefix}"), "req-8"),
+        ("createWorkerKey", format!("key:{worker_prefix}"), "req-9"),
+        ("pauseKey", format!("key:{agent_key_prefix}"), "req-10"),
+        ("resumeKey", format!("key:{agent_key_prefix}"), "req-11"),
+        ("revokeKey", format!("key:{worker_prefix}"), "req-12"),
+        ("endSession", format!("session:{session}"), "req-15"),
+    ];
+    let mut kinds = BTreeSet::new();
+    for (event, target, request_id) in &admin_changes {
+        let e = find(&log, event, target);
+        assert_eq!(e["who"], "admin", "{e}");
+        assert_eq!(e["request_id"], *request_id, "{e}");
+        assert_eq!(e["client_ip"], "127.0.0.1", "{e}");
+        let at = e["at_ms"].as_i64().expect("at");
+        assert!(
+            at >= started - 1000 && at <= lobby_tests::now_ms() + 1000,
+            "{e}"
+        );
+        kinds.insert(*event);
+    }
+    // Links are named by fingerprint: a link id is a credential.
+    let links: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["event"] == "createLink" || e["event"] == "deactivateLink")
+        .collect();
+    assert_eq!(links.len(), 3, "{links:#?}");
+    assert!(
+        !serde_json::to_string(&log)
+            .expect("json")
+            .contains(&link_id),
+        "a link id in the log"
+    );
+    let deleted = find(&log, "deleteSession", "session:rec-1");
+    assert_eq!(deleted["who"], format!("key:{api_prefix}"));
+    assert_eq!(deleted["request_id"], "req-key");
+    assert!(links
+        .iter()
+        .any(|e| e["who"] == format!("key:{api_prefix}") && e["event"] == "createLink"));
+    kinds.extend(["createLink", "deactivateLink", "deleteSession"]);
+
+    // What belongs to no account is in the global log.
+    let global = entries(&lobby, None).await;
+    find(
+        &global,
+        "rotateSigningKey",
+        &format!("signing_key:{signing}"),
+    );
+    find(&global, "createWorkerKey", &format!("key:{pool_worker}"));
+    kinds.extend(["rotateSigningKey"]);
+    println!(
+        "audit: {} kinds of change, each with who, what, when and where",
+        kinds.len()
+    );
+
+    // Another account's log holds none of it.
+    let other = lobby.create_account(1).await;
+    let theirs = entries(&lobby, Some(&other)).await;
+    assert!(
+        theirs
+            .iter()
+            .all(|e| e["target"] == format!("account:{other}")),
+        "{theirs:#?}"
+    );
+}
+
+#[tokio::test]
+async fn the_log_pages_newest_first_and_trims_by_age_only() {
+    let lobby = Lobby::start(LobbyOptions {
+        extra_env: vec![("LOBBY_AUDIT_RETENTION_DAYS".into(), "1".into())],
+        ..Default::default()
+    })
+    .await;
+    // An entry from long ago in the account's log, as if written then.
+    let account = "acct_audit_trim";
+    let stream = format!("{}:{account}:audit", lobby_kit::keys::account_tag(account));
+    let mut conn = lobby.redis.connection().await;
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("1000-0")
+        .arg("who")
+        .arg("admin")
+        .arg("event")
+        .arg("ancient")
+        .query_async(&mut conn)
+        .await
+        .expect("xadd");
+    let (s, b) = lobby
+        .admin_json(Method::POST, "/accounts", Some(json!({ "id": account })))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    for i in 0..7 {
+        let (s, _) = lobby
+            .admin_json(
+                Method::PATCH,
+                &format!("/accounts/{account}"),
+                Some(json!({ "name": format!("n{i}") })),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    let mut seen = Vec::new();
+    let mut before = String::new();
+    loop {
+        let path = format!(
+            "/accounts/{account}/audit?limit=3{}",
+            if before.is_empty() {
+                String::new()
+            } else {
+                format!("&before={before}")
+            }
+        );
+        let (s, page) = lobby.admin_json(Method::GET, &path, None).await;
+        assert_eq!(s, 200, "{page}");
+        let ids: Vec<String> = page["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| e["id"].as_str().expect("id").to_owned())
+            .collect();
+        assert!(ids.len() <= 3);
+        seen.extend(ids);
+        match page["next"].as_str() {
+            Some(next) => before = next.to_owned(),
+            None => break,
+        }
+    }
+    // createAccount + 7 updates; the ancient entry was trimmed.
+    assert_eq!(seen.len(), 8, "{seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort_by_key(|id| {
+        let (ms, seq) = id.split_once('-').expect("id");
+        (
+            std::cmp::Reverse(ms.parse::<u64>().expect("ms")),
+            std::cmp::Reverse(seq.parse::<u64>().expect("seq")),
+        )
+    });
+    assert_eq!(seen, sorted, "newest first");
+    assert!(!seen.contains(&"1000-0".to_owned()));
+    for bad in ["?limit=501", "?before=zzz", "?limit=x"] {
+        let (s, b) = lobby
+            .admin_json(
+                Method::GET,
+                &format!("/accounts/{account}/audit{bad}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 400, "{bad}: {b}");
+    }
+    let (s, _) = lobby
+        .admin_json(Method::GET, "/accounts/acct_missing/audit", None)
+        .await;
+    assert_eq!(s, 404);
+}
