@@ -334,15 +334,49 @@ async fn ended_records_expire_after_their_retention() {
         (200, &json!("ended")),
         "{record}"
     );
-    tokio::time::sleep(Duration::from_millis(3000)).await;
-    let (status, body) = lobby
-        .admin_json(reqwest::Method::GET, &format!("/sessions/{session}"), None)
-        .await;
-    assert_eq!(status, 404, "kept past its retention: {body}");
+    // The sweeper purges it at the end of its retention (2 s), within a
+    // sweep or two.
+    let began = std::time::Instant::now();
+    loop {
+        let (status, body) = lobby
+            .admin_json(reqwest::Method::GET, &format!("/sessions/{session}"), None)
+            .await;
+        let left = lobby.redis.keys(&format!("*{session}*")).await;
+        if status == 404 && left.is_empty() {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(8),
+            "kept past its retention: {body} {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut conn = lobby.redis.connection().await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("*{session}*"))
-        .query_async(&mut lobby.redis.connection().await)
+        .query_async(&mut conn)
         .await
         .expect("keys");
     assert!(keys.is_empty(), "left behind: {keys:?}");
+    // Nor does any index still name it (the records contract's, the sweep's).
+    for key in lobby.redis.keys("*").await {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("type");
+        if kind == "zset" {
+            let members: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .expect("zrange");
+            assert!(
+                members.iter().all(|m| !m.contains(&session)),
+                "{key} still names the purged session"
+            );
+        }
+    }
 }

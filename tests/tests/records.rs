@@ -7,6 +7,7 @@ use futures::future::join_all;
 use lobby_tests::{Lobby, LobbyOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 /// One account's credentials for the contract.
 struct Tenant {
@@ -769,4 +770,156 @@ async fn user_names(lobby: &Lobby, t: &Tenant) -> Vec<String> {
         .iter()
         .map(|r| r["userName"].as_str().unwrap_or("?").to_owned())
         .collect()
+}
+
+/// Sessions started through seeds 000-002 are records too: listed with their
+/// own ids, `finalizedAt` their end, after the named records in name orders.
+#[tokio::test]
+async fn sessions_started_through_the_other_contracts_are_listed_with_their_own_ids() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let t = tenant(&lobby, RW).await;
+    assert_eq!(create(&lobby, &t, "named-1", alice(&t.agent)).await.0, 200);
+    let started: Value = lobby
+        .connect(&t.agent, None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let connect_id = started["session_id"].as_str().expect("session").to_owned();
+    let (s, rotated) = lobby
+        .admin_json(
+            Method::POST,
+            &format!("/agents/{}/keys", t.agent),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 201, "{rotated}");
+    let agent_key = rotated["key"].as_str().expect("key").to_owned();
+    let run: Value = lobby
+        .http
+        .post(format!("{}/api/agent/v1/session/create/", lobby.gateway()))
+        .header("X-OTAS-AGENT-KEY", &agent_key)
+        .send()
+        .await
+        .expect("run")
+        .json()
+        .await
+        .expect("json");
+    let jwt = run["response"]["jwt_token"].as_str().expect("jwt");
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            jwt.split('.').nth(1).expect("claims"),
+        )
+        .expect("b64"),
+    )
+    .expect("json");
+    let run_id = claims["sid"].as_str().expect("sid").to_owned();
+
+    let (_, list) = call(
+        &lobby,
+        &t,
+        Method::GET,
+        &format!("/api/session?agentId={}", t.agent),
+        None,
+    )
+    .await;
+    let ids: BTreeSet<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from(["named-1", connect_id.as_str(), run_id.as_str()])
+    );
+    let connect = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["id"] == connect_id.as_str())
+        .expect("listed");
+    assert_eq!(connect["userName"], Value::Null);
+    assert_eq!(connect["finalizedAt"], Value::Null);
+
+    let ended = lobby.end_session(&connect_id).await;
+    let (_, list) = call(
+        &lobby,
+        &t,
+        Method::GET,
+        &format!("/api/session?id={connect_id}"),
+        None,
+    )
+    .await;
+    let finalized = list[0]["finalizedAt"]
+        .as_str()
+        .expect("finalizedAt once ended");
+    let ended_ms = ended["ended_at_ms"].as_i64().expect("ended_at_ms");
+    assert_eq!(
+        finalized,
+        chrono_like(ended_ms),
+        "finalizedAt is the end time"
+    );
+    assert_eq!(list[0]["updatedAt"], list[0]["finalizedAt"]);
+
+    let (_, page) = call(
+        &lobby,
+        &t,
+        Method::GET,
+        &format!("/api/agent/{}/session?orderBy=userName", t.agent),
+        None,
+    )
+    .await;
+    assert_eq!(page["total"], 3, "{page}");
+    assert_eq!(page["rows"][0]["id"], "named-1", "named records first");
+    let (_, page) = call(
+        &lobby,
+        &t,
+        Method::GET,
+        &format!(
+            "/api/agent/{}/session?orderBy=userEmail&offset=1&limit=1",
+            t.agent
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(page["rows"].as_array().expect("rows").len(), 1, "{page}");
+    assert_ne!(page["rows"][0]["id"], "named-1");
+    let (_, page) = call(
+        &lobby,
+        &t,
+        Method::GET,
+        &format!("/api/agent/{}/session?orderBy=updatedAt&limit=1", t.agent),
+        None,
+    )
+    .await;
+    assert_eq!(
+        page["rows"][0]["id"],
+        connect_id.as_str(),
+        "the end updated it last"
+    );
+}
+
+/// `ms` as the contract writes times: ISO 8601, UTC, milliseconds.
+fn chrono_like(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
 }

@@ -23,6 +23,9 @@
 -- ARGV[10] lease (ms)             ARGV[11] longest retry hint (ms)
 -- ARGV[12] first sweep check, ms after admission
 -- ARGV[13..] field, value pairs of the new record
+-- The records contract's indexes of the agent's sessions (seed 004 lists
+-- them) are derived here too: T:<acct>:records and
+-- T:<acct>:agent:<agent>:records:{created,updated,ids,unnamed}.
 -- Returns {1, deadline_ms, reserved_seconds, lease_deadline_ms, started_at_ms},
 -- or {0, scope, limit, in_use, retry_after_ms} with scope one of account,
 -- agent, minutes, link_used_up, agent_unpublished.
@@ -111,5 +114,11 @@ redis.call('HSET', KEYS[1], 'status', 'active', 'created_at_ms', now, 'started_a
   'reserved_seconds', take, 'max_session_seconds', max_seconds, 'deadline_ms', deadline,
   'lease_deadline_ms', lease, unpack(fields))
 redis.call('ZADD', KEYS[7], math.min(deadline, now + tonumber(ARGV[12])), acct .. '|' .. sid)
+local records = prefix .. ':agent:' .. agent .. ':records:'
+redis.call('ZADD', prefix .. ':records', now, sid)
+redis.call('ZADD', records .. 'created', now, sid)
+redis.call('ZADD', records .. 'updated', now, sid)
+redis.call('ZADD', records .. 'ids', 0, sid)
+redis.call('ZADD', records .. 'unnamed', 0, sid)
 if KEYS[8] then redis.call('SET', KEYS[8], acct) end
 return {1, deadline, take, lease, now}

@@ -6,9 +6,10 @@
 -- KEYS[2] its messages list
 -- KEYS[3] the account's records (by creation time)
 -- KEYS[4] the agent's records by creation time, KEYS[5] by update time,
--- KEYS[6] the agent's record ids (lexical), KEYS[7] the agent's records
--- version
--- KEYS[8..] the blind-index sets the record's tokens name
+-- KEYS[6] the agent's record ids (lexical), KEYS[7] the version of the
+-- agent's named records (what name orders are held against), KEYS[8] the
+-- agent's named record ids
+-- KEYS[9..] the blind-index sets the record's tokens name
 -- ARGV[1] id  ARGV[2] now (ms)  ARGV[3] n, the number of record fields
 -- ARGV[4 .. 3+2n] field, value pairs; ARGV[4+2n ..] sealed messages
 -- Returns 1 created, 0 it existed.
@@ -24,5 +25,6 @@ redis.call('ZADD', KEYS[4], now, id)
 redis.call('ZADD', KEYS[5], now, id)
 redis.call('ZADD', KEYS[6], 0, id)
 redis.call('INCR', KEYS[7])
-for i = 8, #KEYS do redis.call('SADD', KEYS[i], id) end
+redis.call('ZADD', KEYS[8], 0, id)
+for i = 9, #KEYS do redis.call('SADD', KEYS[i], id) end
 return 1

@@ -4,7 +4,10 @@
 --
 -- KEYS[1] record, KEYS[2] events, KEYS[3] messages, KEYS[4] the account's
 -- records, KEYS[5..8] the agent's records by creation, by update, ids,
--- version (as in create_record.lua), KEYS[9..] blind-index sets
+-- named-records version (as in create_record.lua), KEYS[9] named ids,
+-- KEYS[10] unnamed ids, KEYS[11] the sweep index, KEYS[12..] blind-index
+-- sets
+-- ARGV[3] the record's sweep member
 -- ARGV[1] id  ARGV[2] the tokens as read
 -- Returns 1 deleted, 0 no such record, -1 it changed since it was read.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -15,6 +18,8 @@ redis.call('ZREM', KEYS[4], id)
 redis.call('ZREM', KEYS[5], id)
 redis.call('ZREM', KEYS[6], id)
 redis.call('ZREM', KEYS[7], id)
-redis.call('INCR', KEYS[8])
-for i = 9, #KEYS do redis.call('SREM', KEYS[i], id) end
+if redis.call('ZREM', KEYS[9], id) == 1 then redis.call('INCR', KEYS[8]) end
+redis.call('ZREM', KEYS[10], id)
+redis.call('ZREM', KEYS[11], ARGV[3])
+for i = 12, #KEYS do redis.call('SREM', KEYS[i], id) end
 return 1

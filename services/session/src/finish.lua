@@ -13,6 +13,10 @@
 -- ARGV[6] agent id the caller must be ('' anyone: ownership checked here,
 --         atomically with the end)
 -- ARGV[7] seconds the finished record (and its event log) is kept (0: forever)
+-- ARGV[8] when the sweeper purges it then (ms, the sweeper's clock); the
+--         keys' own expiry comes a day later, a backstop
+-- The records contract's update index of the agent is derived here (as in
+-- admit.lua).
 -- Returns 1 this call finished it, 0 it was already over, -1 no such
 -- session (or not the caller's).
 local f = redis.call('HMGET', KEYS[1], 'status', 'agent_id', 'started_at_ms', 'reserved_seconds',
@@ -42,9 +46,15 @@ else
   redis.call('HSET', KEYS[1], 'status', 'ended', 'ended_reason', ARGV[4], 'ended_at_ms', ended_at,
     'duration_seconds', ran, 'billed', '1')
 end
+local tag = string.match(KEYS[1], '^({[^}]*})')
+redis.call('ZADD', tag .. ':' .. ARGV[2] .. ':agent:' .. f[2] .. ':records:updated', 'XX', ended_at, sid)
 if tonumber(ARGV[7]) > 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[7])
-  redis.call('EXPIRE', KEYS[7], ARGV[7])
+  -- The sweeper purges the record with its index entries at ARGV[8].
+  redis.call('HSET', KEYS[1], 'purge_at_ms', ARGV[8])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]) + 86400)
+  redis.call('EXPIRE', KEYS[7], tonumber(ARGV[7]) + 86400)
+  redis.call('ZADD', KEYS[6], ARGV[8], ARGV[2] .. '|' .. sid)
+else
+  redis.call('ZREM', KEYS[6], ARGV[2] .. '|' .. sid)
 end
-redis.call('ZREM', KEYS[6], ARGV[2] .. '|' .. sid)
 return 1

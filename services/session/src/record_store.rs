@@ -117,7 +117,8 @@ impl RecordStore {
             .key(k.agent_records(TimeIndex::Created.name()))
             .key(k.agent_records(TimeIndex::Updated.name()))
             .key(k.agent_records("ids"))
-            .key(k.agent_records("v"));
+            .key(k.agent_records("v"))
+            .key(k.agent_records("named"));
         for token in tokens.iter() {
             call.key(k.blind_index(token));
         }
@@ -191,14 +192,38 @@ impl RecordStore {
         Ok(self.conn().zrevrange(key, 0, stop).await?)
     }
 
-    /// Every record id of an agent, in lexical order.
-    pub async fn agent_ids(
+    /// The ids of an agent's records with a name and an email (seed 004's),
+    /// in lexical order.
+    pub async fn named_ids(
         &self,
         account_id: &str,
         agent_id: &str,
     ) -> Result<Vec<String>, SessionError> {
-        let key = Keys::new(account_id, agent_id, "").agent_records("ids");
+        let key = Keys::new(account_id, agent_id, "").agent_records("named");
         Ok(self.conn().zrange(key, 0, -1).await?)
+    }
+
+    /// A slice of the ids of an agent's sessions without names (those
+    /// started through seeds 000-002), in lexical order, and how many
+    /// there are.
+    pub async fn unnamed_ids(
+        &self,
+        account_id: &str,
+        agent_id: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(u64, Vec<String>), SessionError> {
+        let key = Keys::new(account_id, agent_id, "").agent_records("unnamed");
+        if limit == 0 {
+            return Ok((self.conn().zcard(&key).await?, Vec::new()));
+        }
+        let start = isize::try_from(offset).unwrap_or(isize::MAX);
+        let stop = isize::try_from(offset + limit - 1).unwrap_or(isize::MAX);
+        Ok(redis::pipe()
+            .zcard(&key)
+            .zrange(&key, start, stop)
+            .query_async(&mut self.conn())
+            .await?)
     }
 
     /// An agent's record ids starting with `prefix`, at most `cap`.
@@ -284,11 +309,16 @@ impl RecordStore {
             .key(k.agent_records(TimeIndex::Created.name()))
             .key(k.agent_records(TimeIndex::Updated.name()))
             .key(k.agent_records("ids"))
-            .key(k.agent_records("v"));
+            .key(k.agent_records("v"))
+            .key(k.agent_records("named"))
+            .key(k.agent_records("unnamed"))
+            .key(k.due());
         for token in &tokens {
             call.key(k.blind_index(token));
         }
-        call.arg(id).arg(record.text(BLIND_TOKENS_FIELD));
+        call.arg(id)
+            .arg(record.text(BLIND_TOKENS_FIELD))
+            .arg(k.due_member());
         let deleted: i64 = call.invoke_async(&mut self.conn()).await?;
         Ok(match deleted {
             1 => Deleted::Now,

@@ -190,6 +190,7 @@ pub fn from_fields(f: &HashMap<String, String>) -> Result<Session, SessionError>
         lease_deadline_ms: num("lease_deadline_ms")?,
         requires_worker: text("requires_worker") == "1",
         room_close_pending: text("room_close_pending") == "1",
+        purge_at_ms: num("purge_at_ms")?,
     })
 }
 

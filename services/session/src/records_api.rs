@@ -277,14 +277,23 @@ impl SessionService {
                     .await?
             }
             Order::UserName | Order::UserEmail => {
+                // The named records in order, then the sessions started
+                // without names (seeds 000-002) by id.
                 let ordered = self.name_order(account, agent, order).await?;
-                let page = ordered
+                let named = ordered.len() as u64;
+                let mut page: Vec<String> = ordered
                     .iter()
                     .skip(usize::try_from(offset).unwrap_or(usize::MAX))
                     .take(usize::try_from(limit).unwrap_or(usize::MAX))
                     .cloned()
                     .collect();
-                (ordered.len() as u64, page)
+                let room = limit - page.len() as u64;
+                let (unnamed, rest) = self
+                    .records
+                    .unnamed_ids(account, agent, offset.saturating_sub(named), room)
+                    .await?;
+                page.extend(rest);
+                (named + unnamed, page)
             }
         };
         Ok((self.open_records(account, &ids).await?, total))
@@ -416,7 +425,7 @@ impl SessionService {
             return Ok(held);
         }
         let keys = self.vault.keys(account).await?;
-        let ids = self.records.agent_ids(account, agent).await?;
+        let ids = self.records.named_ids(account, agent).await?;
         let sealed = self.records.field_of(account, &ids, field).await?;
         let mut named: Vec<(Option<String>, String)> = Vec::with_capacity(ids.len());
         for (id, sealed) in ids.into_iter().zip(sealed) {

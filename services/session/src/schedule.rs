@@ -24,8 +24,10 @@ impl Timing {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Not live (ended or failed): drop its sweep entry.
+    /// Not live (ended or failed) and kept for good: drop its sweep entry.
     Forget,
+    /// Finished and past its retention: delete it with its index entries.
+    Purge,
     /// A failed start whose room and worker are still to be given back.
     CloseRoom,
     End(EndedReason),
@@ -40,6 +42,10 @@ pub fn next_step(s: &Session, now: i64, real_now: i64, t: Timing) -> Step {
     if s.status() != SessionStatus::Active {
         return if s.room_close_pending {
             Step::CloseRoom
+        } else if s.purge_at_ms > 0 && now >= s.purge_at_ms {
+            Step::Purge
+        } else if s.purge_at_ms > 0 {
+            Step::WaitUntil(s.purge_at_ms)
         } else {
             Step::Forget
         };
@@ -203,7 +209,7 @@ mod tests {
         assert_eq!(next_step(&ended, 0, 0, T), Step::Forget);
         let ended_run = Session {
             kind: SessionKind::AgentRun as i32,
-            ..ended
+            ..ended.clone()
         };
         assert_eq!(next_step(&ended_run, 0, 0, T), Step::Forget);
         let failed_with_room = Session {
@@ -212,6 +218,12 @@ mod tests {
             ..live()
         };
         assert_eq!(next_step(&failed_with_room, 0, 0, T), Step::CloseRoom);
+        let kept = Session {
+            purge_at_ms: 90_000,
+            ..ended
+        };
+        assert_eq!(next_step(&kept, 50_000, 0, T), Step::WaitUntil(90_000));
+        assert_eq!(next_step(&kept, 90_000, 0, T), Step::Purge);
     }
 
     #[test]

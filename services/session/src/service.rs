@@ -196,6 +196,7 @@ impl SessionService {
                 ended_at,
                 as_agent.unwrap_or(""),
                 self.policy.ended_record_ttl_seconds,
+                self.clock.now_ms() + self.policy.ended_record_ttl_seconds * 1000,
             )
             .await?;
         match finished {
@@ -242,6 +243,7 @@ impl SessionService {
                     lobby_kit::time::now_ms(),
                     "",
                     self.policy.failed_record_ttl_seconds,
+                    self.clock.now_ms() + self.policy.failed_record_ttl_seconds * 1000,
                 )
                 .await?;
             // The record expires; its lookup goes with it.

@@ -8,6 +8,9 @@
 -- ARGV[1] run id  ARGV[2] most open runs per agent  ARGV[3] idle timeout (ms)
 -- ARGV[4] sweep member  ARGV[5] first idle check (ms, the sweeper's clock)
 -- ARGV[6..] the record's fields, as field, value pairs
+-- KEYS[4] the account's records, KEYS[5..8] the agent's records by
+-- creation, by update, ids, and unnamed ids (the records contract's
+-- indexes, as in create_record.lua)
 -- Returns {1, open runs before this one} or {0, open runs} when refused.
 local open = redis.call('SCARD', KEYS[2])
 if open >= tonumber(ARGV[2]) then return {0, open} end
@@ -18,4 +21,9 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('HSET', KEYS[1], 'lease_deadline_ms', now + tonumber(ARGV[3]))
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+redis.call('ZADD', KEYS[4], now, ARGV[1])
+redis.call('ZADD', KEYS[5], now, ARGV[1])
+redis.call('ZADD', KEYS[6], now, ARGV[1])
+redis.call('ZADD', KEYS[7], 0, ARGV[1])
+redis.call('ZADD', KEYS[8], 0, ARGV[1])
 return {1, open}

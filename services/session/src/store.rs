@@ -81,10 +81,10 @@ impl Keys {
     fn link_uses(&self) -> String {
         lobby_kit::keys::link_uses(&self.account)
     }
-    fn due(&self) -> String {
+    pub(crate) fn due(&self) -> String {
         due_key(&self.tag)
     }
-    fn due_member(&self) -> String {
+    pub(crate) fn due_member(&self) -> String {
         format!("{}|{}", self.account, self.session)
     }
 }
@@ -311,6 +311,7 @@ impl SessionStore {
         ended_at_ms: i64,
         as_agent: &str,
         keep_seconds: i64,
+        purge_at_ms: i64,
     ) -> Result<Finished, SessionError> {
         let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
         let (status, code) = match how {
@@ -335,6 +336,7 @@ impl SessionStore {
             .arg(ended_at_ms)
             .arg(as_agent)
             .arg(keep_seconds)
+            .arg(purge_at_ms)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match moved {
@@ -520,6 +522,11 @@ impl SessionStore {
         call.key(k.record())
             .key(k.agent_runs())
             .key(k.due())
+            .key(k.account_records())
+            .key(k.agent_records("created"))
+            .key(k.agent_records("updated"))
+            .key(k.agent_records("ids"))
+            .key(k.agent_records("unnamed"))
             .arg(&s.id)
             .arg(limits.max_open)
             .arg(limits.idle_ms)

@@ -92,6 +92,18 @@ impl SessionService {
         let (now, real_now) = (self.clock.now_ms(), lobby_kit::time::now_ms());
         match schedule::next_step(&session, now, real_now, self.policy.timing()) {
             Step::Forget => self.store.forget_due(bucket, entry).await?,
+            Step::Purge => {
+                // The records contract's delete, which drops the sweep entry too.
+                let ids = [session.id.clone()];
+                if let Some(Some(stored)) =
+                    self.records.read(&session.account_id, &ids).await?.pop()
+                {
+                    self.records
+                        .delete(&session.account_id, &session.id, &stored)
+                        .await?;
+                }
+                tracing::debug!(session_id = %session.id, "finished session purged at the end of its retention");
+            }
             Step::CloseRoom => match self.close_room(&session).await {
                 Ok(()) => self.store.room_closed(&session).await?,
                 Err(status) => {
