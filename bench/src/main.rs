@@ -14,8 +14,15 @@
 //! hour), so the sweeper does no renewals meanwhile: what is measured is the
 //! start path alone.
 //!
+//! Then the records contract (seed 004) at size: one agent with
+//! LOBBY_BENCH_RECORDS records (default 100,000), a page in every `orderBy`
+//! and a search, each against the same page read from Redis directly (the
+//! ids from the sorted set and the records' hashes, no decryption) as the
+//! baseline.
+//!
 //! Env: LOBBY_BENCH_REQUESTS (per level, default 20000), LOBBY_BENCH_LEVELS
 //! (default "1,8,32,64"), LOBBY_BENCH_LIVEKIT_REQUESTS (default 5000),
+//! LOBBY_BENCH_RECORDS, LOBBY_BENCH_ONLY (`records`: that part alone),
 //! LOBBY_BENCH_OUT (results file).
 
 use futures::{stream, StreamExt};
@@ -293,8 +300,172 @@ async fn livekit_row(rooms: &'static str, requests: usize, concurrency: usize) -
     })
 }
 
+/// What the records part measured.
+struct RecordsReport {
+    records: usize,
+    fill: Duration,
+    rows: Vec<(String, Duration, Run, Run)>,
+}
+
+/// Seed 004 at size: fills one agent with `records` records through the
+/// gateway, then times pages in every order (and a search) against the
+/// same page read from Redis directly.
+async fn records_rows(records: usize, pages: usize) -> RecordsReport {
+    let lobby = Lobby::start(LobbyOptions {
+        topology: Topology::CoLocated,
+        worker: false,
+        extra_env: inert_sessions(),
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(5).await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+    let key = lobby
+        .create_api_key(&account, &["sessions:read", "sessions:write"])
+        .await;
+    let database = lobby
+        .admin_json(reqwest::Method::GET, &format!("/accounts/{account}"), None)
+        .await
+        .1["database_id_hash"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (http, base) = (lobby.http.clone(), lobby.gateway().to_owned());
+    let with_auth =
+        move |r: reqwest::RequestBuilder| r.bearer_auth(&key).header("database-id-hash", &database);
+    let filled = Instant::now();
+    let first = [
+        "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Leslie", "Frances",
+    ];
+    let create = |i: usize| {
+        let body = json!({
+            "agentId": agent,
+            "userName": format!("{} {i:06}", first[i % first.len()]),
+            "userEmail": format!("user{:06}@example{}.com", (i * 7919) % records, i % 13),
+        })
+        .to_string();
+        let r = with_auth(http.post(format!("{base}/api/exec/session/rec-{i:06}")))
+            .header("content-type", "application/json")
+            .body(body);
+        async move { r.send().await.is_ok_and(|r| r.status() == 200) }
+    };
+    let fill_run = closed_loop(records, 32, create).await;
+    let fill = filled.elapsed();
+    eprintln!(
+        "records: {records} created in {:.1} s ({} errors)",
+        fill.as_secs_f64(),
+        fill_run.errors
+    );
+
+    // The baseline: a page of 10 read straight from Redis.
+    let conn = lobby.redis.connection().await;
+    let tag = lobby_kit::keys::account_tag(&account);
+    let index = format!("{tag}:{account}:agent:{agent}:records:updated");
+    let raw_page = |i: usize| {
+        let (mut conn, index, tag, account) =
+            (conn.clone(), index.clone(), tag.clone(), account.clone());
+        let offset = (i * 7) % records.saturating_sub(10).max(1);
+        async move {
+            let ids: Vec<String> = match redis::cmd("ZREVRANGE")
+                .arg(&index)
+                .arg(offset)
+                .arg(offset + 9)
+                .query_async(&mut conn)
+                .await
+            {
+                Ok(ids) => ids,
+                Err(_) => return false,
+            };
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HGETALL")
+                    .arg(format!("{tag}:{account}:session:{id}"));
+            }
+            pipe.query_async::<Vec<redis::Value>>(&mut conn)
+                .await
+                .is_ok()
+        }
+    };
+    let mut rows = Vec::new();
+    for (label, query) in [
+        ("updatedAt", "orderBy=updatedAt"),
+        ("createdAt", "orderBy=createdAt"),
+        ("userName", "orderBy=userName"),
+        ("userEmail", "orderBy=userEmail"),
+        (
+            "search (query=grace 0001)",
+            "orderBy=updatedAt&query=grace%200001",
+        ),
+    ] {
+        let url = |i: usize| {
+            let offset = (i * 7) % records.saturating_sub(10).max(1);
+            format!("{base}/api/agent/{agent}/session?limit=10&offset={offset}&{query}")
+        };
+        let page = |i: usize| {
+            let r = with_auth(http.get(url(i)));
+            async move {
+                match r.send().await {
+                    Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+        };
+        // The first page pays for what a name order holds afterwards.
+        let cold = Instant::now();
+        page(0).await;
+        let cold = cold.elapsed();
+        let warm = closed_loop(pages, 1, page).await;
+        let raw = closed_loop(pages, 1, raw_page).await;
+        eprintln!(
+            "records {label}: first page {} ms, then p50 {} ms (raw {} ms)",
+            ms(cold),
+            ms(warm.p50),
+            ms(raw.p50)
+        );
+        rows.push((label.to_owned(), cold, warm, raw));
+    }
+    RecordsReport {
+        records,
+        fill,
+        rows,
+    }
+}
+
+fn records_markdown(r: &RecordsReport) -> String {
+    let mut out = format!(
+        "\n## Records contract (seed 004) at {} records for one agent\n\n\
+         Filled through the gateway in {:.1} s. Each row: the first page (what a name order \
+         builds and then holds), then pages of 10 at spread offsets one at a time; the baseline \
+         reads the same size of page straight from Redis (ids from the sorted set, the records' \
+         hashes pipelined, nothing opened).\n\n\
+         | order | first page ms | page p50 ms | page p99 ms | errors | raw page p50 ms | page ÷ raw (p50) |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+        r.records,
+        r.fill.as_secs_f64()
+    );
+    for (label, cold, warm, raw) in &r.rows {
+        out.push_str(&format!(
+            "| {label} | {} | {} | {} | {} | {} | {:.1} |
+",
+            ms(*cold),
+            ms(warm.p50),
+            ms(warm.p99),
+            warm.errors,
+            ms(raw.p50),
+            warm.p50.as_secs_f64() / raw.p50.as_secs_f64().max(1e-9)
+        ));
+    }
+    out
+}
+
 #[tokio::main]
 async fn main() {
+    let records: usize = env_or("LOBBY_BENCH_RECORDS", 100_000);
+    if std::env::var("LOBBY_BENCH_ONLY").as_deref() == Ok("records") {
+        let report = records_markdown(&records_rows(records, 200).await);
+        print!("{report}");
+        return;
+    }
     let requests: usize = env_or("LOBBY_BENCH_REQUESTS", 20_000);
     let livekit_requests: usize = env_or("LOBBY_BENCH_LIVEKIT_REQUESTS", 5_000);
     let levels: Vec<usize> = std::env::var("LOBBY_BENCH_LEVELS")
@@ -324,6 +495,8 @@ async fn main() {
             rows.push(row);
         }
     }
+
+    let records_report = records_rows(records, 200).await;
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let profile = if cfg!(debug_assertions) {
@@ -367,6 +540,7 @@ async fn main() {
         ms(open.p99),
         open.errors
     ));
+    report.push_str(&records_markdown(&records_report));
     print!("{report}");
     if let Some(dir) = std::path::Path::new(&out).parent() {
         let _ = std::fs::create_dir_all(dir);

@@ -923,3 +923,83 @@ fn chrono_like(ms: i64) -> String {
         ms.rem_euclid(1000)
     )
 }
+
+/// The other personal data Lobby stores is sealed too: a start's
+/// `client_user_ref` and a run's event payloads, opened for those who may
+/// read them.
+#[tokio::test]
+async fn client_user_refs_and_event_payloads_are_sealed_at_rest() {
+    let lobby = Lobby::start(LobbyOptions::default()).await;
+    let t = tenant(&lobby, RW).await;
+    let r = lobby
+        .connect_via(
+            0,
+            json!({ "agent_id": t.agent, "client_user_ref": "Quillon-user-ref" }),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let session: Value = r.json().await.expect("json");
+    let sid = session["session_id"].as_str().expect("session");
+    let (_, record) = lobby
+        .admin_json(Method::GET, &format!("/sessions/{sid}"), None)
+        .await;
+    assert_eq!(record["client_user_ref"], "Quillon-user-ref", "{record}");
+
+    let (s, rotated) = lobby
+        .admin_json(
+            Method::POST,
+            &format!("/agents/{}/keys", t.agent),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 201, "{rotated}");
+    let run: Value = lobby
+        .http
+        .post(format!("{}/api/agent/v1/session/create/", lobby.gateway()))
+        .header("X-OTAS-AGENT-KEY", rotated["key"].as_str().expect("key"))
+        .send()
+        .await
+        .expect("run")
+        .json()
+        .await
+        .expect("json");
+    let jwt = run["response"]["jwt_token"]
+        .as_str()
+        .expect("jwt")
+        .to_owned();
+    let events = format!("{}/api/agent/v1/session/events/", lobby.gateway());
+    let r = lobby
+        .http
+        .post(&events)
+        .header("X-OTAS-AGENT-SESSION-TOKEN", &jwt)
+        .json(&json!({ "kind": "turn", "payload": { "said": "Quillon whispers" } }))
+        .send()
+        .await
+        .expect("event");
+    assert_eq!(r.status(), 201);
+    let listed: Value = lobby
+        .http
+        .get(&events)
+        .header("X-OTAS-AGENT-SESSION-TOKEN", &jwt)
+        .send()
+        .await
+        .expect("events")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed["response"]["events"][0]["payload"],
+        json!({ "said": "Quillon whispers" }),
+        "{listed}"
+    );
+
+    let snapshot = lobby.redis.snapshot().await;
+    for (key, (dump, _)) in &snapshot {
+        let text = String::from_utf8_lossy(dump).to_lowercase();
+        assert!(
+            !text.contains("quillon"),
+            "{key} holds personal data in the clear"
+        );
+    }
+}

@@ -8,6 +8,8 @@ use lobby_proto::session::{self as pb, Session, SessionEvent, SessionKind, Sessi
 pub const MAX_META_BYTES: usize = 16 * 1024;
 pub const MAX_EVENT_PAYLOAD_BYTES: usize = 16 * 1024;
 pub const MAX_EVENT_KIND_CHARS: usize = 64;
+/// The associated-data name event payloads are sealed under.
+const EVENT_PAYLOAD_FIELD: &str = "event";
 
 pub fn valid_event_kind(kind: &str) -> bool {
     !kind.is_empty()
@@ -92,15 +94,21 @@ impl SessionService {
                 "must be at most 16384 bytes of JSON",
             ));
         }
+        let payload = if req.payload_json.is_empty() {
+            "null".to_owned()
+        } else {
+            req.payload_json
+        };
+        if serde_json::from_str::<serde_json::Value>(&payload).is_err() {
+            return Err(SessionError::invalid("payload", "must be JSON"));
+        }
+        // Payloads are the agent's to fill, so they may hold personal data.
+        let keys = self.vault.keys(&req.account_id).await?;
         let now = lobby_kit::time::now_ms();
         let mut event = SessionEvent {
             seq: 0,
             kind: req.kind,
-            payload_json: if req.payload_json.is_empty() {
-                "null".to_owned()
-            } else {
-                req.payload_json
-            },
+            payload_json: keys.seal_str(&req.session_id, EVENT_PAYLOAD_FIELD, &payload),
             timestamp_ms: if req.timestamp_ms > 0 {
                 req.timestamp_ms
             } else {
@@ -127,6 +135,7 @@ impl SessionService {
                 return Err(SessionError::EventsFull(self.policy.max_events_per_session))
             }
         };
+        event.payload_json = payload;
         Ok(event)
     }
 
@@ -134,10 +143,27 @@ impl SessionService {
         &self,
         req: pb::ListEventsRequest,
     ) -> Result<Vec<SessionEvent>, SessionError> {
-        self.store
+        let mut events = self
+            .store
             .events(&req.account_id, &req.session_id, &req.agent_id)
             .await?
-            .ok_or(SessionError::NotFound(req.session_id))
+            .ok_or_else(|| SessionError::NotFound(req.session_id.clone()))?;
+        for e in &mut events {
+            if lobby_vault::sealed_key_id(&e.payload_json).is_some() {
+                let plain = self
+                    .vault
+                    .open(
+                        &req.account_id,
+                        &req.session_id,
+                        EVENT_PAYLOAD_FIELD,
+                        &e.payload_json,
+                    )
+                    .await?;
+                e.payload_json = String::from_utf8(plain)
+                    .map_err(|_| SessionError::Corrupt("event payload is not UTF-8".into()))?;
+            }
+        }
+        Ok(events)
     }
 }
 

@@ -51,16 +51,15 @@ impl Sessions for SessionService {
                 )
                 .await;
         }
-        Ok(Response::new(ended))
+        Ok(Response::new(self.opened(ended).await?))
     }
 
     async fn get_session(
         &self,
         req: Request<pb::GetSessionRequest>,
     ) -> Result<Response<Session>, Status> {
-        Ok(Response::new(
-            self.store.get(&req.into_inner().session_id).await?,
-        ))
+        let session = self.store.get(&req.into_inner().session_id).await?;
+        Ok(Response::new(self.opened(session).await?))
     }
 
     async fn get_account_usage(

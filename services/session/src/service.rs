@@ -289,6 +289,30 @@ impl SessionService {
     }
 }
 
+/// The associated-data name `client_user_ref` is sealed under.
+pub const CLIENT_USER_REF_FIELD: &str = "client_user_ref";
+
+impl SessionService {
+    /// The record as callers see it: its sealed fields opened (a value
+    /// stored before sealing existed passes through).
+    pub async fn opened(&self, mut s: Session) -> Result<Session, SessionError> {
+        if lobby_vault::sealed_key_id(&s.client_user_ref).is_some() {
+            let plain = self
+                .vault
+                .open(
+                    &s.account_id,
+                    &s.id,
+                    CLIENT_USER_REF_FIELD,
+                    &s.client_user_ref,
+                )
+                .await?;
+            s.client_user_ref = String::from_utf8(plain)
+                .map_err(|_| SessionError::Corrupt("client_user_ref is not UTF-8".into()))?;
+        }
+        Ok(s)
+    }
+}
+
 pub(crate) fn is_live(s: &Session) -> bool {
     matches!(s.status(), SessionStatus::Starting | SessionStatus::Active)
 }

@@ -6,7 +6,7 @@
 use crate::{
     error::SessionError,
     ids,
-    service::{peer_failure, SessionService},
+    service::{peer_failure, SessionService, CLIENT_USER_REF_FIELD},
     store::{Admission, AdmitRequest, Scope},
 };
 use lobby_kit::{grpc::machine_code, ErrorCode};
@@ -192,6 +192,25 @@ impl SessionService {
             requires_worker,
             ..Default::default()
         };
+        // What is stored: the caller's user reference sealed (it is
+        // personal data); the plaintext stays in memory for the room.
+        let stored = if session.client_user_ref.is_empty() {
+            None
+        } else {
+            let keys = self
+                .vault
+                .keys(&session.account_id)
+                .await
+                .map_err(SessionError::from)?;
+            Some(Session {
+                client_user_ref: keys.seal_str(
+                    &session.id,
+                    CLIENT_USER_REF_FIELD,
+                    &session.client_user_ref,
+                ),
+                ..session.clone()
+            })
+        };
         let admission = self
             .store
             .admit(&AdmitRequest {
@@ -206,7 +225,7 @@ impl SessionService {
                 lease_ms: self.policy.lease_ms,
                 retry_after_max_ms: self.policy.retry_after_max_ms,
                 first_check_in_ms: self.first_check_in_ms(!agent_identity.is_empty()),
-                record: &session,
+                record: stored.as_ref().unwrap_or(&session),
             })
             .await?;
         let (deadline_ms, started_at_ms) = match admission {

@@ -201,7 +201,12 @@ pub struct Usage {
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredEvent {
     kind: String,
-    payload: serde_json::Value,
+    /// The payload's JSON text, sealed under the account's data key.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    sealed: String,
+    /// Events written before payloads were sealed hold them in the clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload: Option<serde_json::Value>,
     timestamp_ms: i64,
     recorded_at_ms: i64,
 }
@@ -608,7 +613,8 @@ impl SessionStore {
         })
     }
 
-    /// Appends an event if `agent_id` owns the live session and its log has room.
+    /// Appends an event if `agent_id` owns the live session and its log has
+    /// room. Its `payload_json` is the payload as sealed by the caller.
     pub async fn append_event(
         &self,
         account_id: &str,
@@ -620,8 +626,8 @@ impl SessionStore {
     ) -> Result<Result<u64, AppendRefusal>, SessionError> {
         let stored = StoredEvent {
             kind: event.kind.clone(),
-            payload: serde_json::from_str(&event.payload_json)
-                .map_err(|e| SessionError::invalid("payload", e.to_string()))?,
+            sealed: event.payload_json.clone(),
+            payload: None,
             timestamp_ms: event.timestamp_ms,
             recorded_at_ms: event.recorded_at_ms,
         };
@@ -647,7 +653,9 @@ impl SessionStore {
         })
     }
 
-    /// The session's events in order, or `None` if `agent_id` does not own it.
+    /// The session's events in order, or `None` if `agent_id` does not own
+    /// it; each `payload_json` as stored (sealed, or from before sealing,
+    /// plain).
     pub async fn events(
         &self,
         account_id: &str,
@@ -669,7 +677,11 @@ impl SessionStore {
                 Ok(SessionEvent {
                     seq: i as u64 + 1,
                     kind: e.kind,
-                    payload_json: e.payload.to_string(),
+                    payload_json: if e.sealed.is_empty() {
+                        e.payload.unwrap_or_default().to_string()
+                    } else {
+                        e.sealed
+                    },
                     timestamp_ms: e.timestamp_ms,
                     recorded_at_ms: e.recorded_at_ms,
                 })
