@@ -263,6 +263,7 @@ fn a_bad_setting_stops_start_up_and_names_the_setting() {
             "LOBBY_LIVEKIT_API_KEY",
             "LOBBY_LIVEKIT_API_SECRET is an example placeholder",
             "LOBBY_ARTIFACTS_SIGNING_SECRET",
+            "LOBBY_MASTER_KEYS",
         ] {
             assert!(
                 stderr.contains(named),

@@ -113,6 +113,7 @@ mod tests {
             "LOBBY_AUTH_KEY_PEPPER is unset",
             "LOBBY_LIVEKIT_API_KEY is its development default",
             "LOBBY_LIVEKIT_API_SECRET is an example placeholder",
+            "LOBBY_MASTER_KEYS is unset",
             "LOBBY_GRPC_PLAINTEXT",
         ] {
             assert!(err.contains(named), "{named}: {err}");
@@ -128,6 +129,10 @@ mod tests {
             ("LOBBY_LIVEKIT_API_KEY", "APIa8Fd93kLs"),
             ("LOBBY_LIVEKIT_API_SECRET", "Zx8vN2qL0pR5tY7uWb3c"),
             ("LOBBY_ARTIFACTS_SIGNING_SECRET", "h7Gf2Kd9Lm3Np8Qr"),
+            (
+                "LOBBY_MASTER_KEYS",
+                "main:q83vEjzN0XJmS4Y1a2h7cP5dKx9LtW6RfB0gUe3yHoM=",
+            ),
         ]);
         assert!(refuse_dev_defaults(&s).is_ok());
     }
