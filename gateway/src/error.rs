@@ -45,7 +45,9 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         | C::ArtifactNotFound
         | C::KeyNotFound
         | C::LinkNotFound => StatusCode::NOT_FOUND,
-        C::AlreadyExists | C::Conflict | C::EventsFull | C::WebhookReplayed => StatusCode::CONFLICT,
+        C::AlreadyExists | C::Conflict | C::EventsFull | C::MessagesFull | C::WebhookReplayed => {
+            StatusCode::CONFLICT
+        }
         C::LinkExpired => StatusCode::GONE,
         C::AvatarMissing
         | C::AvatarInvalidUrl

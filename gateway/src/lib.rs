@@ -166,6 +166,10 @@ pub fn router(state: AppState, metrics_public: bool) -> Router {
         )
         .route(contracts::otas::END_PATH, post(contracts::otas::end))
         .route(
+            contracts::otas::MESSAGES_PATH,
+            post(contracts::otas::append_messages),
+        )
+        .route(
             contracts::links::START_PATH,
             post(contracts::links::start_session),
         )

@@ -1003,3 +1003,154 @@ async fn client_user_refs_and_event_payloads_are_sealed_at_rest() {
         );
     }
 }
+
+/// An agent adds its run's messages and token usage through the run's
+/// token; the records contract lists them, decrypted, and Redis holds them
+/// sealed.
+#[tokio::test]
+async fn an_agent_adds_messages_and_token_usage_to_its_run() {
+    let lobby = Lobby::start(LobbyOptions {
+        extra_env: vec![("LOBBY_MAX_MESSAGES_PER_SESSION".into(), "3".into())],
+        ..Default::default()
+    })
+    .await;
+    let t = tenant(&lobby, RW).await;
+    let (s, rotated) = lobby
+        .admin_json(
+            Method::POST,
+            &format!("/agents/{}/keys", t.agent),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 201, "{rotated}");
+    let key = rotated["key"].as_str().expect("key").to_owned();
+    let run = |key: String| {
+        let lobby = &lobby;
+        async move {
+            let body: Value = lobby
+                .http
+                .post(format!("{}/api/agent/v1/session/create/", lobby.gateway()))
+                .header("X-OTAS-AGENT-KEY", key)
+                .send()
+                .await
+                .expect("run")
+                .json()
+                .await
+                .expect("json");
+            body["response"]["jwt_token"]
+                .as_str()
+                .expect("jwt")
+                .to_owned()
+        }
+    };
+    let jwt = run(key.clone()).await;
+    let add = |jwt: String, body: Value| {
+        let lobby = &lobby;
+        async move {
+            let r = lobby
+                .http
+                .post(format!(
+                    "{}/api/agent/v1/session/messages/",
+                    lobby.gateway()
+                ))
+                .header("X-OTAS-AGENT-SESSION-TOKEN", jwt)
+                .json(&body)
+                .send()
+                .await
+                .expect("messages");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (s, b) = add(
+        jwt.clone(),
+        json!({ "messages": [{ "role": "user", "content": "Wenceslas asks" }], "prompt_tokens": 34 }),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["status_description"], "agent_session_messages_appended");
+    let (s, b) = add(
+        jwt.clone(),
+        json!({ "messages": [{ "role": "assistant", "content": "Hi" }], "completion_tokens": 76, "prompt_tokens": 1 }),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        (
+            b["response"]["messages"].clone(),
+            b["response"]["prompt_tokens"].clone(),
+            b["response"]["completion_tokens"].clone()
+        ),
+        (json!(2), json!(35), json!(76))
+    );
+
+    let sid = {
+        let claims: Value = serde_json::from_slice(
+            &base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                jwt.split('.').nth(1).expect("claims"),
+            )
+            .expect("b64"),
+        )
+        .expect("json");
+        claims["sid"].as_str().expect("sid").to_owned()
+    };
+    let (_, list) = call(
+        &lobby,
+        &t,
+        Method::GET,
+        &format!("/api/session?id={sid}"),
+        None,
+    )
+    .await;
+    let r = &list[0];
+    assert_eq!(
+        r["messages"],
+        // As sent (the test's JSON writer orders keys).
+        json!([{ "role": "user", "content": "Wenceslas asks" }, { "role": "assistant", "content": "Hi" }])
+            .to_string(),
+        "{r}"
+    );
+    assert_eq!(
+        (r["promptTokens"].clone(), r["completionTokens"].clone()),
+        (json!(35), json!(76))
+    );
+    for (key, (dump, _)) in lobby.redis.snapshot().await {
+        assert!(
+            !String::from_utf8_lossy(&dump).contains("Wenceslas"),
+            "{key} holds a message in the clear"
+        );
+    }
+
+    // The edges, each refused in the seed-001 envelope.
+    let (s, b) = add(jwt.clone(), json!({ "messages": [1, 2] })).await;
+    assert_eq!(
+        (s, b["status_description"].clone()),
+        (409, json!("messages_full")),
+        "{b}"
+    );
+    let (s, b) = add(jwt.clone(), json!({})).await;
+    assert_eq!(
+        (s, b["status_description"].clone()),
+        (400, json!("invalid_request")),
+        "{b}"
+    );
+    let (s, b) = add(jwt.clone(), json!({ "messages": "not an array" })).await;
+    assert_eq!(s, 400, "{b}");
+    let (s, _) = add("not.a.jwt".into(), json!({ "prompt_tokens": 1 })).await;
+    assert_eq!(s, 401);
+    let r = lobby
+        .http
+        .post(format!("{}/api/agent/v1/session/end/", lobby.gateway()))
+        .header("X-OTAS-AGENT-SESSION-TOKEN", &jwt)
+        .send()
+        .await
+        .expect("end");
+    assert_eq!(r.status(), 200);
+    let (s, b) = add(jwt, json!({ "prompt_tokens": 1 })).await;
+    assert_eq!(
+        (s, b["status_description"].clone()),
+        (403, json!("session_ended")),
+        "{b}"
+    );
+}

@@ -20,8 +20,8 @@ use axum::{
 use lobby_proto::{
     auth::{AuthorizeAgentRunRequest, SessionTokenClaims, VerifySessionTokenRequest},
     session::{
-        AppendEventRequest, EndSessionRequest, ListEventsRequest, SessionEvent,
-        StartAgentRunRequest,
+        AppendEventRequest, AppendMessagesRequest, EndSessionRequest, ListEventsRequest,
+        SessionEvent, StartAgentRunRequest,
     },
 };
 use serde::Deserialize;
@@ -30,6 +30,9 @@ use serde_json::{json, Value};
 pub const CREATE_PATH: &str = "/api/agent/v1/session/create/";
 pub const EVENTS_PATH: &str = "/api/agent/v1/session/events/";
 pub const END_PATH: &str = "/api/agent/v1/session/end/";
+pub const MESSAGES_PATH: &str = "/api/agent/v1/session/messages/";
+/// Messages are bigger than events: a conversation's turns, in a batch.
+const MAX_MESSAGES_BODY_BYTES: usize = 256 * 1024;
 pub const AGENT_KEY_HEADER: &str = "x-otas-agent-key";
 pub const SESSION_TOKEN_HEADER: &str = "X-OTAS-AGENT-SESSION-TOKEN";
 const MAX_BODY_BYTES: usize = 32 * 1024;
@@ -165,6 +168,60 @@ pub async fn append_event(
     .await;
     match result {
         Ok(e) => (StatusCode::CREATED, ok("event_recorded", event_json(&e))).into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagesBody {
+    /// A JSON array of messages (any shape: the records contract returns
+    /// them as sent).
+    #[serde(default)]
+    messages: Vec<Box<serde_json::value::RawValue>>,
+    #[serde(default)]
+    prompt_tokens: u32,
+    #[serde(default)]
+    completion_tokens: u32,
+}
+
+/// The run's messages and token usage, for the records contract (seed 004)
+/// to list: `{messages?, prompt_tokens?, completion_tokens?}` adds to them.
+pub async fn append_messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let claims = claims(&state, &headers).await?;
+        let added: MessagesBody = read_json(&headers, body, MAX_MESSAGES_BODY_BYTES).await?;
+        let texts: Vec<&str> = added.messages.iter().map(|m| m.get()).collect();
+        let totals = state
+            .services
+            .session
+            .append_messages(tonic::Request::new(AppendMessagesRequest {
+                account_id: claims.account_id,
+                session_id: claims.session_id.clone(),
+                agent_id: claims.agent_id,
+                messages_json: format!("[{}]", texts.join(",")),
+                prompt_tokens: added.prompt_tokens,
+                completion_tokens: added.completion_tokens,
+            }))
+            .await?
+            .into_inner();
+        Ok::<_, ApiError>((claims.session_id, totals))
+    }
+    .await;
+    match result {
+        Ok((session_id, t)) => ok(
+            "agent_session_messages_appended",
+            json!({
+                "session_id": session_id,
+                "messages": t.messages,
+                "prompt_tokens": t.prompt_tokens,
+                "completion_tokens": t.completion_tokens,
+            }),
+        ),
         Err(e) => fail(e),
     }
 }

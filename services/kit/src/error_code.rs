@@ -66,6 +66,8 @@ error_codes! {
     TokenExpired => "token_expired",
     SessionEnded => "session_ended",
     EventsFull => "events_full",
+    /// A session's message list holds as many messages as it may.
+    MessagesFull => "messages_full",
     /// An agent has as many open runs (seed 001) as it may.
     OpenRunsLimit => "open_runs_limit",
     LinkNotFound => "link_not_found",

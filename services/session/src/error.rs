@@ -25,6 +25,8 @@ pub enum SessionError {
     Ended,
     #[error("The session's event log is full ({0} events)")]
     EventsFull(u32),
+    #[error("The session holds as many messages as it may ({0})")]
+    MessagesFull(u32),
     #[error("The agent has {limit} open runs, its limit: end one, or let an idle one time out")]
     OpenRunsLimit { limit: u32 },
     #[error("This webhook event was already received")]
@@ -60,6 +62,7 @@ impl CodedError for SessionError {
             Self::Orchestrator(_) => ErrorCode::OrchestratorError,
             Self::Ended => ErrorCode::SessionEnded,
             Self::EventsFull(_) => ErrorCode::EventsFull,
+            Self::MessagesFull(_) => ErrorCode::MessagesFull,
             Self::OpenRunsLimit { .. } => ErrorCode::OpenRunsLimit,
             Self::WebhookReplayed => ErrorCode::WebhookReplayed,
             Self::WebhookStale => ErrorCode::WebhookStale,
@@ -77,6 +80,7 @@ impl CodedError for SessionError {
             Self::ConcurrencyLimit(_)
             | Self::MinutesExhausted(_)
             | Self::EventsFull(_)
+            | Self::MessagesFull(_)
             | Self::OpenRunsLimit { .. } => Code::ResourceExhausted,
             Self::LinkUsedUp | Self::Ended | Self::WebhookStale => Code::FailedPrecondition,
             Self::AgentUnpublished => Code::PermissionDenied,

@@ -149,6 +149,15 @@ impl Sessions for SessionService {
         Ok(Response::new(pb::DeleteRecordResponse { deleted }))
     }
 
+    async fn append_messages(
+        &self,
+        req: Request<pb::AppendMessagesRequest>,
+    ) -> Result<Response<pb::MessagesAppended>, Status> {
+        Ok(Response::new(
+            SessionService::append_messages(self, req.into_inner()).await?,
+        ))
+    }
+
     async fn rotate_data_key(
         &self,
         req: Request<pb::RotateDataKeyRequest>,

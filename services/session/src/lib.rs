@@ -87,6 +87,12 @@ impl SessionConfig {
             (1..=30 * 24 * 3600).contains(&run_idle_seconds),
             "must be between 1 and 2592000 (30 days)",
         )?;
+        let max_messages_per_session: u32 = s.get_or("LOBBY_MAX_MESSAGES_PER_SESSION", 10_000)?;
+        Settings::ensure(
+            "LOBBY_MAX_MESSAGES_PER_SESSION",
+            (1..=1_000_000).contains(&max_messages_per_session),
+            "must be between 1 and 1000000",
+        )?;
         let records_list_max: u64 = s.get_or("LOBBY_RECORDS_LIST_MAX", 1000)?;
         Settings::ensure(
             "LOBBY_RECORDS_LIST_MAX",
@@ -134,6 +140,7 @@ impl SessionConfig {
                 avatar_agent_identity,
                 max_events_per_session,
                 records_list_max,
+                max_messages_per_session,
                 runs: store::RunLimits {
                     max_open: max_open_runs,
                     idle_ms: run_idle_seconds * 1000,

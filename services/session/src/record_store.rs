@@ -82,6 +82,30 @@ pub struct RecordStore {
     redis: RedisConn,
     create: Arc<Script>,
     delete: Arc<Script>,
+    append_messages: Arc<Script>,
+}
+
+/// Messages (sealed) and token usage to add to a session's record.
+pub struct NewMessages<'a> {
+    pub account_id: &'a str,
+    /// The caller's agent: the session must be its own.
+    pub agent_id: &'a str,
+    pub session_id: &'a str,
+    pub now_ms: i64,
+    pub sealed: &'a [String],
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub max_messages: u32,
+}
+
+/// What an append of messages did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessagesAppend {
+    /// The record's totals after it: messages, prompt and completion tokens.
+    Done(u64, u64, u64),
+    NotFound,
+    Ended,
+    Full,
 }
 
 impl RecordStore {
@@ -90,6 +114,7 @@ impl RecordStore {
             redis,
             create: Arc::new(Script::new(include_str!("create_record.lua"))),
             delete: Arc::new(Script::new(include_str!("delete_record.lua"))),
+            append_messages: Arc::new(Script::new(include_str!("append_messages.lua"))),
         }
     }
 
@@ -131,6 +156,44 @@ impl RecordStore {
         }
         let created: i64 = call.invoke_async(&mut self.conn()).await?;
         Ok(created == 1)
+    }
+
+    /// Adds messages and token usage to a live session of the caller's agent.
+    pub async fn append_messages(
+        &self,
+        m: &NewMessages<'_>,
+    ) -> Result<MessagesAppend, SessionError> {
+        let k = Keys::new(m.account_id, m.agent_id, m.session_id);
+        let mut call = self.append_messages.prepare_invoke();
+        call.key(k.record())
+            .key(k.messages())
+            .key(k.agent_records(TimeIndex::Updated.name()))
+            .arg(m.agent_id)
+            .arg(m.now_ms)
+            .arg(m.session_id)
+            .arg(m.prompt_tokens)
+            .arg(m.completion_tokens)
+            .arg(m.max_messages);
+        for sealed in m.sealed {
+            call.arg(sealed);
+        }
+        let reply: Vec<redis::Value> = call.invoke_async(&mut self.conn()).await?;
+        let number = |v: Option<&redis::Value>| match v {
+            Some(redis::Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
+            _ => 0,
+        };
+        Ok(match reply.first() {
+            Some(redis::Value::Int(1)) => MessagesAppend::Done(
+                number(reply.get(1)),
+                number(reply.get(2)),
+                number(reply.get(3)),
+            ),
+            _ => match reply.get(1) {
+                Some(redis::Value::BulkString(r)) if r == b"ended" => MessagesAppend::Ended,
+                Some(redis::Value::BulkString(r)) if r == b"full" => MessagesAppend::Full,
+                _ => MessagesAppend::NotFound,
+            },
+        })
     }
 
     /// The records with these ids (`None` for an id with none), in one

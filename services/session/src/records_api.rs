@@ -13,7 +13,10 @@
 
 use crate::{
     error::SessionError,
-    record_store::{Deleted, NewRecord, StoredRecord, TimeIndex, BLIND_TOKENS_FIELD},
+    record_store::{
+        Deleted, MessagesAppend, NewMessages, NewRecord, StoredRecord, TimeIndex,
+        BLIND_TOKENS_FIELD,
+    },
     service::SessionService,
 };
 use lobby_proto::session::{self as pb, SessionRecord};
@@ -210,6 +213,58 @@ impl SessionService {
             tracing::info!(account_id = %req.account_id, agent_id = %req.agent_id, "session record created");
         }
         Ok(created)
+    }
+
+    /// Adds messages and token usage to a live session of the caller's
+    /// agent (a seed-001 run, through its token); returns the totals.
+    pub async fn append_messages(
+        &self,
+        req: pb::AppendMessagesRequest,
+    ) -> Result<pb::MessagesAppended, SessionError> {
+        if req.account_id.is_empty() || req.agent_id.is_empty() || req.session_id.is_empty() {
+            return Err(SessionError::invalid(
+                "session_id",
+                "account, agent and session are required",
+            ));
+        }
+        let messages = split_messages(Some(&req.messages_json))?;
+        if messages.is_empty() && req.prompt_tokens == 0 && req.completion_tokens == 0 {
+            return Err(SessionError::invalid(
+                "messages",
+                "nothing to add: give messages or token counts",
+            ));
+        }
+        let keys = self.vault.keys(&req.account_id).await?;
+        let sealed: Vec<String> = messages
+            .iter()
+            .map(|m| keys.seal_str(&req.session_id, MESSAGE, m))
+            .collect();
+        let max = self.policy.max_messages_per_session;
+        let appended = self
+            .records
+            .append_messages(&NewMessages {
+                account_id: &req.account_id,
+                agent_id: &req.agent_id,
+                session_id: &req.session_id,
+                now_ms: lobby_kit::time::now_ms(),
+                sealed: &sealed,
+                prompt_tokens: req.prompt_tokens,
+                completion_tokens: req.completion_tokens,
+                max_messages: max,
+            })
+            .await?;
+        match appended {
+            MessagesAppend::Done(messages, prompt_tokens, completion_tokens) => {
+                Ok(pb::MessagesAppended {
+                    messages,
+                    prompt_tokens,
+                    completion_tokens,
+                })
+            }
+            MessagesAppend::NotFound => Err(SessionError::NotFound(req.session_id)),
+            MessagesAppend::Ended => Err(SessionError::Ended),
+            MessagesAppend::Full => Err(SessionError::MessagesFull(max)),
+        }
     }
 
     /// The account's records, newest first (at most the configured list

@@ -39,6 +39,8 @@ pub struct Policy {
     pub reconcile_grace_ms: i64,
     /// Provider events older than this are refused as stale.
     pub webhook_max_age_ms: i64,
+    /// The most messages one session's record holds.
+    pub max_messages_per_session: u32,
     /// The most records the records contract's unpaginated list returns.
     pub records_list_max: u64,
     /// How long a slot is held without renewal: how soon a crashed
