@@ -786,35 +786,7 @@ async fn sessions_started_through_the_other_contracts_are_listed_with_their_own_
         .await
         .expect("json");
     let connect_id = started["session_id"].as_str().expect("session").to_owned();
-    let (s, rotated) = lobby
-        .admin_json(
-            Method::POST,
-            &format!("/agents/{}/keys", t.agent),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(s, 201, "{rotated}");
-    let agent_key = rotated["key"].as_str().expect("key").to_owned();
-    let run: Value = lobby
-        .http
-        .post(format!("{}/api/agent/v1/session/create/", lobby.gateway()))
-        .header("X-OTAS-AGENT-KEY", &agent_key)
-        .send()
-        .await
-        .expect("run")
-        .json()
-        .await
-        .expect("json");
-    let jwt = run["response"]["jwt_token"].as_str().expect("jwt");
-    let claims: Value = serde_json::from_slice(
-        &base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            jwt.split('.').nth(1).expect("claims"),
-        )
-        .expect("b64"),
-    )
-    .expect("json");
-    let run_id = claims["sid"].as_str().expect("sid").to_owned();
+    let (_, run_id) = start_run(&lobby, &t.agent).await;
 
     let (_, list) = call(
         &lobby,
@@ -946,28 +918,7 @@ async fn client_user_refs_and_event_payloads_are_sealed_at_rest() {
         .await;
     assert_eq!(record["client_user_ref"], "Quillon-user-ref", "{record}");
 
-    let (s, rotated) = lobby
-        .admin_json(
-            Method::POST,
-            &format!("/agents/{}/keys", t.agent),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(s, 201, "{rotated}");
-    let run: Value = lobby
-        .http
-        .post(format!("{}/api/agent/v1/session/create/", lobby.gateway()))
-        .header("X-OTAS-AGENT-KEY", rotated["key"].as_str().expect("key"))
-        .send()
-        .await
-        .expect("run")
-        .json()
-        .await
-        .expect("json");
-    let jwt = run["response"]["jwt_token"]
-        .as_str()
-        .expect("jwt")
-        .to_owned();
+    let (jwt, _) = start_run(&lobby, &t.agent).await;
     let events = format!("{}/api/agent/v1/session/events/", lobby.gateway());
     let r = lobby
         .http
@@ -1015,35 +966,7 @@ async fn an_agent_adds_messages_and_token_usage_to_its_run() {
     })
     .await;
     let t = tenant(&lobby, RW).await;
-    let (s, rotated) = lobby
-        .admin_json(
-            Method::POST,
-            &format!("/agents/{}/keys", t.agent),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(s, 201, "{rotated}");
-    let key = rotated["key"].as_str().expect("key").to_owned();
-    let run = |key: String| {
-        let lobby = &lobby;
-        async move {
-            let body: Value = lobby
-                .http
-                .post(format!("{}/api/agent/v1/session/create/", lobby.gateway()))
-                .header("X-OTAS-AGENT-KEY", key)
-                .send()
-                .await
-                .expect("run")
-                .json()
-                .await
-                .expect("json");
-            body["response"]["jwt_token"]
-                .as_str()
-                .expect("jwt")
-                .to_owned()
-        }
-    };
-    let jwt = run(key.clone()).await;
+    let (jwt, sid) = start_run(&lobby, &t.agent).await;
     let add = |jwt: String, body: Value| {
         let lobby = &lobby;
         async move {
@@ -1084,17 +1007,6 @@ async fn an_agent_adds_messages_and_token_usage_to_its_run() {
         (json!(2), json!(35), json!(76))
     );
 
-    let sid = {
-        let claims: Value = serde_json::from_slice(
-            &base64::Engine::decode(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                jwt.split('.').nth(1).expect("claims"),
-            )
-            .expect("b64"),
-        )
-        .expect("json");
-        claims["sid"].as_str().expect("sid").to_owned()
-    };
     let (_, list) = call(
         &lobby,
         &t,
@@ -1153,4 +1065,41 @@ async fn an_agent_adds_messages_and_token_usage_to_its_run() {
         (403, json!("session_ended")),
         "{b}"
     );
+}
+
+/// Opens a seed-001 run for `agent` (with a fresh agent key): its session
+/// JWT and its session id.
+async fn start_run(lobby: &Lobby, agent: &str) -> (String, String) {
+    let (s, rotated) = lobby
+        .admin_json(
+            Method::POST,
+            &format!("/agents/{agent}/keys"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 201, "{rotated}");
+    let run: Value = lobby
+        .http
+        .post(format!("{}/api/agent/v1/session/create/", lobby.gateway()))
+        .header("X-OTAS-AGENT-KEY", rotated["key"].as_str().expect("key"))
+        .send()
+        .await
+        .expect("run")
+        .json()
+        .await
+        .expect("json");
+    let jwt = run["response"]["jwt_token"]
+        .as_str()
+        .expect("jwt")
+        .to_owned();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            jwt.split('.').nth(1).expect("claims"),
+        )
+        .expect("b64"),
+    )
+    .expect("json");
+    let sid = claims["sid"].as_str().expect("sid").to_owned();
+    (jwt, sid)
 }

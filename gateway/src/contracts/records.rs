@@ -11,7 +11,7 @@
 use crate::{credentials::require_api_key_for_database, error::ApiError, AppState};
 use axum::{
     body::Body,
-    extract::{Path, Query, State},
+    extract::{rejection::QueryRejection, Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -37,6 +37,7 @@ const WRITE: &str = "sessions:write";
 
 const NO_ID: &str = "Invalid request, no id provided within request url";
 const MISSING_FIELDS: &str = "Invalid request, missing required fields";
+const BAD_QUERY: &str = "Invalid request, bad query parameters";
 
 /// `{message, status}` with the same HTTP status.
 fn message(status: StatusCode, text: &str) -> Response {
@@ -93,74 +94,76 @@ fn required(v: &Option<String>) -> bool {
     v.as_deref().is_some_and(|s| !s.trim().is_empty())
 }
 
+/// A handler's answer: its errors in the contract's envelope.
+async fn answer(
+    handled: impl std::future::Future<Output = Result<Response, ApiError>>,
+) -> Response {
+    handled.await.unwrap_or_else(fail)
+}
+
+const NOT_THIS_ACCOUNTS_AGENT: &str = "Invalid request, agentId names no agent of this account";
+
 pub async fn create(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let principal = match require_api_key_for_database(&state, &headers, WRITE).await {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    if id.trim().is_empty() {
-        return bad_request(NO_ID);
-    }
-    let bytes = match crate::json_body::read_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(e) => return fail(e),
-    };
-    let Ok(req) = serde_json::from_slice::<CreateBody>(&bytes) else {
-        return bad_request(MISSING_FIELDS);
-    };
-    if !(required(&req.agent_id) && required(&req.user_name) && required(&req.user_email)) {
-        return bad_request(MISSING_FIELDS);
-    }
-    let agent_id = req.agent_id.unwrap_or_default();
-    // The agent must be the key's account's: a record never points across.
-    let agent = state
-        .services
-        .auth
-        .get_agent(crate::actor::request(GetAgentRequest {
-            id: agent_id.clone(),
-        }))
-        .await;
-    match agent {
-        Ok(a) if a.get_ref().account_id == principal.account_id => {}
-        Ok(_) => return bad_request("Invalid request, agentId names no agent of this account"),
-        Err(status) => {
-            let e = ApiError::from_status(&status);
-            if e.code() == ErrorCode::AgentNotFound.as_str() {
-                return bad_request("Invalid request, agentId names no agent of this account");
-            }
-            return fail(e);
+    answer(async {
+        let principal = require_api_key_for_database(&state, &headers, WRITE).await?;
+        if id.trim().is_empty() {
+            return Ok(bad_request(NO_ID));
         }
-    }
-    let created = state
-        .services
-        .session
-        .create_record(crate::actor::request(CreateRecordRequest {
-            account_id: principal.account_id,
-            id: id.clone(),
-            agent_id,
-            user_name: req.user_name,
-            user_email: req.user_email,
-            accept_terms: req.accept_terms,
-            messages: req.messages,
-        }))
-        .await;
-    match created {
-        Ok(r) if r.get_ref().created => Json(json!({
-            "message": "Session created",
-            "data": { "id": id },
-            "status": 200,
-        }))
-        .into_response(),
-        // The seed's body for this case has no status key.
-        Ok(_) => Json(json!({ "message": "Session already exists", "data": { "id": id } }))
-            .into_response(),
-        Err(status) => fail(ApiError::from_status(&status)),
-    }
+        let bytes = crate::json_body::read_bytes(body, MAX_BODY_BYTES).await?;
+        let Ok(req) = serde_json::from_slice::<CreateBody>(&bytes) else {
+            return Ok(bad_request(MISSING_FIELDS));
+        };
+        if !(required(&req.agent_id) && required(&req.user_name) && required(&req.user_email)) {
+            return Ok(bad_request(MISSING_FIELDS));
+        }
+        let agent_id = req.agent_id.unwrap_or_default();
+        // The agent must be the key's account's: a record never points across.
+        let agent = state
+            .services
+            .auth
+            .get_agent(crate::actor::request(GetAgentRequest {
+                id: agent_id.clone(),
+            }))
+            .await
+            .map_err(ApiError::from);
+        match agent {
+            Ok(a) if a.get_ref().account_id == principal.account_id => {}
+            Ok(_) => return Ok(bad_request(NOT_THIS_ACCOUNTS_AGENT)),
+            Err(e) if e.code() == ErrorCode::AgentNotFound.as_str() => {
+                return Ok(bad_request(NOT_THIS_ACCOUNTS_AGENT))
+            }
+            Err(e) => return Err(e),
+        }
+        let created = state
+            .services
+            .session
+            .create_record(crate::actor::request(CreateRecordRequest {
+                account_id: principal.account_id,
+                id: id.clone(),
+                agent_id,
+                user_name: req.user_name,
+                user_email: req.user_email,
+                accept_terms: req.accept_terms,
+                messages: req.messages,
+            }))
+            .await?
+            .into_inner()
+            .created;
+        Ok(if created {
+            Json(json!({ "message": "Session created", "data": { "id": id }, "status": 200 }))
+                .into_response()
+        } else {
+            // The seed's body for this case has no status key.
+            Json(json!({ "message": "Session already exists", "data": { "id": id } }))
+                .into_response()
+        })
+    })
+    .await
 }
 
 /// `POST /api/exec/session` and `DELETE /api/session` with no id.
@@ -180,35 +183,27 @@ pub struct ListParams {
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<ListParams>, QueryRejection>,
 ) -> Response {
-    let principal = match require_api_key_for_database(&state, &headers, READ).await {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    let Ok(Query(params)) = params else {
-        return bad_request("Invalid request, bad query parameters");
-    };
-    match state
-        .services
-        .session
-        .list_records(crate::actor::request(ListRecordsRequest {
-            account_id: principal.account_id,
-            id: params.id,
-            agent_id: params.agent_id,
-        }))
-        .await
-    {
-        Ok(r) => Json(
-            r.get_ref()
-                .records
-                .iter()
-                .map(record_json)
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(status) => fail(ApiError::from_status(&status)),
-    }
+    answer(async {
+        let principal = require_api_key_for_database(&state, &headers, READ).await?;
+        let Ok(Query(params)) = params else {
+            return Ok(bad_request(BAD_QUERY));
+        };
+        let records = state
+            .services
+            .session
+            .list_records(crate::actor::request(ListRecordsRequest {
+                account_id: principal.account_id,
+                id: params.id,
+                agent_id: params.agent_id,
+            }))
+            .await?
+            .into_inner()
+            .records;
+        Ok(Json(records.iter().map(record_json).collect::<Vec<_>>()).into_response())
+    })
+    .await
 }
 
 /// The paginated query's parameters, read by hand so that each bad one
@@ -246,47 +241,42 @@ pub async fn query(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
     headers: HeaderMap,
-    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<PageParams>, QueryRejection>,
 ) -> Response {
-    let principal = match require_api_key_for_database(&state, &headers, READ).await {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    let Ok(Query(params)) = params else {
-        return bad_request("Invalid request, bad query parameters");
-    };
-    let (limit, offset, order_by) = match page_window(&params) {
-        Ok(w) => w,
-        Err(reason) => return bad_request(&format!("Invalid request, {reason}")),
-    };
-    let query = params.query.unwrap_or_default();
-    match state
-        .services
-        .session
-        .query_records(crate::actor::request(QueryRecordsRequest {
-            account_id: principal.account_id,
-            agent_id,
-            limit,
-            offset,
-            order_by: order_by.clone(),
-            query: query.clone(),
-        }))
-        .await
-    {
-        Ok(r) => {
-            let r = r.into_inner();
-            Json(json!({
-                "rows": r.rows.iter().map(record_json).collect::<Vec<_>>(),
-                "total": r.total,
-                "limit": limit,
-                "offset": offset,
-                "orderBy": order_by,
-                "query": query,
+    answer(async {
+        let principal = require_api_key_for_database(&state, &headers, READ).await?;
+        let Ok(Query(params)) = params else {
+            return Ok(bad_request(BAD_QUERY));
+        };
+        let (limit, offset, order_by) = match page_window(&params) {
+            Ok(w) => w,
+            Err(reason) => return Ok(bad_request(&format!("Invalid request, {reason}"))),
+        };
+        let query = params.query.unwrap_or_default();
+        let page = state
+            .services
+            .session
+            .query_records(crate::actor::request(QueryRecordsRequest {
+                account_id: principal.account_id,
+                agent_id,
+                limit,
+                offset,
+                order_by: order_by.clone(),
+                query: query.clone(),
             }))
-            .into_response()
-        }
-        Err(status) => fail(ApiError::from_status(&status)),
-    }
+            .await?
+            .into_inner();
+        Ok(Json(json!({
+            "rows": page.rows.iter().map(record_json).collect::<Vec<_>>(),
+            "total": page.total,
+            "limit": limit,
+            "offset": offset,
+            "orderBy": order_by,
+            "query": query,
+        }))
+        .into_response())
+    })
+    .await
 }
 
 pub async fn delete(
@@ -294,24 +284,26 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let principal = match require_api_key_for_database(&state, &headers, WRITE).await {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    if id.trim().is_empty() {
-        return bad_request(NO_ID);
-    }
-    match state
-        .services
-        .session
-        .delete_record(crate::actor::request(DeleteRecordRequest {
-            account_id: principal.account_id,
-            id,
-        }))
-        .await
-    {
-        Ok(r) if r.get_ref().deleted => message(StatusCode::OK, "Data deleted successfully!"),
-        Ok(_) => bad_request("Data not found!"),
-        Err(status) => fail(ApiError::from_status(&status)),
-    }
+    answer(async {
+        let principal = require_api_key_for_database(&state, &headers, WRITE).await?;
+        if id.trim().is_empty() {
+            return Ok(bad_request(NO_ID));
+        }
+        let deleted = state
+            .services
+            .session
+            .delete_record(crate::actor::request(DeleteRecordRequest {
+                account_id: principal.account_id,
+                id,
+            }))
+            .await?
+            .into_inner()
+            .deleted;
+        Ok(if deleted {
+            message(StatusCode::OK, "Data deleted successfully!")
+        } else {
+            bad_request("Data not found!")
+        })
+    })
+    .await
 }
