@@ -871,6 +871,31 @@ async fn sessions_started_through_the_other_contracts_are_listed_with_their_own_
         connect_id.as_str(),
         "the end updated it last"
     );
+
+    // Deleting a live session ends it first: its slot comes back.
+    let live: Value = lobby
+        .connect(&t.agent, None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let live_id = live["session_id"].as_str().expect("session");
+    assert_eq!(lobby.active_sessions(&t.account).await, 1);
+    let (s, b) = call(
+        &lobby,
+        &t,
+        Method::DELETE,
+        &format!("/api/session/{live_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        lobby.active_sessions(&t.account).await,
+        0,
+        "the slot stayed held"
+    );
+    assert!(lobby.redis.keys(&format!("*{live_id}*")).await.is_empty());
 }
 
 /// `ms` as the contract writes times: ISO 8601, UTC, milliseconds.

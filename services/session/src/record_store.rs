@@ -83,6 +83,7 @@ pub struct RecordStore {
     create: Arc<Script>,
     delete: Arc<Script>,
     append_messages: Arc<Script>,
+    drop_lookup: Arc<Script>,
 }
 
 /// Messages (sealed) and token usage to add to a session's record.
@@ -115,6 +116,9 @@ impl RecordStore {
             create: Arc::new(Script::new(include_str!("create_record.lua"))),
             delete: Arc::new(Script::new(include_str!("delete_record.lua"))),
             append_messages: Arc::new(Script::new(include_str!("append_messages.lua"))),
+            drop_lookup: Arc::new(Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+            )),
         }
     }
 
@@ -383,6 +387,17 @@ impl RecordStore {
             .arg(record.text(BLIND_TOKENS_FIELD))
             .arg(k.due_member());
         let deleted: i64 = call.invoke_async(&mut self.conn()).await?;
+        if deleted == 1 {
+            // The id -> account lookup lives in another slot (on a Cluster):
+            // dropped beside the script, after it, and only if it is this
+            // account's (ids chosen by callers may equal another's).
+            let _: i64 = self
+                .drop_lookup
+                .key(crate::store::lookup_key(id))
+                .arg(account_id)
+                .invoke_async(&mut self.conn())
+                .await?;
+        }
         Ok(match deleted {
             1 => Deleted::Now,
             0 => Deleted::Missing,

@@ -93,7 +93,7 @@ fn due_key(tag: &str) -> String {
     format!("{tag}:due")
 }
 
-fn lookup_key(session: &str) -> String {
+pub(crate) fn lookup_key(session: &str) -> String {
     format!("session_account:{session}")
 }
 
