@@ -98,6 +98,8 @@ pub struct Lobby {
     pub certs: lobby_dev::certs::DevCerts,
     /// The GPU workers' door (of the first server, when co-located).
     workers_url: String,
+    /// The session service's door for what workers write into records.
+    records_url: String,
     pub gateways: Vec<String>,
     pub http: reqwest::Client,
 }
@@ -149,10 +151,11 @@ impl Lobby {
         // (four services, and per gateway its own, plus a co-located
         // server's workers' and artifacts' listeners).
         let gateways_wanted = options.gateways.max(1);
-        let mut ports = crate::free_ports(5 + gateways_wanted * 3).into_iter();
+        let mut ports = crate::free_ports(6 + gateways_wanted * 4).into_iter();
         let mut port = || ports.next().expect("enough ports");
         let (auth, session, rooms, artifacts) = (port(), port(), port(), port());
         let workers = port();
+        let records_door = port();
         let certs =
             lobby_dev::certs::DevCerts::generate(&dir.join("certs"), lobby_dev::certs::SERVICES)
                 .expect("throwaway certificates");
@@ -167,6 +170,10 @@ impl Lobby {
             (
                 "LOBBY_WORKERS_LISTEN".into(),
                 format!("127.0.0.1:{workers}"),
+            ),
+            (
+                "LOBBY_SESSION_WORKERS_LISTEN".into(),
+                format!("127.0.0.1:{records_door}"),
             ),
             (
                 "LOBBY_ARTIFACTS_LISTEN".into(),
@@ -259,10 +266,10 @@ impl Lobby {
                 Topology::CoLocated => {
                     // Each server is a whole replica: its own workers' and
                     // artifacts' listeners (the first one takes the shared ones).
-                    let (door, uploads) = if i == 0 {
-                        (workers, artifacts)
+                    let (door, uploads, records) = if i == 0 {
+                        (workers, artifacts, records_door)
                     } else {
-                        (port(), port())
+                        (port(), port(), port())
                     };
                     workers_urls.push(format!("https://127.0.0.1:{door}"));
                     let mut own = certs.settings("server");
@@ -270,6 +277,10 @@ impl Lobby {
                         listen,
                         ("LOBBY_PEERS".into(), "in_process".into()),
                         ("LOBBY_WORKERS_LISTEN".into(), format!("127.0.0.1:{door}")),
+                        (
+                            "LOBBY_SESSION_WORKERS_LISTEN".into(),
+                            format!("127.0.0.1:{records}"),
+                        ),
                         (
                             "LOBBY_ARTIFACTS_LISTEN".into(),
                             format!("127.0.0.1:{uploads}"),
@@ -314,6 +325,7 @@ impl Lobby {
             grpc,
             certs,
             workers_url,
+            records_url: format!("https://127.0.0.1:{records_door}"),
             gateways,
             http,
         };
@@ -423,6 +435,7 @@ impl Lobby {
     pub fn workers_door(&self) -> crate::worker::WorkerDoor {
         crate::worker::WorkerDoor {
             url: self.workers_url.clone(),
+            records_url: self.records_url.clone(),
             ca_pem: std::fs::read_to_string(self.certs.ca()).expect("the test CA"),
             gateway: self.gateway().to_owned(),
             http: self.http.clone(),

@@ -18,6 +18,8 @@ pub enum Behavior {
 #[derive(Debug, Clone)]
 pub struct WorkerDoor {
     pub url: String,
+    /// The session service's door, for what workers write into records.
+    pub records_url: String,
     pub ca_pem: String,
     pub gateway: String,
     pub http: reqwest::Client,

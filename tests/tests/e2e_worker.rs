@@ -33,6 +33,10 @@ async fn a_user_meets_the_python_worker_agent_and_leaving_ends_the_session() {
     let mut cmd = Command::new(livekit::python());
     cmd.arg(repo.join("sdk/worker-python/examples/livekit_avatar_worker.py"))
         .env("LOBBY_WORKERS_URL", lobby.workers_door().url)
+        .env(
+            "LOBBY_SESSION_WORKERS_URL",
+            lobby.workers_door().records_url,
+        )
         .env("LOBBY_WORKER_CA_FILE", lobby.certs.ca())
         .env(
             "LOBBY_WORKER_KEY",
@@ -158,4 +162,35 @@ async fn a_user_meets_the_python_worker_agent_and_leaving_ends_the_session() {
         .await
         .expect("list")
         .is_empty());
+
+    // What the agent said is in the session's record, through the records
+    // contract (the worker wrote it with its own key, sealed at rest).
+    let api_key = lobby.create_api_key(&account, &["sessions:read"]).await;
+    let database = lobby
+        .admin_json(Method::GET, &format!("/accounts/{account}"), None)
+        .await
+        .1["database_id_hash"]
+        .as_str()
+        .expect("hash")
+        .to_owned();
+    let listed: Value = lobby
+        .http
+        .get(format!("{}/api/session?id={session_id}", lobby.gateway()))
+        .bearer_auth(&api_key)
+        .header("database-id-hash", &database)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let said: Value =
+        serde_json::from_str(listed[0]["messages"].as_str().unwrap_or("null")).unwrap_or_default();
+    assert_eq!(
+        said,
+        json!([{ "role": "assistant", "content": "Hello, I am your avatar." }]),
+        "{listed} / worker: {}",
+        worker.log_tail()
+    );
+    assert_eq!(listed[0]["completionTokens"], 5, "{listed}");
 }

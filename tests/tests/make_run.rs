@@ -82,6 +82,10 @@ impl RunScript {
             .env("LOBBY_DEV_LIVEKIT_RTC_UDP_PORT", free_port().to_string())
             .env("LOBBY_GATEWAY_LISTEN", gateway)
             .env("LOBBY_WORKERS_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env(
+                "LOBBY_SESSION_WORKERS_LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            )
             .env("LOBBY_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LOBBY_LOG", "warn");
         for service in ["AUTH", "SESSION", "ROOMS", "ARTIFACTS"] {
@@ -174,6 +178,12 @@ async fn attach_a_worker_as_printed(run: &RunScript) {
     config.ca_pem = Some(std::fs::read_to_string(&ca).expect("the printed CA file"));
     let attached = lobby_worker::Worker::attach(config).await;
     assert!(attached.is_ok(), "{:?}", attached.err());
+    // The records door, as printed, takes the same key and CA.
+    let records = printed("LOBBY_SESSION_WORKERS_URL=", &log)
+        .expect("make run printed the session service's records door");
+    let ca_pem = std::fs::read_to_string(&ca).expect("the printed CA file");
+    let door = lobby_worker::RecordsClient::connect(&records, Some(&ca_pem), &token).await;
+    assert!(door.is_ok(), "{:?}", door.err());
 }
 
 #[tokio::test]

@@ -616,3 +616,152 @@ async fn a_worker_that_stops_reading_is_dropped_and_holds_up_no_one() {
     assert!(dropped, "the stalled worker was dropped");
     assert_eq!(good.offered().len(), started);
 }
+
+/// A worker writes messages and token usage into the sessions it runs,
+/// through the session service's own door and with its own key; into no
+/// one else's, and not after its key is revoked or the session ended.
+#[tokio::test]
+async fn a_worker_writes_into_the_records_of_its_own_sessions_only() {
+    let lobby = Lobby::start(LobbyOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let door = lobby.workers_door();
+    let ca = door.ca_pem.clone();
+    let account = lobby.create_account(5).await;
+    let agent = lobby
+        .create_agent(&account, json!({ "requires_worker": true }))
+        .await;
+    let key = door
+        .key_for("gpu-rec", json!({ "account_id": account }))
+        .await;
+    let _worker = TestWorker::start_with(
+        door.config_with_key("gpu-rec", &key, "local", 2),
+        Behavior::Accept,
+    )
+    .await;
+    let started: Value = lobby
+        .connect(&agent, None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let session = started["session_id"]
+        .as_str()
+        .expect("a session the worker accepted")
+        .to_owned();
+    let mine = lobby_worker::RecordsClient::connect(&door.records_url, Some(&ca), &key)
+        .await
+        .expect("the records door");
+    let totals = mine
+        .append_messages(&session, r#"[{"role":"user","content":"Hello"}]"#, 12, 30)
+        .await
+        .expect("its own session");
+    assert_eq!(totals, (1, 12, 30));
+
+    // The records contract lists them, decrypted.
+    let api_key = lobby.create_api_key(&account, &["sessions:read"]).await;
+    let database = lobby
+        .admin_json(Method::GET, &format!("/accounts/{account}"), None)
+        .await
+        .1["database_id_hash"]
+        .as_str()
+        .expect("hash")
+        .to_owned();
+    let listed: Value = lobby
+        .http
+        .get(format!("{}/api/session?id={session}", lobby.gateway()))
+        .bearer_auth(&api_key)
+        .header("database-id-hash", &database)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed[0]["messages"],
+        r#"[{"role":"user","content":"Hello"}]"#
+    );
+    assert_eq!(
+        (
+            listed[0]["promptTokens"].clone(),
+            listed[0]["completionTokens"].clone()
+        ),
+        (json!(12), json!(30))
+    );
+
+    let code = |e: lobby_worker::WorkerError| match e {
+        lobby_worker::WorkerError::Refused(status) => lobby_kit::grpc::machine_code(&status)
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_else(|| format!("{:?}", status.code())),
+        other => other.to_string(),
+    };
+    let (mut tried, mut refused) = (0, 0);
+    let mut refuse =
+        |what: &str, got: Result<(u64, u64, u64), lobby_worker::WorkerError>, want: &str| {
+            tried += 1;
+            match got {
+                Err(e) => {
+                    let c = code(e);
+                    assert_eq!(c, want, "{what}");
+                    refused += 1;
+                }
+                Ok(t) => panic!("{what}: written {t:?}"),
+            }
+        };
+    // Another worker (a pool's key) writes into nobody's session but its own.
+    let other_key = door
+        .key_for("gpu-other", json!({ "pool": "default" }))
+        .await;
+    let other = lobby_worker::RecordsClient::connect(&door.records_url, Some(&ca), &other_key)
+        .await
+        .expect("door");
+    refuse(
+        "another worker",
+        other.append_messages(&session, "[]", 1, 0).await,
+        "session_not_found",
+    );
+    // The worker's own prefix with a secret that is not its own.
+    let forged = format!(
+        "{}{}",
+        &key[..key.len() - 1],
+        if key.ends_with('A') { 'B' } else { 'A' }
+    );
+    let nobody = lobby_worker::RecordsClient::connect(&door.records_url, Some(&ca), &forged)
+        .await
+        .expect("door");
+    refuse(
+        "a made-up key",
+        nobody.append_messages(&session, "[]", 1, 0).await,
+        "key_invalid",
+    );
+    refuse(
+        "no such session",
+        mine.append_messages("sess_missing", "[]", 1, 0).await,
+        "session_not_found",
+    );
+    refuse(
+        "not a JSON array",
+        mine.append_messages(&session, "{}", 0, 0).await,
+        "invalid_request",
+    );
+    lobby.end_session(&session).await;
+    refuse(
+        "an ended session",
+        mine.append_messages(&session, "[]", 1, 0).await,
+        "session_ended",
+    );
+    let prefix = key.split('_').nth(1).expect("prefix").to_owned();
+    let (s, _) = lobby
+        .admin_json(Method::POST, &format!("/keys/{prefix}/revoke"), None)
+        .await;
+    assert_eq!(s, 200);
+    refuse(
+        "a revoked key",
+        mine.append_messages(&session, "[]", 1, 0).await,
+        "key_revoked",
+    );
+    println!("workers, records door: {refused} of {tried} refused");
+}

@@ -6,8 +6,9 @@ participant_left_timeout works).
 
 Settings: LOBBY_WORKERS_URL (the workers' door), LOBBY_WORKER_CA_FILE (its
 CA, when private), LOBBY_WORKER_KEY (its wkr_ key), WORKER_ID (the id the
-key is for), WORKER_REGION,
-WORKER_CAPACITY, SOLO_TIMEOUT_SECONDS.
+key is for), WORKER_REGION, WORKER_CAPACITY, SOLO_TIMEOUT_SECONDS, and
+LOBBY_SESSION_WORKERS_URL (the session service's door: when set, the worker
+writes its greeting and token usage into the session's record).
 """
 
 import asyncio
@@ -19,7 +20,7 @@ import sys
 from livekit import rtc
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from lobby_worker import Job, Worker  # noqa: E402
+from lobby_worker import Job, Records, Worker  # noqa: E402
 
 SAMPLE_RATE = 48000
 FRAME_SAMPLES = SAMPLE_RATE // 100  # 10 ms
@@ -39,7 +40,12 @@ async def speak(source: rtc.AudioSource, stop: asyncio.Event) -> None:
         await source.capture_frame(frame)
 
 
-async def run_session(worker: Worker, job: Job, solo_timeout: float) -> None:
+GREETING = "Hello, I am your avatar."
+
+
+async def run_session(
+    worker: Worker, records: Records | None, job: Job, solo_timeout: float
+) -> None:
     room = rtc.Room()
     stop = asyncio.Event()
     users = set()
@@ -68,6 +74,13 @@ async def run_session(worker: Worker, job: Job, solo_timeout: float) -> None:
         track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
     )
     log.info("session %s: joined %s as %s", job.session_id, job.room_url, job.agent_identity)
+    if records is not None:
+        # What the agent said, for the session's record (sealed at rest).
+        await records.append_messages(
+            job.session_id,
+            [{"role": "assistant", "content": GREETING}],
+            completion_tokens=len(GREETING.split()),
+        )
     voice = asyncio.create_task(speak(source, stop))
     alone_since = None
     seen_user = False
@@ -102,6 +115,12 @@ async def main() -> None:
         capacity=capacity,
         root_certificates=root_certificates,
     )
+    records_url = os.environ.get("LOBBY_SESSION_WORKERS_URL")
+    records = (
+        Records(records_url, os.environ["LOBBY_WORKER_KEY"], root_certificates=root_certificates)
+        if records_url
+        else None
+    )
     await worker.attach()
     print("worker attached", flush=True)
     sessions = set()
@@ -110,7 +129,7 @@ async def main() -> None:
             await worker.reject(job.job_id, "at capacity")
             continue
         await worker.accept(job.job_id)
-        task = asyncio.create_task(run_session(worker, job, solo_timeout))
+        task = asyncio.create_task(run_session(worker, records, job, solo_timeout))
         sessions.add(task)
         task.add_done_callback(sessions.discard)
 

@@ -9,6 +9,6 @@ services written in Python (LiveKit Agents, Pipecat, ...).
         await worker.session_ended(job.session_id, "agent finished")
 """
 
-from .client import Job, Worker, WorkerError
+from .client import Job, Records, Worker, WorkerError
 
-__all__ = ["Job", "Worker", "WorkerError"]
+__all__ = ["Job", "Records", "Worker", "WorkerError"]

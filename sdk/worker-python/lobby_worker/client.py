@@ -1,9 +1,11 @@
-"""A worker's half of the stream: register, heartbeat, take jobs, answer."""
+"""A worker's half of the stream (register, heartbeat, take jobs, answer),
+and what it writes into the records of the sessions it runs."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Optional
+import json
+from typing import Any, AsyncIterator, Optional
 from urllib.parse import urlparse
 
 import grpc
@@ -16,6 +18,54 @@ Job = pb.JobAssignment
 
 class WorkerError(RuntimeError):
     """The rooms service refused the worker or closed the stream."""
+
+
+def _channel(url: str, root_certificates: Optional[bytes]) -> grpc.aio.Channel:
+    """A channel to one of Lobby's workers' doors; TLS for `https://`."""
+    parsed = urlparse(url)
+    target = parsed.netloc or parsed.path
+    if parsed.scheme == "https":
+        credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+        return grpc.aio.secure_channel(target, credentials)
+    return grpc.aio.insecure_channel(target)
+
+
+class Records:
+    """What a worker writes into the records of the sessions it runs, through
+    the session service's workers' door (`https://host:50056`), with the same
+    `wkr_` key it attaches with. Only sessions this worker accepted."""
+
+    def __init__(self, url: str, key: str, *, root_certificates: Optional[bytes] = None) -> None:
+        self._channel = _channel(url, root_certificates)
+        self._stub = pb_grpc.WorkerRecordsStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {key}"),)
+
+    async def append_messages(
+        self,
+        session_id: str,
+        messages: list[Any],
+        *,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+    ) -> tuple[int, int, int]:
+        """Adds messages (kept as sent) and token usage; returns the
+        session's totals: messages, prompt tokens, completion tokens."""
+        try:
+            totals = await self._stub.AppendMessages(
+                pb.WorkerMessages(
+                    session_id=session_id,
+                    messages_json=json.dumps(messages),
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                ),
+                metadata=self._metadata,
+            )
+        except grpc.aio.AioRpcError as e:
+            raise WorkerError(f"{e.code().name}: {e.details()}") from e
+        return totals.messages, totals.prompt_tokens, totals.completion_tokens
+
+    async def close(self) -> None:
+        await self._channel.close()
 
 
 class Worker:
@@ -46,12 +96,7 @@ class Worker:
         self.load = 0
 
     def _open_channel(self) -> grpc.aio.Channel:
-        parsed = urlparse(self._url)
-        target = parsed.netloc or parsed.path
-        if parsed.scheme == "https":
-            credentials = grpc.ssl_channel_credentials(root_certificates=self._root_certificates)
-            return grpc.aio.secure_channel(target, credentials)
-        return grpc.aio.insecure_channel(target)
+        return _channel(self._url, self._root_certificates)
 
     async def _requests(self) -> AsyncIterator[pb.WorkerMessage]:
         while True:

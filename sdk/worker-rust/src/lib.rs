@@ -15,8 +15,9 @@
 
 pub use lobby_proto::workers::JobAssignment;
 use lobby_proto::workers::{
-    server_message, worker_message, workers_client::WorkersClient, Heartbeat, JobAccepted,
-    JobRejected, Register, SessionEnded, WorkerMessage,
+    server_message, worker_message, worker_records_client::WorkerRecordsClient,
+    workers_client::WorkersClient, Heartbeat, JobAccepted, JobRejected, Register, SessionEnded,
+    WorkerMessage, WorkerMessages,
 };
 use std::{
     collections::HashMap,
@@ -95,6 +96,80 @@ impl Drop for Worker {
     }
 }
 
+/// A channel to one of Lobby's workers' doors, trusting `ca_pem` (or the
+/// public web PKI) for an `https://` URL.
+async fn connect(
+    url: &str,
+    ca_pem: Option<&str>,
+) -> Result<tonic::transport::Channel, WorkerError> {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())?;
+    if url.starts_with("https://") {
+        let tls = match ca_pem {
+            Some(pem) => tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            None => tonic::transport::ClientTlsConfig::new().with_webpki_roots(),
+        };
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    Ok(endpoint
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect()
+        .await?)
+}
+
+/// What a worker writes into the records of the sessions it runs, through
+/// the session service's workers' door (`LOBBY_SESSION_WORKERS_URL`), with
+/// the same key it attaches with.
+#[derive(Clone)]
+pub struct RecordsClient {
+    client: WorkerRecordsClient<tonic::transport::Channel>,
+    bearer: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+}
+
+impl RecordsClient {
+    pub async fn connect(url: &str, ca_pem: Option<&str>, key: &str) -> Result<Self, WorkerError> {
+        Ok(Self {
+            client: WorkerRecordsClient::new(connect(url, ca_pem).await?),
+            bearer: format!("Bearer {key}")
+                .parse()
+                .map_err(|_| WorkerError::Key)?,
+        })
+    }
+
+    /// Adds messages (a JSON array, as text: each is kept as sent) and
+    /// token usage to a session this worker accepted; returns the session's
+    /// totals (messages, prompt tokens, completion tokens).
+    pub async fn append_messages(
+        &self,
+        session_id: &str,
+        messages_json: &str,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+    ) -> Result<(u64, u64, u64), WorkerError> {
+        let mut request = tonic::Request::new(WorkerMessages {
+            session_id: session_id.to_owned(),
+            messages_json: messages_json.to_owned(),
+            prompt_tokens,
+            completion_tokens,
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", self.bearer.clone());
+        let totals = self
+            .client
+            .clone()
+            .append_messages(request)
+            .await?
+            .into_inner();
+        Ok((
+            totals.messages,
+            totals.prompt_tokens,
+            totals.completion_tokens,
+        ))
+    }
+}
+
 fn message(m: worker_message::Message) -> WorkerMessage {
     WorkerMessage { message: Some(m) }
 }
@@ -105,20 +180,7 @@ impl Worker {
     pub async fn attach(
         config: WorkerConfig,
     ) -> Result<(Self, mpsc::Receiver<JobAssignment>), WorkerError> {
-        let mut endpoint = tonic::transport::Endpoint::from_shared(config.url.clone())?;
-        if config.url.starts_with("https://") {
-            let tls = match &config.ca_pem {
-                Some(pem) => tonic::transport::ClientTlsConfig::new()
-                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
-                None => tonic::transport::ClientTlsConfig::new().with_webpki_roots(),
-            };
-            endpoint = endpoint.tls_config(tls)?;
-        }
-        let channel = endpoint
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect()
-            .await?;
+        let channel = connect(&config.url, config.ca_pem.as_deref()).await?;
         let (outbound, rx) = mpsc::channel(64);
         outbound
             .send(message(worker_message::Message::Register(Register {

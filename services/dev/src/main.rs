@@ -43,6 +43,7 @@ async fn main() -> Result<(), BoxError> {
     }
     let config = ServerConfig::from_settings(&settings)?;
     let workers_door = config.rooms.workers.listen;
+    let records_door = config.session.workers_listen;
     let grace = config.shutdown_grace;
     let shutdown = Shutdown::on(lobby_kit::shutdown::signal());
     let mut started = lobby_server::start(config, &shutdown).await?;
@@ -64,7 +65,7 @@ async fn main() -> Result<(), BoxError> {
         match seeded {
             Ok((agent_key, worker_key)) => {
                 print_banner(started.gateway, agent_key.as_deref());
-                print_workers_door(workers_door, certs.as_ref(), &worker_key);
+                print_workers_door(workers_door, records_door, certs.as_ref(), &worker_key);
             }
             Err(e) => {
                 tracing::error!(error = %e, "demo seed failed; stopping");
@@ -92,12 +93,17 @@ fn throwaway_certs(settings: &Settings) -> Result<Option<DevCerts>, BoxError> {
     )?))
 }
 
-fn print_workers_door(door: std::net::SocketAddr, certs: Option<&DevCerts>, key: &str) {
+fn print_workers_door(
+    door: std::net::SocketAddr,
+    records: std::net::SocketAddr,
+    certs: Option<&DevCerts>,
+    key: &str,
+) {
     let ca = certs.map_or_else(String::new, |c| {
         format!(" LOBBY_WORKER_CA_FILE={}", c.ca().display())
     });
     println!(
-        "A GPU worker attaches through the workers' door with its own key (this run's; more with POST /admin/v1/workers/<id>/keys):\n  LOBBY_WORKERS_URL=https://{door}{ca} LOBBY_WORKER_KEY={key} WORKER_ID={DEMO_WORKER} cargo run -p lobby-worker --example accepting_worker\n"
+        "A GPU worker attaches through the workers' door with its own key (this run's; more with POST /admin/v1/workers/<id>/keys), and writes into its sessions' records through the session service's door:\n  LOBBY_WORKERS_URL=https://{door} LOBBY_SESSION_WORKERS_URL=https://{records}{ca} LOBBY_WORKER_KEY={key} WORKER_ID={DEMO_WORKER} cargo run -p lobby-worker --example accepting_worker\n"
     );
 }
 

@@ -76,7 +76,7 @@ pub struct Started {
 
 struct InProcess {
     _auth: lobby_auth::Running,
-    _session: lobby_session::Running,
+    _session: Arc<lobby_session::Running>,
     _rooms: Arc<lobby_rooms::Running>,
 }
 
@@ -149,7 +149,16 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
                 &redis,
                 auth.service.clone(),
             )?);
-            let session = lobby_session::start(config.session, &redis, rooms.rooms.clone())?;
+            let records_door = lobby_kit::grpc::Listener::workers(
+                config.session.workers_listen,
+                &config.session.grpc_tls,
+            );
+            let session = Arc::new(lobby_session::start(
+                config.session,
+                &redis,
+                rooms.rooms.clone(),
+                auth.service.clone(),
+            )?);
             let artifacts_listener = lobby_kit::grpc::Listener::internal(
                 config.artifacts.listen,
                 &config.artifacts.grpc_tls,
@@ -186,6 +195,14 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
                 named(
                     "workers",
                     lobby_rooms::serve_workers(&workers, workers_listener, s.wait()).await,
+                )
+            });
+            let s = shutdown.clone();
+            let records = session.clone();
+            tasks.spawn(async move {
+                named(
+                    "worker records",
+                    lobby_session::serve_workers(&records, records_door, s.wait()).await,
                 )
             });
             let s = shutdown.clone();

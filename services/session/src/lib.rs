@@ -17,6 +17,7 @@ pub mod service;
 pub mod start;
 pub mod store;
 pub mod sweep;
+pub mod worker_records;
 
 use lobby_kit::{ConfigError, Settings};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -31,6 +32,11 @@ pub struct SessionConfig {
     pub redis: lobby_kit::redis_conn::RedisSettings,
     /// Where the rooms service answers when it runs in another process.
     pub rooms_url: String,
+    /// Where auth answers (it vouches for GPU workers' keys).
+    pub auth_url: String,
+    /// The workers' door: what GPU workers write into their sessions'
+    /// records, with server-side TLS only.
+    pub workers_listen: SocketAddr,
     pub upstream_timeout: Duration,
     pub policy: service::Policy,
     /// What seals the records' personal fields (`LOBBY_MASTER_KEYS`).
@@ -133,6 +139,11 @@ impl SessionConfig {
             probes_listen: lobby_kit::grpc::probes_setting(s)?,
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
             rooms_url: lobby_kit::shared_settings::PeerUrls::from_settings(s).rooms,
+            auth_url: lobby_kit::shared_settings::PeerUrls::from_settings(s).auth,
+            workers_listen: s.get_or(
+                "LOBBY_SESSION_WORKERS_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 50056)),
+            )?,
             upstream_timeout: Duration::from_millis(s.get_or("LOBBY_ROOMS_TIMEOUT_MS", 15_000)?),
             policy: service::Policy {
                 failed_record_ttl_seconds,
@@ -178,6 +189,8 @@ pub enum ServeError {
 /// Dropping it stops its sweeper.
 pub struct Running {
     pub service: Arc<service::SessionService>,
+    /// What the workers' door serves.
+    pub workers: Arc<worker_records::WorkerRecordsService>,
     pub ready: lobby_kit::Readiness,
     _background: lobby_kit::background::Background,
 }
@@ -188,6 +201,7 @@ pub fn start(
     config: SessionConfig,
     redis: &lobby_kit::redis_conn::Redis,
     rooms: service::RoomsPeer,
+    auth: worker_records::AuthPeer,
 ) -> Result<Running, ServeError> {
     let metrics = metrics::SessionMetrics::new()?;
     let mut background = lobby_kit::background::Background::default();
@@ -209,8 +223,13 @@ pub fn start(
         metrics,
     );
     background.spawn(sweep_forever(service.clone(), ready.clone()));
+    let service = Arc::new(service);
     Ok(Running {
-        service: Arc::new(service),
+        workers: Arc::new(worker_records::WorkerRecordsService::new(
+            service.clone(),
+            auth,
+        )),
+        service,
         ready,
         _background: background,
     })
@@ -230,17 +249,44 @@ pub async fn serve(
             &config.grpc_tls,
         )?),
     ));
+    let auth: worker_records::AuthPeer = Arc::new(lobby_proto::Remote(
+        lobby_proto::auth::auth_client::AuthClient::new(lobby_kit::grpc::lazy_channel(
+            &config.auth_url,
+            config.upstream_timeout,
+            &config.grpc_tls,
+        )?),
+    ));
     let listener =
         lobby_kit::grpc::Listener::internal(config.listen, &config.grpc_tls, config.probes_listen);
-    let running = start(config, &redis, rooms)?;
-    lobby_kit::grpc::serve(
+    let door = lobby_kit::grpc::Listener::workers(config.workers_listen, &config.grpc_tls);
+    let running = start(config, &redis, rooms, auth)?;
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let api = lobby_kit::grpc::serve(
         listener,
         lobby_proto::session::sessions_server::SessionsServer::from_arc(running.service.clone()),
         running.ready.clone(),
+        shutdown.clone(),
+    );
+    tokio::try_join!(api, serve_workers(&running, door, shutdown))?;
+    Ok(())
+}
+
+/// Serves only what GPU workers write into their sessions' records on
+/// `listener` (server-side TLS), in every deployment shape.
+pub async fn serve_workers(
+    running: &Running,
+    listener: lobby_kit::grpc::Listener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    lobby_kit::grpc::serve(
+        listener,
+        lobby_proto::workers::worker_records_server::WorkerRecordsServer::from_arc(
+            running.workers.clone(),
+        ),
+        running.ready.clone(),
         shutdown,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Sweeps every `sweep_interval` while Redis answers. A failed sweep is

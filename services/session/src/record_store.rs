@@ -86,10 +86,21 @@ pub struct RecordStore {
     drop_lookup: Arc<Script>,
 }
 
+/// Who adds messages to a session: it must be theirs.
+#[derive(Debug, Clone, Copy)]
+pub enum MessagesWriter<'a> {
+    /// The agent that owns it (a seed-001 run's token).
+    Agent(&'a str),
+    /// The GPU worker that accepted it; a pool's worker key may serve any
+    /// account (`None`), an account's only that one.
+    Worker(&'a str, Option<&'a str>),
+}
+
 /// Messages (sealed) and token usage to add to a session's record.
 pub struct NewMessages<'a> {
     pub account_id: &'a str,
-    /// The caller's agent: the session must be its own.
+    pub writer: MessagesWriter<'a>,
+    /// The session's agent (its update index is the agent's).
     pub agent_id: &'a str,
     pub session_id: &'a str,
     pub now_ms: i64,
@@ -167,17 +178,23 @@ impl RecordStore {
         &self,
         m: &NewMessages<'_>,
     ) -> Result<MessagesAppend, SessionError> {
+        let (caller, field, account) = match m.writer {
+            MessagesWriter::Agent(agent) => (agent, "agent_id", ""),
+            MessagesWriter::Worker(worker, account) => (worker, "worker_id", account.unwrap_or("")),
+        };
         let k = Keys::new(m.account_id, m.agent_id, m.session_id);
         let mut call = self.append_messages.prepare_invoke();
         call.key(k.record())
             .key(k.messages())
             .key(k.agent_records(TimeIndex::Updated.name()))
-            .arg(m.agent_id)
+            .arg(caller)
             .arg(m.now_ms)
             .arg(m.session_id)
             .arg(m.prompt_tokens)
             .arg(m.completion_tokens)
-            .arg(m.max_messages);
+            .arg(m.max_messages)
+            .arg(field)
+            .arg(account);
         for sealed in m.sealed {
             call.arg(sealed);
         }

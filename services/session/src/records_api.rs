@@ -14,7 +14,7 @@
 use crate::{
     error::SessionError,
     record_store::{
-        Deleted, MessagesAppend, NewMessages, NewRecord, StoredRecord, TimeIndex,
+        Deleted, MessagesAppend, MessagesWriter, NewMessages, NewRecord, StoredRecord, TimeIndex,
         BLIND_TOKENS_FIELD,
     },
     service::SessionService,
@@ -44,6 +44,14 @@ const MAX_HELD_NAMES: usize = 2_000_000;
 const USER_NAME: (&str, &str) = ("user_name", "userName");
 const USER_EMAIL: (&str, &str) = ("user_email", "userEmail");
 const MESSAGE: &str = "message";
+
+/// What a writer adds to a session besides who it is.
+struct Usage<'a> {
+    /// A JSON array of messages, as text.
+    messages_json: &'a str,
+    prompt_tokens: u32,
+    completion_tokens: u32,
+}
 
 /// Seed 004's caller-chosen ids: `[A-Za-z0-9._-]{1,128}`.
 pub fn valid_record_id(id: &str) -> bool {
@@ -227,41 +235,92 @@ impl SessionService {
                 "account, agent and session are required",
             ));
         }
-        let messages = split_messages(Some(&req.messages_json))?;
-        if messages.is_empty() && req.prompt_tokens == 0 && req.completion_tokens == 0 {
+        let (messages, prompt_tokens, completion_tokens) = self
+            .add_messages(
+                &req.account_id,
+                &req.agent_id,
+                &req.session_id,
+                MessagesWriter::Agent(&req.agent_id),
+                &Usage {
+                    messages_json: &req.messages_json,
+                    prompt_tokens: req.prompt_tokens,
+                    completion_tokens: req.completion_tokens,
+                },
+            )
+            .await?;
+        Ok(pb::MessagesAppended {
+            messages,
+            prompt_tokens,
+            completion_tokens,
+        })
+    }
+
+    /// The same, for the GPU worker that runs the session: `worker_id`,
+    /// and the account its key serves (`None` for a pool's key).
+    pub async fn worker_append_messages(
+        &self,
+        worker_id: &str,
+        account: Option<&str>,
+        req: &lobby_proto::workers::WorkerMessages,
+    ) -> Result<(u64, u64, u64), SessionError> {
+        if req.session_id.is_empty() {
+            return Err(SessionError::invalid("session_id", "is required"));
+        }
+        let session = self.store.get(&req.session_id).await?;
+        self.add_messages(
+            &session.account_id,
+            &session.agent_id,
+            &session.id,
+            MessagesWriter::Worker(worker_id, account),
+            &Usage {
+                messages_json: &req.messages_json,
+                prompt_tokens: req.prompt_tokens,
+                completion_tokens: req.completion_tokens,
+            },
+        )
+        .await
+    }
+
+    async fn add_messages(
+        &self,
+        account_id: &str,
+        agent_id: &str,
+        session_id: &str,
+        writer: MessagesWriter<'_>,
+        usage: &Usage<'_>,
+    ) -> Result<(u64, u64, u64), SessionError> {
+        let messages = split_messages(Some(&usage.messages_json.to_owned()))?;
+        if messages.is_empty() && usage.prompt_tokens == 0 && usage.completion_tokens == 0 {
             return Err(SessionError::invalid(
                 "messages",
                 "nothing to add: give messages or token counts",
             ));
         }
-        let keys = self.vault.keys(&req.account_id).await?;
+        let keys = self.vault.keys(account_id).await?;
         let sealed: Vec<String> = messages
             .iter()
-            .map(|m| keys.seal_str(&req.session_id, MESSAGE, m))
+            .map(|m| keys.seal_str(session_id, MESSAGE, m))
             .collect();
         let max = self.policy.max_messages_per_session;
         let appended = self
             .records
             .append_messages(&NewMessages {
-                account_id: &req.account_id,
-                agent_id: &req.agent_id,
-                session_id: &req.session_id,
+                account_id,
+                writer,
+                agent_id,
+                session_id,
                 now_ms: lobby_kit::time::now_ms(),
                 sealed: &sealed,
-                prompt_tokens: req.prompt_tokens,
-                completion_tokens: req.completion_tokens,
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
                 max_messages: max,
             })
             .await?;
         match appended {
-            MessagesAppend::Done(messages, prompt_tokens, completion_tokens) => {
-                Ok(pb::MessagesAppended {
-                    messages,
-                    prompt_tokens,
-                    completion_tokens,
-                })
+            MessagesAppend::Done(messages, prompt, completion) => {
+                Ok((messages, prompt, completion))
             }
-            MessagesAppend::NotFound => Err(SessionError::NotFound(req.session_id)),
+            MessagesAppend::NotFound => Err(SessionError::NotFound(session_id.to_owned())),
             MessagesAppend::Ended => Err(SessionError::Ended),
             MessagesAppend::Full => Err(SessionError::MessagesFull(max)),
         }

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rworkers.proto\x12\x10lobby.workers.v1\"\x9b\x02\n\rWorkerMessage\x12.\n\x08register\x18\x01 \x01(\x0b\x32\x1a.lobby.workers.v1.RegisterH\x00\x12\x30\n\theartbeat\x18\x02 \x01(\x0b\x32\x1b.lobby.workers.v1.HeartbeatH\x00\x12\x31\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\x0b\x32\x1d.lobby.workers.v1.JobAcceptedH\x00\x12\x31\n\x08rejected\x18\x04 \x01(\x0b\x32\x1d.lobby.workers.v1.JobRejectedH\x00\x12\x37\n\rsession_ended\x18\x05 \x01(\x0b\x32\x1e.lobby.workers.v1.SessionEndedH\x00\x42\t\n\x07message\"\xa6\x01\n\x08Register\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x36\n\x06labels\x18\x04 \x03(\x0b\x32&.lobby.workers.v1.Register.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x19\n\tHeartbeat\x12\x0c\n\x04load\x18\x01 \x01(\r\"\x1d\n\x0bJobAccepted\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x0bJobRejected\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"2\n\x0cSessionEnded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"~\n\rServerMessage\x12\x32\n\nregistered\x18\x01 \x01(\x0b\x32\x1c.lobby.workers.v1.RegisteredH\x00\x12.\n\x03job\x18\x02 \x01(\x0b\x32\x1f.lobby.workers.v1.JobAssignmentH\x00\x42\t\n\x07message\">\n\nRegistered\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\"\xc9\x01\n\rJobAssignment\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x10\n\x08room_url\x18\x04 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x05 \x01(\t\x12\x16\n\x0e\x61gent_identity\x18\x06 \x01(\t\x12\x14\n\x0c\x61spect_ratio\x18\x07 \x01(\t\x12\x18\n\x10\x61vatar_image_url\x18\x08 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\t \x01(\x03\x32Y\n\x07Workers\x12N\n\x06\x41ttach\x12\x1f.lobby.workers.v1.WorkerMessage\x1a\x1f.lobby.workers.v1.ServerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rworkers.proto\x12\x10lobby.workers.v1\"m\n\x0eWorkerMessages\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rmessages_json\x18\x02 \x01(\t\x12\x15\n\rprompt_tokens\x18\x03 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\r\"\\\n\x16WorkerMessagesAppended\x12\x10\n\x08messages\x18\x01 \x01(\x04\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x04\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x04\"\x9b\x02\n\rWorkerMessage\x12.\n\x08register\x18\x01 \x01(\x0b\x32\x1a.lobby.workers.v1.RegisterH\x00\x12\x30\n\theartbeat\x18\x02 \x01(\x0b\x32\x1b.lobby.workers.v1.HeartbeatH\x00\x12\x31\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\x0b\x32\x1d.lobby.workers.v1.JobAcceptedH\x00\x12\x31\n\x08rejected\x18\x04 \x01(\x0b\x32\x1d.lobby.workers.v1.JobRejectedH\x00\x12\x37\n\rsession_ended\x18\x05 \x01(\x0b\x32\x1e.lobby.workers.v1.SessionEndedH\x00\x42\t\n\x07message\"\xa6\x01\n\x08Register\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x36\n\x06labels\x18\x04 \x03(\x0b\x32&.lobby.workers.v1.Register.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x19\n\tHeartbeat\x12\x0c\n\x04load\x18\x01 \x01(\r\"\x1d\n\x0bJobAccepted\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x0bJobRejected\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"2\n\x0cSessionEnded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"~\n\rServerMessage\x12\x32\n\nregistered\x18\x01 \x01(\x0b\x32\x1c.lobby.workers.v1.RegisteredH\x00\x12.\n\x03job\x18\x02 \x01(\x0b\x32\x1f.lobby.workers.v1.JobAssignmentH\x00\x42\t\n\x07message\">\n\nRegistered\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\"\xc9\x01\n\rJobAssignment\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x10\n\x08room_url\x18\x04 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x05 \x01(\t\x12\x16\n\x0e\x61gent_identity\x18\x06 \x01(\t\x12\x14\n\x0c\x61spect_ratio\x18\x07 \x01(\t\x12\x18\n\x10\x61vatar_image_url\x18\x08 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\t \x01(\x03\x32Y\n\x07Workers\x12N\n\x06\x41ttach\x12\x1f.lobby.workers.v1.WorkerMessage\x1a\x1f.lobby.workers.v1.ServerMessage(\x01\x30\x01\x32m\n\rWorkerRecords\x12\\\n\x0e\x41ppendMessages\x12 .lobby.workers.v1.WorkerMessages\x1a(.lobby.workers.v1.WorkerMessagesAppendedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,26 +33,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REGISTER_LABELSENTRY']._loaded_options = None
   _globals['_REGISTER_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_WORKERMESSAGE']._serialized_start=36
-  _globals['_WORKERMESSAGE']._serialized_end=319
-  _globals['_REGISTER']._serialized_start=322
-  _globals['_REGISTER']._serialized_end=488
-  _globals['_REGISTER_LABELSENTRY']._serialized_start=443
-  _globals['_REGISTER_LABELSENTRY']._serialized_end=488
-  _globals['_HEARTBEAT']._serialized_start=490
-  _globals['_HEARTBEAT']._serialized_end=515
-  _globals['_JOBACCEPTED']._serialized_start=517
-  _globals['_JOBACCEPTED']._serialized_end=546
-  _globals['_JOBREJECTED']._serialized_start=548
-  _globals['_JOBREJECTED']._serialized_end=593
-  _globals['_SESSIONENDED']._serialized_start=595
-  _globals['_SESSIONENDED']._serialized_end=645
-  _globals['_SERVERMESSAGE']._serialized_start=647
-  _globals['_SERVERMESSAGE']._serialized_end=773
-  _globals['_REGISTERED']._serialized_start=775
-  _globals['_REGISTERED']._serialized_end=837
-  _globals['_JOBASSIGNMENT']._serialized_start=840
-  _globals['_JOBASSIGNMENT']._serialized_end=1041
-  _globals['_WORKERS']._serialized_start=1043
-  _globals['_WORKERS']._serialized_end=1132
+  _globals['_WORKERMESSAGES']._serialized_start=35
+  _globals['_WORKERMESSAGES']._serialized_end=144
+  _globals['_WORKERMESSAGESAPPENDED']._serialized_start=146
+  _globals['_WORKERMESSAGESAPPENDED']._serialized_end=238
+  _globals['_WORKERMESSAGE']._serialized_start=241
+  _globals['_WORKERMESSAGE']._serialized_end=524
+  _globals['_REGISTER']._serialized_start=527
+  _globals['_REGISTER']._serialized_end=693
+  _globals['_REGISTER_LABELSENTRY']._serialized_start=648
+  _globals['_REGISTER_LABELSENTRY']._serialized_end=693
+  _globals['_HEARTBEAT']._serialized_start=695
+  _globals['_HEARTBEAT']._serialized_end=720
+  _globals['_JOBACCEPTED']._serialized_start=722
+  _globals['_JOBACCEPTED']._serialized_end=751
+  _globals['_JOBREJECTED']._serialized_start=753
+  _globals['_JOBREJECTED']._serialized_end=798
+  _globals['_SESSIONENDED']._serialized_start=800
+  _globals['_SESSIONENDED']._serialized_end=850
+  _globals['_SERVERMESSAGE']._serialized_start=852
+  _globals['_SERVERMESSAGE']._serialized_end=978
+  _globals['_REGISTERED']._serialized_start=980
+  _globals['_REGISTERED']._serialized_end=1042
+  _globals['_JOBASSIGNMENT']._serialized_start=1045
+  _globals['_JOBASSIGNMENT']._serialized_end=1246
+  _globals['_WORKERS']._serialized_start=1248
+  _globals['_WORKERS']._serialized_end=1337
+  _globals['_WORKERRECORDS']._serialized_start=1339
+  _globals['_WORKERRECORDS']._serialized_end=1448
 # @@protoc_insertion_point(module_scope)

@@ -100,3 +100,91 @@ class Workers:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class WorkerRecordsStub:
+    """What a worker writes into the records of the sessions it runs. Served by
+    the session service (which owns the records) on its own workers' door,
+    with the same `authorization: Bearer <worker key>` metadata: a worker
+    writes only to sessions it accepted, of the account its key serves.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AppendMessages = channel.unary_unary(
+                '/lobby.workers.v1.WorkerRecords/AppendMessages',
+                request_serializer=workers__pb2.WorkerMessages.SerializeToString,
+                response_deserializer=workers__pb2.WorkerMessagesAppended.FromString,
+                _registered_method=True)
+
+
+class WorkerRecordsServicer:
+    """What a worker writes into the records of the sessions it runs. Served by
+    the session service (which owns the records) on its own workers' door,
+    with the same `authorization: Bearer <worker key>` metadata: a worker
+    writes only to sessions it accepted, of the account its key serves.
+    """
+
+    def AppendMessages(self, request, context):
+        """Messages and token usage added to a live session's record (the records
+        contract lists them, decrypted). Errors: key_*, session_not_found (not
+        this worker's, or no such session), session_ended, messages_full,
+        invalid_request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WorkerRecordsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AppendMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendMessages,
+                    request_deserializer=workers__pb2.WorkerMessages.FromString,
+                    response_serializer=workers__pb2.WorkerMessagesAppended.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'lobby.workers.v1.WorkerRecords', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('lobby.workers.v1.WorkerRecords', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class WorkerRecords:
+    """What a worker writes into the records of the sessions it runs. Served by
+    the session service (which owns the records) on its own workers' door,
+    with the same `authorization: Bearer <worker key>` metadata: a worker
+    writes only to sessions it accepted, of the account its key serves.
+    """
+
+    @staticmethod
+    def AppendMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lobby.workers.v1.WorkerRecords/AppendMessages',
+            workers__pb2.WorkerMessages.SerializeToString,
+            workers__pb2.WorkerMessagesAppended.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
