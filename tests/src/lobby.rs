@@ -718,6 +718,38 @@ impl Lobby {
         r.json().await.expect("session json")
     }
 
+    /// The account's `database_id_hash` (the records contract's header).
+    pub async fn database_id_hash(&self, account_id: &str) -> String {
+        let (status, account) = self
+            .admin_json(
+                reqwest::Method::GET,
+                &format!("/accounts/{account_id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{account}");
+        account["database_id_hash"]
+            .as_str()
+            .expect("database_id_hash")
+            .to_owned()
+    }
+
+    /// `GET /api/session?{query}` of the records contract, as the account
+    /// (a fresh read key): the listed records.
+    pub async fn records(&self, account_id: &str, query: &str) -> Value {
+        let key = self.create_api_key(account_id, &["sessions:read"]).await;
+        let r = self
+            .http
+            .get(format!("{}/api/session?{query}", self.gateway()))
+            .bearer_auth(key)
+            .header("database-id-hash", self.database_id_hash(account_id).await)
+            .send()
+            .await
+            .expect("records");
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("records json")
+    }
+
     pub async fn active_sessions(&self, account_id: &str) -> u64 {
         let r = self
             .admin(

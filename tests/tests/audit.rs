@@ -203,13 +203,7 @@ async fn every_kind_of_change_is_audited_with_who_what_when_and_where() {
         .to_owned();
 
     // With the account's own API key: a record deleted, a link made.
-    let database = lobby
-        .admin_json(Method::GET, &format!("/accounts/{account}"), None)
-        .await
-        .1["database_id_hash"]
-        .as_str()
-        .expect("hash")
-        .to_owned();
+    let database = lobby.database_id_hash(&account).await;
     let as_key = |method: Method, path: &str| {
         lobby
             .http

@@ -165,25 +165,7 @@ async fn a_user_meets_the_python_worker_agent_and_leaving_ends_the_session() {
 
     // What the agent said is in the session's record, through the records
     // contract (the worker wrote it with its own key, sealed at rest).
-    let api_key = lobby.create_api_key(&account, &["sessions:read"]).await;
-    let database = lobby
-        .admin_json(Method::GET, &format!("/accounts/{account}"), None)
-        .await
-        .1["database_id_hash"]
-        .as_str()
-        .expect("hash")
-        .to_owned();
-    let listed: Value = lobby
-        .http
-        .get(format!("{}/api/session?id={session_id}", lobby.gateway()))
-        .bearer_auth(&api_key)
-        .header("database-id-hash", &database)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed = lobby.records(&account, &format!("id={session_id}")).await;
     let said: Value =
         serde_json::from_str(listed[0]["messages"].as_str().unwrap_or("null")).unwrap_or_default();
     assert_eq!(

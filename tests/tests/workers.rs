@@ -661,25 +661,7 @@ async fn a_worker_writes_into_the_records_of_its_own_sessions_only() {
     assert_eq!(totals, (1, 12, 30));
 
     // The records contract lists them, decrypted.
-    let api_key = lobby.create_api_key(&account, &["sessions:read"]).await;
-    let database = lobby
-        .admin_json(Method::GET, &format!("/accounts/{account}"), None)
-        .await
-        .1["database_id_hash"]
-        .as_str()
-        .expect("hash")
-        .to_owned();
-    let listed: Value = lobby
-        .http
-        .get(format!("{}/api/session?id={session}", lobby.gateway()))
-        .bearer_auth(&api_key)
-        .header("database-id-hash", &database)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed = lobby.records(&account, &format!("id={session}")).await;
     assert_eq!(
         listed[0]["messages"],
         r#"[{"role":"user","content":"Hello"}]"#
