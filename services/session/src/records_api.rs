@@ -134,7 +134,7 @@ fn bounded(
 }
 
 /// The messages as one JSON array text → each message's JSON text.
-fn split_messages(messages: Option<&String>) -> Result<Vec<String>, SessionError> {
+fn split_messages(messages: Option<&str>) -> Result<Vec<String>, SessionError> {
     let Some(text) = messages.filter(|m| !m.trim().is_empty()) else {
         return Ok(Vec::new());
     };
@@ -176,7 +176,7 @@ impl SessionService {
             req.accept_terms.as_ref(),
             MAX_ACCEPT_TERMS_CHARS,
         )?;
-        let messages = split_messages(req.messages.as_ref())?;
+        let messages = split_messages(req.messages.as_deref())?;
         let keys = self.vault.keys(&req.account_id).await?;
         let now = lobby_kit::time::now_ms();
         let mut fields: Vec<(&str, String)> = vec![
@@ -289,7 +289,7 @@ impl SessionService {
         writer: MessagesWriter<'_>,
         usage: &Usage<'_>,
     ) -> Result<(u64, u64, u64), SessionError> {
-        let messages = split_messages(Some(&usage.messages_json.to_owned()))?;
+        let messages = split_messages(Some(usage.messages_json))?;
         if messages.is_empty() && usage.prompt_tokens == 0 && usage.completion_tokens == 0 {
             return Err(SessionError::invalid(
                 "messages",
@@ -695,11 +695,10 @@ mod tests {
     #[test]
     fn messages_are_a_json_array_of_bounded_size() {
         assert_eq!(
-            split_messages(Some(&r#"[{"role":"user","content":"Hello"}]"#.to_owned()))
-                .expect("array"),
+            split_messages(Some(r#"[{"role":"user","content":"Hello"}]"#)).expect("array"),
             vec![r#"{"role":"user","content":"Hello"}"#.to_owned()]
         );
-        assert!(split_messages(Some(&"{}".to_owned())).is_err());
+        assert!(split_messages(Some("{}")).is_err());
         assert!(split_messages(None).expect("none").is_empty());
     }
 }
