@@ -9,14 +9,97 @@ use lobby_proto::{
 };
 use tonic::{Request, Response, Status};
 
-/// A key's account (`None` for a pool's worker key: the global log).
-fn key_account(info: Option<&pb::KeyInfo>) -> Option<&str> {
-    info.map(|i| i.account_id.as_str())
-        .filter(|a| !a.is_empty())
+/// What an audited answer says of itself: whose log it goes to (`None`:
+/// the global one) and which record it names.
+trait Audited {
+    fn account(&self) -> Option<&str>;
+    fn target(&self) -> String;
 }
 
-fn key_target(info: Option<&pb::KeyInfo>) -> String {
-    format!("key:{}", info.map_or("", |i| i.prefix.as_str()))
+impl Audited for pb::Account {
+    fn account(&self) -> Option<&str> {
+        Some(&self.id)
+    }
+    fn target(&self) -> String {
+        format!("account:{}", self.id)
+    }
+}
+
+impl Audited for pb::Agent {
+    fn account(&self) -> Option<&str> {
+        Some(&self.account_id)
+    }
+    fn target(&self) -> String {
+        format!("agent:{}", self.id)
+    }
+}
+
+impl Audited for pb::CreatedAgent {
+    fn account(&self) -> Option<&str> {
+        self.agent.as_ref().and_then(Audited::account)
+    }
+    fn target(&self) -> String {
+        format!(
+            "agent:{}",
+            self.agent.as_ref().map_or("", |a| a.id.as_str())
+        )
+    }
+}
+
+/// A key goes to its account's log; a pool's worker key to the global one.
+impl Audited for pb::KeyInfo {
+    fn account(&self) -> Option<&str> {
+        Some(self.account_id.as_str()).filter(|a| !a.is_empty())
+    }
+    fn target(&self) -> String {
+        format!("key:{}", self.prefix)
+    }
+}
+
+impl Audited for pb::CreatedKey {
+    fn account(&self) -> Option<&str> {
+        self.info.as_ref().and_then(Audited::account)
+    }
+    fn target(&self) -> String {
+        format!(
+            "key:{}",
+            self.info.as_ref().map_or("", |i| i.prefix.as_str())
+        )
+    }
+}
+
+impl Audited for pb::SigningKeyInfo {
+    fn account(&self) -> Option<&str> {
+        None
+    }
+    fn target(&self) -> String {
+        format!("signing_key:{}", self.kid)
+    }
+}
+
+/// Named by fingerprint: a link id is a credential.
+impl Audited for pb::Link {
+    fn account(&self) -> Option<&str> {
+        Some(&self.account_id)
+    }
+    fn target(&self) -> String {
+        crate::links::for_logs(&self.id)
+    }
+}
+
+impl AuthService {
+    /// Records `event` for the change `r` answers, then answers it.
+    async fn audited<T: Audited>(
+        &self,
+        actor: &Actor,
+        event: &str,
+        r: T,
+    ) -> Result<Response<T>, Status> {
+        self.audit
+            .record(r.account(), actor, event, &r.target())
+            .await;
+        Ok(Response::new(r))
+    }
 }
 
 #[tonic::async_trait]
@@ -27,16 +110,7 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::Account>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.create_account(req.into_inner()).await?;
-        let event = "createAccount";
-        self.audit
-            .record(
-                Some(r.id.as_str()),
-                &actor,
-                event,
-                &format!("account:{}", r.id),
-            )
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, "createAccount", r).await
     }
 
     async fn get_account(
@@ -52,16 +126,7 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::Account>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.update_account(req.into_inner()).await?;
-        let event = "updateAccount";
-        self.audit
-            .record(
-                Some(r.id.as_str()),
-                &actor,
-                event,
-                &format!("account:{}", r.id),
-            )
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, "updateAccount", r).await
     }
 
     async fn list_accounts(
@@ -77,16 +142,7 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::Account>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.rotate_database_id_hash(req.into_inner()).await?;
-        let event = "rotateDatabaseIdHash";
-        self.audit
-            .record(
-                Some(r.id.as_str()),
-                &actor,
-                event,
-                &format!("account:{}", r.id),
-            )
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, "rotateDatabaseIdHash", r).await
     }
 
     async fn create_agent(
@@ -95,16 +151,7 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::CreatedAgent>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.create_agent(req.into_inner()).await?;
-        let event = "createAgent";
-        self.audit
-            .record(
-                r.agent.as_ref().map(|a| a.account_id.as_str()),
-                &actor,
-                event,
-                &format!("agent:{}", r.agent.as_ref().map_or("", |a| a.id.as_str())),
-            )
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, "createAgent", r).await
     }
 
     async fn get_agent(
@@ -120,16 +167,7 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::Agent>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.update_agent(req.into_inner()).await?;
-        let event = "updateAgent";
-        self.audit
-            .record(
-                Some(r.account_id.as_str()),
-                &actor,
-                event,
-                &format!("agent:{}", r.id),
-            )
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, "updateAgent", r).await
     }
 
     async fn list_agents(
@@ -163,16 +201,7 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::CreatedKey>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.create_api_key(req.into_inner()).await?;
-        let event = "createApiKey";
-        self.audit
-            .record(
-                key_account(r.info.as_ref()),
-                &actor,
-                event,
-                &key_target(r.info.as_ref()),
-            )
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, "createApiKey", r).await
     }
 
     async fn list_api_keys(
@@ -197,16 +226,7 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::CreatedKey>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.rotate_agent_key(req.into_inner()).await?;
-        let event = "rotateAgentKey";
-        self.audit
-            .record(
-                key_account(r.info.as_ref()),
-                &actor,
-                event,
-                &key_target(r.info.as_ref()),
-            )
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, "rotateAgentKey", r).await
     }
 
     async fn list_agent_keys(
@@ -231,16 +251,7 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::CreatedKey>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.create_worker_key(req.into_inner()).await?;
-        let event = "createWorkerKey";
-        self.audit
-            .record(
-                key_account(r.info.as_ref()),
-                &actor,
-                event,
-                &key_target(r.info.as_ref()),
-            )
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, "createWorkerKey", r).await
     }
 
     async fn list_worker_keys(
@@ -264,11 +275,7 @@ impl Auth for AuthService {
     async fn revoke_key(&self, req: Request<pb::KeyRef>) -> Result<Response<pb::KeyInfo>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.revoke_key(req.into_inner()).await?;
-        let event = "revokeKey";
-        self.audit
-            .record(key_account(Some(&r)), &actor, event, &key_target(Some(&r)))
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, "revokeKey", r).await
     }
 
     async fn set_key_active(
@@ -277,11 +284,8 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::KeyInfo>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.set_key_active(req.into_inner()).await?;
-        let event = if r.active { "resumeKey" } else { "pauseKey" };
-        self.audit
-            .record(key_account(Some(&r)), &actor, event, &key_target(Some(&r)))
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, if r.active { "resumeKey" } else { "pauseKey" }, r)
+            .await
     }
 
     async fn verify_session_token(
@@ -299,11 +303,7 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::SigningKeyInfo>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.rotate_signing_key(req.into_inner()).await?;
-        let event = "rotateSigningKey";
-        self.audit
-            .record(None, &actor, event, &format!("signing_key:{}", r.kid))
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, "rotateSigningKey", r).await
     }
 
     async fn create_link(
@@ -312,16 +312,7 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::Link>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.create_link(req.into_inner()).await?;
-        let event = "createLink";
-        self.audit
-            .record(
-                Some(r.account_id.as_str()),
-                &actor,
-                event,
-                &crate::links::for_logs(&r.id),
-            )
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, "createLink", r).await
     }
 
     async fn get_link(
@@ -344,16 +335,7 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::Link>, Status> {
         let actor = Actor::from_metadata(req.metadata());
         let r = self.deactivate_link(req.into_inner()).await?;
-        let event = "deactivateLink";
-        self.audit
-            .record(
-                Some(r.account_id.as_str()),
-                &actor,
-                event,
-                &crate::links::for_logs(&r.id),
-            )
-            .await;
-        Ok(Response::new(r))
+        self.audited(&actor, "deactivateLink", r).await
     }
 
     async fn authorize_link(
