@@ -256,17 +256,31 @@ impl RecordStore {
         limit: u64,
     ) -> Result<(u64, Vec<String>), SessionError> {
         let key = Keys::new(account_id, agent_id, "").agent_records(index.name());
+        self.slice(&key, "ZREVRANGE", offset, limit).await
+    }
+
+    /// How many members `key` has, and `limit` of them from `offset` in
+    /// the order `range` reads (ZRANGE or ZREVRANGE), in one round trip.
+    async fn slice(
+        &self,
+        key: &str,
+        range: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(u64, Vec<String>), SessionError> {
         if limit == 0 {
-            return Ok((self.conn().zcard(&key).await?, Vec::new()));
+            return Ok((self.conn().zcard(key).await?, Vec::new()));
         }
         let start = isize::try_from(offset).unwrap_or(isize::MAX);
         let stop = isize::try_from(offset + limit - 1).unwrap_or(isize::MAX);
-        let (total, ids): (u64, Vec<String>) = redis::pipe()
-            .zcard(&key)
-            .zrevrange(&key, start, stop)
+        Ok(redis::pipe()
+            .zcard(key)
+            .cmd(range)
+            .arg(key)
+            .arg(start)
+            .arg(stop)
             .query_async(&mut self.conn())
-            .await?;
-        Ok((total, ids))
+            .await?)
     }
 
     /// The account's newest `limit` record ids.
@@ -298,16 +312,7 @@ impl RecordStore {
         limit: u64,
     ) -> Result<(u64, Vec<String>), SessionError> {
         let key = Keys::new(account_id, agent_id, "").agent_records("unnamed");
-        if limit == 0 {
-            return Ok((self.conn().zcard(&key).await?, Vec::new()));
-        }
-        let start = isize::try_from(offset).unwrap_or(isize::MAX);
-        let stop = isize::try_from(offset + limit - 1).unwrap_or(isize::MAX);
-        Ok(redis::pipe()
-            .zcard(&key)
-            .zrange(&key, start, stop)
-            .query_async(&mut self.conn())
-            .await?)
+        self.slice(&key, "ZRANGE", offset, limit).await
     }
 
     /// An agent's record ids starting with `prefix`, at most `cap`.
