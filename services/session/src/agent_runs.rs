@@ -150,17 +150,15 @@ impl SessionService {
             .ok_or_else(|| SessionError::NotFound(req.session_id.clone()))?;
         for e in &mut events {
             if lobby_vault::sealed_key_id(&e.payload_json).is_some() {
-                let plain = self
+                e.payload_json = self
                     .vault
-                    .open(
+                    .open_str(
                         &req.account_id,
                         &req.session_id,
                         EVENT_PAYLOAD_FIELD,
                         &e.payload_json,
                     )
                     .await?;
-                e.payload_json = String::from_utf8(plain)
-                    .map_err(|_| SessionError::Corrupt("event payload is not UTF-8".into()))?;
             }
         }
         Ok(events)

@@ -20,7 +20,7 @@ use crate::{
     service::SessionService,
 };
 use lobby_proto::session::{self as pb, SessionRecord};
-use lobby_vault::{normalise, AccountKeys};
+use lobby_vault::normalise;
 use std::{
     collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex},
@@ -538,14 +538,13 @@ impl SessionService {
         if let Some(held) = self.name_orders.get(&key, version) {
             return Ok(held);
         }
-        let keys = self.vault.keys(account).await?;
         let ids = self.records.named_ids(account, agent).await?;
         let sealed = self.records.field_of(account, &ids, field).await?;
         let mut named: Vec<(Option<String>, String)> = Vec::with_capacity(ids.len());
         for (id, sealed) in ids.into_iter().zip(sealed) {
             let plain = match sealed.filter(|s| !s.is_empty()) {
                 Some(s) => Some(normalise(
-                    &self.open_text(&keys, account, &id, name, &s).await?,
+                    &self.vault.open_str(account, &id, name, &s).await?,
                 )),
                 None => None,
             };
@@ -556,27 +555,6 @@ impl SessionService {
         let ordered = Arc::new(named.into_iter().map(|(_, id)| id).collect::<Vec<_>>());
         self.name_orders.put(key, version, ordered.clone());
         Ok(ordered)
-    }
-
-    async fn open_text(
-        &self,
-        keys: &AccountKeys,
-        account: &str,
-        record: &str,
-        field: &str,
-        sealed: &str,
-    ) -> Result<String, SessionError> {
-        let opened = match keys.open_str(record, field, sealed) {
-            Err(lobby_vault::VaultError::UnknownDataKey(_)) => self
-                .vault
-                .open(account, record, field, sealed)
-                .await
-                .and_then(|b| {
-                    String::from_utf8(b).map_err(|_| lobby_vault::VaultError::Tampered("not UTF-8"))
-                }),
-            other => other,
-        };
-        opened.map_err(SessionError::from)
     }
 
     /// The records with these ids, opened, in the same order; ids with no
@@ -590,11 +568,10 @@ impl SessionService {
         if stored.iter().all(Option::is_none) {
             return Ok(Vec::new());
         }
-        let keys = self.vault.keys(account).await?;
         let mut out = Vec::with_capacity(ids.len());
         for (id, record) in ids.iter().zip(stored) {
             if let Some(record) = record {
-                out.push(self.open_record(&keys, account, id, &record).await?);
+                out.push(self.open_record(account, id, &record).await?);
             }
         }
         Ok(out)
@@ -602,7 +579,6 @@ impl SessionService {
 
     async fn open_record(
         &self,
-        keys: &AccountKeys,
         account: &str,
         id: &str,
         r: &StoredRecord,
@@ -611,7 +587,7 @@ impl SessionService {
         for (slot, (field, name)) in personal.iter_mut().zip([USER_NAME, USER_EMAIL]) {
             let sealed = r.text(field);
             if !sealed.is_empty() {
-                *slot = Some(self.open_text(keys, account, id, name, sealed).await?);
+                *slot = Some(self.vault.open_str(account, id, name, sealed).await?);
             }
         }
         let [user_name, user_email] = personal;
@@ -620,7 +596,7 @@ impl SessionService {
         } else {
             let mut opened = Vec::with_capacity(r.messages.len());
             for m in &r.messages {
-                opened.push(self.open_text(keys, account, id, MESSAGE, m).await?);
+                opened.push(self.vault.open_str(account, id, MESSAGE, m).await?);
             }
             Some(format!("[{}]", opened.join(",")))
         };

@@ -299,17 +299,15 @@ impl SessionService {
     /// stored before sealing existed passes through).
     pub async fn opened(&self, mut s: Session) -> Result<Session, SessionError> {
         if lobby_vault::sealed_key_id(&s.client_user_ref).is_some() {
-            let plain = self
+            s.client_user_ref = self
                 .vault
-                .open(
+                .open_str(
                     &s.account_id,
                     &s.id,
                     CLIENT_USER_REF_FIELD,
                     &s.client_user_ref,
                 )
                 .await?;
-            s.client_user_ref = String::from_utf8(plain)
-                .map_err(|_| SessionError::Corrupt("client_user_ref is not UTF-8".into()))?;
         }
         Ok(s)
     }

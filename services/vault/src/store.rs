@@ -192,6 +192,18 @@ return redis.call('HGETALL', KEYS[1])",
         }
     }
 
+    /// [`KeyVault::open`], as text.
+    pub async fn open_str(
+        &self,
+        account_id: &str,
+        record: &str,
+        field: &str,
+        sealed: &str,
+    ) -> Result<String, VaultError> {
+        String::from_utf8(self.open(account_id, record, field, sealed).await?)
+            .map_err(|_| VaultError::Tampered("not UTF-8"))
+    }
+
     /// A new data key seals the account's writes from now on (on every
     /// replica within the cache TTL); the old ones keep opening.
     pub async fn rotate_data_key(&self, account_id: &str) -> Result<String, VaultError> {
