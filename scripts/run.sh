@@ -114,6 +114,7 @@ LOBBY_LIVEKIT_MODE="$livekit_mode" \
 LOBBY_LIVEKIT_URL="ws://127.0.0.1:$livekit_port" \
 LOBBY_ADMIN_TOKEN="$admin_token" \
 LOBBY_ARTIFACTS_DIR="$run_dir/artifacts" \
+LOBBY_PUBLIC_URL="${LOBBY_PUBLIC_URL:-http://$gateway}" \
 LOBBY_DEV_CERTS_DIR="${LOBBY_DEV_CERTS_DIR:-$run_dir/certs}" \
   "$dev_bin" &
 pids+=($!)

@@ -1,10 +1,11 @@
 //! The services behind the gateway, in-process or over gRPC: the handlers
 //! call the service traits and cannot tell which. Calls go one way: the
 //! gateway asks auth who is calling, then session (the one orchestrator)
-//! to act; it never calls rooms.
+//! to act, and artifacts for a session's stored files; it never calls rooms.
 
 pub use lobby_kit::grpc::ReadinessProbe as HealthProbe;
 use lobby_proto::{
+    artifacts::{artifacts_client::ArtifactsClient, artifacts_server::Artifacts},
     auth::{auth_client::AuthClient, auth_server::Auth},
     session::{sessions_client::SessionsClient, sessions_server::Sessions},
     Remote,
@@ -15,6 +16,8 @@ use std::{sync::Arc, time::Duration};
 pub struct Services {
     pub auth: Arc<dyn Auth>,
     pub session: Arc<dyn Sessions>,
+    /// Session artifacts: reads, signed URLs, uploads through them, summaries.
+    pub artifacts: Arc<dyn Artifacts>,
     /// (service name, probe) for `/healthz`.
     pub health: Vec<(&'static str, HealthProbe)>,
 }
@@ -32,6 +35,7 @@ impl Services {
         Ok(Self {
             auth: Arc::new(Remote(AuthClient::new(auth.clone()))),
             session: Arc::new(Remote(SessionsClient::new(session.clone()))),
+            artifacts: Arc::new(Remote(ArtifactsClient::new(artifacts.clone()))),
             health: vec![
                 ("auth", HealthProbe::Remote(auth)),
                 ("session", HealthProbe::Remote(session)),

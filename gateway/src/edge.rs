@@ -27,6 +27,9 @@ use std::{net::IpAddr, net::SocketAddr, num::NonZeroU32, sync::Arc, time::Durati
 pub struct EdgeConfig {
     pub header_read_timeout: Duration,
     pub request_timeout: Duration,
+    /// The deadline of an upload to a signed artifact URL (a long audio
+    /// file from a slow link needs more than an API call).
+    pub upload_timeout: Duration,
     pub max_connections: usize,
     /// Requests per minute from one address on the public routes; 0: no limit.
     pub per_ip_per_minute: u32,
@@ -148,7 +151,12 @@ pub async fn guard(
         .unwrap_or("")
         .to_owned();
     let handled = crate::actor::scope(request_id, client.to_string(), next.run(req));
-    match tokio::time::timeout(state.request_timeout, handled).await {
+    let deadline = if uri.path().starts_with("/artifacts/") {
+        state.upload_timeout
+    } else {
+        state.request_timeout
+    };
+    match tokio::time::timeout(deadline, handled).await {
         Ok(response) => response,
         Err(_) => {
             state

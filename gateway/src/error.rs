@@ -38,17 +38,20 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         | C::WorkerIdMismatch
         | C::SessionEnded
         | C::LinkInactive
-        | C::LinkUsedUp => StatusCode::FORBIDDEN,
+        | C::LinkUsedUp
+        | C::SignatureInvalid => StatusCode::FORBIDDEN,
         C::AgentNotFound
         | C::AccountNotFound
         | C::SessionNotFound
         | C::ArtifactNotFound
+        | C::ProjectNotFound
         | C::KeyNotFound
         | C::LinkNotFound => StatusCode::NOT_FOUND,
         C::AlreadyExists | C::Conflict | C::EventsFull | C::MessagesFull | C::WebhookReplayed => {
             StatusCode::CONFLICT
         }
         C::LinkExpired => StatusCode::GONE,
+        C::UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::AvatarMissing
         | C::AvatarInvalidUrl
         | C::AvatarAddressRefused

@@ -4,6 +4,7 @@
 
 pub mod actor;
 pub mod admin;
+pub mod artifact_urls;
 pub mod client_addr;
 pub mod clients;
 pub mod contracts;
@@ -82,6 +83,11 @@ impl GatewayConfig {
                     "LOBBY_REQUEST_TIMEOUT_MS",
                     30_000,
                 )?),
+                upload_timeout: Duration::from_millis(positive(
+                    s,
+                    "LOBBY_UPLOAD_TIMEOUT_MS",
+                    600_000,
+                )?),
                 max_connections: positive(s, "LOBBY_MAX_CONNECTIONS", 10_000)? as usize,
                 per_ip_per_minute: s.get_or("LOBBY_RATE_LIMIT_IP_PER_MINUTE", 6_000)?,
                 per_agent_per_minute: s.get_or("LOBBY_RATE_LIMIT_AGENT_PER_MINUTE", 3_000)?,
@@ -126,6 +132,7 @@ pub struct Shared {
     pub daily_webhook_secret: Option<String>,
     pub limits: edge::Limits,
     pub request_timeout: Duration,
+    pub upload_timeout: Duration,
     pub trusted_proxy_hops: usize,
 }
 
@@ -203,6 +210,32 @@ pub fn router(state: AppState, metrics_public: bool) -> Router {
         .route(
             contracts::records::AGENT_PATH,
             get(contracts::records::query),
+        )
+        .route(
+            contracts::artifacts::STATUS_PATH,
+            get(contracts::artifacts::status),
+        )
+        .route(
+            contracts::artifacts::TRANSCRIPT_PATH,
+            get(contracts::artifacts::transcript),
+        )
+        .route(
+            contracts::artifacts::AUDIO_PATH,
+            get(contracts::artifacts::audio),
+        )
+        .route(
+            contracts::artifacts::SUMMARY_PATH,
+            get(contracts::artifacts::summary),
+        )
+        .route(
+            contracts::artifacts::REGENERATE_PATH,
+            post(contracts::artifacts::regenerate),
+        )
+        .route(
+            artifact_urls::PATH,
+            get(artifact_urls::download)
+                .head(artifact_urls::download)
+                .put(artifact_urls::upload),
         )
         .route(webhooks::livekit::PATH, post(webhooks::livekit::receive))
         .route(webhooks::daily::PATH, post(webhooks::daily::receive))
@@ -286,6 +319,7 @@ pub async fn serve_with(
         daily_webhook_secret: config.daily_webhook_secret,
         limits: edge::Limits::new(&config.edge),
         request_timeout: config.edge.request_timeout,
+        upload_timeout: config.edge.upload_timeout,
         trusted_proxy_hops: config.edge.trusted_proxy_hops,
     }));
     let mut background = lobby_kit::background::Background::default();

@@ -9,6 +9,8 @@ pub mod livekit;
 pub mod lobby;
 pub mod process;
 pub mod redis_server;
+pub mod s3_server;
+pub mod summarizer_standin;
 pub mod sustained;
 pub mod webhooks;
 pub mod worker;

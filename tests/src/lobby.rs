@@ -204,6 +204,10 @@ impl Lobby {
             ("LOBBY_WORKER_ACCEPT_TIMEOUT_MS".into(), "1000".into()),
             ("LOBBY_WORKER_HEARTBEAT_INTERVAL_MS".into(), "200".into()),
             ("LOBBY_WORKER_HEARTBEAT_EXPIRY_MS".into(), "1000".into()),
+            // Summary jobs are looked for often, and a dead consumer's job
+            // is claimed again within seconds rather than a minute.
+            ("LOBBY_SUMMARY_POLL_MS".into(), "100".into()),
+            ("LOBBY_SUMMARY_CLAIM_IDLE_MS".into(), "2000".into()),
             // Tests start far more sessions a minute from one address than
             // a caller would; the edge suite sets its own limits.
             ("LOBBY_RATE_LIMIT_IP_PER_MINUTE".into(), "0".into()),
@@ -290,6 +294,10 @@ impl Lobby {
                 }
             }
             gateways.push(format!("http://127.0.0.1:{gateway_port}"));
+        }
+        // Signed artifact URLs point at the first gateway.
+        if !env.iter().any(|(k, _)| k == "LOBBY_PUBLIC_URL") {
+            env.push(("LOBBY_PUBLIC_URL".into(), gateways[0].clone()));
         }
         let services = specs
             .iter()

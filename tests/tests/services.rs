@@ -393,7 +393,7 @@ async fn the_probes_listener_serves_health_only_and_in_plaintext() {
     );
     let api_call =
         lobby_proto::artifacts::artifacts_client::ArtifactsClient::new(plaintext(probes))
-            .stat_artifact(lobby_proto::artifacts::StatArtifactRequest::default())
+            .stat_artifact(lobby_proto::artifacts::ArtifactRef::default())
             .await;
     assert_eq!(
         api_call.map_err(|s| s.code()).err(),

@@ -59,6 +59,8 @@ pub(super) struct AgentJson {
     provider: ProviderJson,
     requires_worker: bool,
     solo_timeout_seconds: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project_id: Option<String>,
     created_at_ms: i64,
     updated_at_ms: i64,
 }
@@ -85,6 +87,7 @@ impl From<pb::Agent> for AgentJson {
             avatar_image_url: a.avatar_image_url,
             requires_worker: a.requires_worker,
             solo_timeout_seconds: a.solo_timeout_seconds,
+            project_id: Some(a.project_id).filter(|p| !p.is_empty()),
             created_at_ms: a.created_at_ms,
             updated_at_ms: a.updated_at_ms,
         }
@@ -111,6 +114,8 @@ struct CreateAgentJson {
     requires_worker: bool,
     #[serde(default)]
     solo_timeout_seconds: u32,
+    #[serde(default)]
+    project_id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +130,8 @@ struct UpdateAgentJson {
     provider: Option<ProviderJson>,
     requires_worker: Option<bool>,
     solo_timeout_seconds: Option<u32>,
+    /// A project of the agent's account; "" takes it out of its project.
+    project_id: Option<String>,
 }
 
 pub(super) async fn create_agent(
@@ -148,6 +155,7 @@ pub(super) async fn create_agent(
             provider: req.provider.map_or(Provider::Unspecified, Into::into) as i32,
             requires_worker: req.requires_worker,
             solo_timeout_seconds: req.solo_timeout_seconds,
+            project_id: req.project_id,
         }))
         .await?
         .into_inner();
@@ -217,6 +225,7 @@ pub(super) async fn update_agent(
             provider: req.provider.map_or(Provider::Unspecified, Into::into) as i32,
             requires_worker: req.requires_worker,
             solo_timeout_seconds: req.solo_timeout_seconds,
+            project_id: req.project_id,
         }))
         .await?
         .into_inner();

@@ -6,6 +6,7 @@ mod accounts;
 mod agents;
 mod keys;
 mod links;
+mod projects;
 mod sessions;
 
 pub use links::{link_json, CreateLinkJson};
@@ -29,6 +30,7 @@ use keys::{
     revoke_key, rotate_agent_key, rotate_signing_key, set_key_active,
 };
 use links::{create_link, deactivate_link, get_link, list_links};
+use projects::{create_project, get_project, list_projects};
 use sessions::{end_session, get_session};
 use subtle::ConstantTimeEq;
 
@@ -51,6 +53,11 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(create_api_key).get(list_api_keys),
         )
         .route("/accounts/{id}/links", post(create_link).get(list_links))
+        .route(
+            "/accounts/{id}/projects",
+            post(create_project).get(list_projects),
+        )
+        .route("/projects/{id}", get(get_project))
         .route("/agents", post(create_agent).get(list_agents))
         .route("/agents/{id}", get(get_agent).patch(update_agent))
         .route(

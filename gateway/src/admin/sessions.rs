@@ -81,6 +81,7 @@ pub(super) async fn get_session(
         .session
         .get_session(crate::actor::request(session::GetSessionRequest {
             session_id: id,
+            account_id: String::new(),
         }))
         .await?
         .into_inner();

@@ -5,6 +5,7 @@
 //! runs (an unknown route, a timeout, a rate limit) answers in the shape
 //! the caller of that route parses.
 
+pub mod artifacts;
 pub mod links;
 pub mod ojin;
 pub mod otas;
@@ -30,6 +31,9 @@ pub enum Contract {
     Links,
     /// Seed 004: `{message, status}`; server errors are 499.
     Records,
+    /// Seed 003 and the signed artifact URLs: `{error}`; a missing or bad
+    /// key is 401, a missing scope 403.
+    Artifacts,
 }
 
 impl Contract {
@@ -45,6 +49,11 @@ impl Contract {
             Self::Otas
         } else if path.starts_with("/v1/links") {
             Self::Links
+        } else if path.starts_with("/v1/session/")
+            || path.starts_with("/v1/sessions/")
+            || path.starts_with("/artifacts/")
+        {
+            Self::Artifacts
         } else {
             Self::Ojin
         }
@@ -75,8 +84,24 @@ impl Contract {
                 let body = json!({ "message": e.message(), "status": status.as_u16() });
                 return e.with_retry_header((status, Json(body)).into_response());
             }
+            Self::Artifacts => {
+                let status = artifacts_status(&e);
+                let body = json!({ "error": e.message() });
+                return e.with_retry_header((status, Json(body)).into_response());
+            }
         };
         e.with_retry_header((e.status, Json(body)).into_response())
+    }
+}
+
+/// Seed 003's statuses: every key refusal but a missing scope is 401 (a
+/// revoked or inactive key is as bad as a wrong one to this caller).
+fn artifacts_status(e: &ApiError) -> StatusCode {
+    let key_refusal = e.code().starts_with("key_") || e.code() == "unauthorized";
+    if key_refusal {
+        StatusCode::UNAUTHORIZED
+    } else {
+        e.status
     }
 }
 
@@ -100,6 +125,12 @@ mod tests {
         assert_eq!(
             Contract::of("/api/agent/v1/session/events/"),
             Contract::Otas
+        );
+        assert_eq!(Contract::of("/v1/session/status"), Contract::Artifacts);
+        assert_eq!(Contract::of("/v1/sessions/summary"), Contract::Artifacts);
+        assert_eq!(
+            Contract::of("/artifacts/accounts/a/sessions/s/conversation.wav"),
+            Contract::Artifacts
         );
     }
 }

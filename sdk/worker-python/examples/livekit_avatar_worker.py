@@ -8,14 +8,18 @@ Settings: LOBBY_WORKERS_URL (the workers' door), LOBBY_WORKER_CA_FILE (its
 CA, when private), LOBBY_WORKER_KEY (its wkr_ key), WORKER_ID (the id the
 key is for), WORKER_REGION, WORKER_CAPACITY, SOLO_TIMEOUT_SECONDS, and
 LOBBY_SESSION_WORKERS_URL (the session service's door: when set, the worker
-writes its greeting and token usage into the session's record).
+writes its greeting and token usage into the session's record and, at the
+session's end, uploads its transcript and the audio it published).
 """
 
 import asyncio
+import io
 import logging
 import math
 import os
 import sys
+import time
+import wave
 
 from livekit import rtc
 
@@ -28,16 +32,35 @@ FRAME_SAMPLES = SAMPLE_RATE // 100  # 10 ms
 log = logging.getLogger("avatar-worker")
 
 
-async def speak(source: rtc.AudioSource, stop: asyncio.Event) -> None:
-    """A 440 Hz tone in 10 ms frames until told to stop."""
+# The recording kept for upload stops growing after this long.
+MAX_RECORDED_SECONDS = 600
+
+
+async def speak(source: rtc.AudioSource, stop: asyncio.Event, recording: bytearray) -> None:
+    """A 440 Hz tone in 10 ms frames until told to stop; what is published
+    is also kept in `recording` (16-bit PCM) for the session's audio."""
     phase = 0
+    limit = MAX_RECORDED_SECONDS * SAMPLE_RATE * 2
     while not stop.is_set():
         frame = rtc.AudioFrame.create(SAMPLE_RATE, 1, FRAME_SAMPLES)
         samples = frame.data
         for i in range(FRAME_SAMPLES):
             samples[i] = int(8000 * math.sin(2 * math.pi * 440 * (phase + i) / SAMPLE_RATE))
         phase += FRAME_SAMPLES
+        if len(recording) < limit:
+            recording.extend(samples.tobytes())
         await source.capture_frame(frame)
+
+
+def wav_bytes(pcm: bytes) -> bytes:
+    """16-bit mono PCM at SAMPLE_RATE as a WAV file."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(pcm)
+    return out.getvalue()
 
 
 GREETING = "Hello, I am your avatar."
@@ -74,6 +97,9 @@ async def run_session(
         track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
     )
     log.info("session %s: joined %s as %s", job.session_id, job.room_url, job.agent_identity)
+    transcript = [
+        {"role": "assistant", "content": GREETING, "timestamp_ms": int(time.time() * 1000)}
+    ]
     if records is not None:
         # What the agent said, for the session's record (sealed at rest).
         await records.append_messages(
@@ -81,7 +107,8 @@ async def run_session(
             [{"role": "assistant", "content": GREETING}],
             completion_tokens=len(GREETING.split()),
         )
-    voice = asyncio.create_task(speak(source, stop))
+    recording = bytearray()
+    voice = asyncio.create_task(speak(source, stop, recording))
     alone_since = None
     seen_user = False
     reason = "room closed"
@@ -99,6 +126,20 @@ async def run_session(
     await room.disconnect()
     await worker.session_ended(job.session_id, reason)
     log.info("session %s ended: %s", job.session_id, reason)
+    if records is not None:
+        # The session's artifacts: seed 003 serves them, and summarizes
+        # the transcript.
+        transcript.append(
+            {
+                "role": "assistant",
+                "content": f"The session is over ({reason}). Goodbye!",
+                "timestamp_ms": int(time.time() * 1000),
+            }
+        )
+        size = await records.upload_transcript(job.session_id, {"messages": transcript})
+        audio = await records.upload_audio(job.session_id, wav_bytes(bytes(recording)))
+        log.info("session %s: uploaded transcript (%d bytes) and audio (%d bytes)", job.session_id, size, audio)
+        print(f"artifacts uploaded {job.session_id}", flush=True)
 
 
 async def main() -> None:

@@ -1,11 +1,13 @@
 """A worker's half of the stream (register, heartbeat, take jobs, answer),
-and what it writes into the records of the sessions it runs."""
+and what it writes into the sessions it runs (records and artifacts)."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-from typing import Any, AsyncIterator, Optional
+import os
+from typing import Any, AsyncIterator, BinaryIO, Optional, Union
 from urllib.parse import urlparse
 
 import grpc
@@ -30,15 +32,65 @@ def _channel(url: str, root_certificates: Optional[bytes]) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(target)
 
 
+# The size of the chunks `Records.upload_audio` streams.
+AUDIO_CHUNK_BYTES = 1024 * 1024
+
+
 class Records:
-    """What a worker writes into the records of the sessions it runs, through
-    the session service's workers' door (`https://host:50056`), with the same
-    `wkr_` key it attaches with. Only sessions this worker accepted."""
+    """What a worker writes into the sessions it runs (their records, and
+    their artifacts: transcript and audio), through the session service's
+    workers' door (`https://host:50056`), with the same `wkr_` key it
+    attaches with. Only sessions this worker accepted."""
 
     def __init__(self, url: str, key: str, *, root_certificates: Optional[bytes] = None) -> None:
         self._channel = _channel(url, root_certificates)
         self._stub = pb_grpc.WorkerRecordsStub(self._channel)
+        self._artifacts = pb_grpc.WorkerArtifactsStub(self._channel)
         self._metadata = (("authorization", f"Bearer {key}"),)
+
+    async def upload_transcript(self, session_id: str, transcript: Any) -> int:
+        """Stores the session's transcript (`conversation.json`): any JSON;
+        Lobby's summaries read `{"messages": [{"role", "content",
+        "timestamp_ms"}]}`. Replaces an earlier one whole. Returns its size."""
+        try:
+            stored = await self._artifacts.UploadTranscript(
+                pb.WorkerTranscript(session_id=session_id, transcript_json=json.dumps(transcript)),
+                metadata=self._metadata,
+            )
+        except grpc.aio.AioRpcError as e:
+            raise WorkerError(f"{e.code().name}: {e.details()}") from e
+        return stored.size_bytes
+
+    async def upload_audio(self, session_id: str, wav: Union[bytes, str, "os.PathLike[str]", BinaryIO]) -> int:
+        """Stores the session's audio (`conversation.wav`, a WAV file: bytes,
+        a path, or a binary file object), streamed in chunks; published only
+        once all of it is in. Returns its size."""
+        if isinstance(wav, (bytes, bytearray)):
+            source: BinaryIO = io.BytesIO(bytes(wav))
+            owned = True
+        elif isinstance(wav, (str, os.PathLike)):
+            source = open(wav, "rb")
+            owned = True
+        else:
+            source, owned = wav, False
+
+        async def chunks() -> AsyncIterator[pb.WorkerAudioChunk]:
+            first = True
+            while True:
+                data = source.read(AUDIO_CHUNK_BYTES)
+                if not data:
+                    return
+                yield pb.WorkerAudioChunk(session_id=session_id if first else "", data=data)
+                first = False
+
+        try:
+            stored = await self._artifacts.UploadAudio(chunks(), metadata=self._metadata)
+        except grpc.aio.AioRpcError as e:
+            raise WorkerError(f"{e.code().name}: {e.details()}") from e
+        finally:
+            if owned:
+                source.close()
+        return stored.size_bytes
 
     async def append_messages(
         self,

@@ -15,9 +15,10 @@
 
 pub use lobby_proto::workers::JobAssignment;
 use lobby_proto::workers::{
-    server_message, worker_message, worker_records_client::WorkerRecordsClient,
-    workers_client::WorkersClient, Heartbeat, JobAccepted, JobRejected, Register, SessionEnded,
-    WorkerMessage, WorkerMessages,
+    server_message, worker_artifacts_client::WorkerArtifactsClient, worker_message,
+    worker_records_client::WorkerRecordsClient, workers_client::WorkersClient, Heartbeat,
+    JobAccepted, JobRejected, Register, SessionEnded, WorkerAudioChunk, WorkerMessage,
+    WorkerMessages, WorkerTranscript,
 };
 use std::{
     collections::HashMap,
@@ -42,6 +43,8 @@ pub enum WorkerError {
     Closed,
     #[error("the worker key is not a valid header value")]
     Key,
+    #[error("reading the upload failed: {0}")]
+    Read(std::io::Error),
 }
 
 #[derive(Debug, Clone)]
@@ -118,23 +121,107 @@ async fn connect(
         .await?)
 }
 
-/// What a worker writes into the records of the sessions it runs, through
-/// the session service's workers' door (`LOBBY_SESSION_WORKERS_URL`), with
-/// the same key it attaches with.
+/// What a worker writes into the sessions it runs (their records, and
+/// their artifacts: transcript and audio), through the session service's
+/// workers' door (`LOBBY_SESSION_WORKERS_URL`), with the same key it
+/// attaches with.
 #[derive(Clone)]
 pub struct RecordsClient {
     client: WorkerRecordsClient<tonic::transport::Channel>,
+    artifacts: WorkerArtifactsClient<tonic::transport::Channel>,
     bearer: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
 }
 
+/// The size of the chunks `upload_audio` streams.
+pub const AUDIO_CHUNK_BYTES: usize = 1024 * 1024;
+
 impl RecordsClient {
     pub async fn connect(url: &str, ca_pem: Option<&str>, key: &str) -> Result<Self, WorkerError> {
+        let channel = connect(url, ca_pem).await?;
         Ok(Self {
-            client: WorkerRecordsClient::new(connect(url, ca_pem).await?),
+            client: WorkerRecordsClient::new(channel.clone()),
+            artifacts: WorkerArtifactsClient::new(channel),
             bearer: format!("Bearer {key}")
                 .parse()
                 .map_err(|_| WorkerError::Key)?,
         })
+    }
+
+    fn authorized<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.bearer.clone());
+        request
+    }
+
+    /// Stores the session's transcript (`conversation.json`): any JSON;
+    /// Lobby's summaries read `{"messages": [{"role", "content",
+    /// "timestamp_ms"}]}`. Replaces an earlier one whole. Returns its size.
+    pub async fn upload_transcript(
+        &self,
+        session_id: &str,
+        transcript: &serde_json::Value,
+    ) -> Result<u64, WorkerError> {
+        let request = self.authorized(WorkerTranscript {
+            session_id: session_id.to_owned(),
+            transcript_json: transcript.to_string(),
+        });
+        let stored = self
+            .artifacts
+            .clone()
+            .upload_transcript(request)
+            .await?
+            .into_inner();
+        Ok(stored.size_bytes)
+    }
+
+    /// Stores the session's audio (`conversation.wav`, a WAV file),
+    /// streamed in chunks from `wav`; published only once all of it is in
+    /// (a read error cancels the call, and nothing is published). Returns
+    /// its size.
+    pub async fn upload_audio(
+        &self,
+        session_id: &str,
+        mut wav: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    ) -> Result<u64, WorkerError> {
+        use tokio::io::AsyncReadExt;
+        let (chunks, stream) = mpsc::channel::<WorkerAudioChunk>(4);
+        let (failed, read_error) = tokio::sync::oneshot::channel::<std::io::Error>();
+        let mut session_id = session_id.to_owned();
+        let reader = tokio::spawn(async move {
+            loop {
+                let mut buf = vec![0u8; AUDIO_CHUNK_BYTES];
+                match wav.read(&mut buf).await {
+                    Ok(0) => return, // the end: the stream closes cleanly
+                    Ok(n) => {
+                        buf.truncate(n);
+                        let chunk = WorkerAudioChunk {
+                            session_id: std::mem::take(&mut session_id),
+                            data: buf,
+                        };
+                        if chunks.send(chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = failed.send(e);
+                        // Keep the stream open: closing it would publish
+                        // what was sent so far. The call is dropped instead.
+                        std::future::pending::<()>().await;
+                        return;
+                    }
+                }
+            }
+        });
+        let mut client = self.artifacts.clone();
+        let call = client.upload_audio(self.authorized(ReceiverStream::new(stream)));
+        let outcome = tokio::select! {
+            stored = call => stored.map(|s| s.into_inner().size_bytes).map_err(WorkerError::from),
+            Ok(e) = read_error => Err(WorkerError::Read(e)),
+        };
+        reader.abort();
+        outcome
     }
 
     /// Adds messages (a JSON array, as text: each is kept as sent) and
@@ -147,15 +234,12 @@ impl RecordsClient {
         prompt_tokens: u32,
         completion_tokens: u32,
     ) -> Result<(u64, u64, u64), WorkerError> {
-        let mut request = tonic::Request::new(WorkerMessages {
+        let request = self.authorized(WorkerMessages {
             session_id: session_id.to_owned(),
             messages_json: messages_json.to_owned(),
             prompt_tokens,
             completion_tokens,
         });
-        request
-            .metadata_mut()
-            .insert("authorization", self.bearer.clone());
         let totals = self
             .client
             .clone()

@@ -9,8 +9,9 @@ type HmacSha256 = Hmac<Sha256>;
 
 #[derive(Clone)]
 pub struct UrlSigner {
-    key_id: String,
-    secret: Vec<u8>,
+    /// The first signs; every one verifies (earlier keys stay valid while
+    /// URLs they signed can be unexpired, so a rotation breaks no link).
+    keys: Vec<(String, Vec<u8>)>,
     base_url: String,
 }
 
@@ -21,30 +22,38 @@ pub enum SignatureCheck {
     Invalid,
 }
 
+/// The route the gateway serves signed artifact URLs on.
+pub const ROUTE_PREFIX: &str = "/artifacts/";
+
 impl UrlSigner {
-    pub fn new(key_id: String, secret: Vec<u8>, base_url: String) -> Self {
+    /// `keys`: (key id, secret), the current one first.
+    pub fn new(keys: Vec<(String, Vec<u8>)>, base_url: String) -> Self {
         Self {
-            key_id,
-            secret,
+            keys,
             base_url: base_url.trim_end_matches('/').to_owned(),
         }
     }
 
-    fn mac(&self, method: &str, path: &str, expires: i64) -> HmacSha256 {
+    fn mac(secret: &[u8], kid: &str, method: &str, path: &str, expires: i64) -> HmacSha256 {
         // `new_from_slice` accepts keys of any length for HMAC.
-        let mut mac = HmacSha256::new_from_slice(&self.secret)
+        let mut mac = HmacSha256::new_from_slice(secret)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-        mac.update(format!("{method}\n{path}\n{expires}\n{}", self.key_id).as_bytes());
+        mac.update(format!("{method}\n{path}\n{expires}\n{kid}").as_bytes());
         mac
     }
 
-    /// `GET` URL for the object at `key`, valid until `expires` (Unix seconds).
-    pub fn sign_get(&self, key: &str, expires: i64) -> String {
-        let path = format!("/artifacts/{key}");
-        let sig = hex::encode(self.mac("GET", &path, expires).finalize().into_bytes());
+    /// A `method` URL for the object at `key`, valid until `expires` (Unix seconds).
+    pub fn sign(&self, method: &str, key: &str, expires: i64) -> String {
+        let (kid, secret) = &self.keys[0];
+        let path = format!("{ROUTE_PREFIX}{key}");
+        let sig = hex::encode(
+            Self::mac(secret, kid, method, &path, expires)
+                .finalize()
+                .into_bytes(),
+        );
         format!(
-            "{}{path}?expires={expires}&kid={}&sig={sig}",
-            self.base_url, self.key_id
+            "{}{path}?expires={expires}&kid={kid}&sig={sig}",
+            self.base_url
         )
     }
 
@@ -61,13 +70,72 @@ impl UrlSigner {
         let Ok(sig) = hex::decode(sig_hex) else {
             return SignatureCheck::Invalid;
         };
-        if kid != self.key_id || self.mac(method, path, expires).verify_slice(&sig).is_err() {
+        let Some((_, secret)) = self.keys.iter().find(|(id, _)| id == kid) else {
+            return SignatureCheck::Invalid;
+        };
+        if Self::mac(secret, kid, method, path, expires)
+            .verify_slice(&sig)
+            .is_err()
+        {
             return SignatureCheck::Invalid;
         }
         if now > expires {
             return SignatureCheck::Expired;
         }
         SignatureCheck::Valid
+    }
+
+    /// Checks a request to a signed URL: `query` is its raw query string.
+    pub fn verify_request(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        now: i64,
+    ) -> SignatureCheck {
+        let get = |k: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+        };
+        let (Some(expires), Some(kid), Some(sig)) = (
+            get("expires").and_then(|v| v.parse::<i64>().ok()),
+            get("kid"),
+            get("sig"),
+        ) else {
+            return SignatureCheck::Invalid;
+        };
+        self.verify(method, path, expires, kid, sig, now)
+    }
+
+    /// A token naming what an upload may write, valid until `expires`:
+    /// `<payload hex>.<expires>.<kid>.<mac hex>`. Any replica can check it.
+    pub fn seal_token(&self, payload: &str, expires: i64) -> String {
+        let (kid, secret) = &self.keys[0];
+        let payload_hex = hex::encode(payload);
+        let mac = Self::mac(secret, kid, "UPLOAD", &payload_hex, expires);
+        format!(
+            "{payload_hex}.{expires}.{kid}.{}",
+            hex::encode(mac.finalize().into_bytes())
+        )
+    }
+
+    /// The payload of a token `seal_token` made, if it is intact and unexpired.
+    pub fn open_token(&self, token: &str, now: i64) -> Option<String> {
+        let mut parts = token.split('.');
+        let (Some(payload_hex), Some(expires), Some(kid), Some(sig), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let expires = expires.parse().ok()?;
+        (self.verify("UPLOAD", payload_hex, expires, kid, sig, now) == SignatureCheck::Valid)
+            .then(|| String::from_utf8(hex::decode(payload_hex).ok()?).ok())
+            .flatten()
     }
 }
 
@@ -94,8 +162,8 @@ mod tests {
 
     #[test]
     fn signed_url_verifies_only_unchanged_and_in_time() {
-        let signer = UrlSigner::new("k1".into(), b"secret".to_vec(), "http://x".into());
-        let url = signer.sign_get("sessions/s1/conversation.wav", 1000);
+        let signer = UrlSigner::new(vec![("k1".into(), b"secret".to_vec())], "http://x".into());
+        let url = signer.sign("GET", "sessions/s1/conversation.wav", 1000);
         let (path, expires, kid, sig) = parts(&url);
         assert_eq!(
             signer.verify("GET", &path, expires, &kid, &sig, 999),
@@ -132,5 +200,51 @@ mod tests {
             signer.verify("GET", &path, expires, &kid, "zz", 999),
             SignatureCheck::Invalid
         );
+        let query = url.split_once('?').unwrap().1;
+        assert_eq!(
+            signer.verify_request("GET", &path, query, 999),
+            SignatureCheck::Valid
+        );
+        assert_eq!(
+            signer.verify_request("GET", &path, "expires=1000&kid=k1", 999),
+            SignatureCheck::Invalid
+        );
+    }
+
+    #[test]
+    fn a_rotated_key_still_verifies_what_it_signed_and_unknown_kids_fail() {
+        let old = UrlSigner::new(vec![("k1".into(), b"one".to_vec())], "http://x".into());
+        let url = old.sign("GET", "k", 1000);
+        let (path, expires, kid, sig) = parts(&url);
+        let rotated = UrlSigner::new(
+            vec![
+                ("k2".into(), b"two".to_vec()),
+                ("k1".into(), b"one".to_vec()),
+            ],
+            "http://x".into(),
+        );
+        assert_eq!(
+            rotated.verify("GET", &path, expires, &kid, &sig, 999),
+            SignatureCheck::Valid
+        );
+        let dropped = UrlSigner::new(vec![("k2".into(), b"two".to_vec())], "http://x".into());
+        assert_eq!(
+            dropped.verify("GET", &path, expires, &kid, &sig, 999),
+            SignatureCheck::Invalid
+        );
+    }
+
+    #[test]
+    fn upload_tokens_open_only_intact_and_in_time() {
+        let signer = UrlSigner::new(vec![("k1".into(), b"secret".to_vec())], "http://x".into());
+        let token = signer.seal_token("acct_1|s1|2|u1", 1000);
+        assert_eq!(
+            signer.open_token(&token, 999).as_deref(),
+            Some("acct_1|s1|2|u1")
+        );
+        assert_eq!(signer.open_token(&token, 1001), None);
+        let forged = token.replacen(&hex::encode("acct_1"), &hex::encode("acct_2"), 1);
+        assert_eq!(signer.open_token(&forged, 999), None);
+        assert_eq!(signer.open_token("a.b.c", 999), None);
     }
 }

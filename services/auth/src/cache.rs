@@ -100,6 +100,7 @@ fn evict_oldest_half<K: Clone + Eq + Hash, V>(entries: &mut HashMap<K, (Instant,
 pub enum Change {
     Agent(String),
     Account(String),
+    Project(String),
     Link(String),
     Key(String),
     /// A session-JWT signing key (by kid) was added, retired, revoked or
@@ -113,6 +114,7 @@ impl Change {
         match self {
             Self::Agent(id) => format!("agent:{id}"),
             Self::Account(id) => format!("account:{id}"),
+            Self::Project(id) => format!("project:{id}"),
             Self::Link(id) => format!("link:{id}"),
             Self::Key(prefix) => format!("key:{prefix}"),
             Self::SigningKey(kid) => format!("signing_key:{kid}"),
@@ -129,6 +131,7 @@ impl Change {
         match kind {
             "agent" => Some(Self::Agent(id)),
             "account" => Some(Self::Account(id)),
+            "project" => Some(Self::Project(id)),
             "link" => Some(Self::Link(id)),
             "key" => Some(Self::Key(id)),
             "signing_key" => Some(Self::SigningKey(id)),
@@ -142,6 +145,7 @@ impl Change {
 pub struct CatalogCache {
     pub agents: TtlCache<Option<Arc<AgentRecord>>>,
     pub accounts: TtlCache<Option<Arc<AccountRecord>>>,
+    pub projects: TtlCache<Option<Arc<crate::catalog::ProjectRecord>>>,
     pub links: TtlCache<Option<Link>>,
     pub keys: TtlCache<Option<CredentialRecord>>,
     pub origins: TtlCache<Arc<Vec<String>>>,
@@ -153,6 +157,7 @@ impl CatalogCache {
         Self {
             agents: TtlCache::new(ttl),
             accounts: TtlCache::new(ttl),
+            projects: TtlCache::new(ttl),
             links: TtlCache::new(ttl),
             keys: TtlCache::new(ttl),
             origins: TtlCache::new(ttl),
@@ -164,6 +169,7 @@ impl CatalogCache {
         match change {
             Change::Agent(id) => self.agents.forget(id),
             Change::Account(id) => self.accounts.forget(id),
+            Change::Project(id) => self.projects.forget(id),
             Change::Link(id) => self.links.forget(id),
             Change::Key(prefix) => self.keys.forget(prefix),
             Change::SigningKey(kid) => self.signing_keys.forget(kid),
@@ -184,6 +190,7 @@ impl CatalogCache {
     pub fn clear(&self) {
         self.agents.clear();
         self.accounts.clear();
+        self.projects.clear();
         self.links.clear();
         self.keys.clear();
         self.origins.clear();
@@ -249,6 +256,7 @@ mod tests {
         for c in [
             Change::Agent("a-1".into()),
             Change::Account("acct_x".into()),
+            Change::Project("proj_x".into()),
             Change::Link("lnk_y".into()),
             Change::Key("abc".into()),
             Change::SigningKey("k1".into()),

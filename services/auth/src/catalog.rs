@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 const ACCOUNTS: &str = "{catalog}:accounts";
 const AGENTS: &str = "{catalog}:agents";
+const PROJECTS: &str = "{catalog}:projects";
 const ORIGIN_PATTERNS: &str = "{catalog}:origin_patterns";
 const SAVE_ATTEMPTS: usize = 8;
 
@@ -29,6 +30,9 @@ fn account_key(id: &str) -> String {
 }
 fn agent_key(id: &str) -> String {
     format!("{{catalog}}:agent:{id}")
+}
+fn project_key(id: &str) -> String {
+    format!("{{catalog}}:project:{id}")
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,9 +71,53 @@ pub struct AgentRecord {
     pub requires_worker: bool,
     #[serde(default)]
     pub solo_timeout_seconds: u32,
+    /// The project it belongs to (empty: none).
+    #[serde(default)]
+    pub project_id: String,
     pub created_at_ms: i64,
     /// (version, updated_at_ms): bumped together on every save.
     pub stamp: (u64, i64),
+}
+
+/// A group of an account's agents (seed 003's `projectId`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub created_at_ms: i64,
+    /// (version, updated_at_ms): bumped together on every save.
+    pub stamp: (u64, i64),
+}
+
+impl ProjectRecord {
+    pub fn to_proto(&self) -> pb::Project {
+        pb::Project {
+            id: self.id.clone(),
+            account_id: self.account_id.clone(),
+            name: self.name.clone(),
+            created_at_ms: self.created_at_ms,
+            updated_at_ms: self.stamp.1,
+        }
+    }
+}
+
+/// Project ids appear in keys and URLs: `proj_` and a safe alphabet.
+pub fn validate_project_id(id: &str) -> Result<(), AuthError> {
+    let ok = id.starts_with("proj_")
+        && id.len() > 5
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::invalid(
+            "id",
+            "a project id is proj_ then up to 59 letters, digits, '-' or '_'",
+        ))
+    }
 }
 
 impl AccountRecord {
@@ -113,6 +161,7 @@ impl AgentRecord {
             provider: self.provider() as i32,
             requires_worker: self.requires_worker,
             solo_timeout_seconds: self.solo_timeout_seconds,
+            project_id: self.project_id.clone(),
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.stamp.1,
         }
@@ -231,6 +280,10 @@ pub fn validate_avatar_url(url: &str) -> Result<(), AuthError> {
     }
 }
 
+/// A record's share of its account's admission settings: (account,
+/// version field, fields).
+pub type SettingsShare = (String, String, Vec<(String, String)>);
+
 /// What the generic store needs to know about a catalog record type.
 pub trait CatalogRecord: Serialize + DeserializeOwned + Clone {
     const INDEX: &'static str;
@@ -246,8 +299,8 @@ pub trait CatalogRecord: Serialize + DeserializeOwned + Clone {
     /// What a save of this record changes, for the other replicas' caches.
     fn changes(&self) -> Vec<Change>;
     /// The record's share of its account's admission settings: (account,
-    /// version field, fields).
-    fn settings(&self) -> (String, String, Vec<(String, String)>);
+    /// version field, fields); `None` when admission does not read it.
+    fn settings(&self) -> Option<SettingsShare>;
 }
 
 impl CatalogRecord for AccountRecord {
@@ -270,8 +323,8 @@ impl CatalogRecord for AccountRecord {
     fn changes(&self) -> Vec<Change> {
         vec![Change::Account(self.id.clone())]
     }
-    fn settings(&self) -> (String, String, Vec<(String, String)>) {
-        (
+    fn settings(&self) -> Option<SettingsShare> {
+        Some((
             self.id.clone(),
             "account:v".into(),
             vec![
@@ -281,7 +334,7 @@ impl CatalogRecord for AccountRecord {
                     self.minutes_quota.saturating_mul(60).to_string(),
                 ),
             ],
-        )
+        ))
     }
 }
 
@@ -308,8 +361,8 @@ impl CatalogRecord for AgentRecord {
     fn changes(&self) -> Vec<Change> {
         vec![Change::Agent(self.id.clone()), Change::Origins]
     }
-    fn settings(&self) -> (String, String, Vec<(String, String)>) {
-        (
+    fn settings(&self) -> Option<SettingsShare> {
+        Some((
             self.account_id.clone(),
             format!("agent:{}:v", self.id),
             vec![(
@@ -321,7 +374,32 @@ impl CatalogRecord for AgentRecord {
                     self.max_session_seconds
                 ),
             )],
-        )
+        ))
+    }
+}
+
+impl CatalogRecord for ProjectRecord {
+    const INDEX: &'static str = PROJECTS;
+    fn key(id: &str) -> String {
+        project_key(id)
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn not_found(id: &str) -> AuthError {
+        AuthError::ProjectNotFound(id.to_owned())
+    }
+    fn stamp(&mut self) -> &mut (u64, i64) {
+        &mut self.stamp
+    }
+    fn cache(c: &CatalogCache) -> &TtlCache<Option<Arc<Self>>> {
+        &c.projects
+    }
+    fn changes(&self) -> Vec<Change> {
+        vec![Change::Project(self.id.clone())]
+    }
+    fn settings(&self) -> Option<SettingsShare> {
+        None
     }
 }
 
@@ -352,7 +430,9 @@ impl Catalog {
     }
 
     async fn write_settings<R: CatalogRecord>(&self, record: &R) -> Result<(), AuthError> {
-        let (account, version_field, fields) = record.settings();
+        let Some((account, version_field, fields)) = record.settings() else {
+            return Ok(());
+        };
         let version = record.clone().stamp().0;
         let mut call = self.settings_script.prepare_invoke();
         call.key(lobby_kit::keys::account_settings(&account))

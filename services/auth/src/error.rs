@@ -12,6 +12,8 @@ pub enum AuthError {
     OriginRefused,
     #[error("Account {0:?} does not exist")]
     AccountNotFound(String),
+    #[error("Project {0:?} does not exist")]
+    ProjectNotFound(String),
     #[error("{0} already exists")]
     AlreadyExists(String),
     #[error("{field}: {reason}")]
@@ -84,6 +86,7 @@ impl CodedError for AuthError {
             Self::AgentUnpublished => ErrorCode::AgentUnpublished,
             Self::OriginRefused => ErrorCode::AuthFailed,
             Self::AccountNotFound(_) => ErrorCode::AccountNotFound,
+            Self::ProjectNotFound(_) => ErrorCode::ProjectNotFound,
             Self::AlreadyExists(_) => ErrorCode::AlreadyExists,
             Self::InvalidArgument { .. } => ErrorCode::InvalidRequest,
             Self::Conflict => ErrorCode::Conflict,
@@ -118,9 +121,10 @@ impl CodedError for AuthError {
 
     fn grpc_code(&self) -> Code {
         match self {
-            Self::AgentNotFound(_) | Self::AccountNotFound(_) | Self::KeyNotFound(_) => {
-                Code::NotFound
-            }
+            Self::AgentNotFound(_)
+            | Self::AccountNotFound(_)
+            | Self::ProjectNotFound(_)
+            | Self::KeyNotFound(_) => Code::NotFound,
             Self::AgentUnpublished | Self::OriginRefused | Self::DatabaseIdMismatch => {
                 Code::PermissionDenied
             }

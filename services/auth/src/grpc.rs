@@ -34,6 +34,15 @@ impl Audited for pb::Agent {
     }
 }
 
+impl Audited for pb::Project {
+    fn account(&self) -> Option<&str> {
+        Some(&self.account_id)
+    }
+    fn target(&self) -> String {
+        format!("project:{}", self.id)
+    }
+}
+
 impl Audited for pb::CreatedAgent {
     fn account(&self) -> Option<&str> {
         self.agent.as_ref().and_then(Audited::account)
@@ -175,6 +184,29 @@ impl Auth for AuthService {
         req: Request<pb::ListAgentsRequest>,
     ) -> Result<Response<pb::ListAgentsResponse>, Status> {
         Ok(Response::new(self.list_agents(req.into_inner()).await?))
+    }
+
+    async fn create_project(
+        &self,
+        req: Request<pb::CreateProjectRequest>,
+    ) -> Result<Response<pb::Project>, Status> {
+        let actor = Actor::from_metadata(req.metadata());
+        let r = self.create_project(req.into_inner()).await?;
+        self.audited(&actor, "createProject", r).await
+    }
+
+    async fn get_project(
+        &self,
+        req: Request<pb::GetProjectRequest>,
+    ) -> Result<Response<pb::Project>, Status> {
+        Ok(Response::new(self.get_project(req.into_inner()).await?))
+    }
+
+    async fn list_projects(
+        &self,
+        req: Request<pb::ListProjectsRequest>,
+    ) -> Result<Response<pb::ListProjectsResponse>, Status> {
+        Ok(Response::new(self.list_projects(req.into_inner()).await?))
     }
 
     async fn authorize_connect(

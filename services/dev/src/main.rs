@@ -10,7 +10,7 @@ use lobby_kit::{shutdown::Shutdown, telemetry, Settings};
 use lobby_proto::{
     auth::{
         auth_server::Auth, AgentStatus, CreateAccountRequest, CreateAgentRequest,
-        CreateWorkerKeyRequest, KeyRef, ListWorkerKeysRequest,
+        CreateProjectRequest, CreateWorkerKeyRequest, KeyRef, ListWorkerKeysRequest,
     },
     common::Provider,
 };
@@ -20,6 +20,7 @@ use tonic::Request;
 
 const DEMO_ACCOUNT: &str = "acct_demo";
 const DEMO_AGENT: &str = "demo-agent";
+const DEMO_PROJECT: &str = "proj_demo";
 const DEMO_WORKER: &str = "demo-worker";
 
 #[tokio::main]
@@ -165,6 +166,23 @@ async fn seed_demo(auth: Arc<dyn Auth>) -> Result<Option<String>, BoxError> {
     let created = with_retry(|| {
         let auth = auth.clone();
         async move {
+            auth.create_project(Request::new(CreateProjectRequest {
+                id: DEMO_PROJECT.into(),
+                account_id: DEMO_ACCOUNT.into(),
+                name: "Demo project".into(),
+            }))
+            .await
+        }
+    })
+    .await;
+    match created {
+        Ok(_) => {}
+        Err(s) if s.code() == tonic::Code::AlreadyExists => {}
+        Err(s) => return Err(s.into()),
+    }
+    let created = with_retry(|| {
+        let auth = auth.clone();
+        async move {
             auth.create_agent(Request::new(CreateAgentRequest {
                 id: DEMO_AGENT.into(),
                 account_id: DEMO_ACCOUNT.into(),
@@ -177,6 +195,7 @@ async fn seed_demo(auth: Arc<dyn Auth>) -> Result<Option<String>, BoxError> {
                 provider: Provider::Livekit as i32,
                 requires_worker: false,
                 solo_timeout_seconds: 0,
+                project_id: DEMO_PROJECT.into(),
             }))
             .await
         }

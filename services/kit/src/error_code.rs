@@ -45,6 +45,12 @@ error_codes! {
     AccountNotFound => "account_not_found",
     SessionNotFound => "session_not_found",
     ArtifactNotFound => "artifact_not_found",
+    /// A signed artifact URL that is tampered, expired, or used for another
+    /// method or object.
+    SignatureInvalid => "signature_invalid",
+    /// An artifact upload past its size cap.
+    UploadTooLarge => "upload_too_large",
+    ProjectNotFound => "project_not_found",
     KeyNotFound => "key_not_found",
     AlreadyExists => "already_exists",
     /// A concurrent update won; retry the read-modify-write.

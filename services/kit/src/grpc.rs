@@ -160,6 +160,46 @@ where
     .await
 }
 
+/// Serves two gRPC services on one listener, like `serve` does one.
+pub async fn serve_two<A, B>(
+    listener: Listener,
+    first: A,
+    second: B,
+    ready: Readiness,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error>
+where
+    A: tower_service::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    A::Future: Send + 'static,
+    B: tower_service::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    B::Future: Send + 'static,
+{
+    serve_routes(
+        listener,
+        tonic::service::Routes::new(first).add_service(second),
+        &[A::NAME, B::NAME],
+        ready,
+        shutdown,
+    )
+    .await
+}
+
 /// Serves several gRPC services on one listener (named in `names` for
 /// their health status), with health, and reflection when the listener
 /// says so.

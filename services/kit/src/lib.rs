@@ -8,6 +8,7 @@ pub mod config;
 pub mod error_code;
 pub mod grpc;
 pub mod grpc_tls;
+pub mod https;
 pub mod keys;
 pub mod metrics;
 pub mod production;

@@ -165,7 +165,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 impl AvatarValidator {
     pub fn new(config: AvatarConfig, redis: RedisConn) -> Result<Self, std::io::Error> {
         let model = rustface::read_model(Cursor::new(MODEL))?;
-        let tls = crate::tls::client_config().map_err(std::io::Error::other)?;
+        let tls = lobby_kit::https::client_config().map_err(std::io::Error::other)?;
         Ok(Self {
             decodes: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_decodes)),
             config,

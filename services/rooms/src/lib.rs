@@ -6,7 +6,6 @@ pub mod error;
 pub mod metrics;
 pub mod providers;
 pub mod service;
-pub mod tls;
 pub mod workers;
 
 use lobby_kit::{ConfigError, Settings};
@@ -220,7 +219,7 @@ pub fn start(
     auth: std::sync::Arc<dyn lobby_proto::auth::auth_server::Auth>,
 ) -> Result<Running, ServeError> {
     let conn = redis.connection();
-    let daily = providers::daily::Daily::new(config.daily, tls::client_config()?)?;
+    let daily = providers::daily::Daily::new(config.daily, lobby_kit::https::client_config()?)?;
     if daily.is_none() {
         tracing::info!("LOBBY_DAILY_API_KEY is not set: agents on Daily cannot start sessions");
     }

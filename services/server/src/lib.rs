@@ -78,6 +78,7 @@ struct InProcess {
     _auth: lobby_auth::Running,
     _session: Arc<lobby_session::Running>,
     _rooms: Arc<lobby_rooms::Running>,
+    _artifacts: Arc<lobby_artifacts::Running>,
 }
 
 fn named<E: Into<BoxError>>(
@@ -153,29 +154,30 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
                 config.session.workers_listen,
                 &config.session.grpc_tls,
             );
-            let session = Arc::new(lobby_session::start(
-                config.session,
-                &redis,
-                rooms.rooms.clone(),
-                auth.service.clone(),
-            )?);
             let artifacts_listener = lobby_kit::grpc::Listener::internal(
                 config.artifacts.listen,
                 &config.artifacts.grpc_tls,
                 None,
             );
-            let artifacts = lobby_artifacts::start(config.artifacts);
+            let artifacts = Arc::new(lobby_artifacts::start(config.artifacts, &redis)?);
+            let session = Arc::new(lobby_session::start(
+                config.session,
+                &redis,
+                lobby_session::Peers {
+                    rooms: rooms.rooms.clone(),
+                    auth: auth.service.clone(),
+                    artifacts: artifacts.service.clone(),
+                },
+            )?);
             let services = lobby_gateway::clients::Services {
                 auth: auth.service.clone(),
                 session: session.service.clone(),
+                artifacts: artifacts.service.clone(),
                 health: vec![
                     ("auth", ReadinessProbe::Local(auth.ready.clone())),
                     ("session", ReadinessProbe::Local(session.ready.clone())),
                     ("rooms", ReadinessProbe::Local(rooms.ready.clone())),
-                    (
-                        "artifacts",
-                        ReadinessProbe::Local(lobby_kit::Readiness::always()),
-                    ),
+                    ("artifacts", ReadinessProbe::Local(artifacts.ready.clone())),
                 ],
             };
             // Only what lives outside this process listens: the public edge,
@@ -206,10 +208,11 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
                 )
             });
             let s = shutdown.clone();
+            let served = artifacts.clone();
             tasks.spawn(async move {
                 named(
                     "artifacts",
-                    lobby_artifacts::serve_on(artifacts_listener, artifacts, s.wait()).await,
+                    lobby_artifacts::serve_on(artifacts_listener, &served, s.wait()).await,
                 )
             });
             Ok(Started {
@@ -221,6 +224,7 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
                     _auth: auth,
                     _session: session,
                     _rooms: rooms,
+                    _artifacts: artifacts,
                 }),
             })
         }

@@ -58,7 +58,15 @@ impl Sessions for SessionService {
         &self,
         req: Request<pb::GetSessionRequest>,
     ) -> Result<Response<Session>, Status> {
-        let session = self.store.get(&req.into_inner().session_id).await?;
+        let req = req.into_inner();
+        let session = if req.account_id.is_empty() {
+            self.store.get(&req.session_id).await?
+        } else {
+            self.store
+                .get_in(&req.account_id, &req.session_id)
+                .await?
+                .ok_or(SessionError::NotFound(req.session_id))?
+        };
         Ok(Response::new(self.opened(session).await?))
     }
 

@@ -17,6 +17,7 @@ pub mod service;
 pub mod start;
 pub mod store;
 pub mod sweep;
+pub mod worker_artifacts;
 pub mod worker_records;
 
 use lobby_kit::{ConfigError, Settings};
@@ -34,6 +35,8 @@ pub struct SessionConfig {
     pub rooms_url: String,
     /// Where auth answers (it vouches for GPU workers' keys).
     pub auth_url: String,
+    /// Where artifacts answers (uploads from workers; deletes).
+    pub artifacts_url: String,
     /// The workers' door: what GPU workers write into their sessions'
     /// records, with server-side TLS only.
     pub workers_listen: SocketAddr,
@@ -140,6 +143,7 @@ impl SessionConfig {
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
             rooms_url: lobby_kit::shared_settings::PeerUrls::from_settings(s).rooms,
             auth_url: lobby_kit::shared_settings::PeerUrls::from_settings(s).auth,
+            artifacts_url: lobby_kit::shared_settings::PeerUrls::from_settings(s).artifacts,
             workers_listen: s.get_or(
                 "LOBBY_SESSION_WORKERS_LISTEN",
                 SocketAddr::from(([127, 0, 0, 1], 50056)),
@@ -191,17 +195,25 @@ pub struct Running {
     pub service: Arc<service::SessionService>,
     /// What the workers' door serves.
     pub workers: Arc<worker_records::WorkerRecordsService>,
+    pub worker_artifacts: Arc<worker_artifacts::WorkerArtifactsService>,
     pub ready: lobby_kit::Readiness,
     _background: lobby_kit::background::Background,
 }
 
-/// Builds the session service on `redis`, talking to `rooms` (in-process or
-/// remote), and starts its sweeper.
+/// The services session calls, each in-process or remote.
+pub struct Peers {
+    pub rooms: service::RoomsPeer,
+    /// It vouches for GPU workers' keys at the workers' door.
+    pub auth: worker_records::AuthPeer,
+    pub artifacts: service::ArtifactsPeer,
+}
+
+/// Builds the session service on `redis`, talking to its peers, and starts
+/// its sweeper.
 pub fn start(
     config: SessionConfig,
     redis: &lobby_kit::redis_conn::Redis,
-    rooms: service::RoomsPeer,
-    auth: worker_records::AuthPeer,
+    peers: Peers,
 ) -> Result<Running, ServeError> {
     let metrics = metrics::SessionMetrics::new()?;
     let mut background = lobby_kit::background::Background::default();
@@ -217,7 +229,8 @@ pub fn start(
     ));
     let service = service::SessionService::new(
         service::Storage::new(redis, &config),
-        rooms,
+        peers.rooms,
+        peers.artifacts,
         config.policy,
         config.clock,
         metrics,
@@ -227,7 +240,11 @@ pub fn start(
     Ok(Running {
         workers: Arc::new(worker_records::WorkerRecordsService::new(
             service.clone(),
-            auth,
+            peers.auth.clone(),
+        )),
+        worker_artifacts: Arc::new(worker_artifacts::WorkerArtifactsService::new(
+            service.clone(),
+            peers.auth,
         )),
         service,
         ready,
@@ -256,10 +273,27 @@ pub async fn serve(
             &config.grpc_tls,
         )?),
     ));
+    let artifacts: service::ArtifactsPeer = Arc::new(lobby_proto::Remote(
+        lobby_proto::artifacts::artifacts_client::ArtifactsClient::new(
+            lobby_kit::grpc::lazy_channel(
+                &config.artifacts_url,
+                config.upstream_timeout,
+                &config.grpc_tls,
+            )?,
+        ),
+    ));
     let listener =
         lobby_kit::grpc::Listener::internal(config.listen, &config.grpc_tls, config.probes_listen);
     let door = lobby_kit::grpc::Listener::workers(config.workers_listen, &config.grpc_tls);
-    let running = start(config, &redis, rooms, auth)?;
+    let running = start(
+        config,
+        &redis,
+        Peers {
+            rooms,
+            auth,
+            artifacts,
+        },
+    )?;
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     let api = lobby_kit::grpc::serve(
         listener,
@@ -271,17 +305,20 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves only what GPU workers write into their sessions' records on
-/// `listener` (server-side TLS), in every deployment shape.
+/// Serves only what GPU workers write into their sessions (records and
+/// artifacts) on `listener` (server-side TLS), in every deployment shape.
 pub async fn serve_workers(
     running: &Running,
     listener: lobby_kit::grpc::Listener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    lobby_kit::grpc::serve(
+    lobby_kit::grpc::serve_two(
         listener,
         lobby_proto::workers::worker_records_server::WorkerRecordsServer::from_arc(
             running.workers.clone(),
+        ),
+        lobby_proto::workers::worker_artifacts_server::WorkerArtifactsServer::from_arc(
+            running.worker_artifacts.clone(),
         ),
         running.ready.clone(),
         shutdown,

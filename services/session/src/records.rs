@@ -191,6 +191,7 @@ pub fn from_fields(f: &HashMap<String, String>) -> Result<Session, SessionError>
         requires_worker: text("requires_worker") == "1",
         room_close_pending: text("room_close_pending") == "1",
         purge_at_ms: num("purge_at_ms")?,
+        room_url: text("room_url"),
     })
 }
 

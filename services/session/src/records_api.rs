@@ -438,6 +438,9 @@ impl SessionService {
                 .map_err(|s| SessionError::Orchestrator(s.message().to_owned()))?;
                 continue;
             }
+            // Artifacts first: a failure here leaves the record, and the
+            // delete can be asked again.
+            self.delete_artifacts(&req.account_id, &req.id).await?;
             match self
                 .records
                 .delete(&req.account_id, &req.id, &stored)

@@ -18,6 +18,8 @@ use tonic::{Request, Status};
 
 /// The rooms service, in-process or over gRPC: the session service cannot tell.
 pub type RoomsPeer = Arc<dyn Rooms>;
+/// The artifacts service, in-process or over gRPC.
+pub type ArtifactsPeer = Arc<dyn lobby_proto::artifacts::artifacts_server::Artifacts>;
 
 /// Settings the service applies to every session.
 #[derive(Debug, Clone)]
@@ -77,6 +79,7 @@ pub struct SessionService {
     pub(crate) name_orders: Arc<crate::records_api::NameOrders>,
     pub(crate) audit: lobby_kit::audit::AuditLog,
     pub(crate) rooms: RoomsPeer,
+    pub(crate) artifacts: ArtifactsPeer,
     pub(crate) policy: Policy,
     pub(crate) clock: lobby_kit::time::Clock,
     pub(crate) metrics: crate::metrics::SessionMetrics,
@@ -121,6 +124,7 @@ impl SessionService {
     pub fn new(
         storage: Storage,
         rooms: RoomsPeer,
+        artifacts: ArtifactsPeer,
         policy: Policy,
         clock: lobby_kit::time::Clock,
         metrics: crate::metrics::SessionMetrics,
@@ -132,6 +136,7 @@ impl SessionService {
             name_orders: Arc::default(),
             audit: storage.audit,
             rooms,
+            artifacts,
             policy,
             clock,
             metrics,

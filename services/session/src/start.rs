@@ -299,6 +299,14 @@ impl SessionService {
                 return Err(self.failed(&session, e.into()).await);
             }
         }
+        // Off the start's path: the caller has the URL in its answer, and
+        // only later readers (seed 003's `wsUrl`) need it on the record.
+        let (store, recorded, url) = (self.store.clone(), session.clone(), room.room_url.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.set_room_url(&recorded, &url).await {
+                tracing::warn!(session_id = %recorded.id, error = %e, "room URL not recorded");
+            }
+        });
         self.metrics.starts.with_label_values(&["active"]).inc();
         tracing::info!(session_id = %session.id, account_id = %session.account_id, agent_id = %session.agent_id, "session active");
         Ok(pb::StartSessionResponse {

@@ -243,6 +243,7 @@ struct Scripts {
     usage: Script,
     append: Script,
     start_run: Script,
+    set_present: Script,
 }
 
 impl SessionStore {
@@ -257,6 +258,7 @@ impl SessionStore {
                 usage: Script::new(include_str!("account_usage.lua")),
                 append: Script::new(include_str!("append_event.lua")),
                 start_run: Script::new(include_str!("start_run.lua")),
+                set_present: Script::new(include_str!("set_present.lua")),
             }),
         }
     }
@@ -591,9 +593,19 @@ impl SessionStore {
         Ok(after)
     }
 
+    /// The URL clients join the session's room at (seed 003's `wsUrl`).
+    pub async fn set_room_url(&self, s: &Session, room_url: &str) -> Result<(), SessionError> {
+        self.set_fields(s, &[("room_url", room_url.to_owned())])
+            .await
+    }
+
     async fn set_fields(&self, s: &Session, fields: &[(&str, String)]) -> Result<(), SessionError> {
         let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
-        let () = self.conn().hset_multiple(k.record(), fields).await?;
+        let mut call = self.scripts.set_present.key(k.record());
+        for (field, value) in fields {
+            call.arg(*field).arg(value);
+        }
+        let _: i64 = call.invoke_async(&mut self.conn()).await?;
         Ok(())
     }
 

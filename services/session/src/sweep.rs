@@ -98,6 +98,9 @@ impl SessionService {
                 if let Some(Some(stored)) =
                     self.records.read(&session.account_id, &ids).await?.pop()
                 {
+                    // Artifacts first; a failure leaves the entry due, retried.
+                    self.delete_artifacts(&session.account_id, &session.id)
+                        .await?;
                     self.records
                         .delete(&session.account_id, &session.id, &stored)
                         .await?;

@@ -8,7 +8,7 @@
 
 use crate::service::SessionService;
 use lobby_proto::{
-    auth::{auth_server::Auth, AuthenticateWorkerRequest},
+    auth::{auth_server::Auth, AuthenticateWorkerRequest, WorkerPrincipal},
     workers::{worker_records_server::WorkerRecords, WorkerMessages, WorkerMessagesAppended},
 };
 use std::sync::Arc;
@@ -28,27 +28,33 @@ impl WorkerRecordsService {
     }
 }
 
+/// The worker whose key the call carries (`authorization: Bearer <key>`).
+/// Auth's refusal goes back as it is (key_invalid, key_revoked, …).
+pub(crate) async fn authenticate(
+    auth: &AuthPeer,
+    metadata: &tonic::metadata::MetadataMap,
+) -> Result<WorkerPrincipal, Status> {
+    let key = metadata
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    Ok(auth
+        .authenticate_worker(Request::new(AuthenticateWorkerRequest { key }))
+        .await
+        .map_err(|s| lobby_kit::grpc::forward_status(&s))?
+        .into_inner())
+}
+
 #[tonic::async_trait]
 impl WorkerRecords for WorkerRecordsService {
     async fn append_messages(
         &self,
         req: Request<WorkerMessages>,
     ) -> Result<Response<WorkerMessagesAppended>, Status> {
-        let key = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("")
-            .trim()
-            .to_owned();
-        // Auth's refusal goes back as it is (key_invalid, key_revoked, …).
-        let worker = self
-            .auth
-            .authenticate_worker(Request::new(AuthenticateWorkerRequest { key }))
-            .await
-            .map_err(|s| lobby_kit::grpc::forward_status(&s))?
-            .into_inner();
+        let worker = authenticate(&self.auth, req.metadata()).await?;
         let account = (!worker.account_id.is_empty()).then_some(worker.account_id.as_str());
         let (messages, prompt_tokens, completion_tokens) = self
             .session

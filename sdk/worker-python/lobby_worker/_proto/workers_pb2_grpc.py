@@ -188,3 +188,184 @@ class WorkerRecords:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class WorkerArtifactsStub:
+    """A session's artifacts (seed 003), uploaded by the worker that ran it,
+    during the session or after its end. Served beside WorkerRecords on the
+    session service's workers' door, with the same metadata and the same
+    rule: only sessions this worker accepted, of the account its key serves
+    (session_not_found otherwise). An upload is published whole or not at all.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.UploadTranscript = channel.unary_unary(
+                '/lobby.workers.v1.WorkerArtifacts/UploadTranscript',
+                request_serializer=workers__pb2.WorkerTranscript.SerializeToString,
+                response_deserializer=workers__pb2.WorkerArtifactStored.FromString,
+                _registered_method=True)
+        self.UploadAudio = channel.stream_unary(
+                '/lobby.workers.v1.WorkerArtifacts/UploadAudio',
+                request_serializer=workers__pb2.WorkerAudioChunk.SerializeToString,
+                response_deserializer=workers__pb2.WorkerArtifactStored.FromString,
+                _registered_method=True)
+        self.SignUploadUrl = channel.unary_unary(
+                '/lobby.workers.v1.WorkerArtifacts/SignUploadUrl',
+                request_serializer=workers__pb2.WorkerUploadUrlRequest.SerializeToString,
+                response_deserializer=workers__pb2.WorkerUploadUrl.FromString,
+                _registered_method=True)
+
+
+class WorkerArtifactsServicer:
+    """A session's artifacts (seed 003), uploaded by the worker that ran it,
+    during the session or after its end. Served beside WorkerRecords on the
+    session service's workers' door, with the same metadata and the same
+    rule: only sessions this worker accepted, of the account its key serves
+    (session_not_found otherwise). An upload is published whole or not at all.
+    """
+
+    def UploadTranscript(self, request, context):
+        """conversation.json: any JSON (the SDKs send {"messages": [{"role",
+        "content", "timestamp_ms"}]}), at most 3 MiB.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadAudio(self, request_iterator, context):
+        """conversation.wav in chunks: the first message names the session, each
+        carries up to 2 MiB. The cap is the artifacts service's
+        (LOBBY_ARTIFACTS_MAX_AUDIO_BYTES); past it: upload_too_large. Not a
+        WAV: invalid_request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignUploadUrl(self, request, context):
+        """A URL to PUT the artifact's bytes to (an hour), for a worker that
+        would rather upload over HTTP.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WorkerArtifactsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'UploadTranscript': grpc.unary_unary_rpc_method_handler(
+                    servicer.UploadTranscript,
+                    request_deserializer=workers__pb2.WorkerTranscript.FromString,
+                    response_serializer=workers__pb2.WorkerArtifactStored.SerializeToString,
+            ),
+            'UploadAudio': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadAudio,
+                    request_deserializer=workers__pb2.WorkerAudioChunk.FromString,
+                    response_serializer=workers__pb2.WorkerArtifactStored.SerializeToString,
+            ),
+            'SignUploadUrl': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignUploadUrl,
+                    request_deserializer=workers__pb2.WorkerUploadUrlRequest.FromString,
+                    response_serializer=workers__pb2.WorkerUploadUrl.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'lobby.workers.v1.WorkerArtifacts', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('lobby.workers.v1.WorkerArtifacts', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class WorkerArtifacts:
+    """A session's artifacts (seed 003), uploaded by the worker that ran it,
+    during the session or after its end. Served beside WorkerRecords on the
+    session service's workers' door, with the same metadata and the same
+    rule: only sessions this worker accepted, of the account its key serves
+    (session_not_found otherwise). An upload is published whole or not at all.
+    """
+
+    @staticmethod
+    def UploadTranscript(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lobby.workers.v1.WorkerArtifacts/UploadTranscript',
+            workers__pb2.WorkerTranscript.SerializeToString,
+            workers__pb2.WorkerArtifactStored.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadAudio(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/lobby.workers.v1.WorkerArtifacts/UploadAudio',
+            workers__pb2.WorkerAudioChunk.SerializeToString,
+            workers__pb2.WorkerArtifactStored.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignUploadUrl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lobby.workers.v1.WorkerArtifacts/SignUploadUrl',
+            workers__pb2.WorkerUploadUrlRequest.SerializeToString,
+            workers__pb2.WorkerUploadUrl.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

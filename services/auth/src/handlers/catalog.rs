@@ -1,8 +1,8 @@
-//! The catalog: accounts and agents, and the origin checks of a browser
+//! The catalog: accounts, projects and agents, and the origin checks of a browser
 //! connect (the start itself and the CORS preflight).
 
 use crate::{
-    catalog::{self, AccountRecord, AgentRecord},
+    catalog::{self, AccountRecord, AgentRecord, ProjectRecord},
     error::AuthError,
     origin::{AllowedOrigin, OriginPolicy},
     service::{new_account_id, new_agent_id, provider_name, published, AuthService},
@@ -125,6 +125,7 @@ impl AuthService {
         catalog::validate_agent_limits(max_concurrency, max_session_seconds)?;
         catalog::validate_avatar_url(&req.avatar_image_url)?;
         catalog::validate_solo_timeout(req.solo_timeout_seconds)?;
+        self.check_project(&req.project_id, &req.account_id).await?;
         let now = lobby_kit::time::now_ms();
         let record = AgentRecord {
             id,
@@ -140,6 +141,7 @@ impl AuthService {
                 .to_owned(),
             requires_worker: req.requires_worker,
             solo_timeout_seconds: req.solo_timeout_seconds,
+            project_id: req.project_id,
             created_at_ms: now,
             stamp: (1, now),
         };
@@ -171,6 +173,10 @@ impl AuthService {
         if let Some(url) = &req.avatar_image_url {
             catalog::validate_avatar_url(url)?;
         }
+        if let Some(project) = req.project_id.as_deref().filter(|p| !p.is_empty()) {
+            let agent: AgentRecord = self.catalog.get(&req.id).await?;
+            self.check_project(project, &agent.account_id).await?;
+        }
         let record = self
             .catalog
             .update(&req.id, |a: &mut AgentRecord| {
@@ -195,6 +201,9 @@ impl AuthService {
                     catalog::validate_solo_timeout(solo)?;
                     a.solo_timeout_seconds = solo;
                 }
+                if let Some(project) = &req.project_id {
+                    a.project_id = project.clone();
+                }
                 catalog::validate_agent_limits(a.max_concurrency, a.max_session_seconds)
             })
             .await?;
@@ -212,6 +221,77 @@ impl AuthService {
                 .iter()
                 .filter(|a| account_id.is_empty() || a.account_id == account_id)
                 .map(AgentRecord::to_proto)
+                .collect(),
+        })
+    }
+
+    /// An agent may join only an existing project of its own account.
+    async fn check_project(&self, project_id: &str, account_id: &str) -> Result<(), AuthError> {
+        if project_id.is_empty() {
+            return Ok(());
+        }
+        match self.catalog.get::<ProjectRecord>(project_id).await {
+            Ok(p) if p.account_id == account_id => Ok(()),
+            Ok(_) | Err(AuthError::ProjectNotFound(_)) => Err(AuthError::invalid(
+                "project_id",
+                "no such project in the agent's account",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) async fn create_project(
+        &self,
+        req: pb::CreateProjectRequest,
+    ) -> Result<pb::Project, AuthError> {
+        let id = if req.id.is_empty() {
+            format!("proj_{}", uuid::Uuid::new_v4().simple())
+        } else {
+            req.id
+        };
+        catalog::validate_project_id(&id)?;
+        catalog::validate_name(&req.name)?;
+        let _: AccountRecord = self
+            .catalog
+            .get(&req.account_id)
+            .await
+            .map_err(|e| match e {
+                AuthError::AccountNotFound(_) => {
+                    AuthError::invalid("account_id", "no such account")
+                }
+                other => other,
+            })?;
+        let now = lobby_kit::time::now_ms();
+        let record = ProjectRecord {
+            id,
+            account_id: req.account_id,
+            name: req.name,
+            created_at_ms: now,
+            stamp: (1, now),
+        };
+        self.catalog.create(&record).await?;
+        tracing::info!(project_id = %record.id, account_id = %record.account_id, "project created");
+        Ok(record.to_proto())
+    }
+
+    pub(crate) async fn get_project(
+        &self,
+        req: pb::GetProjectRequest,
+    ) -> Result<pb::Project, AuthError> {
+        let record: ProjectRecord = self.catalog.get(&req.id).await?;
+        Ok(record.to_proto())
+    }
+
+    pub(crate) async fn list_projects(
+        &self,
+        req: pb::ListProjectsRequest,
+    ) -> Result<pb::ListProjectsResponse, AuthError> {
+        let projects: Vec<ProjectRecord> = self.catalog.list().await?;
+        Ok(pb::ListProjectsResponse {
+            projects: projects
+                .iter()
+                .filter(|p| req.account_id.is_empty() || p.account_id == req.account_id)
+                .map(ProjectRecord::to_proto)
                 .collect(),
         })
     }

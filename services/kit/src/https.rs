@@ -1,4 +1,5 @@
-//! The TLS client configuration for outbound HTTPS (avatars, Daily).
+//! The TLS client configuration for outbound HTTPS (avatars, Daily,
+//! summarizer endpoints).
 //!
 //! The ring provider, as livekit-api uses: with two providers linked and none
 //! installed process-wide, rustls refuses to pick one.
