@@ -1279,16 +1279,22 @@ async fn the_s3_store_serves_presigned_audio_and_deletes_with_the_session() {
     );
 }
 
-/// On the filesystem store too, deleting a session removes its folder.
+/// On the filesystem store too, deleting a session removes its folder, and
+/// so does the sweeper's purge at the end of an ended session's retention.
 #[tokio::test]
-async fn deleting_a_session_removes_its_artifacts() {
-    let lobby = Lobby::start(options(vec![])).await;
+async fn deleting_or_purging_a_session_removes_its_artifacts() {
+    let lobby = Lobby::start(options(vec![(
+        "LOBBY_ENDED_SESSION_TTL_SECONDS".into(),
+        "2".into(),
+    )]))
+    .await;
     let t = tenant(&lobby, "gpu-del").await;
-    let (gone, kept) = (
+    let (gone, purged, kept) = (
+        project_session(&lobby, &t).await,
         project_session(&lobby, &t).await,
         project_session(&lobby, &t).await,
     );
-    for s in [&gone, &kept] {
+    for s in [&gone, &purged, &kept] {
         t.uploads
             .upload_transcript(s, &transcript())
             .await
@@ -1306,7 +1312,12 @@ async fn deleting_a_session_removes_its_artifacts() {
             .join("sessions")
             .join(s)
     };
-    assert!(folder(&gone).join("conversation.wav").exists());
+    let files = |s: &str| -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(folder(s))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(files(&gone).len(), 2);
     let database = lobby.database_id_hash(&t.account).await;
     let r = lobby
         .http
@@ -1317,14 +1328,7 @@ async fn deleting_a_session_removes_its_artifacts() {
         .await
         .expect("delete");
     assert_eq!(r.status(), 200);
-    let left: Vec<_> = std::fs::read_dir(folder(&gone))
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "{left:?}");
-    assert!(
-        folder(&kept).join("conversation.wav").exists(),
-        "the other session keeps its own"
-    );
+    assert!(files(&gone).is_empty(), "{:?}", files(&gone));
     let (s, _) = get(
         &lobby,
         Some(&t.read_key),
@@ -1335,4 +1339,17 @@ async fn deleting_a_session_removes_its_artifacts() {
     )
     .await;
     assert_eq!(s, 404);
+
+    // Ended, then purged by the sweeper two seconds later: artifacts too.
+    lobby.end_session(&purged).await;
+    let began = std::time::Instant::now();
+    while !files(&purged).is_empty() {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "kept past its retention: {:?}",
+            files(&purged)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(files(&kept).len(), 2, "a live session keeps its own");
 }

@@ -3,7 +3,9 @@
 //! start waits for it to accept, it joins the room as the agent and
 //! publishes audio; a user joins with LiveKit's Python SDK, sees the agent's
 //! identity and receives its audio track, and leaves; LiveKit's webhook then
-//! ends the session and everything held comes back.
+//! ends the session and everything held comes back. The worker uploads the
+//! session's transcript and audio at its end; seed 003 serves them and the
+//! summary.
 
 use lobby_rooms::workers::Registry;
 use lobby_tests::{
@@ -175,4 +177,89 @@ async fn a_user_meets_the_python_worker_agent_and_leaving_ends_the_session() {
         worker.log_tail()
     );
     assert_eq!(listed[0]["completionTokens"], 5, "{listed}");
+
+    // At its end the worker uploaded the session's transcript and the audio
+    // it published (the Python SDK's upload_transcript and upload_audio);
+    // seed 003 serves them, and summarizes the transcript.
+    let key = lobby.create_api_key(&account, &["sessions:read"]).await;
+    let seed_003 = |path: String| {
+        let (http, gateway, key) = (lobby.http.clone(), lobby.gateway().to_owned(), key.clone());
+        async move {
+            let r = http
+                .get(format!("{gateway}{path}"))
+                .header("x-api-key", key)
+                .send()
+                .await
+                .expect("seed 003");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let transcript_path = format!("/v1/session/transcript?sessionId={session_id}&type=instant");
+    let mut transcript = Value::Null;
+    for _ in 0..100 {
+        let (s, b) = seed_003(transcript_path.clone()).await;
+        if s == 200 {
+            transcript = b;
+            break;
+        }
+        assert_eq!(s, 404, "{b}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        transcript["transcript"]["messages"][0]["content"],
+        "Hello, I am your avatar.",
+        "{transcript} / worker: {}",
+        worker.log_tail()
+    );
+    let mut audio = Value::Null;
+    for _ in 0..50 {
+        let (s, b) = seed_003(format!(
+            "/v1/session/audio?sessionId={session_id}&type=instant"
+        ))
+        .await;
+        if s == 200 {
+            audio = b;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let url = audio["audioUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{audio} / worker: {}", worker.log_tail()));
+    let wav = lobby
+        .http
+        .get(url)
+        .send()
+        .await
+        .expect("audio")
+        .bytes()
+        .await
+        .expect("bytes");
+    let decoded = hound::WavReader::new(std::io::Cursor::new(wav.to_vec())).expect("a WAV");
+    assert_eq!(decoded.spec().sample_rate, 48_000);
+    assert!(
+        decoded.duration() > 48_000 / 2,
+        "at least half a second of what the agent said: {} samples",
+        decoded.duration()
+    );
+    let summary_path = format!("/v1/sessions/summary?sessionId={session_id}&instant_voice_links=1");
+    let mut summary = Value::Null;
+    for _ in 0..100 {
+        let (s, b) = seed_003(summary_path.clone()).await;
+        if s == 200 {
+            summary = b;
+            break;
+        }
+        assert_eq!(s, 202, "{b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(summary["success"], true, "{summary}");
+    assert_eq!(summary["summary"]["facts"]["turns"], 2, "{summary}");
+    assert!(
+        summary["summary"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("avatar")),
+        "{summary}"
+    );
 }

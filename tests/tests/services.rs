@@ -366,9 +366,13 @@ async fn the_probes_listener_serves_health_only_and_in_plaintext() {
     let [api, probes] = lobby_tests::free_ports(2)[..] else {
         unreachable!()
     };
+    // Health follows readiness, and artifacts is ready once its Redis
+    // (the summary jobs') answers.
+    let redis = lobby_tests::redis_server::RedisServer::start_with(&dir, false);
     let mut cmd = Command::new(binary("lobby-artifacts"));
     cmd.env_clear()
         .envs(certs.settings("artifacts"))
+        .env("LOBBY_REDIS_URL", redis.url())
         .env("LOBBY_ARTIFACTS_LISTEN", format!("127.0.0.1:{api}"))
         .env("LOBBY_PROBES_LISTEN", format!("127.0.0.1:{probes}"))
         .env("LOBBY_ARTIFACTS_DIR", dir.join("store"));

@@ -46,6 +46,7 @@ async fn main() -> Result<(), BoxError> {
     let workers_door = config.rooms.workers.listen;
     let records_door = config.session.workers_listen;
     let grace = config.shutdown_grace;
+    let admin_token = config.gateway.admin_token.clone().unwrap_or_default();
     let shutdown = Shutdown::on(lobby_kit::shutdown::signal());
     let mut started = lobby_server::start(config, &shutdown).await?;
 
@@ -65,7 +66,7 @@ async fn main() -> Result<(), BoxError> {
         };
         match seeded {
             Ok((agent_key, worker_key)) => {
-                print_banner(started.gateway, agent_key.as_deref());
+                print_banner(started.gateway, agent_key.as_deref(), &admin_token);
                 print_workers_door(workers_door, records_door, certs.as_ref(), &worker_key);
             }
             Err(e) => {
@@ -228,7 +229,7 @@ where
     }
 }
 
-fn print_banner(gateway: std::net::SocketAddr, agent_key: Option<&str>) {
+fn print_banner(gateway: std::net::SocketAddr, agent_key: Option<&str>, admin_token: &str) {
     println!(
         "\nLobby is running. Start a session with the demo agent:\n\n  curl -sS -X POST http://{gateway}/v1/public/agents/connect \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"agent_id\": \"{DEMO_AGENT}\"}}'\n"
     );
@@ -238,5 +239,8 @@ fn print_banner(gateway: std::net::SocketAddr, agent_key: Option<&str>) {
         ),
         None => println!("The demo agent's key was printed when it was created; rotate it with POST /admin/v1/agents/{DEMO_AGENT}/keys.\n"),
     }
+    println!(
+        "Session status, transcript, audio and summary (seed 003; the demo agent is in project {DEMO_PROJECT}) take an account API key; make one (shown once) with:\n  curl -sS -X POST http://{gateway}/admin/v1/accounts/{DEMO_ACCOUNT}/api-keys -H 'Authorization: Bearer {admin_token}' -H 'Content-Type: application/json' -d '{{\"scopes\": [\"sessions:read\", \"sessions:write\"]}}'\n  curl -sS 'http://{gateway}/v1/session/status?sessionId=<session_id>&type=project&projectId={DEMO_PROJECT}' -H 'x-api-key: <key>'\n"
+    );
     println!("Health: curl -sS http://{gateway}/healthz   (Ctrl-C stops everything)\n");
 }
