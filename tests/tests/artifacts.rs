@@ -132,6 +132,30 @@ async fn get(lobby: &Lobby, key: Option<&str>, path: &str) -> (u16, Value) {
     send(lobby, req).await
 }
 
+/// A seed-003 route of `t`'s project session, with its read key.
+async fn typed(lobby: &Lobby, t: &Tenant, route: &str, session: &str) -> (u16, Value) {
+    let path = format!(
+        "/v1/session/{route}?sessionId={session}&type=project&projectId={}",
+        t.project
+    );
+    get(lobby, Some(&t.read_key), &path).await
+}
+
+/// Seed 004's delete of `session`, with `t`'s read-write key.
+async fn delete_record(lobby: &Lobby, t: &Tenant, session: &str) -> u16 {
+    let database = lobby.database_id_hash(&t.account).await;
+    lobby
+        .http
+        .delete(format!("{}/api/session/{session}", lobby.gateway()))
+        .bearer_auth(&t.rw_key)
+        .header("database-id-hash", database)
+        .send()
+        .await
+        .expect("delete")
+        .status()
+        .as_u16()
+}
+
 async fn regenerate(lobby: &Lobby, key: &str, body: Value) -> (u16, Value) {
     let req = lobby
         .http
@@ -496,15 +520,7 @@ async fn another_account_sees_and_writes_nothing_of_this_ones() {
     .await;
     assert_eq!(refused.expect_err("refused"), "session_not_found");
     // A's transcript is untouched.
-    let (_, body) = get(
-        &lobby,
-        Some(&a.read_key),
-        &format!(
-            "/v1/session/transcript?sessionId={session}&type=project&projectId={}",
-            a.project
-        ),
-    )
-    .await;
+    let (_, body) = typed(&lobby, &a, "transcript", &session).await;
     assert_eq!(body["transcript"], transcript());
     println!("artifacts, cross-account: {tried} of {tried} refused");
 }
@@ -730,15 +746,7 @@ async fn a_large_wav_uploaded_in_chunks_is_published_whole_and_served_in_ranges(
         .await
         .expect("put");
     assert_eq!(r.status(), 200);
-    let (_, b) = get(
-        &lobby,
-        Some(&t.read_key),
-        &format!(
-            "/v1/session/transcript?sessionId={session}&type=project&projectId={}",
-            t.project
-        ),
-    )
-    .await;
+    let (_, b) = typed(&lobby, &t, "transcript", &session).await;
     assert_eq!(b["transcript"], transcript());
 }
 
@@ -765,15 +773,7 @@ async fn signed_urls_refuse_tampering_expiry_and_swaps() {
             .await
             .expect("upload");
     }
-    let (_, body) = get(
-        &lobby,
-        Some(&a.read_key),
-        &format!(
-            "/v1/session/audio?sessionId={s1}&type=project&projectId={}",
-            a.project
-        ),
-    )
-    .await;
+    let (_, body) = typed(&lobby, &a, "audio", &s1).await;
     let url = body["audioUrl"].as_str().expect("url").to_owned();
     let ok = lobby.http.get(&url).send().await.expect("get");
     assert_eq!(ok.status(), 200);
@@ -1213,15 +1213,7 @@ async fn the_s3_store_serves_presigned_audio_and_deletes_with_the_session() {
         ]
     );
     assert!(s3.keys("uploads/").await.is_empty(), "no staging left");
-    let (s, b) = get(
-        &lobby,
-        Some(&t.read_key),
-        &format!(
-            "/v1/session/audio?sessionId={session}&type=project&projectId={}",
-            t.project
-        ),
-    )
-    .await;
+    let (s, b) = typed(&lobby, &t, "audio", &session).await;
     assert_eq!(s, 200, "{b}");
     let url = b["audioUrl"].as_str().expect("url");
     assert!(
@@ -1240,15 +1232,7 @@ async fn the_s3_store_serves_presigned_audio_and_deletes_with_the_session() {
         .expect("bytes");
     assert_eq!(served.to_vec(), audio);
     hound::WavReader::new(std::io::Cursor::new(served.to_vec())).expect("a WAV");
-    let (s, b) = get(
-        &lobby,
-        Some(&t.read_key),
-        &format!(
-            "/v1/session/transcript?sessionId={session}&type=project&projectId={}",
-            t.project
-        ),
-    )
-    .await;
+    let (s, b) = typed(&lobby, &t, "transcript", &session).await;
     assert_eq!((s, b["transcript"].clone()), (200, transcript()));
     t.uploads
         .upload_transcript(&session, &transcript())
@@ -1263,16 +1247,7 @@ async fn the_s3_store_serves_presigned_audio_and_deletes_with_the_session() {
     );
 
     // Seed 004's delete ends the session and removes its artifacts.
-    let database = lobby.database_id_hash(&t.account).await;
-    let r = lobby
-        .http
-        .delete(format!("{}/api/session/{session}", lobby.gateway()))
-        .bearer_auth(&t.rw_key)
-        .header("database-id-hash", database)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(delete_record(&lobby, &t, &session).await, 200);
     assert!(
         s3.keys(&prefix).await.is_empty(),
         "artifacts deleted with the session"
@@ -1318,26 +1293,9 @@ async fn deleting_or_purging_a_session_removes_its_artifacts() {
             .unwrap_or_default()
     };
     assert_eq!(files(&gone).len(), 2);
-    let database = lobby.database_id_hash(&t.account).await;
-    let r = lobby
-        .http
-        .delete(format!("{}/api/session/{gone}", lobby.gateway()))
-        .bearer_auth(&t.rw_key)
-        .header("database-id-hash", &database)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(r.status(), 200);
+    assert_eq!(delete_record(&lobby, &t, &gone).await, 200);
     assert!(files(&gone).is_empty(), "{:?}", files(&gone));
-    let (s, _) = get(
-        &lobby,
-        Some(&t.read_key),
-        &format!(
-            "/v1/session/status?sessionId={gone}&type=project&projectId={}",
-            t.project
-        ),
-    )
-    .await;
+    let (s, _) = typed(&lobby, &t, "status", &gone).await;
     assert_eq!(s, 404);
 
     // Ended, then purged by the sweeper two seconds later: artifacts too.

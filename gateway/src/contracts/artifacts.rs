@@ -252,13 +252,28 @@ fn is_missing(s: &tonic::Status) -> bool {
     )
 }
 
+fn no_transcript(session_id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        &format!("conversation.json not found for session {session_id}"),
+    )
+}
+
+/// The status, transcript and audio routes' caller and session.
+async fn typed_session(
+    st: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(String, Address, Session), Refusal> {
+    authorized(st, headers, READ, typed_address(&params(query))).await
+}
+
 pub async fn status(
     State(st): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let p = params(query.as_deref());
-    let (session_id, address, s) = match authorized(&st, &headers, READ, typed_address(&p)).await {
+    let (session_id, address, s) = match typed_session(&st, &headers, query.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r.into_response(),
     };
@@ -332,16 +347,9 @@ pub async fn transcript(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let p = params(query.as_deref());
-    let (session_id, _, s) = match authorized(&st, &headers, READ, typed_address(&p)).await {
+    let (session_id, _, s) = match typed_session(&st, &headers, query.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r.into_response(),
-    };
-    let missing = || {
-        error(
-            StatusCode::NOT_FOUND,
-            &format!("conversation.json not found for session {session_id}"),
-        )
     };
     let raw = match read_all(
         &st,
@@ -351,7 +359,7 @@ pub async fn transcript(
     .await
     {
         Ok(raw) => raw,
-        Err(e) if is_missing(&e) => return missing(),
+        Err(e) if is_missing(&e) => return no_transcript(&session_id),
         Err(e) => return fail(e.into()),
     };
     match serde_json::from_slice::<Value>(&raw) {
@@ -373,8 +381,7 @@ pub async fn audio(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let p = params(query.as_deref());
-    let (session_id, _, s) = match authorized(&st, &headers, READ, typed_address(&p)).await {
+    let (session_id, _, s) = match typed_session(&st, &headers, query.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r.into_response(),
     };
@@ -427,12 +434,7 @@ async fn summary_run(
     };
     let state = match state {
         Ok(state) => state.into_inner(),
-        Err(e) if is_missing(&e) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                &format!("conversation.json not found for session {session_id}"),
-            )
-        }
+        Err(e) if is_missing(&e) => return no_transcript(&session_id),
         Err(e) => return fail(e.into()),
     };
     if state.ready {

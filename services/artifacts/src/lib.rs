@@ -14,6 +14,11 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use store::StoreConfig;
 use summary::{jobs::JobSettings, summarizer::SummarizerConfig};
 
+/// `s` split at `sep` into exactly `N` parts, or `None`.
+pub(crate) fn split_exact<const N: usize>(s: &str, sep: char) -> Option<[&str; N]> {
+    s.split(sep).collect::<Vec<_>>().try_into().ok()
+}
+
 #[derive(Debug, Clone)]
 pub struct ArtifactsConfig {
     pub listen: SocketAddr,

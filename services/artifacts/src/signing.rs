@@ -122,16 +122,7 @@ impl UrlSigner {
 
     /// The payload of a token `seal_token` made, if it is intact and unexpired.
     pub fn open_token(&self, token: &str, now: i64) -> Option<String> {
-        let mut parts = token.split('.');
-        let (Some(payload_hex), Some(expires), Some(kid), Some(sig), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return None;
-        };
+        let [payload_hex, expires, kid, sig] = crate::split_exact(token, '.')?;
         let expires = expires.parse().ok()?;
         (self.verify("UPLOAD", payload_hex, expires, kid, sig, now) == SignatureCheck::Valid)
             .then(|| String::from_utf8(hex::decode(payload_hex).ok()?).ok())

@@ -102,15 +102,7 @@ pub fn object_key(
 
 /// The inverse of `object_key`, for a key read off a signed URL's path.
 pub fn parse_key(key: &str) -> Option<(String, String, ArtifactKind)> {
-    let mut parts = key.split('/');
-    let (Some("accounts"), Some(account), Some("sessions"), Some(session), Some(name), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let ["accounts", account, "sessions", session, name] = crate::split_exact(key, '/')? else {
         return None;
     };
     let kind = kind_of_name(name)?;

@@ -40,15 +40,14 @@ impl UploadGrant {
     }
 
     fn parse(payload: &str) -> Option<Self> {
-        let mut p = payload.split('|');
-        let grant = Self {
-            account_id: p.next()?.to_owned(),
-            session_id: p.next()?.to_owned(),
-            kind: ArtifactKind::try_from(p.next()?.parse::<i32>().ok()?).ok()?,
-            staging_id: p.next()?.to_owned(),
-            max_bytes: p.next()?.parse().ok()?,
-        };
-        p.next().is_none().then_some(grant)
+        let [account, session, kind, staging, max] = crate::split_exact(payload, '|')?;
+        Some(Self {
+            account_id: account.to_owned(),
+            session_id: session.to_owned(),
+            kind: ArtifactKind::try_from(kind.parse::<i32>().ok()?).ok()?,
+            staging_id: staging.to_owned(),
+            max_bytes: max.parse().ok()?,
+        })
     }
 
     pub fn key(&self) -> Result<String, ArtifactsError> {

@@ -159,11 +159,7 @@ async fn seed_demo(auth: Arc<dyn Auth>) -> Result<Option<String>, BoxError> {
         }
     })
     .await;
-    match created {
-        Ok(_) => {}
-        Err(s) if s.code() == tonic::Code::AlreadyExists => {}
-        Err(s) => return Err(s.into()),
-    }
+    created_unless_exists(created)?;
     let created = with_retry(|| {
         let auth = auth.clone();
         async move {
@@ -176,11 +172,7 @@ async fn seed_demo(auth: Arc<dyn Auth>) -> Result<Option<String>, BoxError> {
         }
     })
     .await;
-    match created {
-        Ok(_) => {}
-        Err(s) if s.code() == tonic::Code::AlreadyExists => {}
-        Err(s) => return Err(s.into()),
-    }
+    created_unless_exists(created)?;
     let created = with_retry(|| {
         let auth = auth.clone();
         async move {
@@ -202,10 +194,16 @@ async fn seed_demo(auth: Arc<dyn Auth>) -> Result<Option<String>, BoxError> {
         }
     })
     .await;
+    Ok(created_unless_exists(created)?.and_then(|r| r.into_inner().agent_key.map(|k| k.key)))
+}
+
+/// What a create answered, `None` when the thing was there already (a
+/// restart keeps whatever an operator changed on it).
+fn created_unless_exists<T>(created: Result<T, tonic::Status>) -> Result<Option<T>, tonic::Status> {
     match created {
-        Ok(r) => Ok(r.into_inner().agent_key.map(|k| k.key)),
+        Ok(r) => Ok(Some(r)),
         Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(None),
-        Err(s) => Err(s.into()),
+        Err(s) => Err(s),
     }
 }
 

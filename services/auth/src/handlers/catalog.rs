@@ -108,16 +108,7 @@ impl AuthService {
         catalog::validate_agent_id(&id)?;
         catalog::validate_name(&req.name)?;
         // The owner must exist: an agent of no account could never be admitted.
-        let _: AccountRecord = self
-            .catalog
-            .get(&req.account_id)
-            .await
-            .map_err(|e| match e {
-                AuthError::AccountNotFound(_) => {
-                    AuthError::invalid("account_id", "no such account")
-                }
-                other => other,
-            })?;
+        self.owner_exists(&req.account_id).await?;
         let max_concurrency = req.max_concurrency.unwrap_or(0);
         let max_session_seconds = req
             .max_session_seconds
@@ -225,6 +216,17 @@ impl AuthService {
         })
     }
 
+    /// A new record's `account_id` must name an account.
+    async fn owner_exists(&self, account_id: &str) -> Result<(), AuthError> {
+        match self.catalog.get::<AccountRecord>(account_id).await {
+            Ok(_) => Ok(()),
+            Err(AuthError::AccountNotFound(_)) => {
+                Err(AuthError::invalid("account_id", "no such account"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// An agent may join only an existing project of its own account.
     async fn check_project(&self, project_id: &str, account_id: &str) -> Result<(), AuthError> {
         if project_id.is_empty() {
@@ -251,16 +253,7 @@ impl AuthService {
         };
         catalog::validate_project_id(&id)?;
         catalog::validate_name(&req.name)?;
-        let _: AccountRecord = self
-            .catalog
-            .get(&req.account_id)
-            .await
-            .map_err(|e| match e {
-                AuthError::AccountNotFound(_) => {
-                    AuthError::invalid("account_id", "no such account")
-                }
-                other => other,
-            })?;
+        self.owner_exists(&req.account_id).await?;
         let now = lobby_kit::time::now_ms();
         let record = ProjectRecord {
             id,
