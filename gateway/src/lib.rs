@@ -14,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod json_body;
 pub mod metrics;
+pub mod regions;
 pub mod webhooks;
 
 use axum::{
@@ -49,6 +50,8 @@ pub struct GatewayConfig {
     pub livekit: lobby_kit::shared_settings::LiveKitKeys,
     /// Daily's webhook `hmac` secret (base64); `None` refuses Daily webhooks.
     pub daily_webhook_secret: Option<String>,
+    /// The regions and how requests are routed among them.
+    pub regions: regions::RegionsConfig,
 }
 
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
@@ -102,6 +105,7 @@ impl GatewayConfig {
             livekit: lobby_kit::shared_settings::LiveKitKeys::from_settings(s)?,
             daily_webhook_secret: Some(s.string_or("LOBBY_DAILY_WEBHOOK_SECRET", ""))
                 .filter(|v| !v.is_empty()),
+            regions: regions::RegionsConfig::from_settings(s)?,
         })
     }
 }
@@ -134,6 +138,7 @@ pub struct Shared {
     pub request_timeout: Duration,
     pub upload_timeout: Duration,
     pub trusted_proxy_hops: usize,
+    pub regions: Arc<regions::Regions>,
 }
 
 impl FromRef<AppState> for metrics::Metrics {
@@ -150,6 +155,8 @@ pub enum ServeError {
     Redis(#[from] lobby_kit::redis_conn::RedisConnectError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Regions(#[from] regions::locate::LocatorError),
     #[error("listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -237,6 +244,11 @@ pub fn router(state: AppState, metrics_public: bool) -> Router {
                 .head(artifact_urls::download)
                 .put(artifact_urls::upload),
         )
+        .route(regions::routing::LIST_PATH, get(regions::routing::list))
+        .route(
+            regions::routing::NEAREST_PATH,
+            get(regions::routing::nearest),
+        )
         .route(webhooks::livekit::PATH, post(webhooks::livekit::receive))
         .route(webhooks::daily::PATH, post(webhooks::daily::receive))
         .nest("/admin/v1", admin::router(state.clone()))
@@ -249,6 +261,10 @@ pub fn router(state: AppState, metrics_public: bool) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            regions::routing::route,
         ))
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)
@@ -321,11 +337,18 @@ pub async fn serve_with(
         request_timeout: config.edge.request_timeout,
         upload_timeout: config.edge.upload_timeout,
         trusted_proxy_hops: config.edge.trusted_proxy_hops,
+        regions: Arc::new(regions::Regions::new(
+            config.regions,
+            config.upstream_timeout,
+        )?),
     }));
     let mut background = lobby_kit::background::Background::default();
     if let Some(task) =
         lobby_kit::metrics::spawn(config.metrics_listen, state.metrics.registry.clone())
     {
+        background.adopt(task);
+    }
+    if let Some(task) = state.regions.spawn_probes() {
         background.adopt(task);
     }
     background.spawn({

@@ -68,7 +68,7 @@ impl Summarizer {
         };
         Self {
             config,
-            http: http_client(timeout),
+            http: lobby_kit::https::client(timeout),
         }
     }
 
@@ -159,18 +159,6 @@ impl Summarizer {
                 SummarizeError::Endpoint("answer has no choices[0].message.content".into())
             })
     }
-}
-
-fn http_client(timeout: Duration) -> reqwest::Client {
-    let builder = reqwest::Client::builder().timeout(timeout);
-    let builder = match lobby_kit::https::client_config() {
-        Ok(tls) => builder.tls_backend_preconfigured((*tls).clone()),
-        Err(e) => {
-            tracing::warn!(error = %e, "no TLS for the summarizer endpoint; plain HTTP only");
-            builder
-        }
-    };
-    builder.build().unwrap_or_default()
 }
 
 /// The key sentences of the whole conversation, each with its speaker.

@@ -1,0 +1,388 @@
+//! Geoproximity region routing. Each region runs the whole stack with its
+//! own Redis; its gateway knows every region (name, public URL, latitude,
+//! longitude, bias) and which one it is. For a request of a routed class it
+//! locates the caller (`locate`), picks the nearest healthy region by
+//! biased great-circle distance (`geo`, `health`), and serves it, answers
+//! `307` to that region's URL, or proxies it there (`routing`).
+
+pub mod geo;
+pub mod health;
+pub mod locate;
+pub mod routing;
+
+use geo::Point;
+use lobby_kit::{ConfigError, Settings};
+use serde::Deserialize;
+use std::{path::PathBuf, time::Duration};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Region {
+    pub name: String,
+    /// Its gateway's public base URL, e.g. `https://eu-west.api.example.com`.
+    pub url: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// Route 53's geoproximity bias, −99…99 (0: none).
+    #[serde(default)]
+    pub bias: i32,
+}
+
+impl Region {
+    pub fn point(&self) -> Point {
+        Point {
+            latitude: self.latitude,
+            longitude: self.longitude,
+        }
+    }
+}
+
+/// What a gateway does with a request another region is nearer for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Local,
+    Redirect,
+    Proxy,
+}
+
+impl std::str::FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(Self::Local),
+            "redirect" => Ok(Self::Redirect),
+            "proxy" => Ok(Self::Proxy),
+            other => Err(format!("{other:?} is not local, redirect or proxy")),
+        }
+    }
+}
+
+/// The route classes routing acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    /// Session starts: seed 000's connect, seed 002's link start, seed
+    /// 001's run creation. Where a session starts, its room opens.
+    Start,
+    /// The rest of the public API.
+    Api,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegionsConfig {
+    /// This gateway's region (`LOBBY_REGION`).
+    pub me: String,
+    /// Every region, this one included (`LOBBY_REGIONS`, a JSON array);
+    /// empty: one region, no routing.
+    pub regions: Vec<Region>,
+    /// Names of the trusted edge's latitude and longitude headers.
+    pub geo_headers: Option<(String, String)>,
+    /// A MaxMind-format (`.mmdb`) City database.
+    pub geoip_db: Option<PathBuf>,
+    pub start_action: Action,
+    pub api_action: Action,
+    pub probe_interval: Duration,
+    pub probe_timeout: Duration,
+    pub hysteresis: health::Hysteresis,
+    /// Signs the origin a redirected browser request started from (a
+    /// browser sends `Origin: null` after a cross-origin redirect).
+    pub secret: String,
+}
+
+/// Used when `LOBBY_REGION_SECRET` is unset; production refuses it once
+/// there is more than one region.
+const DEV_REGION_SECRET: &str = "dev-region-secret-change-me";
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+impl RegionsConfig {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let me = s.string_or("LOBBY_REGION", "local");
+        let raw = s.string_or("LOBBY_REGIONS", "");
+        let regions: Vec<Region> = if raw.trim().is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_str(&raw).map_err(|e| ConfigError::Invalid {
+                setting: "LOBBY_REGIONS".into(),
+                reason: format!(
+                    "must be a JSON array of {{name, url, latitude, longitude, bias}}: {e}"
+                ),
+            })?
+        };
+        for r in &regions {
+            let invalid = |reason: String| ConfigError::Invalid {
+                setting: "LOBBY_REGIONS".into(),
+                reason: format!("region {:?}: {reason}", r.name),
+            };
+            if !valid_name(&r.name) {
+                return Err(invalid("a name is 1-32 of a-z, 0-9 and '-'".into()));
+            }
+            if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+                return Err(invalid("url must be http(s)://…".into()));
+            }
+            if Point::new(r.latitude, r.longitude).is_none() {
+                return Err(invalid(
+                    "latitude must be in −90…90, longitude in −180…180".into(),
+                ));
+            }
+            if !(-99..=99).contains(&r.bias) {
+                return Err(invalid("bias must be in −99…99".into()));
+            }
+            if regions.iter().filter(|o| o.name == r.name).count() > 1 {
+                return Err(invalid("listed twice".into()));
+            }
+        }
+        Settings::ensure(
+            "LOBBY_REGION",
+            regions.is_empty() || regions.iter().any(|r| r.name == me),
+            "must be one of the regions in LOBBY_REGIONS",
+        )?;
+        let lat = s.string_or("LOBBY_GEO_LATITUDE_HEADER", "");
+        let lon = s.string_or("LOBBY_GEO_LONGITUDE_HEADER", "");
+        Settings::ensure(
+            "LOBBY_GEO_LATITUDE_HEADER",
+            lat.is_empty() == lon.is_empty(),
+            "and LOBBY_GEO_LONGITUDE_HEADER are set together",
+        )?;
+        let secret = s.string_or("LOBBY_REGION_SECRET", DEV_REGION_SECRET);
+        Settings::ensure(
+            "LOBBY_REGION_SECRET",
+            secret.len() >= 16,
+            "must be at least 16 characters",
+        )?;
+        // Only regions share it: a single-region deployment never uses it.
+        Settings::ensure(
+            "LOBBY_REGION_SECRET",
+            regions.len() <= 1
+                || secret != DEV_REGION_SECRET
+                || s.string_or("LOBBY_ENV", "development") != "production",
+            "is its public development default; set the same secret in every region",
+        )?;
+        Ok(Self {
+            me,
+            regions,
+            geo_headers: (!lat.is_empty())
+                .then(|| (lat.to_ascii_lowercase(), lon.to_ascii_lowercase())),
+            geoip_db: Some(s.string_or("LOBBY_GEOIP_DB", ""))
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            start_action: s.get_or("LOBBY_REGION_START_ACTION", Action::Redirect)?,
+            api_action: s.get_or("LOBBY_REGION_API_ACTION", Action::Local)?,
+            probe_interval: Duration::from_millis(
+                s.get_or("LOBBY_REGION_PROBE_INTERVAL_MS", 2_000)?,
+            ),
+            probe_timeout: Duration::from_millis(s.get_or("LOBBY_REGION_PROBE_TIMEOUT_MS", 1_000)?),
+            hysteresis: health::Hysteresis {
+                down_after: s.get_or("LOBBY_REGION_DOWN_AFTER", 3)?,
+                up_after: s.get_or("LOBBY_REGION_UP_AFTER", 2)?,
+            },
+            secret,
+        })
+    }
+}
+
+/// The regions as this gateway sees them: where the caller is, and which
+/// region is nearest and healthy.
+pub struct Regions {
+    pub config: RegionsConfig,
+    pub locator: locate::Locator,
+    pub health: health::PeerHealth,
+    /// Calls other regions' gateways (proxied requests).
+    pub proxy_http: reqwest::Client,
+}
+
+/// What routing decided for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub region: Region,
+    pub located: locate::Located,
+}
+
+/// A region named by an override that is not configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownRegion(pub String);
+
+impl Regions {
+    /// `timeout`: how long a proxied request may take.
+    pub fn new(config: RegionsConfig, timeout: Duration) -> Result<Self, locate::LocatorError> {
+        let locator = locate::Locator::new(config.geo_headers.clone(), config.geoip_db.as_deref())?;
+        let health = health::PeerHealth::new(
+            config
+                .regions
+                .iter()
+                .filter(|r| r.name != config.me)
+                .map(|r| r.name.clone()),
+        );
+        Ok(Self {
+            config,
+            locator,
+            health,
+            proxy_http: lobby_kit::https::client(timeout),
+        })
+    }
+
+    /// Probes the other regions' health until dropped (`None` for one region).
+    pub fn spawn_probes(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let peers: Vec<(String, String)> = self
+            .config
+            .regions
+            .iter()
+            .filter(|r| r.name != self.config.me)
+            .map(|r| (r.name.clone(), r.url.clone()))
+            .collect();
+        (!peers.is_empty()).then(|| {
+            tokio::spawn(health::probe_forever(
+                self.health.clone(),
+                peers,
+                self.config.probe_interval,
+                self.config.probe_timeout,
+                self.config.hysteresis,
+            ))
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.config.regions.len() > 1
+    }
+
+    pub fn me(&self) -> &str {
+        &self.config.me
+    }
+
+    /// This region always counts as healthy: it is the one answering.
+    pub fn is_healthy(&self, name: &str) -> bool {
+        name == self.config.me || self.health.is_healthy(name)
+    }
+
+    pub fn action(&self, class: RouteClass) -> Action {
+        match class {
+            RouteClass::Start => self.config.start_action,
+            RouteClass::Api => self.config.api_action,
+        }
+    }
+
+    fn this_region(&self) -> Region {
+        self.config
+            .regions
+            .iter()
+            .find(|r| r.name == self.config.me)
+            .cloned()
+            .unwrap_or_else(|| Region {
+                name: self.config.me.clone(),
+                url: String::new(),
+                latitude: 0.0,
+                longitude: 0.0,
+                bias: 0,
+            })
+    }
+
+    /// The nearest healthy region to `at` (this one when every peer is down).
+    pub fn nearest(&self, at: Point) -> Region {
+        let healthy: Vec<&Region> = self
+            .config
+            .regions
+            .iter()
+            .filter(|r| self.is_healthy(&r.name))
+            .collect();
+        let candidates: Vec<(Point, i32)> = healthy.iter().map(|r| (r.point(), r.bias)).collect();
+        geo::nearest(at, &candidates)
+            .map(|i| healthy[i].clone())
+            .unwrap_or_else(|| self.this_region())
+    }
+
+    /// The region that should serve a request: the override's (if healthy;
+    /// otherwise the nearest healthy one to it), the nearest healthy one to
+    /// where the caller is, or this one when nothing locates the caller.
+    pub fn choose(
+        &self,
+        headers: &axum::http::HeaderMap,
+        query: Option<&str>,
+        client: std::net::IpAddr,
+    ) -> Result<Choice, UnknownRegion> {
+        if let Some(name) = locate::Locator::override_of(headers, query) {
+            let named = self
+                .config
+                .regions
+                .iter()
+                .find(|r| r.name == name)
+                .ok_or(UnknownRegion(name.clone()))?;
+            let region = if self.is_healthy(&named.name) {
+                named.clone()
+            } else {
+                self.nearest(named.point())
+            };
+            return Ok(Choice {
+                region,
+                located: locate::Located::Named(name),
+            });
+        }
+        let located = self.locator.locate(headers, client);
+        let region = match &located {
+            locate::Located::At(point, _) => self.nearest(*point),
+            _ => self.this_region(),
+        };
+        Ok(Choice { region, located })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(regions: &str) -> Settings {
+        Settings::from_pairs([("LOBBY_REGION", "eu"), ("LOBBY_REGIONS", regions)])
+    }
+
+    const THREE: &str = r#"[
+        {"name": "us", "url": "http://us.example", "latitude": 39.0, "longitude": -77.5},
+        {"name": "eu", "url": "http://eu.example", "latitude": 53.3, "longitude": -6.3},
+        {"name": "ap", "url": "http://ap.example", "latitude": 1.35, "longitude": 103.8, "bias": 10}
+    ]"#;
+
+    #[test]
+    fn the_region_list_is_checked_at_start_up() {
+        assert!(RegionsConfig::from_settings(&settings(THREE)).is_ok());
+        for bad in [
+            r#"[{"name": "EU", "url": "http://x", "latitude": 0, "longitude": 0}]"#,
+            r#"[{"name": "eu", "url": "ftp://x", "latitude": 0, "longitude": 0}]"#,
+            r#"[{"name": "eu", "url": "http://x", "latitude": 95, "longitude": 0}]"#,
+            r#"[{"name": "eu", "url": "http://x", "latitude": 0, "longitude": 0, "bias": 100}]"#,
+            r#"[{"name": "us", "url": "http://x", "latitude": 0, "longitude": 0}]"#,
+            r#"{"name": "eu"}"#,
+        ] {
+            let err = RegionsConfig::from_settings(&settings(bad)).expect_err(bad);
+            assert!(err.to_string().contains("LOBBY_REGION"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_nearest_healthy_region_serves_and_this_one_when_all_are_down() {
+        let regions = Regions::new(
+            RegionsConfig::from_settings(&settings(THREE)).unwrap(),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let paris = Point::new(48.85, 2.35).unwrap();
+        let boston = Point::new(42.36, -71.06).unwrap();
+        assert_eq!(regions.nearest(paris).name, "eu");
+        assert_eq!(regions.nearest(boston).name, "us");
+        let h = health::Hysteresis {
+            down_after: 1,
+            up_after: 1,
+        };
+        regions.health.record("us", false, h);
+        assert_eq!(regions.nearest(boston).name, "eu", "routed around");
+        regions.health.record("ap", false, h);
+        assert_eq!(
+            regions.nearest(boston).name,
+            "eu",
+            "this one when all peers are down"
+        );
+        regions.health.record("us", true, h);
+        assert_eq!(regions.nearest(boston).name, "us", "and back");
+    }
+}

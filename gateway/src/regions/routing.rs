@@ -1,0 +1,409 @@
+//! Acting on the choice: serve here, `307` to the chosen region (same path,
+//! method and body; the target serves it, `region=<target>` in the URL
+//! says so), or proxy it there. Every response names the region that
+//! produced it (`X-Lobby-Region`).
+//!
+//! A browser that follows a cross-origin `307` sends `Origin: null` to the
+//! next region (the Fetch standard's tainted origin). So the redirect
+//! carries the origin it started from, signed with the regions' shared
+//! secret for the target and five minutes; the target checks the origin it
+//! names against the agent's allowlist as usual, and answers the browser's
+//! `null` in its CORS headers.
+
+use super::{Action, Region, Regions, RouteClass, UnknownRegion};
+use crate::{contracts::Contract, error::ApiError, AppState};
+use axum::{
+    body::Body,
+    extract::{ConnectInfo, RawQuery, Request, State},
+    http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+    Json,
+};
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use std::net::SocketAddr;
+
+pub const REGION_HEADER: HeaderName = HeaderName::from_static("x-lobby-region");
+pub const TARGET_HEADER: HeaderName = HeaderName::from_static("x-lobby-region-target");
+const GRANT_ORIGIN: &str = "lobby_origin";
+const GRANT_EXPIRES: &str = "lobby_origin_expires";
+const GRANT_SIG: &str = "lobby_origin_sig";
+const GRANT_TTL_SECONDS: i64 = 300;
+/// The largest body a proxied request carries (starts are small).
+const MAX_PROXIED_BODY: usize = 1024 * 1024;
+
+pub const LIST_PATH: &str = "/v1/regions";
+pub const NEAREST_PATH: &str = "/v1/regions/nearest";
+
+/// The class of a route, or `None` for what is always served here:
+/// preflights, the regions' own routes, health, metrics, admin, webhooks
+/// and signed artifact URLs.
+pub fn class_of(method: &Method, path: &str) -> Option<RouteClass> {
+    let local = [
+        "/v1/regions",
+        "/healthz",
+        "/livez",
+        "/metrics",
+        "/admin/",
+        "/webhooks/",
+        "/artifacts/",
+    ];
+    if method == Method::OPTIONS || local.iter().any(|p| path.starts_with(p)) {
+        return None;
+    }
+    let start = method == Method::POST
+        && matches!(
+            path,
+            "/v1/public/agents/connect"
+                | "/v1/links/start-session"
+                | "/api/agent/v1/session/create/"
+        );
+    Some(if start {
+        RouteClass::Start
+    } else {
+        RouteClass::Api
+    })
+}
+
+fn grant_mac(secret: &str, origin: &str, region: &str, expires: i64) -> Hmac<sha2::Sha256> {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(format!("{origin}\n{region}\n{expires}").as_bytes());
+    mac
+}
+
+/// The origin a redirect signed for this region, if the query carries a
+/// valid, unexpired grant.
+fn granted_origin(regions: &Regions, query: Option<&str>) -> Option<String> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query?.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let (origin, expires, sig) = (
+        get(GRANT_ORIGIN)?,
+        get(GRANT_EXPIRES)?.parse::<i64>().ok()?,
+        hex::decode(get(GRANT_SIG)?).ok()?,
+    );
+    if expires < lobby_kit::time::now_ms() / 1000 {
+        return None;
+    }
+    grant_mac(&regions.config.secret, origin, regions.me(), expires)
+        .verify_slice(&sig)
+        .ok()?;
+    Some(origin.to_owned())
+}
+
+/// The request's URL at `target`, serving it there, with the origin grant
+/// when the request has an origin.
+fn target_url(
+    regions: &Regions,
+    target: &Region,
+    path: &str,
+    query: Option<&str>,
+    origin: Option<&str>,
+) -> String {
+    let ours = [
+        super::locate::OVERRIDE_PARAM,
+        GRANT_ORIGIN,
+        GRANT_EXPIRES,
+        GRANT_SIG,
+    ];
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if !ours.contains(&k.as_ref()) {
+            out.append_pair(&k, &v);
+        }
+    }
+    out.append_pair(super::locate::OVERRIDE_PARAM, &target.name);
+    if let Some(origin) = origin.filter(|o| *o != "null") {
+        let expires = lobby_kit::time::now_ms() / 1000 + GRANT_TTL_SECONDS;
+        let sig = grant_mac(&regions.config.secret, origin, &target.name, expires);
+        out.append_pair(GRANT_ORIGIN, origin);
+        out.append_pair(GRANT_EXPIRES, &expires.to_string());
+        out.append_pair(GRANT_SIG, &hex::encode(sig.finalize().into_bytes()));
+    }
+    format!(
+        "{}{path}?{}",
+        target.url.trim_end_matches('/'),
+        out.finish()
+    )
+}
+
+fn origin_of(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+}
+
+/// An override naming no configured region: a 400 in the route's contract.
+fn unknown_region(
+    regions: &Regions,
+    UnknownRegion(name): &UnknownRegion,
+    contract: Contract,
+) -> Response {
+    let known: Vec<&str> = regions
+        .config
+        .regions
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    contract.render(ApiError::bad_request(format!(
+        "region: {name:?} is not one of this deployment's regions ({})",
+        known.join(", ")
+    )))
+}
+
+/// Routes a request by region (see the module's doc).
+pub async fn route(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let regions = st.regions.clone();
+    if !regions.enabled() {
+        return next.run(req).await;
+    }
+    // A browser's request redirected here: the origin it started from.
+    let mut restored = false;
+    if origin_of(req.headers()) == Some("null") {
+        if let Some(origin) = granted_origin(&regions, req.uri().query()) {
+            if let Ok(v) = HeaderValue::from_str(&origin) {
+                req.headers_mut().insert(header::ORIGIN, v);
+                restored = true;
+            }
+        }
+    }
+    let mut response = match class_of(req.method(), req.uri().path()) {
+        None => next.run(req).await,
+        Some(class) => {
+            let client =
+                crate::client_addr::client_ip(peer.ip(), req.headers(), st.trusted_proxy_hops);
+            match regions.choose(req.headers(), req.uri().query(), client) {
+                Err(unknown) => unknown_region(&regions, &unknown, Contract::of(req.uri().path())),
+                Ok(choice) if choice.region.name == regions.me() => next.run(req).await,
+                Ok(choice) => match regions.action(class) {
+                    Action::Local => next.run(req).await,
+                    Action::Redirect => redirect(&regions, &choice.region, &req),
+                    Action::Proxy => proxy(&st, &choice.region, req, next).await,
+                },
+            }
+        }
+    };
+    let headers = response.headers_mut();
+    if restored && headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        // The browser checks the answer against the origin it sent.
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("null"),
+        );
+    }
+    if !headers.contains_key(REGION_HEADER) {
+        if let Ok(v) = HeaderValue::from_str(regions.me()) {
+            headers.insert(REGION_HEADER, v);
+        }
+    }
+    response
+}
+
+/// `307` to the same request at `target`. It carries CORS headers, since a
+/// browser follows a redirect of a CORS request only when it may read it
+/// (it reveals nothing but the URL).
+fn redirect(regions: &Regions, target: &Region, req: &Request) -> Response {
+    let origin = origin_of(req.headers());
+    let location = target_url(regions, target, req.uri().path(), req.uri().query(), origin);
+    let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+    let headers = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&target.name) {
+        headers.insert(TARGET_HEADER, v);
+    }
+    if let Some(v) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("x-lobby-region, x-lobby-region-target"),
+        );
+    }
+    r
+}
+
+/// The hop-by-hop headers a proxy does not pass on (RFC 9110 §7.6.1), and
+/// those it sets itself.
+fn passes(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+    )
+}
+
+/// The request answered by `target`'s gateway. If it cannot be reached the
+/// request is served here (its health will follow).
+async fn proxy(st: &AppState, target: &Region, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match crate::json_body::read_bytes(body, MAX_PROXIED_BODY).await {
+        Ok(b) => b,
+        Err(e) => return Contract::of(parts.uri.path()).render(e),
+    };
+    let url = target_url(
+        &st.regions,
+        target,
+        parts.uri.path(),
+        parts.uri.query(),
+        None,
+    );
+    let mut forwarded = st
+        .regions
+        .proxy_http
+        .request(parts.method.clone(), &url)
+        .body(bytes.clone());
+    for (name, value) in &parts.headers {
+        if passes(name) {
+            forwarded = forwarded.header(name, value);
+        }
+    }
+    match forwarded.send().await {
+        Ok(answer) => {
+            let mut response = Response::builder().status(answer.status());
+            for (name, value) in answer.headers() {
+                if passes(name) {
+                    response = response.header(name, value);
+                }
+            }
+            response
+                .body(Body::from_stream(answer.bytes_stream()))
+                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+        }
+        Err(e) => {
+            tracing::warn!(region = target.name, error = %e.without_url(), "proxy to region failed; serving here");
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+    }
+}
+
+fn region_json(regions: &Regions, r: &Region) -> serde_json::Value {
+    json!({
+        "name": r.name,
+        "url": r.url,
+        "latitude": r.latitude,
+        "longitude": r.longitude,
+        "bias": r.bias,
+        "healthy": regions.is_healthy(&r.name),
+        "self": r.name == regions.me(),
+    })
+}
+
+fn caller_json(
+    regions: &Regions,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    peer: SocketAddr,
+    hops: usize,
+) -> Result<serde_json::Value, UnknownRegion> {
+    let client = crate::client_addr::client_ip(peer.ip(), headers, hops);
+    let choice = regions.choose(headers, query, client)?;
+    let mut out = json!({
+        "region": choice.region.name,
+        "url": choice.region.url,
+        "located_by": choice.located.source(),
+    });
+    if let super::locate::Located::At(point, _) = &choice.located {
+        out["latitude"] = json!(point.latitude);
+        out["longitude"] = json!(point.longitude);
+        out["distance_km"] =
+            json!((super::geo::distance_km(*point, choice.region.point()) * 10.0).round() / 10.0);
+    }
+    Ok(out)
+}
+
+/// `GET /v1/regions`: every region, its health, and which serves the caller.
+pub async fn list(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let regions = &st.regions;
+    let caller = match caller_json(
+        regions,
+        &headers,
+        query.as_deref(),
+        peer,
+        st.trusted_proxy_hops,
+    ) {
+        Ok(c) => c,
+        Err(unknown) => return unknown_region(regions, &unknown, Contract::Ojin),
+    };
+    let listed: Vec<_> = regions
+        .config
+        .regions
+        .iter()
+        .map(|r| region_json(regions, r))
+        .collect();
+    Json(json!({ "region": regions.me(), "regions": listed, "caller": caller })).into_response()
+}
+
+/// `GET /v1/regions/nearest`: the region that serves the caller.
+pub async fn nearest(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    match caller_json(
+        &st.regions,
+        &headers,
+        query.as_deref(),
+        peer,
+        st.trusted_proxy_hops,
+    ) {
+        Ok(c) => Json(c).into_response(),
+        Err(unknown) => unknown_region(&st.regions, &unknown, Contract::Ojin),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_are_routed_and_the_rest_stays_unless_configured() {
+        let post = Method::POST;
+        assert_eq!(
+            class_of(&post, "/v1/public/agents/connect"),
+            Some(RouteClass::Start)
+        );
+        assert_eq!(
+            class_of(&post, "/v1/links/start-session"),
+            Some(RouteClass::Start)
+        );
+        assert_eq!(
+            class_of(&Method::OPTIONS, "/v1/public/agents/connect"),
+            None
+        );
+        assert_eq!(
+            class_of(&Method::GET, "/v1/session/status"),
+            Some(RouteClass::Api)
+        );
+        for local in [
+            "/v1/regions",
+            "/v1/regions/nearest",
+            "/healthz",
+            "/admin/v1/agents",
+            "/artifacts/x",
+        ] {
+            assert_eq!(class_of(&Method::GET, local), None, "{local}");
+        }
+    }
+}

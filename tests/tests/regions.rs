@@ -1,0 +1,542 @@
+//! Geoproximity routing across three regions on loopback, each a whole
+//! Lobby with its own Redis: callers located by GeoIP (a small `.mmdb`
+//! written here), by a trusted edge's geo headers, or by an override, land
+//! in their region; a spoofed `X-Forwarded-For` from an untrusted peer is
+//! ignored; bias moves a boundary; a region taken down is routed around and
+//! comes back; the browser's flow (preflight, POST, `307`, and the
+//! redirected preflight and POST with `Origin: null`) starts a session in
+//! the region it was sent to; a proxying gateway answers with the target's
+//! response.
+
+use lobby_tests::{Lobby, LobbyOptions, Topology};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const ORIGIN: &str = "https://app.example";
+const BOSTON: &str = "198.51.100.7";
+const PARIS: &str = "203.0.113.5";
+const TOKYO: &str = "192.0.2.9";
+
+/// A City-layout GeoIP database: three test networks, three cities.
+fn geoip_db(dir: &std::path::Path) -> std::path::PathBuf {
+    #[derive(serde::Serialize)]
+    struct Location {
+        latitude: f64,
+        longitude: f64,
+    }
+    #[derive(serde::Serialize)]
+    struct City {
+        location: Location,
+    }
+    let mut w = mmdb_writer::Writer::new("Lobby-Test-City");
+    for (net, latitude, longitude) in [
+        ("198.51.100.0/24", 42.36, -71.06),
+        ("203.0.113.0/24", 48.85, 2.35),
+        ("192.0.2.0/24", 35.68, 139.69),
+    ] {
+        w.insert(
+            net.parse::<ipnet::IpNet>().expect("net"),
+            &City {
+                location: Location {
+                    latitude,
+                    longitude,
+                },
+            },
+        )
+        .expect("insert");
+    }
+    let path = dir.join("city.mmdb");
+    std::fs::write(&path, w.to_bytes().expect("mmdb")).expect("write");
+    path
+}
+
+struct World {
+    regions: Vec<(String, Lobby)>,
+    http: reqwest::Client,
+}
+
+impl World {
+    fn lobby(&self, name: &str) -> &Lobby {
+        &self
+            .regions
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("region")
+            .1
+    }
+    fn lobby_mut(&mut self, name: &str) -> &mut Lobby {
+        &mut self
+            .regions
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .expect("region")
+            .1
+    }
+}
+
+/// `us` (bias +20, proxies its starts, trusts no proxy), `eu` and `ap`
+/// (redirect their starts, one trusted proxy). The same account and agent
+/// exist in each (a region's catalog is its own).
+async fn world() -> World {
+    let dir = lobby_tests::scratch_dir("regions");
+    let db = geoip_db(&dir);
+    let ports = lobby_tests::free_ports(3);
+    let names = ["us", "eu", "ap"];
+    let table = json!([
+        {"name": "us", "url": format!("http://127.0.0.1:{}", ports[0]), "latitude": 39.0, "longitude": -77.5, "bias": 20},
+        {"name": "eu", "url": format!("http://127.0.0.1:{}", ports[1]), "latitude": 53.3, "longitude": -6.3},
+        {"name": "ap", "url": format!("http://127.0.0.1:{}", ports[2]), "latitude": 1.35, "longitude": 103.8},
+    ]);
+    let mut regions = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let (hops, action) = if *name == "us" {
+            ("0", "proxy")
+        } else {
+            ("1", "redirect")
+        };
+        let env = [
+            ("LOBBY_REGION", name.to_string()),
+            ("LOBBY_REGIONS", table.to_string()),
+            ("LOBBY_GEOIP_DB", db.display().to_string()),
+            ("LOBBY_GEO_LATITUDE_HEADER", "x-edge-latitude".into()),
+            ("LOBBY_GEO_LONGITUDE_HEADER", "x-edge-longitude".into()),
+            ("LOBBY_TRUSTED_PROXY_HOPS", hops.into()),
+            ("LOBBY_REGION_START_ACTION", action.into()),
+            ("LOBBY_REGION_PROBE_INTERVAL_MS", "150".into()),
+            ("LOBBY_REGION_PROBE_TIMEOUT_MS", "300".into()),
+            ("LOBBY_REGION_DOWN_AFTER", "2".into()),
+            ("LOBBY_REGION_UP_AFTER", "2".into()),
+            (
+                "LOBBY_REGION_SECRET",
+                "test-region-secret-0123456789".into(),
+            ),
+        ];
+        let lobby = Lobby::start(LobbyOptions {
+            gateway_port: Some(ports[i]),
+            worker: false,
+            extra_env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            ..Default::default()
+        })
+        .await;
+        let (s, b) = lobby
+            .admin_json(
+                Method::POST,
+                "/accounts",
+                Some(json!({"id": "acct_geo", "name": "geo", "max_concurrency": 50})),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, b) = lobby
+            .admin_json(
+                Method::POST,
+                "/agents",
+                Some(json!({"id": "geo-agent", "account_id": "acct_geo", "status": "published", "allowed_hostnames": [ORIGIN]})),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        regions.push((name.to_string(), lobby));
+    }
+    let w = World {
+        regions,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client"),
+    };
+    // Each started while the later ones were not up yet: wait until every
+    // gateway's probes see every region healthy.
+    for (name, lobby) in &w.regions {
+        let mut listed = Value::Null;
+        for _ in 0..100 {
+            listed = json_of(
+                w.http
+                    .get(format!("{}/v1/regions", lobby.gateway()))
+                    .send()
+                    .await
+                    .expect("regions"),
+            )
+            .await
+            .2;
+            let all = listed["regions"]
+                .as_array()
+                .is_some_and(|r| r.iter().all(|r| r["healthy"] == true));
+            if all {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(listed["region"], name.as_str());
+        assert!(
+            listed["regions"]
+                .as_array()
+                .is_some_and(|r| r.len() == 3 && r.iter().all(|r| r["healthy"] == true)),
+            "{name}: {listed}"
+        );
+    }
+    w
+}
+
+async fn json_of(r: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+async fn nearest(w: &World, at: &str, headers: &[(&str, &str)], query: &str) -> Value {
+    let mut req = w.http.get(format!(
+        "{}/v1/regions/nearest{query}",
+        w.lobby(at).gateway()
+    ));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let (s, _, b) = json_of(req.send().await.expect("nearest")).await;
+    assert_eq!(s, 200, "{b}");
+    b
+}
+
+fn connect(
+    w: &World,
+    url: &str,
+    origin: Option<&str>,
+    xff: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let mut req = w.http.post(url).json(&json!({ "agent_id": "geo-agent" }));
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    if let Some(x) = xff {
+        req = req.header("x-forwarded-for", x);
+    }
+    req
+}
+
+#[tokio::test]
+async fn callers_land_in_their_nearest_healthy_region() {
+    let mut w = world().await;
+    let eu = w.lobby("eu").gateway().to_owned();
+
+    // GeoIP, through one trusted proxy: the rightmost entry is the client,
+    // whatever the client wrote to its left.
+    for (ip, want) in [(BOSTON, "us"), (PARIS, "eu"), (TOKYO, "ap")] {
+        let b = nearest(
+            &w,
+            "eu",
+            &[("x-forwarded-for", &format!("10.9.9.9, {ip}"))],
+            "",
+        )
+        .await;
+        assert_eq!(
+            (b["region"].as_str(), b["located_by"].as_str()),
+            (Some(want), Some("geoip")),
+            "{ip}: {b}"
+        );
+    }
+    let spoofed = nearest(
+        &w,
+        "eu",
+        &[("x-forwarded-for", &format!("{TOKYO}, {PARIS}"))],
+        "",
+    )
+    .await;
+    assert_eq!(
+        spoofed["region"], "eu",
+        "the spoofed left entry is never read: {spoofed}"
+    );
+    // us trusts no proxy: X-Forwarded-For from its peer is ignored.
+    let b = nearest(&w, "us", &[("x-forwarded-for", TOKYO)], "").await;
+    assert_eq!(
+        (b["region"].as_str(), b["located_by"].as_str()),
+        (Some("us"), Some("unknown")),
+        "{b}"
+    );
+    // The trusted edge's headers, and the override (validated).
+    let b = nearest(
+        &w,
+        "us",
+        &[("x-edge-latitude", "35.68"), ("x-edge-longitude", "139.69")],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (b["region"].as_str(), b["located_by"].as_str()),
+        (Some("ap"), Some("edge_headers")),
+        "{b}"
+    );
+    let b = nearest(&w, "ap", &[], "?region=eu").await;
+    assert_eq!(
+        (b["region"].as_str(), b["located_by"].as_str()),
+        (Some("eu"), Some("override"))
+    );
+    let b = nearest(&w, "ap", &[("x-lobby-region", "us")], "").await;
+    assert_eq!(b["region"], "us");
+    let r = w
+        .http
+        .get(format!("{eu}/v1/regions/nearest?region=mars"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 400);
+
+    // Bias: us has +20. Mid-Atlantic (45, −40) is nearer Dublin (2,600 km)
+    // than Virginia (3,100 km), but 3,100 × 0.8 wins; (48, −30) stays eu.
+    let at = |lat: &str, lon: &str| {
+        [
+            ("x-edge-latitude", lat.to_owned()),
+            ("x-edge-longitude", lon.to_owned()),
+        ]
+    };
+    let b = nearest(
+        &w,
+        "eu",
+        &at("45", "-40").each_ref().map(|(k, v)| (*k, v.as_str())),
+        "",
+    )
+    .await;
+    assert_eq!(b["region"], "us", "bias pulled the boundary east: {b}");
+    let b = nearest(
+        &w,
+        "eu",
+        &at("48", "-30").each_ref().map(|(k, v)| (*k, v.as_str())),
+        "",
+    )
+    .await;
+    assert_eq!(b["region"], "eu", "{b}");
+
+    // A start from Paris at eu is served there; from Boston it is sent to
+    // us with 307, and us serves the same request.
+    let (s, h, b) = json_of(
+        connect(
+            &w,
+            &format!("{eu}/v1/public/agents/connect"),
+            Some(ORIGIN),
+            Some(PARIS),
+        )
+        .send()
+        .await
+        .expect("post"),
+    )
+    .await;
+    assert_eq!(
+        (s, h["x-lobby-region"].to_str().ok()),
+        (200, Some("eu")),
+        "{b}"
+    );
+    let (s, h, _) = json_of(
+        connect(
+            &w,
+            &format!("{eu}/v1/public/agents/connect"),
+            Some(ORIGIN),
+            Some(BOSTON),
+        )
+        .send()
+        .await
+        .expect("post"),
+    )
+    .await;
+    assert_eq!(s, 307);
+    assert_eq!(h["x-lobby-region-target"], "us");
+    let location = h["location"].to_str().expect("location").to_owned();
+    assert!(
+        location.starts_with(w.lobby("us").gateway()) && location.contains("region=us"),
+        "{location}"
+    );
+    let (s, h, b) = json_of(
+        connect(&w, &location, Some(ORIGIN), None)
+            .send()
+            .await
+            .expect("follow"),
+    )
+    .await;
+    assert_eq!(
+        (s, h["x-lobby-region"].to_str().ok()),
+        (200, Some("us")),
+        "{b}"
+    );
+    assert_eq!(
+        w.lobby("us").active_sessions("acct_geo").await,
+        1,
+        "the session is us's"
+    );
+
+    // us proxies: a start there from Paris (by the edge's headers, as us
+    // trusts no proxy) is answered by eu.
+    let us = w.lobby("us").gateway().to_owned();
+    let (s, h, b) = json_of(
+        connect(
+            &w,
+            &format!("{us}/v1/public/agents/connect"),
+            Some(ORIGIN),
+            None,
+        )
+        .header("x-edge-latitude", "48.85")
+        .header("x-edge-longitude", "2.35")
+        .send()
+        .await
+        .expect("post"),
+    )
+    .await;
+    assert_eq!(
+        (s, h["x-lobby-region"].to_str().ok()),
+        (200, Some("eu")),
+        "{b}"
+    );
+    assert_eq!(w.lobby("eu").active_sessions("acct_geo").await, 2);
+
+    // ap goes down: Tokyo is routed to the next nearest healthy region;
+    // then ap comes back.
+    let ap_process = match w.lobby("ap").topology {
+        Topology::Split => "gateway-0",
+        Topology::CoLocated => "server-0",
+    };
+    w.lobby_mut("ap").kill(ap_process);
+    let tokyo = [("x-forwarded-for", TOKYO)];
+    let mut routed_around = Value::Null;
+    for _ in 0..50 {
+        routed_around = nearest(&w, "eu", &tokyo, "").await;
+        if routed_around["region"] != "ap" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Tokyo is 9,600 km from Dublin and 10,900 from Virginia, which us's
+    // bias of +20 counts as 8,700: us is its next region.
+    assert_eq!(
+        routed_around["region"], "us",
+        "Tokyo's next nearest healthy region: {routed_around}"
+    );
+    let (_, _, listed) = json_of(
+        w.http
+            .get(format!("{eu}/v1/regions"))
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    let ap = listed["regions"]
+        .as_array()
+        .expect("regions")
+        .iter()
+        .find(|r| r["name"] == "ap")
+        .cloned();
+    assert_eq!(
+        ap.map(|r| r["healthy"].clone()),
+        Some(json!(false)),
+        "{listed}"
+    );
+    w.lobby_mut("ap").restart(ap_process).await;
+    let mut back = Value::Null;
+    for _ in 0..50 {
+        back = nearest(&w, "eu", &tokyo, "").await;
+        if back["region"] == "ap" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(back["region"], "ap", "ap is back: {back}");
+}
+
+/// What a browser does: preflight, POST, follow the 307 to another origin
+/// (now with `Origin: null`, the Fetch standard's tainted origin), preflight
+/// there, POST there. The redirect's signed origin grant lets the target
+/// check the real origin and answer the browser's `null`.
+#[tokio::test]
+async fn the_browser_flow_follows_the_redirect_with_a_null_origin() {
+    let w = world().await;
+    let eu = w.lobby("eu").gateway().to_owned();
+    let url = format!("{eu}/v1/public/agents/connect");
+    let preflight = |u: &str, origin: &str| {
+        w.http
+            .request(Method::OPTIONS, u)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .header("x-forwarded-for", BOSTON)
+    };
+    let r = preflight(&url, ORIGIN).send().await.expect("preflight");
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(r.headers()["access-control-allow-origin"], ORIGIN);
+
+    let (s, h, _) = json_of(
+        connect(&w, &url, Some(ORIGIN), Some(BOSTON))
+            .send()
+            .await
+            .expect("post"),
+    )
+    .await;
+    assert_eq!(s, 307);
+    assert_eq!(
+        h["access-control-allow-origin"], ORIGIN,
+        "the browser may follow it"
+    );
+    let location = h["location"].to_str().expect("location").to_owned();
+
+    let r = preflight(&location, "null")
+        .send()
+        .await
+        .expect("preflight there");
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(r.headers()["access-control-allow-origin"], "null");
+    let (s, h, b) = json_of(
+        connect(&w, &location, Some("null"), None)
+            .send()
+            .await
+            .expect("post there"),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(h["access-control-allow-origin"], "null");
+    assert_eq!(h["x-lobby-region"], "us");
+    assert!(b["session_id"].is_string(), "{b}");
+
+    // Without the grant, or with one altered, `null` is just `null`.
+    let bare = location.split('?').next().expect("path").to_owned() + "?region=us";
+    let (s, _, b) = json_of(
+        connect(&w, &bare, Some("null"), None)
+            .send()
+            .await
+            .expect("post"),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error_code"].as_str()),
+        (403, Some("auth_failed")),
+        "{b}"
+    );
+    let forged = location.replace("app.example", "evil.example");
+    let (s, _, b) = json_of(
+        connect(&w, &forged, Some("null"), None)
+            .send()
+            .await
+            .expect("post"),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error_code"].as_str()),
+        (403, Some("auth_failed")),
+        "{b}"
+    );
+    // A grant is for the region it names: eu does not take one made for us.
+    let elsewhere = location
+        .replace(w.lobby("us").gateway(), &eu)
+        .replace("region=us", "region=eu");
+    let (s, _, b) = json_of(
+        connect(&w, &elsewhere, Some("null"), None)
+            .send()
+            .await
+            .expect("post"),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error_code"].as_str()),
+        (403, Some("auth_failed")),
+        "{b}"
+    );
+}
