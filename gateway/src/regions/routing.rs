@@ -315,9 +315,12 @@ fn caller_json(
     let choice = regions.choose(headers, query, client)?;
     let mut out = json!({
         "region": choice.region.name,
-        "url": choice.region.url,
         "located_by": choice.located.source(),
     });
+    // One region (no LOBBY_REGIONS) has no URL of its own to give.
+    if !choice.region.url.is_empty() {
+        out["url"] = json!(choice.region.url);
+    }
     if let super::locate::Located::At(point, _) = &choice.located {
         out["latitude"] = json!(point.latitude);
         out["longitude"] = json!(point.longitude);
