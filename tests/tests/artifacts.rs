@@ -1057,6 +1057,10 @@ async fn a_summary_job_whose_consumer_dies_is_claimed_and_finished() {
     settings.extend([
         ("LOBBY_SUMMARIZER_TIMEOUT_MS".to_owned(), "4000".to_owned()),
         ("LOBBY_SUMMARY_CLAIM_IDLE_MS".to_owned(), "4500".to_owned()),
+        (
+            "LOBBY_SUMMARY_CONSUMER_FORGET_MS".to_owned(),
+            "5000".to_owned(),
+        ),
     ]);
     let mut lobby = Lobby::start(LobbyOptions {
         redis_aof: true,
@@ -1096,6 +1100,33 @@ async fn a_summary_job_whose_consumer_dies_is_claimed_and_finished() {
         standin.requests().len(),
         2,
         "retried once, by the new consumer"
+    );
+    // The killed process's consumer, idle with nothing pending, is removed
+    // from the group; the live one stays.
+    let mut redis = redis::Client::open(lobby.redis.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let mut consumers = Vec::new();
+    for _ in 0..100 {
+        let info: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg("{summaries}:jobs")
+            .arg("summarizers")
+            .query_async(&mut redis)
+            .await
+            .expect("xinfo");
+        consumers = info;
+        if consumers.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        consumers.len(),
+        1,
+        "the stopped consumer is removed: {consumers:?}"
     );
     // The same run finished: regenerate shows the workflow went on.
     let (_, r) = regenerate(&lobby, &t.rw_key, json!({ "sessionId": session })).await;

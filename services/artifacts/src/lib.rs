@@ -124,6 +124,13 @@ impl ArtifactsConfig {
             claim_idle > summarizer_timeout || matches!(summarizer, SummarizerConfig::TextRank),
             "must be longer than LOBBY_SUMMARIZER_TIMEOUT_MS",
         )?;
+        let forget_consumers_after =
+            Duration::from_millis(s.get_or("LOBBY_SUMMARY_CONSUMER_FORGET_MS", 600_000)?);
+        Settings::ensure(
+            "LOBBY_SUMMARY_CONSUMER_FORGET_MS",
+            forget_consumers_after >= claim_idle,
+            "must be at least LOBBY_SUMMARY_CLAIM_IDLE_MS",
+        )?;
         let max_attempts: u32 = s.get_or("LOBBY_SUMMARY_MAX_ATTEMPTS", 5)?;
         Settings::ensure(
             "LOBBY_SUMMARY_MAX_ATTEMPTS",
@@ -148,6 +155,7 @@ impl ArtifactsConfig {
                 state_ttl: Duration::from_secs(
                     s.get_or::<u64>("LOBBY_SUMMARY_STATE_TTL_DAYS", 30)? * 86_400,
                 ),
+                forget_consumers_after,
             },
             summary_poll: Duration::from_millis(s.get_or("LOBBY_SUMMARY_POLL_MS", 500)?),
             summarizer,

@@ -92,6 +92,9 @@ pub struct JobSettings {
     pub claim_idle: Duration,
     /// How long a session's run state is kept after its last change.
     pub state_ttl: Duration,
+    /// A consumer idle this long with nothing pending is a process that
+    /// stopped: it is removed from the group.
+    pub forget_consumers_after: Duration,
 }
 
 pub struct SummaryJobs {
@@ -100,6 +103,7 @@ pub struct SummaryJobs {
     consumer: String,
     start_run: Script,
     attempt: Script,
+    forget_consumers: Script,
     /// Where the next XAUTOCLAIM scan starts.
     claim_cursor: tokio::sync::Mutex<String>,
 }
@@ -114,6 +118,7 @@ impl SummaryJobs {
             consumer: format!("artifacts-{}", uuid::Uuid::new_v4().simple()),
             start_run: Script::new(include_str!("start_run.lua")),
             attempt: Script::new(include_str!("attempt.lua")),
+            forget_consumers: Script::new(include_str!("forget_consumers.lua")),
             claim_cursor: tokio::sync::Mutex::new("0-0".to_owned()),
         }
     }
@@ -223,6 +228,18 @@ impl SummaryJobs {
             );
         }
         Ok(jobs)
+    }
+
+    /// Removes consumers of stopped processes (see `forget_consumers.lua`).
+    pub async fn forget_stopped_consumers(&self) -> Result<u32, ArtifactsError> {
+        Ok(self
+            .forget_consumers
+            .key(STREAM)
+            .arg(GROUP)
+            .arg(self.settings.forget_consumers_after.as_millis() as u64)
+            .arg(&self.consumer)
+            .invoke_async(&mut self.conn.clone())
+            .await?)
     }
 
     /// One phase of an attempt (see `attempt.lua`): "go", "stale", "dead",

@@ -23,7 +23,16 @@ pub async fn run(
     poll: Duration,
 ) {
     let mut group_ready = false;
+    let mut last_cleanup = tokio::time::Instant::now();
     loop {
+        if group_ready && last_cleanup.elapsed() >= jobs.settings().forget_consumers_after / 2 {
+            last_cleanup = tokio::time::Instant::now();
+            match jobs.forget_stopped_consumers().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(consumers = n, "consumers of stopped processes removed"),
+                Err(e) => tracing::warn!(error = %e, "removing stopped consumers failed"),
+            }
+        }
         if !group_ready {
             match jobs.ensure_group().await {
                 Ok(()) => group_ready = true,
