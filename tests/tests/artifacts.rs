@@ -990,7 +990,20 @@ async fn summaries_are_generated_offline_served_and_regenerated() {
 #[tokio::test]
 async fn the_openai_compatible_summarizer_sends_a_chat_completion_and_one_run_at_a_time() {
     let standin = SummarizerStandIn::start(Answer::HoldUntilReleased).await;
-    let lobby = Lobby::start(options(standin.settings())).await;
+    // The request is held while the test looks: give it far longer than
+    // that takes on a loaded machine, so that it is never timed out and
+    // retried (which would be a second request for the same run).
+    let mut settings = standin.settings();
+    settings.retain(|(k, _)| k != "LOBBY_SUMMARIZER_TIMEOUT_MS");
+    settings.extend([
+        ("LOBBY_SUMMARIZER_TIMEOUT_MS".to_owned(), "20000".to_owned()),
+        ("LOBBY_SUMMARY_CLAIM_IDLE_MS".to_owned(), "25000".to_owned()),
+        (
+            "LOBBY_SUMMARY_CONSUMER_FORGET_MS".to_owned(),
+            "25000".to_owned(),
+        ),
+    ]);
+    let lobby = Lobby::start(options(settings)).await;
     let t = tenant(&lobby, "gpu-llm").await;
     let session = project_session(&lobby, &t).await;
     t.uploads
