@@ -19,10 +19,11 @@ use axum::{
 };
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use lobby_kit::artifact_upload::PartWriter;
 use lobby_kit::ErrorCode;
 use lobby_proto::artifacts::{
-    AbortUploadRequest, ArtifactKind, ArtifactRef, CompleteUploadRequest, OpenSignedUrlRequest,
-    PutArtifactRequest, ReadArtifactRequest, SessionRef, UploadPartRequest,
+    ArtifactKind, ArtifactRef, OpenSignedUrlRequest, PutArtifactRequest, ReadArtifactRequest,
+    SessionRef,
 };
 use lobby_proto::session::GetSessionRequest;
 use serde_json::json;
@@ -249,102 +250,46 @@ async fn upload_parts(
     st: &AppState,
     artifact: &ArtifactRef,
     headers: &HeaderMap,
-    body: Body,
+    mut body: Body,
 ) -> Result<u64, Response> {
-    let artifacts = &st.services.artifacts;
-    let upload = artifacts
-        .begin_upload(crate::actor::request(artifact.clone()))
+    let mut writer = PartWriter::begin(st.services.artifacts.as_ref(), artifact.clone())
         .await
-        .map_err(|s| fail(s.into()))?
-        .into_inner();
+        .map_err(|s| fail(s.into()))?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > upload.max_bytes) {
+    if declared.is_some_and(|n| n > writer.max_bytes()) {
+        // Refused before a byte is staged.
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
                 "the audio is larger than its cap of {} bytes",
-                upload.max_bytes
+                writer.max_bytes()
             ),
         ));
     }
-    let sent = send_body(st, &upload, body).await;
-    let completed = match sent {
-        Ok(parts) => artifacts
-            .complete_upload(crate::actor::request(CompleteUploadRequest {
-                upload_id: upload.upload_id.clone(),
-                part_count: parts,
-            }))
-            .await
-            .map(|r| r.into_inner().size_bytes)
-            .map_err(|s| fail(s.into())),
-        Err(r) => Err(r),
-    };
-    if completed.is_err() {
-        let _ = artifacts
-            .abort_upload(crate::actor::request(AbortUploadRequest {
-                upload_id: upload.upload_id,
-            }))
-            .await;
-    }
-    completed
-}
-
-async fn send_body(
-    st: &AppState,
-    upload: &lobby_proto::artifacts::Upload,
-    mut body: Body,
-) -> Result<u32, Response> {
-    let part_size = upload.max_part_bytes.max(1) as usize;
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "the audio is larger than its cap of {} bytes",
-                upload.max_bytes
-            ),
-        )
-    };
-    let send = |part: Vec<u8>, n: u32| async move {
-        st.services
-            .artifacts
-            .upload_part(crate::actor::request(UploadPartRequest {
-                upload_id: upload.upload_id.clone(),
-                part_number: n,
-                data: part,
-            }))
-            .await
-            .map_err(|s| fail(s.into()))
-    };
-    let (mut buffer, mut parts, mut total) = (Vec::with_capacity(part_size), 0u32, 0u64);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| {
-            error(
+        let Ok(frame) = frame else {
+            writer.abort().await;
+            return Err(error(
                 StatusCode::BAD_REQUEST,
                 "the request body could not be read",
-            )
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
+            ));
         };
-        total += data.len() as u64;
-        if total > upload.max_bytes {
-            return Err(too_large());
-        }
-        buffer.extend_from_slice(&data);
-        while buffer.len() >= part_size {
-            let rest = buffer.split_off(part_size);
-            send(std::mem::replace(&mut buffer, rest), parts).await?;
-            parts += 1;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if let Err(status) = writer.write(&data).await {
+            writer.abort().await;
+            return Err(fail(status.into()));
         }
     }
-    if !buffer.is_empty() || parts == 0 {
-        send(buffer, parts).await?;
-        parts += 1;
-    }
-    Ok(parts)
+    writer
+        .finish()
+        .await
+        .map(|info| info.size_bytes)
+        .map_err(|s| fail(s.into()))
 }
 
 #[cfg(test)]

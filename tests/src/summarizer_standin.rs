@@ -105,6 +105,27 @@ impl SummarizerStandIn {
         self.shared.release.notify_waiters();
     }
 
+    /// Lobby's settings for this endpoint, with the summarizer's timeout,
+    /// the claim idle time and the consumer forget time given (each longer
+    /// than the one before, as Lobby requires).
+    pub fn settings_timed(
+        &self,
+        timeout_ms: u64,
+        claim_idle_ms: u64,
+        forget_ms: u64,
+    ) -> Vec<(String, String)> {
+        let mut settings = self.settings();
+        settings.retain(|(k, _)| k != "LOBBY_SUMMARIZER_TIMEOUT_MS");
+        for (k, v) in [
+            ("LOBBY_SUMMARIZER_TIMEOUT_MS", timeout_ms),
+            ("LOBBY_SUMMARY_CLAIM_IDLE_MS", claim_idle_ms),
+            ("LOBBY_SUMMARY_CONSUMER_FORGET_MS", forget_ms),
+        ] {
+            settings.push((k.to_owned(), v.to_string()));
+        }
+        settings
+    }
+
     /// Lobby's settings for this endpoint.
     pub fn settings(&self) -> Vec<(String, String)> {
         [

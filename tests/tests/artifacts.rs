@@ -993,17 +993,7 @@ async fn the_openai_compatible_summarizer_sends_a_chat_completion_and_one_run_at
     // The request is held while the test looks: give it far longer than
     // that takes on a loaded machine, so that it is never timed out and
     // retried (which would be a second request for the same run).
-    let mut settings = standin.settings();
-    settings.retain(|(k, _)| k != "LOBBY_SUMMARIZER_TIMEOUT_MS");
-    settings.extend([
-        ("LOBBY_SUMMARIZER_TIMEOUT_MS".to_owned(), "20000".to_owned()),
-        ("LOBBY_SUMMARY_CLAIM_IDLE_MS".to_owned(), "25000".to_owned()),
-        (
-            "LOBBY_SUMMARY_CONSUMER_FORGET_MS".to_owned(),
-            "25000".to_owned(),
-        ),
-    ]);
-    let lobby = Lobby::start(options(settings)).await;
+    let lobby = Lobby::start(options(standin.settings_timed(20_000, 25_000, 25_000))).await;
     let t = tenant(&lobby, "gpu-llm").await;
     let session = project_session(&lobby, &t).await;
     t.uploads
@@ -1065,19 +1055,9 @@ async fn the_openai_compatible_summarizer_sends_a_chat_completion_and_one_run_at
 #[tokio::test]
 async fn a_summary_job_whose_consumer_dies_is_claimed_and_finished() {
     let standin = SummarizerStandIn::start(Answer::HangFirst).await;
-    let mut settings = standin.settings();
-    settings.retain(|(k, _)| k != "LOBBY_SUMMARIZER_TIMEOUT_MS");
-    settings.extend([
-        ("LOBBY_SUMMARIZER_TIMEOUT_MS".to_owned(), "4000".to_owned()),
-        ("LOBBY_SUMMARY_CLAIM_IDLE_MS".to_owned(), "4500".to_owned()),
-        (
-            "LOBBY_SUMMARY_CONSUMER_FORGET_MS".to_owned(),
-            "5000".to_owned(),
-        ),
-    ]);
     let mut lobby = Lobby::start(LobbyOptions {
         redis_aof: true,
-        ..options(settings)
+        ..options(standin.settings_timed(4_000, 4_500, 5_000))
     })
     .await;
     let t = tenant(&lobby, "gpu-crash").await;

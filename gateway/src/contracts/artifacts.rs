@@ -217,13 +217,9 @@ async fn authorized(
     Ok((session_id, address, session))
 }
 
+/// A time the record has (0: it has none, so the field is left out).
 fn iso_time(ms: i64) -> Option<String> {
-    (ms > 0).then(|| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .unwrap_or_default()
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string()
-    })
+    (ms > 0).then(|| super::iso_time(ms))
 }
 
 fn status_name(s: SessionStatus) -> &'static str {

@@ -19,6 +19,14 @@ use axum::{
 };
 use serde_json::json;
 
+/// A time as the seeds write it: ISO 8601, UTC, milliseconds.
+pub fn iso_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
 /// Whose error envelope a route answers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {

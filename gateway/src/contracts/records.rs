@@ -8,6 +8,7 @@
 //! A key never reaches another account's records: the account comes from
 //! the key, never from the request.
 
+use super::iso_time;
 use crate::{credentials::require_api_key_for_database, error::ApiError, AppState};
 use axum::{
     body::Body,
@@ -71,13 +72,6 @@ pub fn record_json(r: &SessionRecord) -> Value {
         "updatedAt": iso_time(r.updated_at_ms),
         "finalizedAt": (r.finalized_at_ms > 0).then(|| iso_time(r.finalized_at_ms)),
     })
-}
-
-fn iso_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
 }
 
 #[derive(Debug, Deserialize)]

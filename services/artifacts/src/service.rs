@@ -118,12 +118,18 @@ impl ArtifactsService {
             &session.session_id,
             ArtifactKind::SummaryJson,
         )?;
-        let exists = match self.store.stat(&summary_key).await {
-            Ok(_) => true,
-            Err(ArtifactsError::NotFound(_)) => false,
-            Err(e) => return Err(e),
+        // Read once: it is the answer when it stands, and a regenerate
+        // replaces it whatever it holds.
+        let stored = if force {
+            None
+        } else {
+            match self.store.get(&summary_key).await {
+                Ok(body) => Some(body),
+                Err(ArtifactsError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            }
         };
-        if !exists || force {
+        if stored.is_none() {
             // No run can succeed without the transcript: say so now rather
             // than through a dead-lettered job.
             let transcript = object_key(
@@ -140,28 +146,13 @@ impl ArtifactsService {
                 &session.account_id,
                 &session.session_id,
                 req.duration_seconds,
-                exists,
+                stored.is_some(),
             )
             .await?;
-        if run.outcome == Outcome::Ready {
-            let body = match self.store.get(&summary_key).await {
-                Ok(body) => body,
-                // Deleted between the check and the read: as if never made.
-                Err(ArtifactsError::NotFound(_)) => {
-                    return Box::pin(self.summary(
-                        pb::SummaryRequest {
-                            session: Some(session),
-                            duration_seconds: req.duration_seconds,
-                        },
-                        force,
-                    ))
-                    .await
-                }
-                Err(e) => return Err(e),
-            };
+        if let (Outcome::Ready, Some(body)) = (&run.outcome, &stored) {
             return Ok(pb::SummaryState {
                 ready: true,
-                summary_json: String::from_utf8_lossy(&body).into_owned(),
+                summary_json: String::from_utf8_lossy(body).into_owned(),
                 ..Default::default()
             });
         }

@@ -184,19 +184,22 @@ impl ArtifactStore {
         })
     }
 
-    /// Publishes the concatenation of `parts` (staged objects) at `key` in one
-    /// step, streaming: memory holds about one multipart chunk at a time.
+    /// Publishes `first` followed by the `rest` (staged objects) at `key` in
+    /// one step, streaming: memory holds about one multipart chunk at a time.
+    /// The first part comes in already read (its content was checked).
     pub async fn publish_parts(
         &self,
         key: &str,
-        parts: &[String],
+        first: Bytes,
+        rest: &[String],
     ) -> Result<ObjectInfo, ArtifactsError> {
         let upload = self.objects.put_multipart(&Path::from(key)).await?;
         // Buffers to S3's 5 MiB minimum part size; the filesystem writes a
         // staging file that `finish` renames into place.
         let mut writer = WriteMultipart::new(upload);
-        let mut size = 0u64;
-        for part in parts {
+        let mut size = first.len() as u64;
+        writer.put(first);
+        for part in rest {
             let bytes = match self.objects.get(&Path::from(part.as_str())).await {
                 Ok(got) => got.bytes().await,
                 Err(e) => Err(e),

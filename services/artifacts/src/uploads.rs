@@ -179,7 +179,9 @@ impl Uploads {
         }
         let first = self.store.get(&expected[0]).await?;
         check_content(grant.kind, &first, total, part_count == 1)?;
-        self.store.publish_parts(&grant.key()?, &expected).await
+        self.store
+            .publish_parts(&grant.key()?, first, &expected[1..])
+            .await
     }
 
     pub async fn abort(&self, upload_id: &str) -> Result<(), ArtifactsError> {

@@ -1,6 +1,7 @@
 //! Plumbing shared by every Lobby service. Business rules never live here: if
 //! two services need the same rule, one owns it and the other calls it.
 
+pub mod artifact_upload;
 pub mod audit;
 pub mod background;
 pub mod backoff;

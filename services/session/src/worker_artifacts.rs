@@ -7,11 +7,9 @@
 //! artifacts go with it (`delete_artifacts`).
 
 use crate::{error::SessionError, service::SessionService, worker_records::AuthPeer};
+use lobby_kit::artifact_upload::PartWriter;
 use lobby_proto::{
-    artifacts::{
-        self as apb, AbortUploadRequest, ArtifactKind, ArtifactRef, CompleteUploadRequest,
-        SessionRef, SignUrlRequest, UploadPartRequest,
-    },
+    artifacts::{self as apb, ArtifactKind, ArtifactRef, SessionRef, SignUrlRequest},
     workers::{
         worker_artifacts_server::WorkerArtifacts, WorkerArtifact, WorkerArtifactStored,
         WorkerAudioChunk, WorkerTranscript, WorkerUploadUrl, WorkerUploadUrlRequest,
@@ -150,39 +148,31 @@ impl WorkerArtifacts for WorkerArtifactsService {
             .await?
             .ok_or_else(|| Status::invalid_argument("session_id: the stream carried no chunk"))?;
         let session = self.own_session(&metadata, &first.session_id).await?;
-        let artifacts = &self.session.artifacts;
-        let upload = artifacts
-            .begin_upload(Request::new(artifact_ref(
-                &session,
-                ArtifactKind::ConversationWav,
-            )))
-            .await
-            .map_err(|s| lobby_kit::grpc::forward_status(&s))?
-            .into_inner();
-        let sent = send_parts(artifacts.as_ref(), &upload, first, &mut chunks).await;
-        let stored = match sent {
-            Ok(parts) => {
-                artifacts
-                    .complete_upload(Request::new(CompleteUploadRequest {
-                        upload_id: upload.upload_id.clone(),
-                        part_count: parts,
-                    }))
-                    .await
-            }
-            Err(status) => Err(status),
-        };
-        let stored = match stored {
-            Ok(stored) => stored.into_inner(),
-            Err(status) => {
-                // Give back the staged parts at once (the sweep would, later).
-                let _ = artifacts
-                    .abort_upload(Request::new(AbortUploadRequest {
-                        upload_id: upload.upload_id,
-                    }))
-                    .await;
+        let mut writer = PartWriter::begin(
+            self.session.artifacts.as_ref(),
+            artifact_ref(&session, ArtifactKind::ConversationWav),
+        )
+        .await
+        .map_err(|s| lobby_kit::grpc::forward_status(&s))?;
+        let mut chunk = Some(first);
+        while let Some(c) = chunk {
+            if let Err(status) = writer.write(&c.data).await {
+                writer.abort().await;
                 return Err(lobby_kit::grpc::forward_status(&status));
             }
-        };
+            chunk = match chunks.message().await {
+                Ok(next) => next,
+                Err(status) => {
+                    // The stream broke: publish nothing of it.
+                    writer.abort().await;
+                    return Err(status);
+                }
+            };
+        }
+        let stored = writer
+            .finish()
+            .await
+            .map_err(|s| lobby_kit::grpc::forward_status(&s))?;
         self.session.settle_published(&session).await?;
         Ok(Response::new(WorkerArtifactStored {
             session_id: session.id,
@@ -218,56 +208,5 @@ impl WorkerArtifacts for WorkerArtifactsService {
             url: signed.url,
             expires_at: signed.expires_at,
         }))
-    }
-}
-
-/// Re-cuts the worker's chunks into parts of the artifacts service's size
-/// and sends them in order; returns how many parts went. Stops at the
-/// first refusal (past the cap: upload_too_large).
-async fn send_parts(
-    artifacts: &dyn lobby_proto::artifacts::artifacts_server::Artifacts,
-    upload: &apb::Upload,
-    first: WorkerAudioChunk,
-    chunks: &mut Streaming<WorkerAudioChunk>,
-) -> Result<u32, Status> {
-    let part_size = upload.max_part_bytes.max(1) as usize;
-    let mut buffer: Vec<u8> = first.data;
-    let mut parts = 0u32;
-    let mut ended = false;
-    loop {
-        while buffer.len() >= part_size || (ended && !buffer.is_empty()) {
-            let rest = buffer.split_off(part_size.min(buffer.len()));
-            let part = std::mem::replace(&mut buffer, rest);
-            artifacts
-                .upload_part(Request::new(UploadPartRequest {
-                    upload_id: upload.upload_id.clone(),
-                    part_number: parts,
-                    data: part,
-                }))
-                .await?;
-            parts += 1;
-        }
-        if ended {
-            return Ok(parts);
-        }
-        match chunks.message().await? {
-            Some(chunk) => {
-                if (parts as u64) * part_size as u64 + (buffer.len() + chunk.data.len()) as u64
-                    > upload.max_bytes
-                {
-                    return Err(lobby_kit::grpc::status(
-                        tonic::Code::ResourceExhausted,
-                        lobby_kit::ErrorCode::UploadTooLarge,
-                        format!(
-                            "the audio is larger than its cap of {} bytes",
-                            upload.max_bytes
-                        ),
-                        &[],
-                    ));
-                }
-                buffer.extend_from_slice(&chunk.data);
-            }
-            None => ended = true,
-        }
     }
 }
