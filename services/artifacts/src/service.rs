@@ -139,16 +139,26 @@ impl ArtifactsService {
             )?;
             self.store.stat(&transcript).await?;
         }
-        let run = self
-            .jobs
-            .start(
+        let start = |force: bool, exists: bool| {
+            self.jobs.start(
                 force,
                 &session.account_id,
                 &session.session_id,
                 req.duration_seconds,
-                stored.is_some(),
+                exists,
             )
-            .await?;
+        };
+        let mut run = start(force, stored.is_some()).await?;
+        let mut stored = stored;
+        if run.outcome == Outcome::Ready && stored.is_none() {
+            // The run finished after the read above: its summary is there now.
+            match self.store.get(&summary_key).await {
+                Ok(body) => stored = Some(body),
+                // Done, yet gone: made again.
+                Err(ArtifactsError::NotFound(_)) => run = start(true, false).await?,
+                Err(e) => return Err(e),
+            }
+        }
         if let (Outcome::Ready, Some(body)) = (&run.outcome, &stored) {
             return Ok(pb::SummaryState {
                 ready: true,

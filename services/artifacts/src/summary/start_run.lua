@@ -6,7 +6,8 @@
 --       summary_exists (1: summary.json is stored), state_ttl_seconds
 -- Returns {outcome, run_id, workflow_id, attempts, last_error}; outcome is
 -- "started", "running" (a run is in flight: its ids), "ready" (the stored
--- summary stands) or "failed" (the last run was dead-lettered).
+-- summary stands, or the last run finished: the caller reads it again) or
+-- "failed" (the last run was dead-lettered).
 local state = redis.call('HGET', KEYS[1], 'state')
 local function current(outcome)
   local r = redis.call('HMGET', KEYS[1], 'run_id', 'workflow_id', 'attempts', 'last_error')
@@ -14,7 +15,9 @@ local function current(outcome)
 end
 if ARGV[1] ~= '1' then
   if state == 'running' then return current('running') end
-  if ARGV[8] == '1' then return {'ready', '', '', '0', ''} end
+  -- A run that finished wrote summary.json before it was marked done; the
+  -- caller may have looked for the file just before that.
+  if ARGV[8] == '1' or state == 'done' then return {'ready', '', '', '0', ''} end
   if state == 'failed' then return current('failed') end
 end
 redis.call('HSET', KEYS[1], 'state', 'running', 'run_id', ARGV[2], 'workflow_id', ARGV[3],
