@@ -150,15 +150,9 @@ async fn world() -> World {
     for (name, lobby) in &w.regions {
         let mut listed = Value::Null;
         for _ in 0..100 {
-            listed = json_of(
-                w.http
-                    .get(format!("{}/v1/regions", lobby.gateway()))
-                    .send()
-                    .await
-                    .expect("regions"),
-            )
-            .await
-            .2;
+            listed = json_of(w.http.get(format!("{}/v1/regions", lobby.gateway())))
+                .await
+                .2;
             let all = listed["regions"]
                 .as_array()
                 .is_some_and(|r| r.iter().all(|r| r["healthy"] == true));
@@ -178,7 +172,9 @@ async fn world() -> World {
     w
 }
 
-async fn json_of(r: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
+/// Sends `req`; its status, headers and JSON body (`null` when not JSON).
+async fn json_of(req: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = req.send().await.expect("request");
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let text = r.text().await.expect("body");
@@ -197,7 +193,7 @@ async fn nearest(w: &World, at: &str, headers: &[(&str, &str)], query: &str) -> 
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let (s, _, b) = json_of(req.send().await.expect("nearest")).await;
+    let (s, _, b) = json_of(req).await;
     assert_eq!(s, 200, "{b}");
     b
 }
@@ -312,34 +308,24 @@ async fn callers_land_in_their_nearest_healthy_region() {
 
     // A start from Paris at eu is served there; from Boston it is sent to
     // us with 307, and us serves the same request.
-    let (s, h, b) = json_of(
-        connect(
-            &w,
-            &format!("{eu}/v1/public/agents/connect"),
-            Some(ORIGIN),
-            Some(PARIS),
-        )
-        .send()
-        .await
-        .expect("post"),
-    )
+    let (s, h, b) = json_of(connect(
+        &w,
+        &format!("{eu}/v1/public/agents/connect"),
+        Some(ORIGIN),
+        Some(PARIS),
+    ))
     .await;
     assert_eq!(
         (s, h["x-lobby-region"].to_str().ok()),
         (200, Some("eu")),
         "{b}"
     );
-    let (s, h, _) = json_of(
-        connect(
-            &w,
-            &format!("{eu}/v1/public/agents/connect"),
-            Some(ORIGIN),
-            Some(BOSTON),
-        )
-        .send()
-        .await
-        .expect("post"),
-    )
+    let (s, h, _) = json_of(connect(
+        &w,
+        &format!("{eu}/v1/public/agents/connect"),
+        Some(ORIGIN),
+        Some(BOSTON),
+    ))
     .await;
     assert_eq!(s, 307);
     assert_eq!(h["x-lobby-region-target"], "us");
@@ -348,13 +334,7 @@ async fn callers_land_in_their_nearest_healthy_region() {
         location.starts_with(w.lobby("us").gateway()) && location.contains("region=us"),
         "{location}"
     );
-    let (s, h, b) = json_of(
-        connect(&w, &location, Some(ORIGIN), None)
-            .send()
-            .await
-            .expect("follow"),
-    )
-    .await;
+    let (s, h, b) = json_of(connect(&w, &location, Some(ORIGIN), None)).await;
     assert_eq!(
         (s, h["x-lobby-region"].to_str().ok()),
         (200, Some("us")),
@@ -377,10 +357,7 @@ async fn callers_land_in_their_nearest_healthy_region() {
             None,
         )
         .header("x-edge-latitude", "48.85")
-        .header("x-edge-longitude", "2.35")
-        .send()
-        .await
-        .expect("post"),
+        .header("x-edge-longitude", "2.35"),
     )
     .await;
     assert_eq!(
@@ -412,14 +389,7 @@ async fn callers_land_in_their_nearest_healthy_region() {
         routed_around["region"], "us",
         "Tokyo's next nearest healthy region: {routed_around}"
     );
-    let (_, _, listed) = json_of(
-        w.http
-            .get(format!("{eu}/v1/regions"))
-            .send()
-            .await
-            .expect("get"),
-    )
-    .await;
+    let (_, _, listed) = json_of(w.http.get(format!("{eu}/v1/regions"))).await;
     let ap = listed["regions"]
         .as_array()
         .expect("regions")
@@ -464,13 +434,7 @@ async fn the_browser_flow_follows_the_redirect_with_a_null_origin() {
     assert!(r.status().is_success(), "{}", r.status());
     assert_eq!(r.headers()["access-control-allow-origin"], ORIGIN);
 
-    let (s, h, _) = json_of(
-        connect(&w, &url, Some(ORIGIN), Some(BOSTON))
-            .send()
-            .await
-            .expect("post"),
-    )
-    .await;
+    let (s, h, _) = json_of(connect(&w, &url, Some(ORIGIN), Some(BOSTON))).await;
     assert_eq!(s, 307);
     assert_eq!(
         h["access-control-allow-origin"], ORIGIN,
@@ -484,13 +448,7 @@ async fn the_browser_flow_follows_the_redirect_with_a_null_origin() {
         .expect("preflight there");
     assert!(r.status().is_success(), "{}", r.status());
     assert_eq!(r.headers()["access-control-allow-origin"], "null");
-    let (s, h, b) = json_of(
-        connect(&w, &location, Some("null"), None)
-            .send()
-            .await
-            .expect("post there"),
-    )
-    .await;
+    let (s, h, b) = json_of(connect(&w, &location, Some("null"), None)).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(h["access-control-allow-origin"], "null");
     assert_eq!(h["x-lobby-region"], "us");
@@ -504,13 +462,7 @@ async fn the_browser_flow_follows_the_redirect_with_a_null_origin() {
         .replace(w.lobby("us").gateway(), &eu)
         .replace("region=us", "region=eu");
     for attempt in [bare, forged, elsewhere] {
-        let (s, _, b) = json_of(
-            connect(&w, &attempt, Some("null"), None)
-                .send()
-                .await
-                .expect("post"),
-        )
-        .await;
+        let (s, _, b) = json_of(connect(&w, &attempt, Some("null"), None)).await;
         assert_eq!(
             (s, b["error_code"].as_str()),
             (403, Some("auth_failed")),
