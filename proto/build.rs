@@ -3,13 +3,14 @@
 
 use std::{env, fs, path::PathBuf};
 
-const PROTOS: [&str; 6] = [
+const PROTOS: [&str; 7] = [
     "common.proto",
     "auth.proto",
     "session.proto",
     "rooms.proto",
     "artifacts.proto",
     "workers.proto",
+    "regions.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -30,7 +30,7 @@ use lobby_proto::{
     common::Provider,
     session::{Session, SessionKind},
 };
-use lobby_session::store::{Admission, AdmitRequest, SessionStore};
+use lobby_session::store::{Admission, AdmitMode, AdmitRequest, SessionStore};
 use lobby_tests::{Lobby, LobbyOptions, Topology, Webhooks};
 use serde_json::json;
 use std::{
@@ -213,7 +213,7 @@ fn raw_op(
                     lease_ms: 3_600_000,
                     retry_after_max_ms: 15_000,
                     first_check_in_ms: 3_600_000,
-                    record: &record,
+                    mode: AdmitMode::Local(&record),
                 })
                 .await;
             matches!(admitted, Ok(Admission::Admitted { .. }))

@@ -29,6 +29,11 @@ pub mod lobby {
             tonic::include_proto!("lobby.artifacts.v1");
         }
     }
+    pub mod regions {
+        pub mod v1 {
+            tonic::include_proto!("lobby.regions.v1");
+        }
+    }
     pub mod workers {
         pub mod v1 {
             tonic::include_proto!("lobby.workers.v1");
@@ -37,8 +42,8 @@ pub mod lobby {
 }
 
 pub use lobby::{
-    artifacts::v1 as artifacts, auth::v1 as auth, common::v1 as common, rooms::v1 as rooms,
-    session::v1 as session, workers::v1 as workers,
+    artifacts::v1 as artifacts, auth::v1 as auth, common::v1 as common, regions::v1 as regions,
+    rooms::v1 as rooms, session::v1 as session, workers::v1 as workers,
 };
 
 /// Encoded `FileDescriptorSet` of all Lobby protos, served by gRPC reflection.

@@ -60,6 +60,9 @@ pub struct LobbyOptions {
     /// Wait until every gateway reports healthy before returning (the
     /// worker, when asked for, attaches only then).
     pub wait_healthy: bool,
+    /// Certificates shared with other Lobbies (regions trust one another's
+    /// doors through one CA); `None`: this Lobby's own throwaway ones.
+    pub certs: Option<lobby_dev::certs::DevCerts>,
 }
 
 impl Default for LobbyOptions {
@@ -74,6 +77,7 @@ impl Default for LobbyOptions {
             redis_aof: false,
             redis_cluster: false,
             wait_healthy: true,
+            certs: None,
         }
     }
 }
@@ -156,9 +160,13 @@ impl Lobby {
         let (auth, session, rooms, artifacts) = (port(), port(), port(), port());
         let workers = port();
         let records_door = port();
-        let certs =
-            lobby_dev::certs::DevCerts::generate(&dir.join("certs"), lobby_dev::certs::SERVICES)
-                .expect("throwaway certificates");
+        let certs = match &options.certs {
+            Some(shared) => shared.clone(),
+            None => {
+                lobby_dev::certs::DevCerts::generate(&dir.join("certs"), lobby_dev::certs::SERVICES)
+                    .expect("throwaway certificates")
+            }
+        };
         let mut env: Vec<(String, String)> = vec![
             ("LOBBY_REDIS_URL".into(), redis.url()),
             ("LOBBY_AUTH_LISTEN".into(), format!("127.0.0.1:{auth}")),

@@ -3,7 +3,7 @@
 
 use futures::future::join_all;
 use lobby_proto::session::Session;
-use lobby_session::store::{Admission, AdmitRequest, Scope, SessionStore};
+use lobby_session::store::{Admission, AdmitMode, AdmitRequest, HoldRenewal, Scope, SessionStore};
 use lobby_tests::redis_server::RedisServer;
 
 const ACCOUNT: &str = "acct_t";
@@ -43,6 +43,16 @@ async fn admit(store: &SessionStore, sid: &str, agent: &str, s: &Start) -> Admis
         agent_id: agent.to_owned(),
         ..Default::default()
     };
+    admit_as(store, sid, agent, s, AdmitMode::Local(&record)).await
+}
+
+async fn admit_as(
+    store: &SessionStore,
+    sid: &str,
+    agent: &str,
+    s: &Start,
+    mode: AdmitMode<'_>,
+) -> Admission {
     store
         .admit(&AdmitRequest {
             session_id: sid,
@@ -56,7 +66,7 @@ async fn admit(store: &SessionStore, sid: &str, agent: &str, s: &Start) -> Admis
             lease_ms: s.lease_ms,
             retry_after_max_ms: 15_000,
             first_check_in_ms: 5_000,
-            record: &record,
+            mode,
         })
         .await
         .expect("admission")
@@ -232,4 +242,102 @@ async fn exact_settings_in_redis_win_over_the_callers_cached_ones() {
         Admission::AgentUnpublished
     );
     assert_eq!(redis.snapshot().await, before);
+}
+
+/// The home region's side of global limits: a hold taken for another
+/// region counts like a local session, runs out like one when its region
+/// stops renewing it, is taken again when that region comes back, and is
+/// released once.
+#[tokio::test]
+async fn holds_for_other_regions_count_run_out_come_back_and_release_once() {
+    let (redis, store) = store().await;
+    let short = Start {
+        account_limit: 2,
+        lease_ms: 1_000,
+        link: Some(("lnk_one", 1)),
+        ..Default::default()
+    };
+    let hold = AdmitMode::Hold { region: "eu" };
+    admitted(admit_as(&store, "held-1", "a", &short, hold).await);
+    // The link's one use went with the hold.
+    let used_up = admit_as(&store, "held-2", "a", &short, hold).await;
+    assert_eq!(used_up, Admission::LinkUsedUp);
+    let no_link = Start {
+        link: None,
+        ..short
+    };
+    admitted(admit(&store, "local-1", "a", &no_link).await);
+    assert!(matches!(
+        admit_as(&store, "held-3", "a", &no_link, hold).await,
+        Admission::Refused(_)
+    ));
+    // A hold is no record: the records contract lists nothing of it.
+    let mut conn = redis.connection().await;
+    let records: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!(
+            "{}:{ACCOUNT}:records",
+            lobby_kit::keys::account_tag(ACCOUNT)
+        ))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .expect("records index");
+    assert_eq!(records, ["local-1"]);
+
+    // eu stops renewing: after its lease the next admission drops the hold
+    // and bills the second it held.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    admitted(admit(&store, "local-2", "a", &no_link).await);
+    let usage = store.usage(ACCOUNT).await.expect("usage");
+    assert_eq!(
+        usage.active_sessions, 1,
+        "the hold is gone; local-1 lapsed too"
+    );
+    // eu comes back and renews: the hold is taken again for what is left.
+    let held = lobby_proto::regions::HeldSession {
+        session_id: "held-1".into(),
+        account_id: ACCOUNT.into(),
+        agent_id: "a".into(),
+        reserved_seconds_left: 30,
+    };
+    assert_eq!(
+        store.renew_hold(&held, 1_000, "eu").await.expect("renew"),
+        HoldRenewal::Retaken
+    );
+    assert_eq!(
+        store.renew_hold(&held, 1_000, "eu").await.expect("renew"),
+        HoldRenewal::Renewed
+    );
+    let usage = store.usage(ACCOUNT).await.expect("usage");
+    assert_eq!(
+        (usage.active_sessions, usage.reserved_seconds),
+        (2, 60 + 30)
+    );
+    // Its end releases it once, billing what it ran.
+    assert!(store
+        .release_hold(ACCOUNT, "a", "held-1", false, 12)
+        .await
+        .expect("release"));
+    assert!(!store
+        .release_hold(ACCOUNT, "a", "held-1", false, 12)
+        .await
+        .expect("release again"));
+    let usage = store.usage(ACCOUNT).await.expect("usage");
+    assert_eq!(usage.active_sessions, 1);
+    assert_eq!(usage.reserved_seconds, 60, "local-2's reservation only");
+    // used: local-1's lapsed second, held-1's first second, and 12.
+    assert_eq!(usage.used_seconds, 1 + 1 + 12);
+    // A failed start's hold gives its link use back and bills nothing.
+    let other_link = Start {
+        link: Some(("lnk_two", 1)),
+        ..short
+    };
+    admitted(admit_as(&store, "held-4", "a", &other_link, hold).await);
+    assert!(store
+        .release_hold(ACCOUNT, "a", "held-4", true, 0)
+        .await
+        .expect("release failed"));
+    admitted(admit_as(&store, "held-5", "a", &other_link, hold).await);
+    assert_eq!(store.usage(ACCOUNT).await.expect("usage").used_seconds, 14);
 }

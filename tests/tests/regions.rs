@@ -75,18 +75,28 @@ impl World {
     }
 }
 
+/// How long a slot (and a hold at home) lasts unrenewed in these regions.
+const LEASE_MS: u64 = 3_000;
+
 /// `us` (bias +20, proxies its starts, trusts no proxy), `eu` and `ap`
 /// (redirect their starts, one trusted proxy). The same account and agent
-/// exist in each (a region's catalog is its own).
+/// exist in each (a region's catalog is its own). The regions' doors trust
+/// one CA, so each region's session service can call the others'.
 async fn world() -> World {
     let dir = lobby_tests::scratch_dir("regions");
     let db = geoip_db(&dir);
-    let ports = lobby_tests::free_ports(3);
+    let certs =
+        lobby_dev::certs::DevCerts::generate(&dir.join("certs"), lobby_dev::certs::SERVICES)
+            .expect("certificates the regions share");
+    let ports = lobby_tests::free_ports(6);
     let names = ["us", "eu", "ap"];
     let table = json!([
-        {"name": "us", "url": format!("http://127.0.0.1:{}", ports[0]), "latitude": 39.0, "longitude": -77.5, "bias": 20},
-        {"name": "eu", "url": format!("http://127.0.0.1:{}", ports[1]), "latitude": 53.3, "longitude": -6.3},
-        {"name": "ap", "url": format!("http://127.0.0.1:{}", ports[2]), "latitude": 1.35, "longitude": 103.8},
+        {"name": "us", "url": format!("http://127.0.0.1:{}", ports[0]), "latitude": 39.0, "longitude": -77.5, "bias": 20,
+         "admission_url": format!("https://127.0.0.1:{}", ports[3])},
+        {"name": "eu", "url": format!("http://127.0.0.1:{}", ports[1]), "latitude": 53.3, "longitude": -6.3,
+         "admission_url": format!("https://127.0.0.1:{}", ports[4])},
+        {"name": "ap", "url": format!("http://127.0.0.1:{}", ports[2]), "latitude": 1.35, "longitude": 103.8,
+         "admission_url": format!("https://127.0.0.1:{}", ports[5])},
     ]);
     let mut regions = Vec::new();
     for (i, name) in names.iter().enumerate() {
@@ -111,11 +121,19 @@ async fn world() -> World {
                 "LOBBY_REGION_SECRET",
                 "test-region-secret-0123456789".into(),
             ),
+            (
+                "LOBBY_SESSION_REGIONS_LISTEN",
+                format!("127.0.0.1:{}", ports[3 + i]),
+            ),
+            ("LOBBY_SESSION_LEASE_MS", LEASE_MS.to_string()),
+            ("LOBBY_SWEEP_INTERVAL_MS", "500".into()),
+            ("LOBBY_REGION_CALL_TIMEOUT_MS", "2000".into()),
         ];
         let lobby = Lobby::start(LobbyOptions {
             gateway_port: Some(ports[i]),
             worker: false,
             extra_env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            certs: Some(certs.clone()),
             ..Default::default()
         })
         .await;
@@ -469,4 +487,199 @@ async fn the_browser_flow_follows_the_redirect_with_a_null_origin() {
             "{attempt}: {b}"
         );
     }
+}
+
+/// An account homed in `us` with `limit` slots, and its agent, in every
+/// region's catalog.
+async fn homed_in_us(w: &World, account: &str, limit: u32) {
+    for (name, lobby) in &w.regions {
+        let (s, b) = lobby
+            .admin_json(
+                Method::POST,
+                "/accounts",
+                Some(json!({"id": account, "name": "global", "max_concurrency": limit, "home_region": "us"})),
+            )
+            .await;
+        assert_eq!(
+            (s, b["home_region"].as_str()),
+            (201, Some("us")),
+            "{name}: {b}"
+        );
+        let (s, b) = lobby
+            .admin_json(
+                Method::POST,
+                "/agents",
+                Some(json!({"id": format!("{account}-agent"), "account_id": account, "status": "published", "allowed_hostnames": [ORIGIN]})),
+            )
+            .await;
+        assert_eq!(s, 201, "{name}: {b}");
+    }
+}
+
+/// A start of `account`'s agent served by `region` itself (the override
+/// keeps routing out of it): its status and body.
+fn start_in(
+    w: &World,
+    region: &str,
+    account: &str,
+) -> impl std::future::Future<Output = (u16, Value)> {
+    let req = w
+        .http
+        .post(format!(
+            "{}/v1/public/agents/connect?region={region}",
+            w.lobby(region).gateway()
+        ))
+        .header("origin", ORIGIN)
+        .json(&json!({ "agent_id": format!("{account}-agent") }));
+    async move {
+        match req.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.json().await.unwrap_or(Value::Null))
+            }
+            // The region was killed under it.
+            Err(_) => (0, Value::Null),
+        }
+    }
+}
+
+/// How many records of `account` `region` keeps.
+async fn records_of(w: &World, region: &str, account: &str) -> usize {
+    w.lobby(region)
+        .records(account, "")
+        .await
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+fn count(answers: &[(u16, Value)], status: u16) -> usize {
+    answers.iter().filter(|(s, _)| *s == status).count()
+}
+
+#[tokio::test]
+async fn an_accounts_limit_holds_across_regions() {
+    let w = world().await;
+    homed_in_us(&w, "acct_global", 7).await;
+    // 200 starts at once, spread over the three regions, each served
+    // where it arrived: the account's home admits exactly its limit.
+    let starts = (0..200).map(|i| start_in(&w, ["us", "eu", "ap"][i % 3], "acct_global"));
+    let answers = futures::future::join_all(starts).await;
+    assert_eq!(
+        (count(&answers, 200), count(&answers, 429)),
+        (7, 193),
+        "{:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    let refused = answers.iter().find(|(s, _)| *s == 429).expect("a refusal");
+    assert_eq!(
+        refused.1["error_code"], "concurrency_limit",
+        "{}",
+        refused.1
+    );
+    // Each region holds its own sessions; home counts them all.
+    let mut here = 0;
+    for name in ["us", "eu", "ap"] {
+        here += records_of(&w, name, "acct_global").await;
+    }
+    assert_eq!(
+        here, 7,
+        "every admitted session has its record where it started"
+    );
+    assert_eq!(w.lobby("us").active_sessions("acct_global").await, 7);
+
+    // Renewed across sweeps, the holds stay: still full after two leases.
+    tokio::time::sleep(Duration::from_millis(2 * LEASE_MS)).await;
+    let (s, b) = start_in(&w, "ap", "acct_global").await;
+    assert_eq!(s, 429, "{b}");
+    assert_eq!(w.lobby("us").active_sessions("acct_global").await, 7);
+
+    // A session ended in another region frees its slot at home at once.
+    let admitted: Vec<&str> = answers
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .filter_map(|(_, b)| b["session_id"].as_str())
+        .collect();
+    let mut ended = None;
+    'find: for id in &admitted {
+        for name in ["eu", "ap"] {
+            let r = w
+                .lobby(name)
+                .admin(Method::POST, &format!("/sessions/{id}/end"))
+                .send()
+                .await
+                .expect("end");
+            if r.status() == 200 {
+                ended = Some(name);
+                break 'find;
+            }
+        }
+    }
+    assert!(ended.is_some(), "one of the seven ran outside us");
+    assert_eq!(w.lobby("us").active_sessions("acct_global").await, 6);
+    let (s, b) = start_in(&w, "eu", "acct_global").await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = start_in(&w, "ap", "acct_global").await;
+    assert_eq!(s, 429, "{b}");
+}
+
+#[tokio::test]
+async fn a_region_killed_mid_start_leaks_no_slot_and_a_dead_home_takes_nothing() {
+    let mut w = world().await;
+    homed_in_us(&w, "acct_killed", 5).await;
+    for _ in 0..2 {
+        let (s, b) = start_in(&w, "us", "acct_killed").await;
+        assert_eq!(s, 200, "{b}");
+    }
+    // eu is killed while 40 starts are in flight there: some were held at
+    // home and never answered.
+    let storm: Vec<_> = (0..40).map(|_| start_in(&w, "eu", "acct_killed")).collect();
+    let storm = tokio::spawn(futures::future::join_all(storm));
+    // Killed as soon as home holds a slot for eu, with the rest in flight.
+    let mut held_for_eu = 0;
+    for _ in 0..400 {
+        held_for_eu = w.lobby("us").active_sessions("acct_killed").await - 2;
+        if held_for_eu > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    w.lobby_mut("eu").crash_all();
+    assert!(held_for_eu > 0, "eu took a hold at home before it died");
+    let answers = storm.await.expect("storm");
+    assert!(count(&answers, 200) <= 3, "never past the limit");
+    // Within a lease (and a sweep), home has taken back every hold of eu.
+    tokio::time::sleep(Duration::from_millis(LEASE_MS + 1_000)).await;
+    let starts = (0..20).map(|_| start_in(&w, "ap", "acct_killed"));
+    let answers = futures::future::join_all(starts).await;
+    assert_eq!(
+        (count(&answers, 200), count(&answers, 429)),
+        (3, 17),
+        "all but us's two slots are free again"
+    );
+    assert_eq!(w.lobby("us").active_sessions("acct_killed").await, 5);
+
+    // The home itself is down: a start elsewhere is refused as temporarily
+    // unavailable, and takes nothing there.
+    w.lobby_mut("eu").restart_all().await;
+    let before = records_of(&w, "eu", "acct_killed").await;
+    w.lobby_mut("us").crash_all();
+    let (s, b) = start_in(&w, "eu", "acct_killed").await;
+    assert_eq!(
+        (s, b["error_code"].as_str()),
+        (503, Some("store_unavailable")),
+        "{b}"
+    );
+    assert_eq!(w.lobby("eu").active_sessions("acct_killed").await, 0);
+    assert_eq!(
+        records_of(&w, "eu", "acct_killed").await,
+        before,
+        "no record written for the refusal"
+    );
+    // Back up: ap's sessions kept running meanwhile and were renewed at
+    // home again, so the account is still full.
+    w.lobby_mut("us").restart_all().await;
+    tokio::time::sleep(Duration::from_millis(LEASE_MS)).await;
+    assert_eq!(w.lobby("us").active_sessions("acct_killed").await, 5);
+    let (s, b) = start_in(&w, "eu", "acct_killed").await;
+    assert_eq!(s, 429, "{b}");
 }

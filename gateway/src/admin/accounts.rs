@@ -25,6 +25,10 @@ pub(super) struct AccountJson {
     updated_at_ms: i64,
     /// The records contract's `database-id-hash` header value.
     database_id_hash: String,
+    /// Where its sessions are admitted, wherever they start (omitted:
+    /// each region admits on its own).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    home_region: String,
 }
 
 impl From<pb::Account> for AccountJson {
@@ -37,6 +41,7 @@ impl From<pb::Account> for AccountJson {
             created_at_ms: a.created_at_ms,
             updated_at_ms: a.updated_at_ms,
             database_id_hash: a.database_id_hash,
+            home_region: a.home_region,
         }
     }
 }
@@ -50,6 +55,7 @@ struct CreateAccountJson {
     name: String,
     max_concurrency: Option<u32>,
     minutes_quota: Option<u64>,
+    home_region: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +64,7 @@ struct UpdateAccountJson {
     name: Option<String>,
     max_concurrency: Option<u32>,
     minutes_quota: Option<u64>,
+    home_region: Option<String>,
 }
 
 pub(super) async fn create_account(
@@ -74,6 +81,7 @@ pub(super) async fn create_account(
             name: req.name,
             max_concurrency: req.max_concurrency,
             minutes_quota: req.minutes_quota,
+            home_region: req.home_region,
         }))
         .await?
         .into_inner();
@@ -228,6 +236,7 @@ pub(super) async fn update_account(
             name: req.name,
             max_concurrency: req.max_concurrency,
             minutes_quota: req.minutes_quota,
+            home_region: req.home_region,
         }))
         .await?
         .into_inner();

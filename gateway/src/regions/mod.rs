@@ -12,27 +12,15 @@ pub mod routing;
 
 use geo::Point;
 use lobby_kit::{ConfigError, Settings};
-use serde::Deserialize;
 use std::{path::PathBuf, time::Duration};
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct Region {
-    pub name: String,
-    /// Its gateway's public base URL, e.g. `https://eu-west.api.example.com`.
-    pub url: String,
-    pub latitude: f64,
-    pub longitude: f64,
-    /// Route 53's geoproximity bias, −99…99 (0: none).
-    #[serde(default)]
-    pub bias: i32,
-}
+pub use lobby_kit::regions::Region;
 
-impl Region {
-    pub fn point(&self) -> Point {
-        Point {
-            latitude: self.latitude,
-            longitude: self.longitude,
-        }
+/// Where a region is.
+pub fn point_of(r: &Region) -> Point {
+    Point {
+        latitude: r.latitude,
+        longitude: r.longitude,
     }
 }
 
@@ -68,11 +56,9 @@ pub enum RouteClass {
 
 #[derive(Debug, Clone)]
 pub struct RegionsConfig {
-    /// This gateway's region (`LOBBY_REGION`).
-    pub me: String,
-    /// Every region, this one included (`LOBBY_REGIONS`, a JSON array);
-    /// empty: one region, no routing.
-    pub regions: Vec<Region>,
+    /// This region, every region (empty: one region, no routing), and
+    /// the secret they sign with.
+    pub list: lobby_kit::regions::RegionList,
     /// Names of the trusted edge's latitude and longitude headers.
     pub geo_headers: Option<(String, String)>,
     /// A MaxMind-format (`.mmdb`) City database.
@@ -82,65 +68,11 @@ pub struct RegionsConfig {
     pub probe_interval: Duration,
     pub probe_timeout: Duration,
     pub hysteresis: health::Hysteresis,
-    /// Signs the origin a redirected browser request started from (a
-    /// browser sends `Origin: null` after a cross-origin redirect).
-    pub secret: String,
-}
-
-/// Used when `LOBBY_REGION_SECRET` is unset; production refuses it once
-/// there is more than one region.
-const DEV_REGION_SECRET: &str = "dev-region-secret-change-me";
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 32
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 impl RegionsConfig {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        let me = s.string_or("LOBBY_REGION", "local");
-        let raw = s.string_or("LOBBY_REGIONS", "");
-        let regions: Vec<Region> = if raw.trim().is_empty() {
-            Vec::new()
-        } else {
-            serde_json::from_str(&raw).map_err(|e| ConfigError::Invalid {
-                setting: "LOBBY_REGIONS".into(),
-                reason: format!(
-                    "must be a JSON array of {{name, url, latitude, longitude, bias}}: {e}"
-                ),
-            })?
-        };
-        for r in &regions {
-            let invalid = |reason: String| ConfigError::Invalid {
-                setting: "LOBBY_REGIONS".into(),
-                reason: format!("region {:?}: {reason}", r.name),
-            };
-            if !valid_name(&r.name) {
-                return Err(invalid("a name is 1-32 of a-z, 0-9 and '-'".into()));
-            }
-            if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
-                return Err(invalid("url must be http(s)://…".into()));
-            }
-            if Point::new(r.latitude, r.longitude).is_none() {
-                return Err(invalid(
-                    "latitude must be in −90…90, longitude in −180…180".into(),
-                ));
-            }
-            if !(-99..=99).contains(&r.bias) {
-                return Err(invalid("bias must be in −99…99".into()));
-            }
-            if regions.iter().filter(|o| o.name == r.name).count() > 1 {
-                return Err(invalid("listed twice".into()));
-            }
-        }
-        Settings::ensure(
-            "LOBBY_REGION",
-            regions.is_empty() || regions.iter().any(|r| r.name == me),
-            "must be one of the regions in LOBBY_REGIONS",
-        )?;
+        let list = lobby_kit::regions::RegionList::from_settings(s)?;
         let lat = s.string_or("LOBBY_GEO_LATITUDE_HEADER", "");
         let lon = s.string_or("LOBBY_GEO_LONGITUDE_HEADER", "");
         Settings::ensure(
@@ -148,23 +80,8 @@ impl RegionsConfig {
             lat.is_empty() == lon.is_empty(),
             "and LOBBY_GEO_LONGITUDE_HEADER are set together",
         )?;
-        let secret = s.string_or("LOBBY_REGION_SECRET", DEV_REGION_SECRET);
-        Settings::ensure(
-            "LOBBY_REGION_SECRET",
-            secret.len() >= 16,
-            "must be at least 16 characters",
-        )?;
-        // Only regions share it: a single-region deployment never uses it.
-        Settings::ensure(
-            "LOBBY_REGION_SECRET",
-            regions.len() <= 1
-                || secret != DEV_REGION_SECRET
-                || s.string_or("LOBBY_ENV", "development") != "production",
-            "is its public development default; set the same secret in every region",
-        )?;
         Ok(Self {
-            me,
-            regions,
+            list,
             geo_headers: (!lat.is_empty())
                 .then(|| (lat.to_ascii_lowercase(), lon.to_ascii_lowercase())),
             geoip_db: Some(s.string_or("LOBBY_GEOIP_DB", ""))
@@ -180,7 +97,6 @@ impl RegionsConfig {
                 down_after: s.get_or("LOBBY_REGION_DOWN_AFTER", 3)?,
                 up_after: s.get_or("LOBBY_REGION_UP_AFTER", 2)?,
             },
-            secret,
         })
     }
 }
@@ -212,9 +128,10 @@ impl Regions {
         let locator = locate::Locator::new(config.geo_headers.clone(), config.geoip_db.as_deref())?;
         let health = health::PeerHealth::new(
             config
+                .list
                 .regions
                 .iter()
-                .filter(|r| r.name != config.me)
+                .filter(|r| r.name != config.list.me)
                 .map(|r| r.name.clone()),
         );
         Ok(Self {
@@ -229,9 +146,10 @@ impl Regions {
     pub fn spawn_probes(&self) -> Option<tokio::task::JoinHandle<()>> {
         let peers: Vec<(String, String)> = self
             .config
+            .list
             .regions
             .iter()
-            .filter(|r| r.name != self.config.me)
+            .filter(|r| r.name != self.config.list.me)
             .map(|r| (r.name.clone(), r.url.clone()))
             .collect();
         (!peers.is_empty()).then(|| {
@@ -246,16 +164,16 @@ impl Regions {
     }
 
     pub fn enabled(&self) -> bool {
-        self.config.regions.len() > 1
+        self.config.list.regions.len() > 1
     }
 
     pub fn me(&self) -> &str {
-        &self.config.me
+        &self.config.list.me
     }
 
     /// This region always counts as healthy: it is the one answering.
     pub fn is_healthy(&self, name: &str) -> bool {
-        name == self.config.me || self.health.is_healthy(name)
+        name == self.config.list.me || self.health.is_healthy(name)
     }
 
     pub fn action(&self, class: RouteClass) -> Action {
@@ -267,16 +185,18 @@ impl Regions {
 
     fn this_region(&self) -> Region {
         self.config
+            .list
             .regions
             .iter()
-            .find(|r| r.name == self.config.me)
+            .find(|r| r.name == self.config.list.me)
             .cloned()
             .unwrap_or_else(|| Region {
-                name: self.config.me.clone(),
+                name: self.config.list.me.clone(),
                 url: String::new(),
                 latitude: 0.0,
                 longitude: 0.0,
                 bias: 0,
+                admission_url: String::new(),
             })
     }
 
@@ -284,11 +204,12 @@ impl Regions {
     pub fn nearest(&self, at: Point) -> Region {
         let healthy: Vec<&Region> = self
             .config
+            .list
             .regions
             .iter()
             .filter(|r| self.is_healthy(&r.name))
             .collect();
-        let candidates: Vec<(Point, i32)> = healthy.iter().map(|r| (r.point(), r.bias)).collect();
+        let candidates: Vec<(Point, i32)> = healthy.iter().map(|r| (point_of(r), r.bias)).collect();
         geo::nearest(at, &candidates)
             .map(|i| healthy[i].clone())
             .unwrap_or_else(|| self.this_region())
@@ -306,6 +227,7 @@ impl Regions {
         if let Some(name) = locate::Locator::override_of(headers, query) {
             let named = self
                 .config
+                .list
                 .regions
                 .iter()
                 .find(|r| r.name == name)
@@ -313,7 +235,7 @@ impl Regions {
             let region = if self.is_healthy(&named.name) {
                 named.clone()
             } else {
-                self.nearest(named.point())
+                self.nearest(point_of(named))
             };
             return Ok(Choice {
                 region,
@@ -338,9 +260,9 @@ mod tests {
     }
 
     const THREE: &str = r#"[
-        {"name": "us", "url": "http://us.example", "latitude": 39.0, "longitude": -77.5},
-        {"name": "eu", "url": "http://eu.example", "latitude": 53.3, "longitude": -6.3},
-        {"name": "ap", "url": "http://ap.example", "latitude": 1.35, "longitude": 103.8, "bias": 10}
+        {"name": "us", "url": "http://us.example", "latitude": 39.0, "longitude": -77.5, "admission_url": "https://us.internal"},
+        {"name": "eu", "url": "http://eu.example", "latitude": 53.3, "longitude": -6.3, "admission_url": "https://eu.internal"},
+        {"name": "ap", "url": "http://ap.example", "latitude": 1.35, "longitude": 103.8, "bias": 10, "admission_url": "https://ap.internal"}
     ]"#;
 
     #[test]

@@ -66,11 +66,11 @@ pub fn class_of(method: &Method, path: &str) -> Option<RouteClass> {
     })
 }
 
-fn grant_mac(secret: &str, origin: &str, region: &str, expires: i64) -> Hmac<sha2::Sha256> {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    mac.update(format!("{origin}\n{region}\n{expires}").as_bytes());
-    mac
+fn grant_mac(regions: &Regions, origin: &str, region: &str, expires: i64) -> Hmac<sha2::Sha256> {
+    regions
+        .config
+        .list
+        .mac(&["origin-grant", origin, region, &expires.to_string()])
 }
 
 /// The origin a redirect signed for this region, if the query carries a
@@ -88,7 +88,7 @@ fn granted_origin(regions: &Regions, query: Option<&str>) -> Option<String> {
     if expires < lobby_kit::time::now_ms() / 1000 {
         return None;
     }
-    grant_mac(&regions.config.secret, origin, regions.me(), expires)
+    grant_mac(regions, origin, regions.me(), expires)
         .verify_slice(&sig)
         .ok()?;
     Some(origin.to_owned())
@@ -118,7 +118,7 @@ fn target_url(
     out.append_pair(super::locate::OVERRIDE_PARAM, &target.name);
     if let Some(origin) = origin.filter(|o| *o != "null") {
         let expires = lobby_kit::time::now_ms() / 1000 + GRANT_TTL_SECONDS;
-        let sig = grant_mac(&regions.config.secret, origin, &target.name, expires);
+        let sig = grant_mac(regions, origin, &target.name, expires);
         out.append_pair(GRANT_ORIGIN, origin);
         out.append_pair(GRANT_EXPIRES, &expires.to_string());
         out.append_pair(GRANT_SIG, &hex::encode(sig.finalize().into_bytes()));
@@ -142,6 +142,7 @@ fn unknown_region(
 ) -> Response {
     let known: Vec<&str> = regions
         .config
+        .list
         .regions
         .iter()
         .map(|r| r.name.as_str())
@@ -324,8 +325,10 @@ fn caller_json(
     if let super::locate::Located::At(point, _) = &choice.located {
         out["latitude"] = json!(point.latitude);
         out["longitude"] = json!(point.longitude);
-        out["distance_km"] =
-            json!((super::geo::distance_km(*point, choice.region.point()) * 10.0).round() / 10.0);
+        out["distance_km"] = json!(
+            (super::geo::distance_km(*point, super::point_of(&choice.region)) * 10.0).round()
+                / 10.0
+        );
     }
     Ok(out)
 }
@@ -350,6 +353,7 @@ pub async fn list(
     };
     let listed: Vec<_> = regions
         .config
+        .list
         .regions
         .iter()
         .map(|r| region_json(regions, r))

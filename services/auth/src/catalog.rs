@@ -48,6 +48,10 @@ pub struct AccountRecord {
     /// saved before it existed, until start-up fills it in).
     #[serde(default)]
     pub database_id_hash: String,
+    /// The region that admits its sessions wherever they start (empty:
+    /// each region admits on its own).
+    #[serde(default)]
+    pub home_region: String,
 }
 
 /// A fresh `database_id_hash`: 32 random bytes, hex.
@@ -130,6 +134,7 @@ impl AccountRecord {
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.stamp.1,
             database_id_hash: self.database_id_hash.clone(),
+            home_region: self.home_region.clone(),
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct AuthConfig {
     /// How long audit entries are kept (`LOBBY_AUDIT_RETENTION_DAYS`).
     pub audit_retention_ms: i64,
     pub clock: lobby_kit::time::Clock,
+    /// The regions an account may be homed in, and this one (new accounts'
+    /// default home).
+    pub regions: lobby_kit::regions::RegionList,
 }
 
 impl AuthConfig {
@@ -76,6 +79,7 @@ impl AuthConfig {
                 std::time::Duration::from_millis(ms)
             },
             clock: lobby_kit::time::Clock::from_settings(s),
+            regions: lobby_kit::regions::RegionList::from_settings(s)?,
         })
     }
 }
@@ -141,6 +145,7 @@ pub fn start(config: AuthConfig, redis: &lobby_kit::redis_conn::Redis) -> Runnin
         links::LinkStore::new(conn.clone(), cache),
         config.clock,
         lobby_kit::audit::AuditLog::new(conn, config.audit_retention_ms),
+        config.regions,
     );
     Running {
         service: Arc::new(service),

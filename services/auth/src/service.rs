@@ -22,6 +22,7 @@ pub struct AuthService {
     pub(crate) links: LinkStore,
     pub(crate) clock: Clock,
     pub(crate) audit: lobby_kit::audit::AuditLog,
+    pub(crate) regions: lobby_kit::regions::RegionList,
 }
 
 impl AuthService {
@@ -32,6 +33,7 @@ impl AuthService {
         links: LinkStore,
         clock: Clock,
         audit: lobby_kit::audit::AuditLog,
+        regions: lobby_kit::regions::RegionList,
     ) -> Self {
         Self {
             catalog,
@@ -40,6 +42,7 @@ impl AuthService {
             links,
             clock,
             audit,
+            regions,
         }
     }
 
@@ -64,7 +67,32 @@ impl AuthService {
             solo_timeout_seconds: agent.solo_timeout_seconds,
             avatar_image_url: agent.avatar_image_url.clone(),
             link: None,
+            home_region: account.home_region.clone(),
         })
+    }
+
+    /// An account's home region as asked: one of the regions, or empty
+    /// (each region admits on its own); the default is this region when
+    /// there are several, none otherwise.
+    pub(crate) fn home_region(&self, asked: Option<&str>) -> Result<String, AuthError> {
+        let Some(name) = asked else {
+            return Ok(if self.regions.is_multi() {
+                self.regions.me.clone()
+            } else {
+                String::new()
+            });
+        };
+        let known = name.is_empty()
+            || self.regions.get(name).is_some()
+            || (!self.regions.is_multi() && name == self.regions.me);
+        if known {
+            Ok(name.to_owned())
+        } else {
+            Err(AuthError::invalid(
+                "home_region",
+                "must be one of the regions (LOBBY_REGIONS), or empty",
+            ))
+        }
     }
 
     pub(crate) fn future_expiry(

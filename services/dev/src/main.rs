@@ -154,6 +154,7 @@ async fn seed_demo(auth: Arc<dyn Auth>) -> Result<Option<String>, BoxError> {
                 name: "Demo account".into(),
                 max_concurrency: Some(5),
                 minutes_quota: Some(600),
+                home_region: None,
             }))
             .await
         }

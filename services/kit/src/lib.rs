@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod production;
 pub mod readiness;
 pub mod redis_conn;
+pub mod regions;
 pub mod shared_settings;
 pub mod shutdown;
 pub mod telemetry;

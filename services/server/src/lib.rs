@@ -154,6 +154,10 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
                 config.session.workers_listen,
                 &config.session.grpc_tls,
             );
+            let regions_door = lobby_kit::grpc::Listener::workers(
+                config.session.regions_listen,
+                &config.session.grpc_tls,
+            );
             let artifacts_listener = lobby_kit::grpc::Listener::internal(
                 config.artifacts.listen,
                 &config.artifacts.grpc_tls,
@@ -181,7 +185,8 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
                 ],
             };
             // Only what lives outside this process listens: the public edge,
-            // the GPU workers' stream, and artifact uploads.
+            // the GPU workers' stream, artifact uploads, and (with several
+            // regions) the other regions' calls.
             let s = shutdown.clone();
             let gateway_redis = redis.clone();
             tasks.spawn(async move {
@@ -205,6 +210,14 @@ pub async fn start(config: ServerConfig, shutdown: &Shutdown) -> Result<Started,
                 named(
                     "worker records",
                     lobby_session::serve_workers(&records, records_door, s.wait()).await,
+                )
+            });
+            let s = shutdown.clone();
+            let home = session.clone();
+            tasks.spawn(async move {
+                named(
+                    "regions' door",
+                    lobby_session::serve_regions(&home, regions_door, s.wait()).await,
                 )
             });
             let s = shutdown.clone();

@@ -22,7 +22,14 @@
 -- ARGV[8] link id ('' for none)   ARGV[9] its use limit (0: unlimited)
 -- ARGV[10] lease (ms)             ARGV[11] longest retry hint (ms)
 -- ARGV[12] first sweep check, ms after admission
--- ARGV[13..] field, value pairs of the new record
+-- ARGV[13] mode: 'local' admits a session here and writes its record;
+--          'hold' admits, in the account's home region, a session starting
+--          in another region: KEYS[1] is then its hold (T:<acct>:hold:<sid>),
+--          which keeps what the lease sweep and the release need and nothing
+--          the records contract lists; 'held' writes the record of a session
+--          its home region admitted: no refusal here (ARGV[7] is the seconds
+--          home reserved), the local slots only keep its lease for the sweeper
+-- ARGV[14..] field, value pairs of the new record (of the hold: its region)
 -- The records contract's indexes of the agent's sessions (seed 004 lists
 -- them) are derived here too: T:<acct>:records and
 -- T:<acct>:agent:<agent>:records:{created,updated,ids,unnamed}.
@@ -32,6 +39,7 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local sid, acct, agent = ARGV[1], ARGV[2], ARGV[3]
+local mode = ARGV[13]
 local tag = string.match(KEYS[1], '^({[^}]*})')
 local prefix = tag .. ':' .. acct
 
@@ -40,7 +48,10 @@ local account_limit = tonumber(ARGV[4])
 local agent_limit = tonumber(ARGV[5])
 local max_seconds = tonumber(ARGV[6])
 local quota = tonumber(ARGV[7])
-local s = redis.call('HMGET', KEYS[5], 'max_concurrency', 'quota_seconds', 'agent:' .. agent)
+local s = {}
+if mode ~= 'held' then
+  s = redis.call('HMGET', KEYS[5], 'max_concurrency', 'quota_seconds', 'agent:' .. agent)
+end
 if s[1] then account_limit = tonumber(s[1]) end
 if s[2] then quota = tonumber(s[2]) end
 if s[3] then
@@ -54,9 +65,13 @@ end
 
 -- Leases that ran out: their holder stopped renewing them. Free the slot and
 -- bill the reservation up to the lease's end; the sweeper ends the session.
+-- A hold that ran out (its region stopped renewing it) is dropped.
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 for _, old in ipairs(expired) do
   local rec = prefix .. ':session:' .. old
+  local hold = prefix .. ':hold:' .. old
+  local is_hold = redis.call('EXISTS', rec) == 0 and redis.call('EXISTS', hold) == 1
+  if is_hold then rec = hold end
   local f = redis.call('HMGET', rec, 'agent_id', 'reserved_seconds', 'started_at_ms', 'billed',
     'lease_deadline_ms')
   redis.call('ZREM', KEYS[2], old)
@@ -71,45 +86,58 @@ for _, old in ipairs(expired) do
       if math.min(r, ran) > 0 then redis.call('HINCRBY', KEYS[4], 'used_seconds', math.min(r, ran)) end
       redis.call('HSET', rec, 'billed', '1', 'slot_released', '1')
     end
-    redis.call('ZADD', KEYS[7], now, acct .. '|' .. old)
+    if is_hold then
+      redis.call('DEL', rec)
+    else
+      redis.call('ZADD', KEYS[7], now, acct .. '|' .. old)
+    end
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 
--- Refusals, before any write.
-if ARGV[8] ~= '' then
-  local limit = tonumber(ARGV[9])
-  local uses = tonumber(redis.call('HGET', KEYS[6], ARGV[8])) or 0
-  if limit > 0 and uses >= limit then return {0, 'link_used_up', limit, uses, 0} end
+-- Refusals, before any write (none for a session its home admitted).
+local take = math.min(max_seconds, quota)
+if mode ~= 'held' then
+  if ARGV[8] ~= '' then
+    local limit = tonumber(ARGV[9])
+    local uses = tonumber(redis.call('HGET', KEYS[6], ARGV[8])) or 0
+    if limit > 0 and uses >= limit then return {0, 'link_used_up', limit, uses, 0} end
+  end
+  local retry_cap = tonumber(ARGV[11])
+  local function refusal(key, scope, limit)
+    local in_use = redis.call('ZCARD', key)
+    if in_use < limit then return nil end
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    local wait = math.min(retry_cap, math.max(1, tonumber(first[2]) - now))
+    return {0, scope, limit, in_use, wait}
+  end
+  local refused = refusal(KEYS[2], 'account', account_limit)
+  if not refused and agent_limit > 0 then
+    refused = refusal(KEYS[3], 'agent', agent_limit)
+  end
+  if refused then return refused end
+  local used = tonumber(redis.call('HGET', KEYS[4], 'used_seconds')) or 0
+  local reserved = tonumber(redis.call('HGET', KEYS[4], 'reserved_seconds')) or 0
+  local left = quota - used - reserved
+  if left <= 0 then return {0, 'minutes', quota, used + reserved, 0} end
+  take = math.min(max_seconds, left)
 end
-local retry_cap = tonumber(ARGV[11])
-local function refusal(key, scope, limit)
-  local in_use = redis.call('ZCARD', key)
-  if in_use < limit then return nil end
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  local wait = math.min(retry_cap, math.max(1, tonumber(first[2]) - now))
-  return {0, scope, limit, in_use, wait}
-end
-local refused = refusal(KEYS[2], 'account', account_limit)
-if not refused and agent_limit > 0 then
-  refused = refusal(KEYS[3], 'agent', agent_limit)
-end
-if refused then return refused end
-local used = tonumber(redis.call('HGET', KEYS[4], 'used_seconds')) or 0
-local reserved = tonumber(redis.call('HGET', KEYS[4], 'reserved_seconds')) or 0
-local left = quota - used - reserved
-if left <= 0 then return {0, 'minutes', quota, used + reserved, 0} end
 
 -- Admitted: write it all.
-local take = math.min(max_seconds, left)
 local deadline = now + take * 1000
 local lease = math.min(now + tonumber(ARGV[10]), deadline)
 redis.call('ZADD', KEYS[2], lease, sid)
 redis.call('ZADD', KEYS[3], lease, sid)
-redis.call('HINCRBY', KEYS[4], 'reserved_seconds', take)
-if ARGV[8] ~= '' then redis.call('HINCRBY', KEYS[6], ARGV[8], 1) end
+if take > 0 then redis.call('HINCRBY', KEYS[4], 'reserved_seconds', take) end
+if ARGV[8] ~= '' and mode ~= 'held' then redis.call('HINCRBY', KEYS[6], ARGV[8], 1) end
 local fields = {}
-for i = 13, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 14, #ARGV do fields[#fields + 1] = ARGV[i] end
+if mode == 'hold' then
+  redis.call('HSET', KEYS[1], 'agent_id', agent, 'reserved_seconds', take, 'started_at_ms', now,
+    'deadline_ms', deadline, 'lease_deadline_ms', lease, 'link_id', ARGV[8], unpack(fields))
+  redis.call('PEXPIREAT', KEYS[1], deadline + 86400000)
+  return {1, deadline, take, lease, now}
+end
 redis.call('HSET', KEYS[1], 'status', 'active', 'created_at_ms', now, 'started_at_ms', now,
   'reserved_seconds', take, 'max_session_seconds', max_seconds, 'deadline_ms', deadline,
   'lease_deadline_ms', lease, unpack(fields))

@@ -33,6 +33,10 @@ pub enum SessionError {
     WebhookReplayed,
     #[error("This webhook event is too old to act on")]
     WebhookStale,
+    #[error("The account's home region cannot be reached: {0}")]
+    HomeUnreachable(String),
+    #[error("not a region's call: a call token signed with the regions' secret is required")]
+    RegionUnauthenticated,
     #[error("state store: {0}")]
     Store(#[from] redis::RedisError),
     #[error("stored session record is unreadable: {0}")]
@@ -66,6 +70,9 @@ impl CodedError for SessionError {
             Self::OpenRunsLimit { .. } => ErrorCode::OpenRunsLimit,
             Self::WebhookReplayed => ErrorCode::WebhookReplayed,
             Self::WebhookStale => ErrorCode::WebhookStale,
+            // The account's state lives there: to the caller, the store is away.
+            Self::HomeUnreachable(_) => ErrorCode::StoreUnavailable,
+            Self::RegionUnauthenticated => ErrorCode::AuthFailed,
             Self::Store(e) => lobby_kit::redis_conn::error_code(e),
             Self::Corrupt(_) => ErrorCode::InternalError,
             Self::Vault(lobby_vault::VaultError::Store(e)) => lobby_kit::redis_conn::error_code(e),
@@ -86,6 +93,8 @@ impl CodedError for SessionError {
             Self::AgentUnpublished => Code::PermissionDenied,
             Self::Orchestrator(_) => Code::Unavailable,
             Self::WebhookReplayed => Code::AlreadyExists,
+            Self::HomeUnreachable(_) => Code::Unavailable,
+            Self::RegionUnauthenticated => Code::Unauthenticated,
             Self::Store(e) => lobby_kit::redis_conn::grpc_code(e),
             Self::Corrupt(_) => Code::Internal,
             Self::Vault(lobby_vault::VaultError::Store(e)) => lobby_kit::redis_conn::grpc_code(e),

@@ -5,6 +5,7 @@
 pub mod agent_runs;
 pub mod error;
 pub mod grpc;
+pub mod home;
 pub mod ids;
 pub mod metrics;
 pub mod presence;
@@ -52,6 +53,14 @@ pub struct SessionConfig {
     pub clock: lobby_kit::time::Clock,
     /// Where `/metrics` is served; `None` serves none.
     pub metrics_listen: Option<SocketAddr>,
+    /// The regions, this one, and the secret their calls are signed with:
+    /// sessions of accounts homed elsewhere are admitted there.
+    pub regions: lobby_kit::regions::RegionList,
+    /// The regions' door: where other regions ask for holds on the accounts
+    /// homed here (server TLS; listens only when there are several regions).
+    pub regions_listen: SocketAddr,
+    /// How long a call to another region's home admission may take.
+    pub region_timeout: Duration,
 }
 
 impl SessionConfig {
@@ -175,6 +184,12 @@ impl SessionConfig {
             vault_cache_ttl: Duration::from_millis(s.get_or("LOBBY_VAULT_CACHE_TTL_MS", 5_000)?),
             clock: lobby_kit::time::Clock::from_settings(s),
             metrics_listen: lobby_kit::metrics::listen_setting(s, "LOBBY_SESSION_METRICS_LISTEN")?,
+            regions: lobby_kit::regions::RegionList::from_settings(s)?,
+            regions_listen: s.get_or(
+                "LOBBY_SESSION_REGIONS_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 50058)),
+            )?,
+            region_timeout: Duration::from_millis(s.get_or("LOBBY_REGION_CALL_TIMEOUT_MS", 3_000)?),
         })
     }
 }
@@ -196,6 +211,9 @@ pub struct Running {
     /// What the workers' door serves.
     pub workers: Arc<worker_records::WorkerRecordsService>,
     pub worker_artifacts: Arc<worker_artifacts::WorkerArtifactsService>,
+    /// What other regions ask of this one, as the accounts' home; `None`
+    /// with one region.
+    pub home_admission: Option<Arc<home::HomeAdmissionService>>,
     pub ready: lobby_kit::Readiness,
     _background: lobby_kit::background::Background,
 }
@@ -227,13 +245,28 @@ pub fn start(
         ready.clone(),
         std::time::Duration::from_secs(5),
     ));
+    let storage = service::Storage::new(redis, &config);
+    let home_admission = config.regions.is_multi().then(|| {
+        Arc::new(home::HomeAdmissionService::new(
+            storage.sessions.clone(),
+            config.regions.clone(),
+            config.policy.lease_ms,
+            config.policy.retry_after_max_ms,
+        ))
+    });
+    let homes = home::HomeRegions::new(
+        config.regions.clone(),
+        &config.grpc_tls,
+        config.region_timeout,
+    )?;
     let service = service::SessionService::new(
-        service::Storage::new(redis, &config),
+        storage,
         peers.rooms,
         peers.artifacts,
         config.policy,
         config.clock,
         metrics,
+        homes,
     );
     background.spawn(sweep_forever(service.clone(), ready.clone()));
     let service = Arc::new(service);
@@ -247,6 +280,7 @@ pub fn start(
             peers.auth,
         )),
         service,
+        home_admission,
         ready,
         _background: background,
     })
@@ -285,6 +319,7 @@ pub async fn serve(
     let listener =
         lobby_kit::grpc::Listener::internal(config.listen, &config.grpc_tls, config.probes_listen);
     let door = lobby_kit::grpc::Listener::workers(config.workers_listen, &config.grpc_tls);
+    let regions_door = lobby_kit::grpc::Listener::workers(config.regions_listen, &config.grpc_tls);
     let running = start(
         config,
         &redis,
@@ -301,8 +336,32 @@ pub async fn serve(
         running.ready.clone(),
         shutdown.clone(),
     );
-    tokio::try_join!(api, serve_workers(&running, door, shutdown))?;
+    tokio::try_join!(
+        api,
+        serve_workers(&running, door, shutdown.clone()),
+        serve_regions(&running, regions_door, shutdown)
+    )?;
     Ok(())
+}
+
+/// Serves other regions' calls on the accounts homed here on `listener`
+/// (server TLS; each call carries its region's signed token), when there
+/// are several regions; with one, returns at once.
+pub async fn serve_regions(
+    running: &Running,
+    listener: lobby_kit::grpc::Listener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let Some(home) = running.home_admission.clone() else {
+        return Ok(());
+    };
+    lobby_kit::grpc::serve(
+        listener,
+        lobby_proto::regions::home_admission_server::HomeAdmissionServer::from_arc(home),
+        running.ready.clone(),
+        shutdown,
+    )
+    .await
 }
 
 /// Serves only what GPU workers write into their sessions (records and

@@ -135,6 +135,7 @@ pub fn new_record_fields(s: &Session) -> Vec<(&'static str, String)> {
             "requires_worker",
             if s.requires_worker { "1" } else { "0" }.to_owned(),
         ),
+        ("home_region", s.home_region.clone()),
     ]
 }
 
@@ -192,6 +193,7 @@ pub fn from_fields(f: &HashMap<String, String>) -> Result<Session, SessionError>
         room_close_pending: text("room_close_pending") == "1",
         purge_at_ms: num("purge_at_ms")?,
         room_url: text("room_url"),
+        home_region: text("home_region"),
     })
 }
 

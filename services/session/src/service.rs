@@ -83,6 +83,8 @@ pub struct SessionService {
     pub(crate) policy: Policy,
     pub(crate) clock: lobby_kit::time::Clock,
     pub(crate) metrics: crate::metrics::SessionMetrics,
+    /// Other regions' home admission, for accounts homed there.
+    pub(crate) home: crate::home::HomeRegions,
     /// Where the sweeper's read of worker end reports stands.
     pub(crate) job_ends_cursor: Arc<tokio::sync::Mutex<String>>,
 }
@@ -128,6 +130,7 @@ impl SessionService {
         policy: Policy,
         clock: lobby_kit::time::Clock,
         metrics: crate::metrics::SessionMetrics,
+        home: crate::home::HomeRegions,
     ) -> Self {
         Self {
             store: storage.sessions,
@@ -140,6 +143,7 @@ impl SessionService {
             policy,
             clock,
             metrics,
+            home,
             job_ends_cursor: Arc::default(),
         }
     }
@@ -214,6 +218,9 @@ impl SessionService {
                     .with_label_values(&[reason.as_str()])
                     .inc();
                 tracing::info!(session_id = %session.id, reason = reason.as_str(), "session ended");
+                let ran_ms = ended_at - session.started_at_ms;
+                self.release_at_home(session, false, u64::try_from(ran_ms / 1000).unwrap_or(0))
+                    .await;
                 // The record expires; its lookup goes with it.
                 if let Err(e) = self
                     .store
@@ -258,7 +265,8 @@ impl SessionService {
                 .expire_lookup(session, self.policy.failed_record_ttl_seconds)
                 .await
         };
-        let (closed, finished) = tokio::join!(closed, finished);
+        let (closed, finished, ()) =
+            tokio::join!(closed, finished, self.release_at_home(session, true, 0));
         if let Err(e) = finished {
             // Its lease runs out and the sweeper ends it (closing the room):
             // nothing stays held.
@@ -270,6 +278,31 @@ impl SessionService {
             .starts
             .with_label_values(&[code.as_str()])
             .inc();
+    }
+
+    /// Gives back the hold the account's home region took for `session`
+    /// (nothing to do for a session admitted here). When home cannot be
+    /// reached, its hold runs out within a lease there instead.
+    async fn release_at_home(&self, session: &Session, failed: bool, ran_seconds: u64) {
+        if session.home_region.is_empty() {
+            return;
+        }
+        let released = self
+            .home
+            .release(
+                &session.home_region,
+                lobby_proto::regions::ReleaseHoldRequest {
+                    session_id: session.id.clone(),
+                    account_id: session.account_id.clone(),
+                    agent_id: session.agent_id.clone(),
+                    failed,
+                    ran_seconds,
+                },
+            )
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(session_id = %session.id, home = %session.home_region, error = %e, "hold not given back; it runs out within a lease at home");
+        }
     }
 
     /// Rooms did not close a finished session's room (it is unreachable):

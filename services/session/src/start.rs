@@ -7,11 +7,12 @@ use crate::{
     error::SessionError,
     ids,
     service::{peer_failure, SessionService, CLIENT_USER_REF_FIELD},
-    store::{Admission, AdmitRequest, Scope},
+    store::{Admission, AdmitMode, AdmitRequest, Scope},
 };
 use lobby_kit::{grpc::machine_code, ErrorCode};
 use lobby_proto::{
     common::Principal,
+    regions::{HoldRequest, ReleaseHoldRequest},
     rooms::{AssignWorkerRequest, OpenRoomRequest, ValidateAvatarRequest},
     session::{self as pb, Session, SessionKind, SessionStatus},
 };
@@ -172,6 +173,8 @@ impl SessionService {
         // is opened, so webhooks and the sweeper need not ask.
         let room_name = lobby_proto::room_name(&session_id);
         let limits = p.limits.unwrap_or_default();
+        // Where the account's limits are kept, when not here.
+        let home = self.home.remote_home(&p.home_region);
         let session = Session {
             id: session_id.clone(),
             account_id: p.account_id.clone(),
@@ -190,6 +193,7 @@ impl SessionService {
             agent_identity: agent_identity.clone(),
             solo_timeout_seconds: p.solo_timeout_seconds,
             requires_worker,
+            home_region: home.clone().unwrap_or_default(),
             ..Default::default()
         };
         // What is stored: the caller's user reference sealed (it is
@@ -211,23 +215,24 @@ impl SessionService {
                 ..session.clone()
             })
         };
-        let admission = self
-            .store
-            .admit(&AdmitRequest {
-                session_id: &session_id,
-                account_id: &p.account_id,
-                agent_id: &p.agent_id,
-                account_limit: limits.account_max_concurrency,
-                agent_limit: limits.agent_max_concurrency,
-                max_session_seconds: limits.max_session_seconds,
-                quota_seconds: limits.quota_seconds,
-                link: p.link.as_ref().map(|l| (l.link_id.as_str(), l.use_limit)),
-                lease_ms: self.policy.lease_ms,
-                retry_after_max_ms: self.policy.retry_after_max_ms,
-                first_check_in_ms: self.first_check_in_ms(!agent_identity.is_empty()),
-                record: stored.as_ref().unwrap_or(&session),
-            })
-            .await?;
+        let request = AdmitRequest {
+            session_id: &session_id,
+            account_id: &p.account_id,
+            agent_id: &p.agent_id,
+            account_limit: limits.account_max_concurrency,
+            agent_limit: limits.agent_max_concurrency,
+            max_session_seconds: limits.max_session_seconds,
+            quota_seconds: limits.quota_seconds,
+            link: p.link.as_ref().map(|l| (l.link_id.as_str(), l.use_limit)),
+            lease_ms: self.policy.lease_ms,
+            retry_after_max_ms: self.policy.retry_after_max_ms,
+            first_check_in_ms: self.first_check_in_ms(!agent_identity.is_empty()),
+            mode: AdmitMode::Local(stored.as_ref().unwrap_or(&session)),
+        };
+        let admission = match &home {
+            None => self.store.admit(&request).await?,
+            Some(home) => self.admit_at_home(home, request).await?,
+        };
         let (deadline_ms, started_at_ms) = match admission {
             Admission::Admitted {
                 deadline_ms,
@@ -316,6 +321,73 @@ impl SessionService {
             room_name: room.room_name,
             agent_identity,
         })
+    }
+
+    /// Admits in the account's home region, then writes the record here; a
+    /// refusal there takes nothing anywhere, and a failure here gives the
+    /// hold back.
+    async fn admit_at_home(
+        &self,
+        home: &str,
+        request: AdmitRequest<'_>,
+    ) -> Result<Admission, SessionError> {
+        let held = self
+            .home
+            .hold(
+                home,
+                HoldRequest {
+                    session_id: request.session_id.to_owned(),
+                    account_id: request.account_id.to_owned(),
+                    agent_id: request.agent_id.to_owned(),
+                    account_limit: request.account_limit,
+                    agent_limit: request.agent_limit,
+                    max_session_seconds: request.max_session_seconds,
+                    quota_seconds: request.quota_seconds,
+                    link_id: request.link.map(|l| l.0.to_owned()).unwrap_or_default(),
+                    link_use_limit: request.link.map(|l| l.1).unwrap_or(0),
+                },
+            )
+            .await?;
+        let Admission::Admitted {
+            reserved_seconds, ..
+        } = held
+        else {
+            return Ok(held);
+        };
+        let AdmitMode::Local(record) = request.mode else {
+            return Err(SessionError::Corrupt("a home admission of a hold".into()));
+        };
+        let here = self
+            .store
+            .admit(&AdmitRequest {
+                mode: AdmitMode::Held {
+                    record,
+                    reserved_seconds,
+                },
+                ..request
+            })
+            .await;
+        match here {
+            Ok(admitted @ Admission::Admitted { .. }) => Ok(admitted),
+            other => {
+                let release = ReleaseHoldRequest {
+                    session_id: request.session_id.to_owned(),
+                    account_id: request.account_id.to_owned(),
+                    agent_id: request.agent_id.to_owned(),
+                    failed: true,
+                    ran_seconds: 0,
+                };
+                if let Err(e) = self.home.release(home, release).await {
+                    tracing::warn!(session_id = %request.session_id, %home, error = %e, "hold not given back; it runs out within a lease at home");
+                }
+                match other {
+                    Err(e) => Err(e),
+                    Ok(_) => Err(SessionError::Corrupt(
+                        "a session its home admitted was refused here".into(),
+                    )),
+                }
+            }
+        }
     }
 
     /// The first sweep check of a new session: when its lease is due for

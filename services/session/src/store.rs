@@ -11,7 +11,10 @@ use crate::{
     records::{self, EndedReason},
 };
 use lobby_kit::redis_conn::RedisConn;
-use lobby_proto::session::{Session, SessionEvent};
+use lobby_proto::{
+    regions::HeldSession,
+    session::{Session, SessionEvent},
+};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -35,6 +38,10 @@ impl Keys {
     }
     pub(crate) fn record(&self) -> String {
         format!("{}:{}:session:{}", self.tag, self.account, self.session)
+    }
+    /// In the account's home region: the hold of a session another region runs.
+    fn hold(&self) -> String {
+        format!("{}:{}:hold:{}", self.tag, self.account, self.session)
     }
     pub(crate) fn events(&self) -> String {
         format!("{}:events", self.record())
@@ -98,7 +105,7 @@ pub(crate) fn lookup_key(session: &str) -> String {
 }
 
 /// What one start asks of admission.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct AdmitRequest<'a> {
     pub session_id: &'a str,
     pub account_id: &'a str,
@@ -112,9 +119,25 @@ pub struct AdmitRequest<'a> {
     pub lease_ms: i64,
     pub retry_after_max_ms: i64,
     pub first_check_in_ms: i64,
-    /// The new record (what it is and who it is for; admission sets its
-    /// status, times and reservation).
-    pub record: &'a Session,
+    pub mode: AdmitMode<'a>,
+}
+
+/// Where a start is admitted, and what admission writes.
+#[derive(Debug, Clone, Copy)]
+pub enum AdmitMode<'a> {
+    /// Here, against this region's slots and minutes; writes the new
+    /// record (what it is and who it is for; admission sets its status,
+    /// times and reservation).
+    Local(&'a Session),
+    /// The account's home region admitted it (and reserved
+    /// `reserved_seconds`): writes the record, refuses nothing.
+    Held {
+        record: &'a Session,
+        reserved_seconds: u64,
+    },
+    /// This is the account's home region, admitting a session that runs in
+    /// `region`: writes its hold, no record.
+    Hold { region: &'a str },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +180,16 @@ pub enum Admission {
     Refused(Refusal),
     LinkUsedUp,
     AgentUnpublished,
+}
+
+/// What renewing a hold did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldRenewal {
+    Renewed,
+    /// It had run out and was taken again.
+    Retaken,
+    /// Nothing to hold: the session has no time left.
+    Over,
 }
 
 /// How a session is finished.
@@ -244,6 +277,8 @@ struct Scripts {
     append: Script,
     start_run: Script,
     set_present: Script,
+    release_hold: Script,
+    renew_hold: Script,
 }
 
 impl SessionStore {
@@ -259,6 +294,8 @@ impl SessionStore {
                 append: Script::new(include_str!("append_event.lua")),
                 start_run: Script::new(include_str!("start_run.lua")),
                 set_present: Script::new(include_str!("set_present.lua")),
+                release_hold: Script::new(include_str!("release_hold.lua")),
+                renew_hold: Script::new(include_str!("renew_hold.lua")),
             }),
         }
     }
@@ -277,15 +314,27 @@ impl SessionStore {
     /// The one round trip of an admitted start.
     pub async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, SessionError> {
         let k = Keys::new(req.account_id, req.agent_id, req.session_id);
+        let (mode, record, quota_seconds) = match req.mode {
+            AdmitMode::Local(record) => ("local", Some(record), req.quota_seconds),
+            AdmitMode::Held {
+                record,
+                reserved_seconds,
+            } => ("held", Some(record), reserved_seconds),
+            AdmitMode::Hold { .. } => ("hold", None, req.quota_seconds),
+        };
         let mut call = self.scripts.admit.prepare_invoke();
-        call.key(k.record())
-            .key(k.account_slots())
-            .key(k.agent_slots())
-            .key(k.minutes())
-            .key(k.settings())
-            .key(k.link_uses())
-            .key(k.due());
-        if self.admission_writes_lookup() {
+        call.key(if record.is_some() {
+            k.record()
+        } else {
+            k.hold()
+        })
+        .key(k.account_slots())
+        .key(k.agent_slots())
+        .key(k.minutes())
+        .key(k.settings())
+        .key(k.link_uses())
+        .key(k.due());
+        if self.admission_writes_lookup() && record.is_some() {
             call.key(lookup_key(req.session_id));
         }
         call.arg(req.session_id)
@@ -294,18 +343,84 @@ impl SessionStore {
             .arg(req.account_limit)
             .arg(req.agent_limit)
             .arg(req.max_session_seconds)
-            .arg(req.quota_seconds)
+            .arg(quota_seconds)
             .arg(req.link.map(|l| l.0).unwrap_or(""))
             .arg(req.link.map(|l| l.1).unwrap_or(0))
             .arg(req.lease_ms)
             .arg(req.retry_after_max_ms)
-            .arg(req.first_check_in_ms);
-        for (field, value) in records::new_record_fields(req.record) {
-            call.arg(field).arg(value);
+            .arg(req.first_check_in_ms)
+            .arg(mode);
+        match (record, req.mode) {
+            (Some(record), _) => {
+                for (field, value) in records::new_record_fields(record) {
+                    call.arg(field).arg(value);
+                }
+            }
+            (None, AdmitMode::Hold { region }) => {
+                call.arg("region").arg(region);
+            }
+            (None, _) => {}
         }
         let reply: Vec<redis::Value> = call.invoke_async(&mut self.conn()).await?;
         parse_admission(&reply).ok_or_else(|| {
             SessionError::Corrupt("admission script returned an unexpected reply".into())
+        })
+    }
+
+    /// In the home region: gives back the hold of a session another region
+    /// ran (see `release_hold.lua`); false when nothing was held.
+    pub async fn release_hold(
+        &self,
+        account_id: &str,
+        agent_id: &str,
+        session_id: &str,
+        failed: bool,
+        ran_seconds: u64,
+    ) -> Result<bool, SessionError> {
+        let k = Keys::new(account_id, agent_id, session_id);
+        let released: i64 = self
+            .scripts
+            .release_hold
+            .key(k.hold())
+            .key(k.account_slots())
+            .key(k.agent_slots())
+            .key(k.minutes())
+            .key(k.link_uses())
+            .arg(session_id)
+            .arg(if failed { "1" } else { "0" })
+            .arg(ran_seconds)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(released == 1)
+    }
+
+    /// In the home region: renews a hold's lease, or takes it again for
+    /// `seconds_left` when it ran out (see `renew_hold.lua`).
+    pub async fn renew_hold(
+        &self,
+        held: &HeldSession,
+        lease_ms: i64,
+        region: &str,
+    ) -> Result<HoldRenewal, SessionError> {
+        let k = Keys::new(&held.account_id, &held.agent_id, &held.session_id);
+        let renewed: i64 = self
+            .scripts
+            .renew_hold
+            .key(k.hold())
+            .key(k.account_slots())
+            .key(k.agent_slots())
+            .key(k.minutes())
+            .arg(&held.session_id)
+            .arg(lease_ms)
+            .arg(held.reserved_seconds_left)
+            .arg(&held.agent_id)
+            .arg(region)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(match renewed {
+            1 => HoldRenewal::Renewed,
+            2 => HoldRenewal::Retaken,
+            _ => HoldRenewal::Over,
         })
     }
 

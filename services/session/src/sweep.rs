@@ -16,6 +16,7 @@ use crate::{
 use futures::StreamExt;
 use lobby_proto::{
     common::Provider,
+    regions::HeldSession,
     rooms::{ExistingRoomsRequest, JobEndsRequest, JobState, WorkerJobRef, WorkerJobsRequest},
     session::Session,
 };
@@ -225,14 +226,55 @@ impl SessionService {
                 }
             }
         }
-        let outcomes: Vec<(usize, usize)> = futures::stream::iter(verdicts)
-            .map(|(s, holder)| async move { self.act_on_holder(&s, holder).await })
+        let outcomes: Vec<(Session, usize, usize)> = futures::stream::iter(verdicts)
+            .map(|(s, holder)| async move {
+                let (ended, renewed) = self.act_on_holder(&s, holder).await;
+                (s, ended, renewed)
+            })
             .buffer_unordered(STEP_CONCURRENCY)
             .collect()
             .await;
-        let ended = outcomes.iter().map(|o| o.0).sum();
-        let renewed = outcomes.iter().map(|o| o.1).sum();
+        let ended = outcomes.iter().map(|o| o.1).sum();
+        let renewed = outcomes.iter().map(|o| o.2).sum();
+        let renewed_here = outcomes
+            .into_iter()
+            .filter(|o| o.2 > 0 && !o.0.home_region.is_empty())
+            .map(|o| o.0);
+        self.renew_at_home(renewed_here.collect()).await;
         (ended, renewed)
+    }
+
+    /// Renews at their homes the holds of sessions whose lease was just
+    /// renewed here: one call per home region (and per thousand holds).
+    async fn renew_at_home(&self, sessions: Vec<Session>) {
+        let now = lobby_kit::time::now_ms();
+        let mut by_home: HashMap<String, Vec<HeldSession>> = HashMap::new();
+        for s in sessions {
+            by_home
+                .entry(s.home_region.clone())
+                .or_default()
+                .push(HeldSession {
+                    reserved_seconds_left: u64::try_from((s.deadline_ms - now) / 1000).unwrap_or(0),
+                    session_id: s.id,
+                    account_id: s.account_id,
+                    agent_id: s.agent_id,
+                });
+        }
+        let calls = by_home.into_iter().flat_map(|(home, holds)| {
+            holds
+                .chunks(crate::home::MAX_RENEWALS_PER_CALL)
+                .map(|c| (home.clone(), c.to_vec()))
+                .collect::<Vec<_>>()
+        });
+        futures::stream::iter(calls)
+            .for_each_concurrent(BUCKET_CONCURRENCY, |(home, holds)| async move {
+                let count = holds.len();
+                if let Err(e) = self.home.renew(&home, holds).await {
+                    // Its holds run out there; they are taken again when it answers.
+                    tracing::warn!(%home, holds = count, error = %e, "holds not renewed at home this round");
+                }
+            })
+            .await;
     }
 
     /// Renews, ends or leaves one session as its holder check found;

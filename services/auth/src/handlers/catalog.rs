@@ -29,6 +29,7 @@ impl AuthService {
             .unwrap_or(catalog::DEFAULT_ACCOUNT_MAX_CONCURRENCY);
         let minutes_quota = req.minutes_quota.unwrap_or(catalog::DEFAULT_MINUTES_QUOTA);
         catalog::validate_account_limits(max_concurrency, minutes_quota)?;
+        let home_region = self.home_region(req.home_region.as_deref())?;
         let now = lobby_kit::time::now_ms();
         let record = AccountRecord {
             id,
@@ -38,6 +39,7 @@ impl AuthService {
             created_at_ms: now,
             stamp: (1, now),
             database_id_hash: catalog::new_database_id_hash(),
+            home_region,
         };
         self.catalog.create(&record).await?;
         tracing::info!(account_id = %record.id, "account created");
@@ -56,9 +58,16 @@ impl AuthService {
         &self,
         req: pb::UpdateAccountRequest,
     ) -> Result<pb::Account, AuthError> {
+        let home_region = match req.home_region.as_deref() {
+            Some(asked) => Some(self.home_region(Some(asked))?),
+            None => None,
+        };
         let record = self
             .catalog
             .update(&req.id, |a: &mut AccountRecord| {
+                if let Some(home) = &home_region {
+                    a.home_region = home.clone();
+                }
                 if let Some(name) = &req.name {
                     catalog::validate_name(name)?;
                     a.name = name.clone();
