@@ -133,7 +133,7 @@ pub async fn guard(
     // copy per request.
     let uri = req.uri().clone();
     let contract = Contract::of(uri.path());
-    let client = crate::client_addr::client_ip(peer.ip(), req.headers(), state.trusted_proxy_hops);
+    let client = state.client_ip(peer.ip(), req.headers());
     if !unlimited(uri.path()) {
         if let Err(e) = state.limits.check_ip(client) {
             state

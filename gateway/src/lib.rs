@@ -141,6 +141,21 @@ pub struct Shared {
     pub regions: Arc<regions::Regions>,
 }
 
+impl Shared {
+    /// The client's address: the one another region's gateway vouched for
+    /// when it proxied the request here, or the one the TCP peer and the
+    /// trusted proxies give (`client_addr`).
+    pub fn client_ip(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        self.regions
+            .vouched_client(headers)
+            .unwrap_or_else(|| client_addr::client_ip(peer, headers, self.trusted_proxy_hops))
+    }
+}
+
 impl FromRef<AppState> for metrics::Metrics {
     fn from_ref(state: &AppState) -> Self {
         state.metrics.clone()

@@ -163,6 +163,19 @@ impl Regions {
         })
     }
 
+    /// The client's address another region's gateway vouched for, when
+    /// it proxied the request here.
+    pub fn vouched_client(&self, headers: &axum::http::HeaderMap) -> Option<std::net::IpAddr> {
+        if !self.enabled() {
+            return None;
+        }
+        let value = headers
+            .get(lobby_kit::regions::PROXIED_CLIENT_HEADER)?
+            .to_str()
+            .ok()?;
+        self.config.list.vouched_client(value)
+    }
+
     pub fn enabled(&self) -> bool {
         self.config.list.regions.len() > 1
     }

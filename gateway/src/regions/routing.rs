@@ -177,15 +177,14 @@ pub async fn route(
     let mut response = match class_of(req.method(), req.uri().path()) {
         None => next.run(req).await,
         Some(class) => {
-            let client =
-                crate::client_addr::client_ip(peer.ip(), req.headers(), st.trusted_proxy_hops);
+            let client = st.client_ip(peer.ip(), req.headers());
             match regions.choose(req.headers(), req.uri().query(), client) {
                 Err(unknown) => unknown_region(&regions, &unknown, Contract::of(req.uri().path())),
                 Ok(choice) if choice.region.name == regions.me() => next.run(req).await,
                 Ok(choice) => match regions.action(class) {
                     Action::Local => next.run(req).await,
                     Action::Redirect => redirect(&regions, &choice.region, &req),
-                    Action::Proxy => proxy(&st, &choice.region, req, next).await,
+                    Action::Proxy => proxy(&st, &choice.region, client, req, next).await,
                 },
             }
         }
@@ -250,7 +249,13 @@ fn passes(name: &HeaderName) -> bool {
 
 /// The request answered by `target`'s gateway. If it cannot be reached the
 /// request is served here (its health will follow).
-async fn proxy(st: &AppState, target: &Region, req: Request, next: Next) -> Response {
+async fn proxy(
+    st: &AppState,
+    target: &Region,
+    client: std::net::IpAddr,
+    req: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = match crate::json_body::read_bytes(body, MAX_PROXIED_BODY).await {
         Ok(b) => b,
@@ -269,10 +274,19 @@ async fn proxy(st: &AppState, target: &Region, req: Request, next: Next) -> Resp
         .request(parts.method.clone(), &url)
         .body(bytes.clone());
     for (name, value) in &parts.headers {
-        if passes(name) {
+        if passes(name) && name != lobby_kit::regions::PROXIED_CLIENT_HEADER {
             forwarded = forwarded.header(name, value);
         }
     }
+    // The target sees this gateway's address: it is told the client's,
+    // signed, for its per-address limits and its audit log.
+    forwarded = forwarded.header(
+        lobby_kit::regions::PROXIED_CLIENT_HEADER,
+        st.regions
+            .config
+            .list
+            .vouch_for_client(&target.name, client),
+    );
     match forwarded.send().await {
         Ok(answer) => {
             let mut response = Response::builder().status(answer.status());
@@ -309,10 +323,8 @@ fn caller_json(
     regions: &Regions,
     headers: &HeaderMap,
     query: Option<&str>,
-    peer: SocketAddr,
-    hops: usize,
+    client: std::net::IpAddr,
 ) -> Result<serde_json::Value, UnknownRegion> {
-    let client = crate::client_addr::client_ip(peer.ip(), headers, hops);
     let choice = regions.choose(headers, query, client)?;
     let mut out = json!({
         "region": choice.region.name,
@@ -341,13 +353,8 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Response {
     let regions = &st.regions;
-    let caller = match caller_json(
-        regions,
-        &headers,
-        query.as_deref(),
-        peer,
-        st.trusted_proxy_hops,
-    ) {
+    let client = st.client_ip(peer.ip(), &headers);
+    let caller = match caller_json(regions, &headers, query.as_deref(), client) {
         Ok(c) => c,
         Err(unknown) => return unknown_region(regions, &unknown, Contract::Ojin),
     };
@@ -368,13 +375,8 @@ pub async fn nearest(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    match caller_json(
-        &st.regions,
-        &headers,
-        query.as_deref(),
-        peer,
-        st.trusted_proxy_hops,
-    ) {
+    let client = st.client_ip(peer.ip(), &headers);
+    match caller_json(&st.regions, &headers, query.as_deref(), client) {
         Ok(c) => Json(c).into_response(),
         Err(unknown) => unknown_region(&st.regions, &unknown, Contract::Ojin),
     }

@@ -138,41 +138,76 @@ impl RegionList {
         mac
     }
 
-    /// The token this region presents when it calls region `to`, valid
-    /// for `ttl_seconds`: `<from>.<expires>.<hex mac>`.
-    pub fn call_token(&self, to: &str, ttl_seconds: i64) -> String {
+    /// `payload`, signed by this region for region `to` and `purpose`,
+    /// good for `ttl_seconds`: `<from>.<expires>.<hex mac>.<payload>`.
+    fn sign_for(&self, purpose: &str, to: &str, payload: &str, ttl_seconds: i64) -> String {
         let expires = crate::time::now_ms() / 1000 + ttl_seconds;
-        let mac = self.mac(&[CALL_PURPOSE, &self.me, to, &expires.to_string()]);
+        let mac = self.mac(&[purpose, &self.me, to, &expires.to_string(), payload]);
         format!(
-            "{}.{expires}.{}",
+            "{}.{expires}.{}.{payload}",
             self.me,
             hex::encode(mac.finalize().into_bytes())
         )
     }
 
-    /// The calling region a token names, when it is another known region's,
-    /// made for this one, unexpired and signed with the shared secret.
-    pub fn verify_call_token(&self, token: &str) -> Option<String> {
-        let mut parts = token.splitn(3, '.');
-        let (from, expires, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    /// (calling region, payload) of a value another known region signed for
+    /// this one and `purpose`, unexpired.
+    fn verify_from_peer(&self, purpose: &str, value: &str) -> Option<(String, String)> {
+        let mut parts = value.splitn(4, '.');
+        let (from, expires, sig, payload) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let expires_at: i64 = expires.parse().ok()?;
         if from == self.me || self.get(from).is_none() || expires_at < crate::time::now_ms() / 1000
         {
             return None;
         }
-        self.mac(&[CALL_PURPOSE, from, &self.me, expires])
+        self.mac(&[purpose, from, &self.me, expires, payload])
             .verify_slice(&hex::decode(sig).ok()?)
             .ok()?;
-        Some(from.to_owned())
+        Some((from.to_owned(), payload.to_owned()))
+    }
+
+    /// The token this region presents when it calls region `to`.
+    pub fn call_token(&self, to: &str, ttl_seconds: i64) -> String {
+        self.sign_for(CALL_PURPOSE, to, "", ttl_seconds)
+    }
+
+    /// The calling region a token names, when it is another known region's,
+    /// made for this one, unexpired and signed with the shared secret.
+    pub fn verify_call_token(&self, token: &str) -> Option<String> {
+        self.verify_from_peer(CALL_PURPOSE, token)
+            .map(|(from, _)| from)
+    }
+
+    /// The client's address, as a gateway proxying a request to region
+    /// `to` vouches for it (the target sees only the proxy's address).
+    pub fn vouch_for_client(&self, to: &str, client: std::net::IpAddr) -> String {
+        self.sign_for(
+            CLIENT_PURPOSE,
+            to,
+            &client.to_string(),
+            PROXIED_CLIENT_TTL_SECONDS,
+        )
+    }
+
+    /// The client address another region's gateway vouched for.
+    pub fn vouched_client(&self, value: &str) -> Option<std::net::IpAddr> {
+        self.verify_from_peer(CLIENT_PURPOSE, value)
+            .and_then(|(_, ip)| ip.parse().ok())
     }
 }
 
-/// What a call token's MAC is for, so that no other signed value of the
-/// regions (an origin grant) can pass for one.
+/// What a signed value is for, so that no other signed value of the
+/// regions (an origin grant, a vouched address) can pass for another.
 const CALL_PURPOSE: &str = "lobby-region-call";
+const CLIENT_PURPOSE: &str = "lobby-proxied-client";
+/// A proxied request reaches its target at once; a minute covers clock skew.
+const PROXIED_CLIENT_TTL_SECONDS: i64 = 60;
 
 /// The metadata a region's call carries its token in.
 pub const CALL_TOKEN_HEADER: &str = "x-lobby-region-token";
+/// The header a proxying gateway vouches for its client's address in.
+pub const PROXIED_CLIENT_HEADER: &str = "x-lobby-proxied-client";
 
 #[cfg(test)]
 mod tests {
@@ -215,6 +250,29 @@ mod tests {
             None
         );
         assert_eq!(us.verify_call_token("garbage"), None);
+    }
+
+    #[test]
+    fn a_vouched_address_is_good_only_unaltered_and_where_it_was_sent() {
+        let (eu, us, ap) = (list("eu"), list("us"), list("ap"));
+        let tokyo: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+        let v6: std::net::IpAddr = "2001:db8::7".parse().unwrap();
+        assert_eq!(
+            eu.vouched_client(&us.vouch_for_client("eu", tokyo)),
+            Some(tokyo)
+        );
+        assert_eq!(eu.vouched_client(&us.vouch_for_client("eu", v6)), Some(v6));
+        assert_eq!(ap.vouched_client(&us.vouch_for_client("eu", tokyo)), None);
+        let altered = us
+            .vouch_for_client("eu", tokyo)
+            .replace("192.0.2.9", "192.0.2.8");
+        assert_eq!(eu.vouched_client(&altered), None);
+        // A call token is no vouched address, and the other way round.
+        assert_eq!(eu.vouched_client(&us.call_token("eu", 60)), None);
+        assert_eq!(
+            eu.verify_call_token(&us.vouch_for_client("eu", tokyo)),
+            None
+        );
     }
 
     #[test]
