@@ -14,6 +14,10 @@
 //! hour), so the sweeper does no renewals meanwhile: what is measured is the
 //! start path alone.
 //!
+//! Then starts across two regions: served in one region for an account
+//! homed there, and for one homed in the other (admission over the regions'
+//! door), same run.
+//!
 //! Then the records contract (seed 004) at size: one agent with
 //! LOBBY_BENCH_RECORDS records (default 100,000), a page in every `orderBy`
 //! and a search, each against the same page read from Redis directly (the
@@ -458,6 +462,102 @@ fn records_markdown(r: &RecordsReport) -> String {
     out
 }
 
+/// Two co-located regions on loopback, `home` and `away`, trusting one CA.
+async fn two_regions() -> (Lobby, Lobby) {
+    let dir = lobby_tests::scratch_dir("bench-regions");
+    let certs =
+        lobby_dev::certs::DevCerts::generate(&dir.join("certs"), lobby_dev::certs::SERVICES)
+            .expect("certificates the regions share");
+    let ports = lobby_tests::free_ports(4);
+    let table = json!([
+        {"name": "home", "url": format!("http://127.0.0.1:{}", ports[0]), "latitude": 39.0, "longitude": -77.5,
+         "admission_url": format!("https://127.0.0.1:{}", ports[2])},
+        {"name": "away", "url": format!("http://127.0.0.1:{}", ports[1]), "latitude": 35.7, "longitude": 139.7,
+         "admission_url": format!("https://127.0.0.1:{}", ports[3])},
+    ])
+    .to_string();
+    let mut lobbies = Vec::new();
+    for (i, name) in ["home", "away"].into_iter().enumerate() {
+        let mut env = inert_sessions();
+        env.extend([
+            ("LOBBY_REGION".into(), name.into()),
+            ("LOBBY_REGIONS".into(), table.clone()),
+            (
+                "LOBBY_REGION_SECRET".into(),
+                "bench-region-secret-0123456789".into(),
+            ),
+            (
+                "LOBBY_SESSION_REGIONS_LISTEN".into(),
+                format!("127.0.0.1:{}", ports[2 + i]),
+            ),
+        ]);
+        lobbies.push(
+            Lobby::start(LobbyOptions {
+                topology: Topology::CoLocated,
+                worker: false,
+                gateway_port: Some(ports[i]),
+                extra_env: env,
+                certs: Some(certs.clone()),
+                ..Default::default()
+            })
+            .await,
+        );
+    }
+    let away = lobbies.pop().expect("away");
+    (lobbies.pop().expect("home"), away)
+}
+
+/// An account homed in `home_region` (in both regions' catalogs), and its
+/// agent; starts go to `away`.
+async fn homed_agent(home: &Lobby, away: &Lobby, home_region: &str) -> String {
+    let account = format!("acct_bench_{home_region}_{}", next_id());
+    let agent = format!("agent-{home_region}-{}", next_id());
+    for lobby in [home, away] {
+        let (s, b) = lobby
+            .admin_json(
+                reqwest::Method::POST,
+                "/accounts",
+                Some(
+                    json!({"id": account, "name": "bench", "max_concurrency": 100_000,
+                            "minutes_quota": 100_000_000, "home_region": home_region}),
+                ),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        lobby
+            .create_agent_json(&account, json!({"id": agent, "max_session_seconds": 3600}))
+            .await;
+    }
+    agent
+}
+
+/// Starts served in `away`, for an account homed there and for one homed
+/// in `home` (its admission one more gRPC call away), at each concurrency.
+async fn home_rows(levels: &[usize], requests: usize) -> Vec<(usize, Run, Run)> {
+    let (home, away) = two_regions().await;
+    let warm = connect_op(&away, &homed_agent(&home, &away, "home").await);
+    closed_loop(2_000, 32, &warm).await;
+    let mut rows = Vec::new();
+    for &c in levels {
+        let local = connect_op(&away, &homed_agent(&home, &away, "away").await);
+        let local = closed_loop(requests, c, &local).await;
+        let remote = connect_op(&away, &homed_agent(&home, &away, "home").await);
+        let remote = closed_loop(requests, c, &remote).await;
+        eprintln!(
+            "home elsewhere c={c}: {:.0}/s vs home here {:.0}/s",
+            remote.per_second, local.per_second
+        );
+        rows.push((c, local, remote));
+    }
+    rows
+}
+
+/// A number no earlier call returned (ids of the bench's accounts).
+fn next_id() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 #[tokio::main]
 async fn main() {
     let records: usize = env_or("LOBBY_BENCH_RECORDS", 100_000);
@@ -496,6 +596,7 @@ async fn main() {
         }
     }
 
+    let home = home_rows(&[1, top], requests / 2).await;
     let records_report = records_rows(records, 200).await;
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -540,6 +641,29 @@ async fn main() {
         ms(open.p99),
         open.errors
     ));
+    report.push_str(&format!(
+        "\n## Home admission across regions\n\n\
+         Two co-located regions on loopback. Starts served in one, for an account homed there and \
+         for one homed in the other region (admission over the regions' door: one more TLS gRPC \
+         call and one more script, then the record written here). Closed loop, {} requests per \
+         row. Between real regions, add one round trip between them to each start.\n\n\
+         | concurrency | home here starts/s | p50 ms | p99 ms | home elsewhere starts/s | p50 ms | p99 ms | errors | elsewhere ÷ here |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        requests / 2
+    ));
+    for (c, here, away) in &home {
+        report.push_str(&format!(
+            "| {c} | {:.0} | {} | {} | {:.0} | {} | {} | {} | {:.2} |\n",
+            here.per_second,
+            ms(here.p50),
+            ms(here.p99),
+            away.per_second,
+            ms(away.p50),
+            ms(away.p99),
+            here.errors + away.errors,
+            away.per_second / here.per_second
+        ));
+    }
     report.push_str(&records_markdown(&records_report));
     print!("{report}");
     if let Some(dir) = std::path::Path::new(&out).parent() {

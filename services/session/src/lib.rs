@@ -346,13 +346,15 @@ pub async fn serve(
 
 /// Serves other regions' calls on the accounts homed here on `listener`
 /// (server TLS; each call carries its region's signed token), when there
-/// are several regions; with one, returns at once.
+/// are several regions; with one, listens on nothing and waits for
+/// `shutdown` like the others (a service that returns early has failed).
 pub async fn serve_regions(
     running: &Running,
     listener: lobby_kit::grpc::Listener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let Some(home) = running.home_admission.clone() else {
+        shutdown.await;
         return Ok(());
     };
     lobby_kit::grpc::serve(
