@@ -91,6 +91,25 @@ pub fn refuse_dev_defaults(s: &Settings) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
+    /// The manifests' policy check (deploy/policy.py) refuses what a
+    /// production process refuses; this keeps its copy of the rules in step.
+    #[test]
+    fn the_manifest_policy_knows_every_development_secret_and_placeholder() {
+        let policy = include_str!("../../../deploy/policy.py");
+        for (setting, value) in DEV_SECRETS {
+            assert!(
+                policy.contains(&format!("\"{setting}\": \"{value}\"")),
+                "deploy/policy.py lacks {setting}'s development default"
+            );
+        }
+        for mark in PLACEHOLDER_MARKS {
+            assert!(
+                policy.contains(&format!("\"{mark}\"")),
+                "deploy/policy.py lacks the placeholder mark {mark:?}"
+            );
+        }
+    }
+
     #[test]
     fn development_accepts_the_defaults() {
         assert!(refuse_dev_defaults(&Settings::default()).is_ok());
