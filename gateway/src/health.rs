@@ -1,5 +1,6 @@
 //! `GET /healthz` (readiness): 200 when every service answers its gRPC
 //! health check and Redis answers PING; 503 naming what failed otherwise.
+//! During a shutdown's drain delay, 503 `draining`.
 //! `GET /livez` (liveness): 200 whenever the process serves HTTP, so a
 //! gateway waiting for Redis or a service is kept out of traffic, not restarted.
 
@@ -24,6 +25,13 @@ pub async fn livez() -> impl IntoResponse {
 }
 
 pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    // Shutting down: out of rotation at once, whatever else holds.
+    if state.draining.is_ready() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "draining" })),
+        );
+    }
     let mut checks = serde_json::Map::new();
     let mut healthy = true;
     // Concurrently, so one slow service does not add up with the others.

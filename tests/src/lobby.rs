@@ -535,6 +535,46 @@ impl Lobby {
         &self.gateways[0]
     }
 
+    /// Sends SIGTERM to one process (it is left to exit by itself).
+    pub fn terminate(&self, name: &str) {
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no service named {name}"))
+            .terminate();
+    }
+
+    /// Waits up to `within` for one process to exit; its exit status, or
+    /// `None` if it is still running.
+    pub async fn wait_exit(
+        &mut self,
+        name: &str,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let service = self
+            .services
+            .iter_mut()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no service named {name}"));
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = service.exit_status() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    /// The first gateway's process: the gateway itself when split, the
+    /// whole server when co-located.
+    pub fn gateway_process(&self) -> &'static str {
+        match self.topology {
+            Topology::Split => "gateway-0",
+            Topology::CoLocated => "server-0",
+        }
+    }
+
     /// Kills one service process (`auth`, `session`, `rooms`, …) with SIGKILL.
     pub fn kill(&mut self, name: &str) {
         let service = self

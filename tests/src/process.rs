@@ -57,6 +57,24 @@ impl ChildGuard {
         }
     }
 
+    /// SIGTERM, what Kubernetes sends first; the process is left to exit.
+    pub fn terminate(&self) {
+        if let Some(pid) = self.pid() {
+            let status = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .expect("kill -TERM");
+            assert!(status.success(), "kill -TERM {pid} failed");
+        }
+    }
+
+    /// How the process exited, once it has (reaped); `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()

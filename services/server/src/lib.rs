@@ -58,7 +58,18 @@ impl ServerConfig {
             rooms: lobby_rooms::RoomsConfig::from_settings(s)?,
             artifacts: lobby_artifacts::ArtifactsConfig::from_settings(s)?,
             gateway: lobby_gateway::GatewayConfig::from_settings(s)?,
-            shutdown_grace: Duration::from_millis(s.get_or("LOBBY_SHUTDOWN_GRACE_MS", 5_000)?),
+            shutdown_grace: {
+                let grace: u64 = s.get_or("LOBBY_SHUTDOWN_GRACE_MS", 5_000)?;
+                // The gateway keeps serving through its drain delay; the
+                // grace must leave time to drain after it.
+                let delay: u64 = s.get_or("LOBBY_SHUTDOWN_DRAIN_DELAY_MS", 0)?;
+                Settings::ensure(
+                    "LOBBY_SHUTDOWN_GRACE_MS",
+                    grace > delay,
+                    "must be longer than LOBBY_SHUTDOWN_DRAIN_DELAY_MS",
+                )?;
+                Duration::from_millis(grace)
+            },
         })
     }
 }
