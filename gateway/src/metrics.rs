@@ -6,9 +6,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 use std::time::Instant;
 
 #[derive(Clone)]
@@ -102,13 +100,6 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 pub async fn render(State(metrics): State<Metrics>) -> impl IntoResponse {
-    let mut buf = Vec::new();
-    let encoder = TextEncoder::new();
-    if let Err(e) = encoder.encode(&metrics.registry.gather(), &mut buf) {
-        tracing::error!(error = %e, "metrics encoding failed");
-    }
-    (
-        [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
-        buf,
-    )
+    let (content_type, body) = lobby_kit::metrics::encode(&metrics.registry);
+    ([(header::CONTENT_TYPE, content_type)], body)
 }

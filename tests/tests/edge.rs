@@ -459,3 +459,92 @@ async fn metrics_can_move_to_an_operator_listener() {
         "{scraped}"
     );
 }
+
+/// Scrapes `http://{listen}/metrics`, waiting for it to listen.
+async fn scrape(lobby: &Lobby, listen: &str) -> String {
+    for _ in 0..50 {
+        if let Ok(r) = lobby
+            .http
+            .get(format!("http://{listen}/metrics"))
+            .send()
+            .await
+        {
+            return r.text().await.unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("nothing serves /metrics on {listen}");
+}
+
+/// The value of the first sample of `name` whose labels contain `labels`.
+fn sample(scraped: &str, name: &str, labels: &str) -> Option<f64> {
+    scraped
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(labels))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn every_service_counts_its_grpc_calls_and_redis_round_trips() {
+    let (auth, artifacts) = (free_port(), free_port());
+    let (auth, artifacts) = (
+        format!("127.0.0.1:{auth}"),
+        format!("127.0.0.1:{artifacts}"),
+    );
+    let lobby = Lobby::start(options(&[
+        ("LOBBY_AUTH_METRICS_LISTEN", &auth),
+        ("LOBBY_ARTIFACTS_METRICS_LISTEN", &artifacts),
+    ]))
+    .await;
+    let account = lobby.create_account(5).await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+    let r = lobby.connect(&agent, None).await;
+    assert_eq!(r.status(), 200);
+    // A made-up method is answered UNIMPLEMENTED and adds no series.
+    let channel = lobby.grpc_channel(&lobby.grpc[0].1);
+    let mut made_up = tonic::client::Grpc::new(channel);
+    made_up.ready().await.expect("channel");
+    let _ = made_up
+        .unary::<(), (), _>(
+            tonic::Request::new(()),
+            http::uri::PathAndQuery::from_static("/lobby.made.Up/Nothing"),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await;
+    for listen in [&auth, &artifacts] {
+        let scraped = scrape(&lobby, listen).await;
+        assert!(
+            sample(
+                &scraped,
+                "lobby_redis_round_trip_seconds_count",
+                "outcome=\"ok\""
+            )
+            .is_some_and(|n| n > 0.0),
+            "{listen}: {scraped}"
+        );
+        assert!(!scraped.contains("made.Up"), "{scraped}");
+    }
+    if lobby.topology == lobby_tests::Topology::Split {
+        // Auth in its own process: the principal it gave the gateway.
+        let scraped = scrape(&lobby, &auth).await;
+        assert!(
+            sample(
+                &scraped,
+                "lobby_grpc_requests_total",
+                "method=\"/lobby.auth.v1.Auth/"
+            )
+            .is_some_and(|n| n > 0.0),
+            "{scraped}"
+        );
+        assert!(
+            sample(
+                &scraped,
+                "lobby_grpc_requests_total",
+                "code=\"12\",method=\"unknown\""
+            )
+            .is_some_and(|n| n >= 1.0),
+            "{scraped}"
+        );
+        assert!(scraped.contains("lobby_grpc_request_seconds_bucket"));
+    }
+}

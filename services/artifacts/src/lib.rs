@@ -26,6 +26,9 @@ pub struct ArtifactsConfig {
     pub grpc_tls: lobby_kit::grpc_tls::GrpcTls,
     /// Plaintext health for the kubelet (`LOBBY_PROBES_LISTEN`).
     pub probes_listen: Option<SocketAddr>,
+    /// Where `/metrics` is served (`LOBBY_ARTIFACTS_METRICS_LISTEN`): the gRPC calls it
+    /// answers and its Redis round trips; `None` serves none.
+    pub metrics_listen: Option<SocketAddr>,
     pub redis: RedisSettings,
     pub store: StoreConfig,
     pub public_base_url: String,
@@ -144,6 +147,10 @@ impl ArtifactsConfig {
             )?,
             grpc_tls: lobby_kit::grpc_tls::GrpcTls::from_settings(s)?,
             probes_listen: lobby_kit::grpc::probes_setting(s)?,
+            metrics_listen: lobby_kit::metrics::listen_setting(
+                s,
+                "LOBBY_ARTIFACTS_METRICS_LISTEN",
+            )?,
             redis: RedisSettings::from_settings(s)?,
             store,
             public_base_url: s.string_or("LOBBY_PUBLIC_URL", "http://127.0.0.1:8080"),
@@ -194,6 +201,9 @@ pub fn start(
     ));
     let summarizer = Arc::new(summary::summarizer::Summarizer::new(config.summarizer));
     let mut background = lobby_kit::background::Background::default();
+    if let Some(task) = lobby_kit::metrics::spawn_process_only(config.metrics_listen) {
+        background.adopt(task);
+    }
     background.spawn(summary::worker::run(
         jobs.clone(),
         store.clone(),

@@ -22,6 +22,9 @@ pub struct AuthConfig {
     pub grpc_tls: lobby_kit::grpc_tls::GrpcTls,
     /// Plaintext health for the kubelet (`LOBBY_PROBES_LISTEN`).
     pub probes_listen: Option<SocketAddr>,
+    /// Where `/metrics` is served (`LOBBY_AUTH_METRICS_LISTEN`): the gRPC calls it
+    /// answers and its Redis round trips; `None` serves none.
+    pub metrics_listen: Option<SocketAddr>,
     pub redis: lobby_kit::redis_conn::RedisSettings,
     /// Server secret keyed into every stored key hash and JWT signing key.
     pub key_pepper: String,
@@ -46,6 +49,7 @@ impl AuthConfig {
             )?,
             grpc_tls: lobby_kit::grpc_tls::GrpcTls::from_settings(s)?,
             probes_listen: lobby_kit::grpc::probes_setting(s)?,
+            metrics_listen: lobby_kit::metrics::listen_setting(s, "LOBBY_AUTH_METRICS_LISTEN")?,
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
             key_pepper: {
                 let pepper = s.string_or(
@@ -115,6 +119,9 @@ pub fn start(config: AuthConfig, redis: &lobby_kit::redis_conn::Redis) -> Runnin
     );
     let catalog = catalog::Catalog::new(conn.clone(), cache.clone());
     let mut background = lobby_kit::background::Background::default();
+    if let Some(task) = lobby_kit::metrics::spawn_process_only(config.metrics_listen) {
+        background.adopt(task);
+    }
     background.spawn(cache::follow_changes(redis.clone(), cache.clone()));
     let (started, started_readiness) = lobby_kit::readiness::flag();
     background.spawn({

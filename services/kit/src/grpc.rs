@@ -219,7 +219,7 @@ async fn serve_routes(
         probes,
     } = listener;
     let with_tls = tls.is_some();
-    let mut builder = Server::builder();
+    let mut builder = Server::builder().layer(crate::metrics::GrpcMetricsLayer);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }

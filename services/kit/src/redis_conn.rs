@@ -111,12 +111,23 @@ pub enum RedisConn {
     Cluster(ClusterConnection),
 }
 
+/// `answer`, its round trip timed into `lobby_redis_round_trip_seconds`.
+fn timed<'a, T: Send + 'a>(kind: &'static str, answer: RedisFuture<'a, T>) -> RedisFuture<'a, T> {
+    Box::pin(async move {
+        let started = std::time::Instant::now();
+        let answer = answer.await;
+        crate::metrics::observe_redis(kind, answer.is_ok(), started.elapsed());
+        answer
+    })
+}
+
 impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
+        let answer = match self {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
-        }
+        };
+        timed("command", answer)
     }
 
     fn req_packed_commands<'a>(
@@ -125,10 +136,11 @@ impl ConnectionLike for RedisConn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
+        let answer = match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
+        };
+        timed("pipeline", answer)
     }
 
     fn get_db(&self) -> i64 {
