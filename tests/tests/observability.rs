@@ -1,0 +1,110 @@
+//! The dashboard and the alert rules in deploy/observability name only
+//! metrics Lobby exports: a Lobby with every metrics listener on runs a
+//! little of everything (a worker's session started and ended, a start
+//! refused at the limit, one at the edge's rate limit), and every metric the
+//! two files name must be among what its processes serve.
+
+use lobby_tests::{free_port, Lobby, LobbyOptions};
+use serde_json::json;
+use std::{collections::BTreeSet, time::Duration};
+
+/// Every family a `/metrics` page declares (`# TYPE <name> …`).
+async fn families(lobby: &Lobby, url: &str, into: &mut BTreeSet<String>) {
+    for _ in 0..50 {
+        if let Ok(r) = lobby.http.get(url).send().await {
+            let text = r.text().await.unwrap_or_default();
+            into.extend(
+                text.lines()
+                    .filter_map(|l| l.strip_prefix("# TYPE "))
+                    .filter_map(|l| l.split(' ').next())
+                    .map(str::to_owned),
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("nothing serves {url}");
+}
+
+/// The Lobby metric names a file mentions, histogram suffixes removed.
+fn named_in(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("lobby_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let base = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        names.insert(base.to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test]
+async fn the_dashboard_and_alerts_name_only_exported_metrics() {
+    let listens: Vec<(&str, String)> = ["SESSION", "ROOMS", "AUTH", "ARTIFACTS"]
+        .into_iter()
+        .map(|s| (s, format!("127.0.0.1:{}", free_port())))
+        .collect();
+    let mut env: Vec<(String, String)> = listens
+        .iter()
+        .map(|(s, l)| (format!("LOBBY_{s}_METRICS_LISTEN"), l.clone()))
+        .collect();
+    env.push(("LOBBY_RATE_LIMIT_AGENT_PER_MINUTE".into(), "3".into()));
+    let lobby = Lobby::start(LobbyOptions {
+        extra_env: env,
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(1).await;
+    // A GPU worker's session, started and ended; a start refused at the
+    // account's limit meanwhile.
+    let agent = lobby
+        .create_agent(&account, json!({ "requires_worker": true }))
+        .await;
+    let r = lobby.connect(&agent, None).await;
+    assert_eq!(r.status(), 200);
+    let session: serde_json::Value = r.json().await.expect("json");
+    let refused = lobby.connect(&agent, None).await;
+    assert_eq!(refused.status(), 429);
+    let ended = lobby
+        .end_session(session["session_id"].as_str().expect("id"))
+        .await;
+    assert_eq!(ended["status"], "ended", "{ended}");
+    // The edge's per-agent rate limit (3 a minute) refuses the fourth.
+    let r = lobby.connect(&agent, None).await;
+    assert_eq!(r.status(), 200);
+    let r = lobby.connect(&agent, None).await;
+    assert_eq!(r.status(), 429);
+
+    let mut exported = BTreeSet::new();
+    families(
+        &lobby,
+        &format!("{}/metrics", lobby.gateway()),
+        &mut exported,
+    )
+    .await;
+    for (_, listen) in &listens {
+        families(&lobby, &format!("http://{listen}/metrics"), &mut exported).await;
+    }
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/observability");
+    for file in ["dashboard.json", "alerts.yaml"] {
+        let text = std::fs::read_to_string(format!("{root}/{file}")).expect(file);
+        if file.ends_with(".json") {
+            serde_json::from_str::<serde_json::Value>(&text).expect("the dashboard is JSON");
+        }
+        let named = named_in(&text);
+        assert!(named.len() >= 8, "{file} names {named:?}");
+        let missing: Vec<_> = named.difference(&exported).collect();
+        assert!(
+            missing.is_empty(),
+            "{file} names metrics no Lobby process exports: {missing:?}; exported: {exported:?}"
+        );
+    }
+}
