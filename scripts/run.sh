@@ -82,6 +82,9 @@ while :; do
   sleep 0.1
 done
 
+admin_token="${LOBBY_ADMIN_TOKEN:-dev-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+gateway="${LOBBY_GATEWAY_LISTEN:-127.0.0.1:8080}"
+
 livekit_mode="token_only"
 livekit_bin="${LOBBY_LIVEKIT_BIN:-}"
 if [ -n "$livekit_bin" ] || livekit_bin="$(bash scripts/ensure-livekit.sh)"; then
@@ -91,7 +94,14 @@ rtc:
   tcp_port: $livekit_rtc_tcp
   udp_port: $livekit_rtc_udp
   use_external_ip: false
-  node_ip: 127.0.0.1"
+  node_ip: 127.0.0.1
+# As in production: room and participant events reach the gateway at once
+# (signed with the development key pair, which lobby-dev also uses), so a
+# user leaving ends the session then, not when the reconciler looks.
+webhook:
+  api_key: devkey
+  urls:
+    - http://$gateway/webhooks/livekit"
   "$livekit_bin" --dev --config-body "$livekit_config" >"$run_dir/livekit.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
@@ -105,8 +115,6 @@ else
   echo "lobby: livekit-server --dev on ws://127.0.0.1:$livekit_port (logs: $run_dir/livekit.log)" >&2
 fi
 
-admin_token="${LOBBY_ADMIN_TOKEN:-dev-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
-gateway="${LOBBY_GATEWAY_LISTEN:-127.0.0.1:8080}"
 echo "lobby: admin API token: $admin_token  (curl -H 'Authorization: Bearer $admin_token' http://$gateway/admin/v1/agents)" >&2
 
 LOBBY_REDIS_URL="redis://127.0.0.1:$redis_port" \

@@ -306,3 +306,69 @@ async fn ctrl_c_kills_a_child_that_ignores_sigterm_after_the_grace_period() {
         stopped_after.as_millis()
     );
 }
+
+/// `make run`'s LiveKit sends its webhooks to the gateway, as production's
+/// does: a user who leaves ends the session then, with `user_left`, not when
+/// the reconciler next looks (about 30 s later, as `room_missing`).
+#[tokio::test]
+async fn a_user_leaving_ends_the_session_at_once_under_make_run() {
+    let Some(livekit_bin) = livekit::binary_or_skip("make run webhooks") else {
+        return;
+    };
+    let gateway = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{gateway}");
+    let mut run = RunScript::start(&livekit_bin, &gateway);
+    let http = lobby_tests::http_client(Duration::from_secs(30));
+    run.wait_healthy(&http, &base).await;
+    let started: Value = http
+        .post(format!("{base}/v1/public/agents/connect"))
+        .json(&json!({ "agent_id": "demo-agent" }))
+        .send()
+        .await
+        .expect("connect")
+        .json()
+        .await
+        .expect("connect json");
+    let session_id = started["session_id"].as_str().expect("session id");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let user = tokio::process::Command::new(livekit::python())
+        .arg(repo.join("tests/py/join_and_leave.py"))
+        .args([
+            started["room_url"].as_str().expect("room url"),
+            started["token"].as_str().expect("token"),
+            "1",
+        ])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("user script");
+    assert!(
+        user.status.success(),
+        "{}",
+        String::from_utf8_lossy(&user.stderr)
+    );
+    let left = std::time::Instant::now();
+    let mut record = Value::Null;
+    while left.elapsed() < Duration::from_secs(10) {
+        record = http
+            .get(format!("{base}/admin/v1/sessions/{session_id}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("session")
+            .json()
+            .await
+            .expect("session json");
+        if record["status"] == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (record["status"].as_str(), record["ended_reason"].as_str()),
+        (Some("ended"), Some("user_left")),
+        "{record}\n{}",
+        run.log_tail()
+    );
+    run.ctrl_c().await;
+}
