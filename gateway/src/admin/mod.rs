@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/accounts", post(create_account).get(list_accounts))
         .route("/accounts/{id}", get(get_account).patch(update_account))
         .route("/accounts/{id}/usage", get(account_usage))
+        .route("/accounts/{id}/sessions", get(sessions::list_sessions))
         .route(
             "/accounts/{id}/database-id-hash/rotate",
             post(rotate_database_id_hash),

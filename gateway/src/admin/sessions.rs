@@ -4,7 +4,7 @@ use super::{ApiResult, MAX_BODY_BYTES};
 use crate::{json_body::read_optional_json, AppState};
 use axum::{
     body::Body,
-    extract::{Path, State},
+    extract::{rejection::QueryRejection, Path, Query, State},
     http::HeaderMap,
     Json,
 };
@@ -86,6 +86,46 @@ pub(super) async fn get_session(
         .await?
         .into_inner();
     Ok(Json(s.into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListSessionsQuery {
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+fn default_limit() -> u32 {
+    50
+}
+
+/// `GET /admin/v1/accounts/{id}/sessions?limit=`: newest first.
+pub(super) async fn list_sessions(
+    State(st): State<AppState>,
+    Path(account_id): Path<String>,
+    query: Result<Query<ListSessionsQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| crate::error::ApiError::bad_request(e.body_text()))?;
+    // 404 for an unknown account rather than an empty list.
+    st.services
+        .auth
+        .get_account(crate::actor::request(
+            lobby_proto::auth::GetAccountRequest {
+                id: account_id.clone(),
+            },
+        ))
+        .await?;
+    let list = st
+        .services
+        .session
+        .list_sessions(crate::actor::request(session::ListSessionsRequest {
+            account_id,
+            limit: q.limit,
+        }))
+        .await?
+        .into_inner();
+    let sessions: Vec<SessionJson> = list.sessions.into_iter().map(SessionJson::from).collect();
+    Ok(Json(serde_json::json!({ "sessions": sessions })))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -87,6 +87,29 @@ impl Sessions for SessionService {
         }))
     }
 
+    async fn list_sessions(
+        &self,
+        req: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let req = req.into_inner();
+        if req.account_id.is_empty() {
+            return Err(SessionError::invalid("account_id", "is required").into());
+        }
+        if !(1..=1000).contains(&req.limit) {
+            return Err(SessionError::invalid("limit", "must be between 1 and 1000").into());
+        }
+        let ids = self.store.newest_ids(&req.account_id, req.limit).await?;
+        let read =
+            futures::future::join_all(ids.iter().map(|id| self.store.get_in(&req.account_id, id)))
+                .await;
+        let mut sessions = Vec::with_capacity(read.len());
+        // A session purged between the two reads is left out.
+        for s in read.into_iter().filter_map(Result::transpose) {
+            sessions.push(self.opened(s?).await?);
+        }
+        Ok(Response::new(pb::ListSessionsResponse { sessions }))
+    }
+
     async fn start_agent_run(
         &self,
         req: Request<pb::StartAgentRunRequest>,

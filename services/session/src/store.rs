@@ -617,6 +617,24 @@ impl SessionStore {
     }
 
     /// A session of a known account, `None` when it has no such session.
+    /// The ids of an account's newest `limit` sessions, newest first.
+    pub async fn newest_ids(
+        &self,
+        account_id: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, SessionError> {
+        let k = Keys::new(account_id, "", "");
+        let ids: Vec<String> = self
+            .conn()
+            .zrevrange(
+                k.account_records(),
+                0,
+                isize::try_from(limit).unwrap_or(1000) - 1,
+            )
+            .await?;
+        Ok(ids)
+    }
+
     pub async fn get_in(
         &self,
         account_id: &str,
