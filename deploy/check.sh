@@ -56,14 +56,20 @@ for overlay in "$work"/k8s/overlays/*/; do
   echo "deploy-check: overlays/$name renders, validates and passes the rules"
 done
 
-# The rules bite: the example's placeholders in production...
+# The rules bite. Each case renders first (a failed render proves nothing),
+# then the rules must refuse it for the reason expected.
+refuses() {
+  local overlay="$1" expected="$2" rendered="$work/bad.yaml" said
+  "$kustomize" build "$work/k8s/overlays/$overlay" > "$rendered" || refused "the $overlay case did not render"
+  if said="$("$python" "$repo/deploy/policy.py" < "$rendered" 2>&1)"; then
+    refused "the rules passed a case they must refuse ($expected)"
+  fi
+  grep -q "$expected" <<<"$said" || refused "the rules refused for another reason than \"$expected\": $said"
+}
+# The example's placeholders in production...
 cp "$repo/deploy/k8s/overlays/production/secrets.env.example" "$work/k8s/overlays/production/secrets.env"
-if "$kustomize" build "$work/k8s/overlays/production" | "$python" "$repo/deploy/policy.py" 2>/dev/null; then
-  refused "production with the example's placeholder secrets passed the rules"
-fi
+refuses production "is an example placeholder"
 # ...and a container without limits.
 sed -i '/limits:/d' "$work/k8s/base/auth.yaml"
-if "$kustomize" build "$work/k8s/overlays/dev" | "$python" "$repo/deploy/policy.py" 2>/dev/null; then
-  refused "a container without limits passed the rules"
-fi
+refuses dev "no memory limit"
 echo "deploy-check: every overlay valid; placeholders and missing limits refused"

@@ -59,7 +59,8 @@ def check_workload(doc, breaches):
                 if kind not in (resources.get(part) or {}):
                     breaches.append(f"{where}: no {kind} {part[:-1]}")
         sc = c.get("securityContext") or {}
-        if not (pod_non_root or sc.get("runAsNonRoot") is True):
+        # The container's own setting, when it has one, wins over the pod's.
+        if sc.get("runAsNonRoot", pod_non_root) is not True:
             breaches.append(f"{where}: may run as root (runAsNonRoot is not true)")
         if sc.get("allowPrivilegeEscalation") is not False:
             breaches.append(f"{where}: allowPrivilegeEscalation is not false")
@@ -92,7 +93,7 @@ def check_production_secrets(config, secrets, breaches):
             continue
         if DEV_SECRETS.get(key) == value:
             breaches.append(f"production: {key} is its development default")
-        elif key in DEV_SECRETS or key in REQUIRED_IN_PRODUCTION or key.endswith(("SECRET", "TOKEN", "PEPPER", "KEYS")):
+        elif key in DEV_SECRETS or key in REQUIRED_IN_PRODUCTION or key.endswith(("SECRET", "TOKEN", "PEPPER", "KEYS", "_KEY")):
             if any(mark in value.lower() for mark in PLACEHOLDER_MARKS):
                 breaches.append(f"production: {key} is an example placeholder")
     if config.get("LOBBY_REGIONS", "").strip().startswith("["):

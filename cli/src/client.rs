@@ -55,7 +55,14 @@ impl Target {
                 path: shown.clone(),
                 reason: e.to_string(),
             })?,
-            Err(_) => Value::Null,
+            // No file is no settings; one that cannot be read is an error.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Null,
+            Err(e) => {
+                return Err(CliError::Config {
+                    path: shown,
+                    reason: e.to_string(),
+                })
+            }
         };
         let from_file = |key: &str| file.get(key).and_then(Value::as_str).map(str::to_owned);
         let url = url

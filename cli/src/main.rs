@@ -267,6 +267,12 @@ enum Sessions {
     },
 }
 
+/// An id as one path segment or query value: whatever it holds (`/`, `?`,
+/// `..`), it cannot name another route.
+fn enc(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
 /// Only the fields given: a PATCH changes nothing else.
 fn object(fields: Vec<(&str, Option<Value>)>) -> Value {
     Value::Object(
@@ -338,7 +344,7 @@ fn call_of(command: Command) -> Result<Call, CliError> {
     Ok(match command {
         Command::Accounts(a) => match a {
             Accounts::List => (M::GET, "/accounts".into(), None, ACCOUNT_COLUMNS),
-            Accounts::Show { id } => (M::GET, format!("/accounts/{id}"), None, &[]),
+            Accounts::Show { id } => (M::GET, format!("/accounts/{}", enc(&id)), None, &[]),
             Accounts::Create { id, fields } => {
                 let mut body = account_body(fields);
                 body.push(("id", id.map(Value::from)));
@@ -346,7 +352,7 @@ fn call_of(command: Command) -> Result<Call, CliError> {
             }
             Accounts::Update { id, fields } => (
                 M::PATCH,
-                format!("/accounts/{id}"),
+                format!("/accounts/{}", enc(&id)),
                 Some(object(account_body(fields))),
                 &[],
             ),
@@ -354,14 +360,14 @@ fn call_of(command: Command) -> Result<Call, CliError> {
         Command::Projects(p) => match p {
             Projects::List { account } => (
                 M::GET,
-                format!("/accounts/{account}/projects"),
+                format!("/accounts/{}/projects", enc(&account)),
                 None,
                 &["id", "account_id", "name"],
             ),
-            Projects::Show { id } => (M::GET, format!("/projects/{id}"), None, &[]),
+            Projects::Show { id } => (M::GET, format!("/projects/{}", enc(&id)), None, &[]),
             Projects::Create { account, name, id } => (
                 M::POST,
-                format!("/accounts/{account}/projects"),
+                format!("/accounts/{}/projects", enc(&account)),
                 Some(object(vec![
                     ("name", Some(Value::from(name))),
                     ("id", id.map(Value::from)),
@@ -373,13 +379,13 @@ fn call_of(command: Command) -> Result<Call, CliError> {
             Agents::List { account } => (
                 M::GET,
                 match account {
-                    Some(acct) => format!("/agents?account_id={acct}"),
+                    Some(acct) => format!("/agents?account_id={}", enc(&acct)),
                     None => "/agents".into(),
                 },
                 None,
                 AGENT_COLUMNS,
             ),
-            Agents::Show { id } => (M::GET, format!("/agents/{id}"), None, &[]),
+            Agents::Show { id } => (M::GET, format!("/agents/{}", enc(&id)), None, &[]),
             Agents::Create {
                 account,
                 id,
@@ -392,17 +398,22 @@ fn call_of(command: Command) -> Result<Call, CliError> {
             }
             Agents::Update { id, fields } => (
                 M::PATCH,
-                format!("/agents/{id}"),
+                format!("/agents/{}", enc(&id)),
                 Some(object(agent_body(fields))),
                 &[],
             ),
-            Agents::Keys { id } => (M::GET, format!("/agents/{id}/keys"), None, KEY_COLUMNS),
+            Agents::Keys { id } => (
+                M::GET,
+                format!("/agents/{}/keys", enc(&id)),
+                None,
+                KEY_COLUMNS,
+            ),
             Agents::RotateKey {
                 id,
                 previous_key_grace_seconds,
             } => (
                 M::POST,
-                format!("/agents/{id}/keys"),
+                format!("/agents/{}/keys", enc(&id)),
                 Some(json!({ "previous_key_grace_seconds": previous_key_grace_seconds })),
                 &[],
             ),
@@ -410,7 +421,7 @@ fn call_of(command: Command) -> Result<Call, CliError> {
         Command::Keys(k) => match k {
             Keys::List { account } => (
                 M::GET,
-                format!("/accounts/{account}/api-keys"),
+                format!("/accounts/{}/api-keys", enc(&account)),
                 None,
                 KEY_COLUMNS,
             ),
@@ -420,28 +431,33 @@ fn call_of(command: Command) -> Result<Call, CliError> {
                 scopes,
             } => (
                 M::POST,
-                format!("/accounts/{account}/api-keys"),
+                format!("/accounts/{}/api-keys", enc(&account)),
                 Some(json!({ "name": name, "scopes": scopes })),
                 &[],
             ),
             Keys::Pause { prefix } => (
                 M::PATCH,
-                format!("/keys/{prefix}"),
+                format!("/keys/{}", enc(&prefix)),
                 Some(json!({ "active": false })),
                 &[],
             ),
             Keys::Resume { prefix } => (
                 M::PATCH,
-                format!("/keys/{prefix}"),
+                format!("/keys/{}", enc(&prefix)),
                 Some(json!({ "active": true })),
                 &[],
             ),
-            Keys::Revoke { prefix } => (M::POST, format!("/keys/{prefix}/revoke"), None, &[]),
+            Keys::Revoke { prefix } => {
+                (M::POST, format!("/keys/{}/revoke", enc(&prefix)), None, &[])
+            }
         },
         Command::WorkerKeys(w) => match w {
-            WorkerKeys::List { worker } => {
-                (M::GET, format!("/workers/{worker}/keys"), None, KEY_COLUMNS)
-            }
+            WorkerKeys::List { worker } => (
+                M::GET,
+                format!("/workers/{}/keys", enc(&worker)),
+                None,
+                KEY_COLUMNS,
+            ),
             WorkerKeys::Create {
                 worker,
                 account,
@@ -455,7 +471,7 @@ fn call_of(command: Command) -> Result<Call, CliError> {
                 }
                 (
                     M::POST,
-                    format!("/workers/{worker}/keys"),
+                    format!("/workers/{}/keys", enc(&worker)),
                     Some(object(vec![
                         ("account_id", account.map(Value::from)),
                         ("pool", pool.map(Value::from)),
@@ -468,38 +484,48 @@ fn call_of(command: Command) -> Result<Call, CliError> {
         Command::Links(l) => match l {
             Links::List { account } => (
                 M::GET,
-                format!("/accounts/{account}/links"),
+                format!("/accounts/{}/links", enc(&account)),
                 None,
                 LINK_COLUMNS,
             ),
-            Links::Show { id } => (M::GET, format!("/links/{id}"), None, &[]),
+            Links::Show { id } => (M::GET, format!("/links/{}", enc(&id)), None, &[]),
             Links::Create {
                 account,
                 agent,
                 use_limit,
             } => (
                 M::POST,
-                format!("/accounts/{account}/links"),
+                format!("/accounts/{}/links", enc(&account)),
                 Some(json!({ "agent_id": agent, "use_limit": use_limit })),
                 &[],
             ),
-            Links::Deactivate { id } => (M::POST, format!("/links/{id}/deactivate"), None, &[]),
+            Links::Deactivate { id } => (
+                M::POST,
+                format!("/links/{}/deactivate", enc(&id)),
+                None,
+                &[],
+            ),
         },
         Command::Sessions(s) => match s {
             Sessions::List { account, limit } => (
                 M::GET,
-                format!("/accounts/{account}/sessions?limit={limit}"),
+                format!("/accounts/{}/sessions?limit={limit}", enc(&account)),
                 None,
                 SESSION_COLUMNS,
             ),
-            Sessions::Show { id } => (M::GET, format!("/sessions/{id}"), None, &[]),
-            Sessions::End { id } => (M::POST, format!("/sessions/{id}/end"), None, &[]),
+            Sessions::Show { id } => (M::GET, format!("/sessions/{}", enc(&id)), None, &[]),
+            Sessions::End { id } => (M::POST, format!("/sessions/{}/end", enc(&id)), None, &[]),
         },
-        Command::Usage { account } => (M::GET, format!("/accounts/{account}/usage"), None, &[]),
+        Command::Usage { account } => (
+            M::GET,
+            format!("/accounts/{}/usage", enc(&account)),
+            None,
+            &[],
+        ),
         Command::Audit { account } => (
             M::GET,
             match account {
-                Some(acct) => format!("/accounts/{acct}/audit"),
+                Some(acct) => format!("/accounts/{}/audit", enc(&acct)),
                 None => "/audit".into(),
             },
             None,

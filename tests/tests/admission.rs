@@ -314,20 +314,34 @@ async fn holds_for_other_regions_count_run_out_come_back_and_release_once() {
         (usage.active_sessions, usage.reserved_seconds),
         (2, 60 + 30)
     );
-    // Its end releases it once, billing what it ran.
+    // Its end releases it once. It says it ran 12 s, but the hold taken
+    // again has lasted under one: the second before it ran out was billed
+    // already, so nothing more is.
     assert!(store
-        .release_hold(ACCOUNT, "a", "held-1", false, 12)
+        .release_hold(ACCOUNT, "a", "held-1", (false, 12), 60_000)
         .await
         .expect("release"));
     assert!(!store
-        .release_hold(ACCOUNT, "a", "held-1", false, 12)
+        .release_hold(ACCOUNT, "a", "held-1", (false, 12), 60_000)
         .await
         .expect("release again"));
     let usage = store.usage(ACCOUNT).await.expect("usage");
     assert_eq!(usage.active_sessions, 1);
     assert_eq!(usage.reserved_seconds, 60, "local-2's reservation only");
-    // used: local-1's lapsed second, held-1's first second, and 12.
-    assert_eq!(usage.used_seconds, 1 + 1 + 12);
+    // used: local-1's lapsed second and held-1's first second.
+    assert_eq!(usage.used_seconds, 1 + 1);
+    // A renewal that raced the end finds the tombstone: nothing comes back.
+    assert_eq!(
+        store
+            .renew_hold(&held, 1_000, "eu")
+            .await
+            .expect("late renewal"),
+        HoldRenewal::Over
+    );
+    assert_eq!(
+        store.usage(ACCOUNT).await.expect("usage").active_sessions,
+        1
+    );
     // A failed start's hold gives its link use back and bills nothing.
     let other_link = Start {
         link: Some(("lnk_two", 1)),
@@ -335,9 +349,9 @@ async fn holds_for_other_regions_count_run_out_come_back_and_release_once() {
     };
     admitted(admit_as(&store, "held-4", "a", &other_link, hold).await);
     assert!(store
-        .release_hold(ACCOUNT, "a", "held-4", true, 0)
+        .release_hold(ACCOUNT, "a", "held-4", (true, 0), 60_000)
         .await
         .expect("release failed"));
     admitted(admit_as(&store, "held-5", "a", &other_link, hold).await);
-    assert_eq!(store.usage(ACCOUNT).await.expect("usage").used_seconds, 14);
+    assert_eq!(store.usage(ACCOUNT).await.expect("usage").used_seconds, 2);
 }

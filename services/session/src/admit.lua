@@ -2,7 +2,8 @@
 -- checks the link's uses, both semaphores and the minutes, and only then
 -- writes anything: the slots, the minutes reservation, the link use, the
 -- session record and its entry in the sweepers' index. A refusal writes
--- nothing at all. Every key carries the account's bucket tag, so this runs
+-- nothing for its start (settling expired leases is every admission's
+-- first step, refused or not). Every key carries the account's bucket tag, so this runs
 -- unchanged on Redis Cluster (the expired sessions' keys are derived here;
 -- they share the tag).
 --
@@ -28,7 +29,8 @@
 --          which keeps what the lease sweep and the release need and nothing
 --          the records contract lists; 'held' writes the record of a session
 --          its home region admitted: no refusal here (ARGV[7] is the seconds
---          home reserved), the local slots only keep its lease for the sweeper
+--          home reserved), the local slots only keep its lease for the sweeper,
+--          and its minutes are reserved and billed at home, not here
 -- ARGV[14..] field, value pairs of the new record (of the hold: its region)
 -- The records contract's indexes of the agent's sessions (seed 004 lists
 -- them) are derived here too: T:<acct>:records and
@@ -73,7 +75,9 @@ for _, old in ipairs(expired) do
   local is_hold = redis.call('EXISTS', rec) == 0 and redis.call('EXISTS', hold) == 1
   if is_hold then rec = hold end
   local f = redis.call('HMGET', rec, 'agent_id', 'reserved_seconds', 'started_at_ms', 'billed',
-    'lease_deadline_ms')
+    'lease_deadline_ms', 'home_region')
+  -- A session another region's home admitted is billed there, not here.
+  local billed_here = is_hold or not f[6] or f[6] == ''
   redis.call('ZREM', KEYS[2], old)
   if f[1] then
     redis.call('ZREM', prefix .. ':agent:' .. f[1] .. ':slots', old)
@@ -82,8 +86,10 @@ for _, old in ipairs(expired) do
       local lease_end = tonumber(f[5]) or now
       local ran = math.max(0, math.floor((lease_end - (tonumber(f[3]) or now)) / 1000))
       -- Zero amounts are skipped: Lua's -0 reads as "-0", which HINCRBY refuses.
-      if r > 0 then redis.call('HINCRBY', KEYS[4], 'reserved_seconds', -r) end
-      if math.min(r, ran) > 0 then redis.call('HINCRBY', KEYS[4], 'used_seconds', math.min(r, ran)) end
+      if billed_here and r > 0 then redis.call('HINCRBY', KEYS[4], 'reserved_seconds', -r) end
+      if billed_here and math.min(r, ran) > 0 then
+        redis.call('HINCRBY', KEYS[4], 'used_seconds', math.min(r, ran))
+      end
       redis.call('HSET', rec, 'billed', '1', 'slot_released', '1')
     end
     if is_hold then
@@ -128,7 +134,8 @@ local deadline = now + take * 1000
 local lease = math.min(now + tonumber(ARGV[10]), deadline)
 redis.call('ZADD', KEYS[2], lease, sid)
 redis.call('ZADD', KEYS[3], lease, sid)
-if take > 0 then redis.call('HINCRBY', KEYS[4], 'reserved_seconds', take) end
+-- A session its home admitted has its minutes reserved there.
+if take > 0 and mode ~= 'held' then redis.call('HINCRBY', KEYS[4], 'reserved_seconds', take) end
 if ARGV[8] ~= '' and mode ~= 'held' then redis.call('HINCRBY', KEYS[6], ARGV[8], 1) end
 local fields = {}
 for i = 14, #ARGV do fields[#fields + 1] = ARGV[i] end

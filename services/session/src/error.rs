@@ -35,6 +35,8 @@ pub enum SessionError {
     WebhookStale,
     #[error("The account's home region cannot be reached: {0}")]
     HomeUnreachable(String),
+    #[error("The account's home region refused the call: {0}")]
+    HomeRefused(String),
     #[error("not a region's call: a call token signed with the regions' secret is required")]
     RegionUnauthenticated,
     #[error("state store: {0}")]
@@ -72,6 +74,7 @@ impl CodedError for SessionError {
             Self::WebhookStale => ErrorCode::WebhookStale,
             // The account's state lives there: to the caller, the store is away.
             Self::HomeUnreachable(_) => ErrorCode::StoreUnavailable,
+            Self::HomeRefused(_) => ErrorCode::InternalError,
             Self::RegionUnauthenticated => ErrorCode::AuthFailed,
             Self::Store(e) => lobby_kit::redis_conn::error_code(e),
             Self::Corrupt(_) => ErrorCode::InternalError,
@@ -94,6 +97,7 @@ impl CodedError for SessionError {
             Self::Orchestrator(_) => Code::Unavailable,
             Self::WebhookReplayed => Code::AlreadyExists,
             Self::HomeUnreachable(_) => Code::Unavailable,
+            Self::HomeRefused(_) => Code::Internal,
             Self::RegionUnauthenticated => Code::Unauthenticated,
             Self::Store(e) => lobby_kit::redis_conn::grpc_code(e),
             Self::Corrupt(_) => Code::Internal,

@@ -20,7 +20,7 @@
 -- Returns 1 this call finished it, 0 it was already over, -1 no such
 -- session (or not the caller's).
 local f = redis.call('HMGET', KEYS[1], 'status', 'agent_id', 'started_at_ms', 'reserved_seconds',
-  'billed', 'link_id')
+  'billed', 'link_id', 'home_region')
 if not f[1] then return -1 end
 if ARGV[6] ~= '' and f[2] ~= ARGV[6] then return -1 end
 if f[1] ~= 'active' and f[1] ~= 'starting' then return 0 end
@@ -32,13 +32,15 @@ redis.call('ZREM', KEYS[3], sid)
 redis.call('SREM', KEYS[8], sid)
 -- (Lua's -0 reads as "-0", which HINCRBY refuses: zero amounts are skipped.)
 local r = tonumber(f[4]) or 0
-if f[5] ~= '1' and r > 0 then
+-- A session another region's home admitted is billed there (ReleaseHold).
+local billed_here = not f[7] or f[7] == ''
+if f[5] ~= '1' and r > 0 and billed_here then
   redis.call('HINCRBY', KEYS[4], 'reserved_seconds', -r)
   local used = math.min(r, ran)
   if not failed and used > 0 then redis.call('HINCRBY', KEYS[4], 'used_seconds', used) end
 end
 if failed then
-  if f[6] and f[6] ~= '' and (tonumber(redis.call('HGET', KEYS[5], f[6])) or 0) > 0 then
+  if billed_here and f[6] and f[6] ~= '' and (tonumber(redis.call('HGET', KEYS[5], f[6])) or 0) > 0 then
     redis.call('HINCRBY', KEYS[5], f[6], -1)
   end
   redis.call('HSET', KEYS[1], 'status', 'failed', 'failure_code', ARGV[4], 'billed', '1')

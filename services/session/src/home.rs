@@ -129,8 +129,17 @@ impl HomeRegions {
     }
 }
 
+/// Home did not answer (the start may be retried), or answered with a
+/// refusal of its own: a region misconfigured (another secret, an unknown
+/// region), which retrying will not mend.
 fn unreachable_home(home: &str, status: &Status) -> SessionError {
-    SessionError::HomeUnreachable(format!("{home}: {}", status.message()))
+    let what = format!("{home}: {}", status.message());
+    if lobby_kit::grpc::is_unreachable(status) {
+        SessionError::HomeUnreachable(what)
+    } else {
+        tracing::error!(%home, code = ?status.code(), message = status.message(), "the home region refused a call; check LOBBY_REGIONS and LOBBY_REGION_SECRET in both regions");
+        SessionError::HomeRefused(what)
+    }
 }
 
 /// A hold's answer as the admission it stands for.
@@ -315,14 +324,17 @@ impl HomeAdmission for HomeAdmissionService {
         self.caller(&req)?;
         let r = req.into_inner();
         check_ids(&r.session_id, &r.account_id, &r.agent_id)?;
+        // A renewal sent before the end may still be on its way: long
+        // enough for any of them to arrive and find the tombstone.
+        let tombstone_ms = (self.lease_ms * 4).max(60_000);
         let released = self
             .store
             .release_hold(
                 &r.account_id,
                 &r.agent_id,
                 &r.session_id,
-                r.failed,
-                r.ran_seconds,
+                (r.failed, r.ran_seconds),
+                tombstone_ms,
             )
             .await?;
         Ok(Response::new(ReleaseHoldResponse { released }))

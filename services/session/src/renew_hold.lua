@@ -2,16 +2,19 @@
 -- its region saw alive. A hold that ran out and was dropped meanwhile (its
 -- region could not reach home for a lease) is taken again for the seconds
 -- the session has left: the session is running, so it counts, even past
--- the limit, until sessions end.
+-- the limit, until sessions end. A released hold (its tombstone) is never
+-- taken again: the renewal raced the session's end.
 --
 -- KEYS[1] hold, KEYS[2] account slots, KEYS[3] agent slots, KEYS[4] minutes
 -- ARGV[1] session id  ARGV[2] lease (ms)  ARGV[3] seconds the session has
 -- left  ARGV[4] agent id  ARGV[5] the session's region
--- Returns 1 renewed, 2 taken again, 0 nothing to hold (no time left).
+-- Returns 1 renewed, 2 taken again, 0 nothing to hold (released, or no time
+-- left).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease_ms = tonumber(ARGV[2])
-local f = redis.call('HMGET', KEYS[1], 'deadline_ms', 'billed')
+local f = redis.call('HMGET', KEYS[1], 'deadline_ms', 'billed', 'released', 'reserved_seconds')
+if f[3] == '1' then return 0 end
 if f[1] and f[2] ~= '1' and redis.call('ZSCORE', KEYS[2], ARGV[1]) then
   local lease = math.min(now + lease_ms, tonumber(f[1]))
   redis.call('ZADD', KEYS[2], 'XX', lease, ARGV[1])
@@ -21,6 +24,11 @@ if f[1] and f[2] ~= '1' and redis.call('ZSCORE', KEYS[2], ARGV[1]) then
 end
 local take = tonumber(ARGV[3])
 if take <= 0 then return 0 end
+-- A hold whose slot went without it being billed still reserves minutes.
+local stale = tonumber(f[4]) or 0
+if f[1] and f[2] ~= '1' and stale > 0 then
+  redis.call('HINCRBY', KEYS[4], 'reserved_seconds', -stale)
+end
 local deadline = now + take * 1000
 local lease = math.min(now + lease_ms, deadline)
 redis.call('DEL', KEYS[1])

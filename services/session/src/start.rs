@@ -331,7 +331,14 @@ impl SessionService {
         home: &str,
         request: AdmitRequest<'_>,
     ) -> Result<Admission, SessionError> {
-        let held = self
+        let release = ReleaseHoldRequest {
+            session_id: request.session_id.to_owned(),
+            account_id: request.account_id.to_owned(),
+            agent_id: request.agent_id.to_owned(),
+            failed: true,
+            ran_seconds: 0,
+        };
+        let asked = self
             .home
             .hold(
                 home,
@@ -347,7 +354,19 @@ impl SessionService {
                     link_use_limit: request.link.map(|l| l.1).unwrap_or(0),
                 },
             )
-            .await?;
+            .await;
+        let held = match asked {
+            Ok(held) => held,
+            Err(e) => {
+                // Home may have taken the hold and lost only its answer:
+                // give it back (idempotent) rather than let it run a lease.
+                let (homes, home) = (self.home.clone(), home.to_owned());
+                tokio::spawn(async move {
+                    let _ = homes.release(&home, release).await;
+                });
+                return Err(e);
+            }
+        };
         let Admission::Admitted {
             reserved_seconds, ..
         } = held
@@ -370,13 +389,6 @@ impl SessionService {
         match here {
             Ok(admitted @ Admission::Admitted { .. }) => Ok(admitted),
             other => {
-                let release = ReleaseHoldRequest {
-                    session_id: request.session_id.to_owned(),
-                    account_id: request.account_id.to_owned(),
-                    agent_id: request.agent_id.to_owned(),
-                    failed: true,
-                    ran_seconds: 0,
-                };
                 if let Err(e) = self.home.release(home, release).await {
                     tracing::warn!(session_id = %request.session_id, %home, error = %e, "hold not given back; it runs out within a lease at home");
                 }

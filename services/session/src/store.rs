@@ -188,7 +188,7 @@ pub enum HoldRenewal {
     Renewed,
     /// It had run out and was taken again.
     Retaken,
-    /// Nothing to hold: the session has no time left.
+    /// Nothing to hold: it was released, or the session has no time left.
     Over,
 }
 
@@ -368,14 +368,16 @@ impl SessionStore {
     }
 
     /// In the home region: gives back the hold of a session another region
-    /// ran (see `release_hold.lua`); false when nothing was held.
+    /// ran (see `release_hold.lua`), leaving a tombstone for `tombstone_ms`
+    /// so a renewal already on its way cannot take it again; false when
+    /// nothing was held.
     pub async fn release_hold(
         &self,
         account_id: &str,
         agent_id: &str,
         session_id: &str,
-        failed: bool,
-        ran_seconds: u64,
+        (failed, ran_seconds): (bool, u64),
+        tombstone_ms: i64,
     ) -> Result<bool, SessionError> {
         let k = Keys::new(account_id, agent_id, session_id);
         let released: i64 = self
@@ -389,6 +391,7 @@ impl SessionStore {
             .arg(session_id)
             .arg(if failed { "1" } else { "0" })
             .arg(ran_seconds)
+            .arg(tombstone_ms)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(released == 1)
