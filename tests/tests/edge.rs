@@ -441,19 +441,7 @@ async fn metrics_can_move_to_an_operator_listener() {
         (status, body["error_code"].as_str()),
         (404, Some("not_found"))
     );
-    let mut scraped = String::new();
-    for _ in 0..50 {
-        if let Ok(r) = lobby
-            .http
-            .get(format!("http://{listen}/metrics"))
-            .send()
-            .await
-        {
-            scraped = r.text().await.unwrap_or_default();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let scraped = scrape(&lobby, &listen).await;
     assert!(
         scraped.contains("lobby_gateway_request_seconds"),
         "{scraped}"

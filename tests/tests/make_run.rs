@@ -186,16 +186,24 @@ async fn attach_a_worker_as_printed(run: &RunScript) {
     assert!(door.is_ok(), "{:?}", door.err());
 }
 
-#[tokio::test]
-async fn ctrl_c_stops_make_run_within_ten_seconds_with_many_rooms_open() {
-    let Some(livekit_bin) = livekit::binary_or_skip("make run Ctrl-C") else {
-        return;
-    };
+/// `make run` on free ports with the real LiveKit server, up and seeded:
+/// the script, an HTTP client, and the gateway's base URL (`None` when the
+/// LiveKit server is unavailable and `what` is skipped).
+async fn healthy_make_run(what: &str) -> Option<(RunScript, reqwest::Client, String)> {
+    let livekit_bin = livekit::binary_or_skip(what)?;
     let gateway = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{gateway}");
     let mut run = RunScript::start(&livekit_bin, &gateway);
     let http = lobby_tests::http_client(Duration::from_secs(30));
     run.wait_healthy(&http, &base).await;
+    Some((run, http, base))
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_make_run_within_ten_seconds_with_many_rooms_open() {
+    let Some((mut run, http, base)) = healthy_make_run("make run Ctrl-C").await else {
+        return;
+    };
     assert!(
         !run.log_tail().contains("TOKEN-ONLY"),
         "make run must use the LiveKit server here:\n{}",
@@ -312,14 +320,9 @@ async fn ctrl_c_kills_a_child_that_ignores_sigterm_after_the_grace_period() {
 /// the reconciler next looks (about 30 s later, as `room_missing`).
 #[tokio::test]
 async fn a_user_leaving_ends_the_session_at_once_under_make_run() {
-    let Some(livekit_bin) = livekit::binary_or_skip("make run webhooks") else {
+    let Some((mut run, http, base)) = healthy_make_run("make run webhooks").await else {
         return;
     };
-    let gateway = format!("127.0.0.1:{}", free_port());
-    let base = format!("http://{gateway}");
-    let mut run = RunScript::start(&livekit_bin, &gateway);
-    let http = lobby_tests::http_client(Duration::from_secs(30));
-    run.wait_healthy(&http, &base).await;
     let started: Value = http
         .post(format!("{base}/v1/public/agents/connect"))
         .json(&json!({ "agent_id": "demo-agent" }))
