@@ -47,7 +47,7 @@ async fn authenticate(
     let principal = state
         .services
         .auth
-        .authenticate_api_key(tonic::Request::new(AuthenticateApiKeyRequest {
+        .authenticate_api_key(crate::actor::request(AuthenticateApiKeyRequest {
             key: api_key(headers),
             required_scope: scope.to_owned(),
             check_database_id_hash: database_id_hash.is_some(),

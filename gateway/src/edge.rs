@@ -150,7 +150,12 @@ pub async fn guard(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let handled = crate::actor::scope(request_id, client.to_string(), next.run(req));
+    // Every log line while serving it names the request.
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let handled = tracing::Instrument::instrument(
+        crate::actor::scope(request_id, client.to_string(), next.run(req)),
+        span,
+    );
     let deadline = if uri.path().starts_with("/artifacts/") {
         state.upload_timeout
     } else {

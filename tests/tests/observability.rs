@@ -108,3 +108,55 @@ async fn the_dashboard_and_alerts_name_only_exported_metrics() {
         );
     }
 }
+
+/// A request's id (the caller's `X-Request-Id`, or one the gateway makes)
+/// travels with every gRPC call it causes, and every service's JSON log
+/// lines about it carry it.
+#[tokio::test]
+async fn a_requests_id_is_in_the_logs_of_every_service_it_reached() {
+    let lobby = Lobby::start(LobbyOptions {
+        worker: false,
+        extra_env: vec![
+            ("LOBBY_LOG_FORMAT".into(), "json".into()),
+            ("LOBBY_LOG".into(), "info,lobby_kit::metrics=debug".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(2).await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+    let id = "req-trace-7f3a9c";
+    let r = lobby
+        .http
+        .post(format!("{}/v1/public/agents/connect", lobby.gateway()))
+        .header("x-request-id", id)
+        .json(&json!({ "agent_id": agent }))
+        .send()
+        .await
+        .expect("connect");
+    assert_eq!(r.status(), 200);
+    let reached: &[&str] = match lobby.topology {
+        // Auth vouched for the caller, session admitted, rooms opened the room.
+        lobby_tests::Topology::Split => &["auth", "session", "rooms"],
+        lobby_tests::Topology::CoLocated => &["server-0"],
+    };
+    for name in reached {
+        let mut log = String::new();
+        for _ in 0..50 {
+            log = lobby.log(name);
+            if log.contains(id) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let line = log.lines().find(|l| l.contains(id));
+        let line = line.unwrap_or_else(|| panic!("{name} logged nothing of {id}:\n{log}"));
+        let parsed: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+        assert!(
+            parsed
+                .to_string()
+                .contains(&format!("\"request_id\":\"{id}\"")),
+            "{name}: {line}"
+        );
+    }
+}

@@ -123,7 +123,7 @@ async fn start(
     let principal = match state
         .services
         .auth
-        .authorize_connect(tonic::Request::new(AuthorizeConnectRequest {
+        .authorize_connect(crate::actor::request(AuthorizeConnectRequest {
             agent_id: req.agent_id,
             origin,
         }))
@@ -139,7 +139,7 @@ async fn start(
     let started = state
         .services
         .session
-        .start_session(tonic::Request::new(StartSessionRequest {
+        .start_session(crate::actor::request(StartSessionRequest {
             principal: Some(principal),
             kind: SessionKind::Connect as i32,
             client_user_ref: req.client_user_ref.unwrap_or_default(),
@@ -207,7 +207,7 @@ async fn allowed_by_some_agent(state: &AppState, origin: &str) -> Result<bool, A
     let answer = state
         .services
         .auth
-        .check_preflight_origin(tonic::Request::new(
+        .check_preflight_origin(crate::actor::request(
             lobby_proto::auth::CheckPreflightOriginRequest {
                 origin: origin.to_owned(),
             },

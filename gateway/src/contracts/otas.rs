@@ -73,7 +73,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
         let grant = state
             .services
             .auth
-            .authorize_agent_run(tonic::Request::new(AuthorizeAgentRunRequest {
+            .authorize_agent_run(crate::actor::request(AuthorizeAgentRunRequest {
                 key: header_value(&headers, AGENT_KEY_HEADER).to_owned(),
             }))
             .await?
@@ -88,7 +88,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
         state
             .services
             .session
-            .start_agent_run(tonic::Request::new(StartAgentRunRequest {
+            .start_agent_run(crate::actor::request(StartAgentRunRequest {
                 principal: grant.principal,
                 session_id: grant.session_id,
                 meta_json: meta,
@@ -110,7 +110,7 @@ async fn claims(state: &AppState, headers: &HeaderMap) -> Result<SessionTokenCla
     Ok(state
         .services
         .auth
-        .verify_session_token(tonic::Request::new(VerifySessionTokenRequest {
+        .verify_session_token(crate::actor::request(VerifySessionTokenRequest {
             jwt: header_value(headers, SESSION_TOKEN_HEADER).to_owned(),
         }))
         .await?
@@ -153,7 +153,7 @@ pub async fn append_event(
         let stored = state
             .services
             .session
-            .append_event(tonic::Request::new(AppendEventRequest {
+            .append_event(crate::actor::request(AppendEventRequest {
                 session_id: claims.session_id,
                 agent_id: claims.agent_id,
                 account_id: claims.account_id,
@@ -199,7 +199,7 @@ pub async fn append_messages(
         let totals = state
             .services
             .session
-            .append_messages(tonic::Request::new(AppendMessagesRequest {
+            .append_messages(crate::actor::request(AppendMessagesRequest {
                 account_id: claims.account_id,
                 session_id: claims.session_id.clone(),
                 agent_id: claims.agent_id,
@@ -233,7 +233,7 @@ pub async fn list_events(State(state): State<AppState>, headers: HeaderMap) -> R
         let list = state
             .services
             .session
-            .list_events(tonic::Request::new(ListEventsRequest {
+            .list_events(crate::actor::request(ListEventsRequest {
                 session_id: claims.session_id,
                 agent_id: claims.agent_id,
                 account_id: claims.account_id,
@@ -260,7 +260,7 @@ pub async fn end(State(state): State<AppState>, headers: HeaderMap) -> Response 
         let ended = state
             .services
             .session
-            .end_session(tonic::Request::new(EndSessionRequest {
+            .end_session(crate::actor::request(EndSessionRequest {
                 session_id: claims.session_id,
                 reason: String::new(),
                 as_agent_id: claims.agent_id,

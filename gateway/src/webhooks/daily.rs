@@ -113,7 +113,7 @@ async fn handle(
     let handled = state
         .services
         .session
-        .handle_provider_event(tonic::Request::new(ProviderEvent {
+        .handle_provider_event(crate::actor::request(ProviderEvent {
             provider: Provider::Daily as i32,
             event_id: event.id,
             created_at_ms: (event.event_ts * 1000.0) as i64,

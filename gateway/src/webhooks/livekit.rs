@@ -73,7 +73,7 @@ async fn handle(
     let outcome = state
         .services
         .session
-        .handle_provider_event(tonic::Request::new(ProviderEvent {
+        .handle_provider_event(crate::actor::request(ProviderEvent {
             provider: Provider::Livekit as i32,
             event_id: event.id,
             created_at_ms: event.created_at.saturating_mul(1000),

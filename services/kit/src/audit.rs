@@ -13,7 +13,7 @@ use crate::{ConfigError, Settings};
 use std::collections::HashMap;
 
 const WHO: &str = "lobby-actor";
-const REQUEST_ID: &str = "lobby-request-id";
+const REQUEST_ID: &str = crate::grpc::REQUEST_ID_HEADER;
 const CLIENT_IP: &str = "lobby-client-ip";
 /// Longest metadata value kept: they come from callers.
 const MAX_VALUE_CHARS: usize = 128;

@@ -55,6 +55,49 @@ pub fn detail<'a>(status: &'a Status, key: &str) -> Option<&'a str> {
 
 /// Whether a call failed because the peer service could not be reached, as
 /// opposed to the peer answering with an error of its own.
+/// The metadata a request's id travels in, from the gateway through every
+/// gRPC hop, so each service's logs of one request can be found together.
+pub const REQUEST_ID_HEADER: &str = "lobby-request-id";
+
+tokio::task_local! {
+    /// The id of the request the current task is serving (set by every
+    /// gRPC server, see `metrics::GrpcMetrics`).
+    static REQUEST_ID: String;
+}
+
+/// The id of the request this task serves, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .ok()
+        .filter(|id| !id.is_empty())
+}
+
+/// Runs `fut` as serving request `id` (empty: none).
+pub async fn with_request_id<F: std::future::Future>(id: String, fut: F) -> F::Output {
+    REQUEST_ID.scope(id, fut).await
+}
+
+/// A call to a peer service that carries the id of the request this task
+/// serves.
+pub fn outgoing<T>(message: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    if let Some(id) = current_request_id().and_then(|id| id.parse().ok()) {
+        req.metadata_mut().insert(REQUEST_ID_HEADER, id);
+    }
+    req
+}
+
+/// `fut`, to run on a task of its own, still serving this task's request:
+/// its id, and its tracing span (whose fields every log line carries).
+pub fn carry<F: std::future::Future>(fut: F) -> impl std::future::Future<Output = F::Output> {
+    use tracing::Instrument;
+    let id = current_request_id().unwrap_or_default();
+    REQUEST_ID
+        .scope(id, fut)
+        .instrument(tracing::Span::current())
+}
+
 pub fn is_unreachable(status: &Status) -> bool {
     machine_code(status).is_none()
         && matches!(

@@ -180,11 +180,23 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        use tracing::Instrument;
         let method = req.uri().path().to_owned();
+        let request_id = req
+            .headers()
+            .get(crate::grpc::REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        // Every log line of the call names its method and its request.
+        let span = tracing::info_span!("grpc", method = %method, request_id = %request_id);
         let started = std::time::Instant::now();
-        let answer = self.inner.call(req);
-        Box::pin(async move {
-            let answer = answer.await;
+        let answer = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        let answered = async move {
+            let answer = crate::grpc::with_request_id(request_id, answer).await;
             // An error status comes in the headers (a trailers-only
             // answer); a success sends its status in the trailers.
             let code = match &answer {
@@ -205,11 +217,14 @@ where
                 .grpc_requests
                 .with_label_values(&[method, &code])
                 .inc();
+            let elapsed = started.elapsed();
             PROCESS
                 .grpc_seconds
                 .with_label_values(&[method])
-                .observe(started.elapsed().as_secs_f64());
+                .observe(elapsed.as_secs_f64());
+            tracing::debug!(code = %code, elapsed_ms = elapsed.as_millis() as u64, "grpc call answered");
             answer
-        })
+        };
+        Box::pin(answered.instrument(span))
     }
 }

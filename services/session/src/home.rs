@@ -77,7 +77,7 @@ impl HomeRegions {
         let client = self.clients.get(home).cloned().ok_or_else(|| {
             SessionError::HomeUnreachable(format!("{home:?} is not a known region"))
         })?;
-        let mut req = Request::new(message);
+        let mut req = lobby_kit::grpc::outgoing(message);
         let token = self.list.call_token(home, CALL_TOKEN_TTL_SECONDS);
         req.metadata_mut().insert(
             CALL_TOKEN_HEADER,

@@ -14,7 +14,7 @@ use lobby_proto::{
     session::{Session, SessionKind, SessionStatus},
 };
 use std::{sync::Arc, time::Duration};
-use tonic::{Request, Status};
+use tonic::Status;
 
 /// The rooms service, in-process or over gRPC: the session service cannot tell.
 pub type RoomsPeer = Arc<dyn Rooms>;
@@ -317,7 +317,7 @@ impl SessionService {
 
     pub(crate) async fn close_room(&self, s: &Session) -> Result<(), Status> {
         self.rooms
-            .close_room(Request::new(CloseRoomRequest {
+            .close_room(lobby_kit::grpc::outgoing(CloseRoomRequest {
                 session_id: s.id.clone(),
                 room_name: s.room_name.clone(),
                 provider: s.provider,

@@ -16,7 +16,7 @@ use lobby_proto::{
     rooms::{AssignWorkerRequest, OpenRoomRequest, ValidateAvatarRequest},
     session::{self as pb, Session, SessionKind, SessionStatus},
 };
-use tonic::{Request, Status};
+use tonic::Status;
 
 /// Seed 000: `client_user_ref` is at most 256 characters.
 pub const MAX_CLIENT_USER_REF_CHARS: usize = 256;
@@ -131,9 +131,11 @@ impl SessionService {
         req: pb::StartSessionRequest,
     ) -> Result<pb::StartSessionResponse, Status> {
         let service = self.clone();
-        tokio::spawn(async move { service.run_start(req).await })
-            .await
-            .unwrap_or_else(|e| Err(Status::internal(format!("the start task failed: {e}"))))
+        tokio::spawn(lobby_kit::grpc::carry(async move {
+            service.run_start(req).await
+        }))
+        .await
+        .unwrap_or_else(|e| Err(Status::internal(format!("the start task failed: {e}"))))
     }
 
     async fn run_start(
@@ -146,7 +148,7 @@ impl SessionService {
         // Before anything is taken: a bad avatar costs the account nothing.
         if link {
             self.rooms
-                .validate_avatar(Request::new(ValidateAvatarRequest {
+                .validate_avatar(lobby_kit::grpc::outgoing(ValidateAvatarRequest {
                     url: p.avatar_image_url.clone(),
                 }))
                 .await
@@ -258,21 +260,23 @@ impl SessionService {
                     .await
             }
         };
-        let opened = self.rooms.open_room(Request::new(OpenRoomRequest {
-            session_id: session.id.clone(),
-            account_id: session.account_id.clone(),
-            agent_id: session.agent_id.clone(),
-            provider: session.provider,
-            participant_identity: participant_identity(
-                &session.client_user_ref,
-                &session.id,
-                &agent_identity,
-            ),
-            agent_identity: agent_identity.clone(),
-            // The room outlives the reservation a little, so that Lobby,
-            // not the provider, is the one to end the session.
-            expires_at_s: deadline_ms / 1000 + 30,
-        }));
+        let opened = self
+            .rooms
+            .open_room(lobby_kit::grpc::outgoing(OpenRoomRequest {
+                session_id: session.id.clone(),
+                account_id: session.account_id.clone(),
+                agent_id: session.agent_id.clone(),
+                provider: session.provider,
+                participant_identity: participant_identity(
+                    &session.client_user_ref,
+                    &session.id,
+                    &agent_identity,
+                ),
+                agent_identity: agent_identity.clone(),
+                // The room outlives the reservation a little, so that Lobby,
+                // not the provider, is the one to end the session.
+                expires_at_s: deadline_ms / 1000 + 30,
+            }));
         let (indexed, opened) = tokio::join!(lookup, opened);
         if let Err(e) = indexed {
             return Err(self.failed(&session, e.into()).await);
@@ -284,7 +288,7 @@ impl SessionService {
         if requires_worker {
             let assigned = self
                 .rooms
-                .assign_worker(Request::new(AssignWorkerRequest {
+                .assign_worker(lobby_kit::grpc::outgoing(AssignWorkerRequest {
                     session_id: session.id.clone(),
                     account_id: session.account_id.clone(),
                     agent_id: session.agent_id.clone(),
