@@ -16,6 +16,11 @@ const ADMIN_TOKEN: &str = "make-run-test-admin-token";
 const ROOMS: usize = 2000;
 const STOP_LIMIT: Duration = Duration::from_secs(10);
 
+/// One `make run` at a time: each takes eight free ports picked apart from
+/// the others' (two at once could pick the same one), and a whole stack on
+/// two cores beside another would blur the ten seconds measured.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The process group of `scripts/run.sh`; SIGKILLed whole if a test fails.
 struct RunScript {
     child: Child,
@@ -201,6 +206,7 @@ async fn healthy_make_run(what: &str) -> Option<(RunScript, reqwest::Client, Str
 
 #[tokio::test]
 async fn ctrl_c_stops_make_run_within_ten_seconds_with_many_rooms_open() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let Some((mut run, http, base)) = healthy_make_run("make run Ctrl-C").await else {
         return;
     };
@@ -278,6 +284,7 @@ async fn ctrl_c_stops_make_run_within_ten_seconds_with_many_rooms_open() {
 /// outright. `make run` must give it its grace period and then kill it.
 #[tokio::test]
 async fn ctrl_c_kills_a_child_that_ignores_sigterm_after_the_grace_period() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let dir = scratch_dir("stubborn-livekit");
     let stubborn = dir.join("livekit-server");
     std::fs::write(
@@ -320,6 +327,7 @@ async fn ctrl_c_kills_a_child_that_ignores_sigterm_after_the_grace_period() {
 /// the reconciler next looks (about 30 s later, as `room_missing`).
 #[tokio::test]
 async fn a_user_leaving_ends_the_session_at_once_under_make_run() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let Some((mut run, http, base)) = healthy_make_run("make run webhooks").await else {
         return;
     };
