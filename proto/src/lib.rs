@@ -65,14 +65,20 @@ pub fn session_of_room(room_name: &str) -> Option<&str> {
 
 const ROOM_PREFIX: &str = "lobby-";
 
-/// A GPU worker's id (the Workers contract, and what a worker key is bound
-/// to): 1-64 letters, digits, '-', '_' or '.'.
-pub fn valid_worker_id(id: &str) -> bool {
+/// An id that may appear in Redis keys and URLs as it is: 1 to `max_len`
+/// letters, digits, '-', '_' or '.'.
+pub fn is_safe_id(id: &str, max_len: usize) -> bool {
     !id.is_empty()
-        && id.len() <= 64
+        && id.len() <= max_len
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A GPU worker's id (the Workers contract, and what a worker key is bound
+/// to): 1-64 letters, digits, '-', '_' or '.'.
+pub fn valid_worker_id(id: &str) -> bool {
+    is_safe_id(id, 64)
 }
 
 /// A gRPC client made to look like the service itself: `Remote(client)`

@@ -175,12 +175,7 @@ impl AgentRecord {
 
 /// Agent ids appear in Redis keys and URLs: keep them to a safe alphabet.
 pub fn validate_agent_id(id: &str) -> Result<(), AuthError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+    if lobby_proto::is_safe_id(id, 128) {
         Ok(())
     } else {
         Err(AuthError::invalid(

@@ -19,7 +19,7 @@
 
 use crate::{
     error::SessionError,
-    store::{Admission, AdmitMode, AdmitRequest, HoldRenewal, Refusal, Scope, SessionStore},
+    store::{Admission, AdmitMode, AdmitRequest, HoldRenewal, SessionStore},
 };
 use lobby_kit::regions::{RegionList, CALL_TOKEN_HEADER};
 use lobby_proto::regions::{
@@ -152,19 +152,7 @@ fn admission_of(h: &HoldResponse) -> Admission {
             started_at_ms: 0,
         };
     }
-    let scope = match h.refused_scope.as_str() {
-        "link_used_up" => return Admission::LinkUsedUp,
-        "agent_unpublished" => return Admission::AgentUnpublished,
-        "agent" => Scope::Agent,
-        "minutes" => Scope::Minutes,
-        _ => Scope::Account,
-    };
-    Admission::Refused(Refusal {
-        scope,
-        limit: h.limit,
-        in_use: h.in_use,
-        retry_after_ms: h.retry_after_ms,
-    })
+    Admission::refused(&h.refused_scope, h.limit, h.in_use, h.retry_after_ms)
 }
 
 /// Answers other regions' calls for the accounts homed here.
@@ -202,12 +190,7 @@ impl HomeAdmissionService {
 
 /// Ids a region sends end up in keys: the alphabet every Lobby id keeps to.
 fn check_id(field: &'static str, id: &str) -> Result<(), SessionError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+    if lobby_proto::is_safe_id(id, 128) {
         Ok(())
     } else {
         Err(SessionError::invalid(
@@ -267,21 +250,19 @@ impl HomeAdmission for HomeAdmissionService {
                 lease_deadline_ms,
                 ..Default::default()
             },
-            Admission::Refused(r) => HoldResponse {
-                refused_scope: r.scope.as_str().to_owned(),
-                limit: r.limit,
-                in_use: r.in_use,
-                retry_after_ms: r.retry_after_ms,
-                ..Default::default()
-            },
-            Admission::LinkUsedUp => HoldResponse {
-                refused_scope: "link_used_up".into(),
-                ..Default::default()
-            },
-            Admission::AgentUnpublished => HoldResponse {
-                refused_scope: "agent_unpublished".into(),
-                ..Default::default()
-            },
+            refused => {
+                let (limit, in_use, retry_after_ms) = match &refused {
+                    Admission::Refused(r) => (r.limit, r.in_use, r.retry_after_ms),
+                    _ => (0, 0, 0),
+                };
+                HoldResponse {
+                    refused_scope: refused.refusal_name().unwrap_or_default().to_owned(),
+                    limit,
+                    in_use,
+                    retry_after_ms,
+                    ..Default::default()
+                }
+            }
         };
         tracing::debug!(session_id = %h.session_id, account_id = %h.account_id, %region, admitted = answer.admitted, "hold asked");
         Ok(Response::new(answer))

@@ -192,6 +192,37 @@ pub enum HoldRenewal {
     Over,
 }
 
+impl Admission {
+    /// The refusal named `name` (as `admit.lua` and another region's hold
+    /// answer spell it), with its limit, what is in use and the retry hint
+    /// in ms (unused by the two refusals that are no limit).
+    pub fn refused(name: &str, limit: u64, in_use: u64, retry_after_ms: u64) -> Self {
+        let scope = match name {
+            "link_used_up" => return Self::LinkUsedUp,
+            "agent_unpublished" => return Self::AgentUnpublished,
+            "agent" => Scope::Agent,
+            "minutes" => Scope::Minutes,
+            _ => Scope::Account,
+        };
+        Self::Refused(Refusal {
+            scope,
+            limit,
+            in_use,
+            retry_after_ms,
+        })
+    }
+
+    /// The name [`Admission::refused`] reads back; `None` when admitted.
+    pub fn refusal_name(&self) -> Option<&'static str> {
+        match self {
+            Self::Admitted { .. } => None,
+            Self::Refused(r) => Some(r.scope.as_str()),
+            Self::LinkUsedUp => Some("link_used_up"),
+            Self::AgentUnpublished => Some("agent_unpublished"),
+        }
+    }
+}
+
 /// How a session is finished.
 #[derive(Debug, Clone, Copy)]
 pub enum Finish<'a> {
@@ -874,21 +905,16 @@ fn parse_admission(reply: &[redis::Value]) -> Option<Admission> {
             })
         }
         [first, scope, limit, in_use, retry] if int(first) == Some(0) => {
-            let scope = match scope {
-                Value::BulkString(b) if b == b"agent_unpublished" => {
-                    return Some(Admission::AgentUnpublished)
-                }
-                Value::BulkString(b) if b == b"link_used_up" => return Some(Admission::LinkUsedUp),
-                Value::BulkString(b) if b == b"agent" => Scope::Agent,
-                Value::BulkString(b) if b == b"minutes" => Scope::Minutes,
-                _ => Scope::Account,
+            let name = match scope {
+                Value::BulkString(b) => std::str::from_utf8(b).unwrap_or(""),
+                _ => "",
             };
-            Some(Admission::Refused(Refusal {
-                scope,
-                limit: u64::try_from(int(limit)?).ok()?,
-                in_use: u64::try_from(int(in_use)?).ok()?,
-                retry_after_ms: u64::try_from(int(retry)?).ok()?,
-            }))
+            Some(Admission::refused(
+                name,
+                u64::try_from(int(limit)?).ok()?,
+                u64::try_from(int(in_use)?).ok()?,
+                u64::try_from(int(retry)?).ok()?,
+            ))
         }
         _ => None,
     }
