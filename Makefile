@@ -1,6 +1,6 @@
 # Lobby: `make run` starts everything locally, `make test` runs every test.
 
-.PHONY: run test bench build lint fmt deploy-check clean
+.PHONY: run test bench build lint fmt docs deploy-check clean
 
 run:
 	bash scripts/run.sh
@@ -20,6 +20,11 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+# The configuration reference in docs/operations.md, from the code that
+# reads the settings (a test fails when it is stale).
+docs:
+	cargo run --quiet -p lobby-dev -- settings-reference --write docs/operations.md
 
 deploy-check:
 	bash deploy/check.sh

@@ -80,15 +80,7 @@ impl GatewayConfig {
             upstream: lobby_kit::shared_settings::PeerUrls::from_settings(s),
             grpc_tls: lobby_kit::grpc_tls::GrpcTls::from_settings(s)?,
             upstream_timeout: Duration::from_millis(s.get_or("LOBBY_UPSTREAM_TIMEOUT_MS", 20_000)?),
-            drain_delay: {
-                let ms: u64 = s.get_or("LOBBY_SHUTDOWN_DRAIN_DELAY_MS", 0)?;
-                Settings::ensure(
-                    "LOBBY_SHUTDOWN_DRAIN_DELAY_MS",
-                    ms <= 120_000,
-                    "must be at most 120000",
-                )?;
-                Duration::from_millis(ms)
-            },
+            drain_delay: lobby_kit::shared_settings::shutdown_drain_delay(s)?,
             edge: edge::EdgeConfig {
                 header_read_timeout: Duration::from_millis(positive(
                     s,

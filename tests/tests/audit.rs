@@ -316,26 +316,34 @@ async fn every_kind_of_change_is_audited_with_who_what_when_and_where() {
 }
 
 #[tokio::test]
-async fn the_log_pages_newest_first_and_trims_by_age_only() {
+async fn the_log_pages_newest_first_across_its_writers_and_trims_by_age_only() {
     let lobby = Lobby::start(LobbyOptions {
         extra_env: vec![("LOBBY_AUDIT_RETENTION_DAYS".into(), "1".into())],
         ..Default::default()
     })
     .await;
-    // An entry from long ago in the account's log, as if written then.
+    // An entry from long ago in the stream every service shared before
+    // each had its own, as if written then.
     let account = "acct_audit_trim";
-    let stream = format!("{}:{account}:audit", lobby_kit::keys::account_tag(account));
+    let log = format!("{}:{account}:audit", lobby_kit::keys::account_tag(account));
     let mut conn = lobby.redis.connection().await;
-    let _: String = redis::cmd("XADD")
-        .arg(&stream)
-        .arg("1000-0")
-        .arg("who")
-        .arg("admin")
-        .arg("event")
-        .arg("ancient")
-        .query_async(&mut conn)
-        .await
-        .expect("xadd");
+    let writer = conn.clone();
+    let xadd = |stream: String, id: String, event: &'static str| {
+        let mut conn = writer.clone();
+        async move {
+            let _: String = redis::cmd("XADD")
+                .arg(&stream)
+                .arg(&id)
+                .arg("who")
+                .arg("admin")
+                .arg("event")
+                .arg(event)
+                .query_async(&mut conn)
+                .await
+                .expect("xadd");
+        }
+    };
+    xadd(log.clone(), "1000-0".into(), "ancient").await;
     let (s, b) = lobby
         .admin_json(Method::POST, "/accounts", Some(json!({ "id": account })))
         .await;
@@ -350,7 +358,24 @@ async fn the_log_pages_newest_first_and_trims_by_age_only() {
             .await;
         assert_eq!(s, 200);
     }
+    // Auth wrote its own stream. Entries of the very same stream id in the
+    // sessions' stream and the shared one must each appear once, whichever
+    // page boundary falls between them.
+    let catalog: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(format!("{log}:catalog"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .expect("xrange");
+    assert_eq!(catalog.len(), 8, "auth writes the catalog stream");
+    // The third newest: the first page ends after the sessions' entry of it.
+    let shared_id = catalog[5].0.clone();
+    xadd(format!("{log}:sessions"), shared_id.clone(), "fromSessions").await;
+    xadd(log.clone(), shared_id.clone(), "fromBeforeTheSplit").await;
+
     let mut seen = Vec::new();
+    let mut events = Vec::new();
     let mut before = String::new();
     loop {
         let path = format!(
@@ -363,31 +388,36 @@ async fn the_log_pages_newest_first_and_trims_by_age_only() {
         );
         let (s, page) = lobby.admin_json(Method::GET, &path, None).await;
         assert_eq!(s, 200, "{page}");
-        let ids: Vec<String> = page["entries"]
-            .as_array()
-            .expect("entries")
-            .iter()
-            .map(|e| e["id"].as_str().expect("id").to_owned())
-            .collect();
-        assert!(ids.len() <= 3);
-        seen.extend(ids);
+        let entries = page["entries"].as_array().expect("entries");
+        assert!(entries.len() <= 3);
+        for e in entries {
+            seen.push(e["id"].as_str().expect("id").to_owned());
+            events.push(e["event"].as_str().expect("event").to_owned());
+        }
         match page["next"].as_str() {
             Some(next) => before = next.to_owned(),
             None => break,
         }
     }
-    // createAccount + 7 updates; the ancient entry was trimmed.
-    assert_eq!(seen.len(), 8, "{seen:?}");
+    // createAccount + 7 updates, and the two of the shared id; the ancient
+    // entry is past the retention.
+    assert_eq!(seen.len(), 10, "{seen:?}");
+    let key = |id: &String| {
+        let parts: Vec<u64> = id.split('-').map(|p| p.parse().expect("number")).collect();
+        std::cmp::Reverse(parts)
+    };
     let mut sorted = seen.clone();
-    sorted.sort_by_key(|id| {
-        let (ms, seq) = id.split_once('-').expect("id");
-        (
-            std::cmp::Reverse(ms.parse::<u64>().expect("ms")),
-            std::cmp::Reverse(seq.parse::<u64>().expect("seq")),
-        )
-    });
-    assert_eq!(seen, sorted, "newest first");
-    assert!(!seen.contains(&"1000-0".to_owned()));
+    sorted.sort_by_key(key);
+    sorted.dedup();
+    assert_eq!(seen, sorted, "newest first, each once");
+    for event in ["fromSessions", "fromBeforeTheSplit", "createAccount"] {
+        assert_eq!(
+            events.iter().filter(|e| *e == event).count(),
+            1,
+            "{event}: {events:?}"
+        );
+    }
+    assert!(!events.contains(&"ancient".to_owned()));
     for bad in ["?limit=501", "?before=zzz", "?limit=x"] {
         let (s, b) = lobby
             .admin_json(

@@ -32,6 +32,16 @@ pub enum Action {
     Proxy,
 }
 
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Local => "local",
+            Self::Redirect => "redirect",
+            Self::Proxy => "proxy",
+        })
+    }
+}
+
 impl std::str::FromStr for Action {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -151,7 +151,11 @@ pub fn start(config: AuthConfig, redis: &lobby_kit::redis_conn::Redis) -> Runnin
         tokens,
         links::LinkStore::new(conn.clone(), cache),
         config.clock,
-        lobby_kit::audit::AuditLog::new(conn, config.audit_retention_ms),
+        lobby_kit::audit::AuditLog::new(
+            conn,
+            config.audit_retention_ms,
+            lobby_kit::audit::AuditWriter::Catalog,
+        ),
         config.regions,
     );
     Running {

@@ -2,8 +2,12 @@ use lobby_kit::{shutdown, telemetry, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    telemetry::init("auth");
-    let config = lobby_auth::AuthConfig::from_settings(&Settings::from_env()?)?;
+    let settings = Settings::from_env()?;
+    telemetry::init(
+        "auth",
+        &telemetry::TelemetryConfig::from_settings(&settings)?,
+    );
+    let config = lobby_auth::AuthConfig::from_settings(&settings)?;
     lobby_auth::serve(config, shutdown::signal()).await?;
     Ok(())
 }

@@ -4,7 +4,10 @@
 //! `lobby-dev certs <dir>` writes a throwaway CA and a certificate per
 //! service instead, for trying the split deployment by hand.
 
-use lobby_dev::certs::{DevCerts, SERVICES};
+use lobby_dev::{
+    certs::{DevCerts, SERVICES},
+    DevConfig,
+};
 use lobby_kit::grpc_tls;
 use lobby_kit::{shutdown::Shutdown, telemetry, Settings};
 use lobby_proto::{
@@ -25,8 +28,15 @@ const DEMO_WORKER: &str = "demo-worker";
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    telemetry::init("dev");
+    let mut settings = Settings::from_env()?;
+    telemetry::init(
+        "dev",
+        &telemetry::TelemetryConfig::from_settings(&settings)?,
+    );
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("settings-reference") {
+        return print_settings_reference(args.get(2..).unwrap_or_default());
+    }
     if let [_, command, dir] = &args[..] {
         if command == "certs" {
             let certs = DevCerts::generate(std::path::Path::new(dir), SERVICES)?;
@@ -37,7 +47,6 @@ async fn main() -> Result<(), BoxError> {
             return Ok(());
         }
     }
-    let mut settings = Settings::from_env()?;
     let certs = throwaway_certs(&settings)?;
     if let Some(certs) = &certs {
         settings = settings.with(certs.settings("server"));
@@ -50,7 +59,7 @@ async fn main() -> Result<(), BoxError> {
     let shutdown = Shutdown::on(lobby_kit::shutdown::signal());
     let mut started = lobby_server::start(config, &shutdown).await?;
 
-    if settings.string_or("LOBBY_DEV_SEED_DEMO", "true") == "true" {
+    if DevConfig::from_settings(&settings)?.seed_demo {
         // However long Redis takes to load its data: auth is ready once it answers.
         let auth = started.auth.clone();
         let ready = started.auth_ready.clone();
@@ -82,17 +91,12 @@ async fn main() -> Result<(), BoxError> {
 /// (or asked for plaintext): a throwaway CA is worth nothing once the run
 /// stops, so nothing is kept between runs.
 fn throwaway_certs(settings: &Settings) -> Result<Option<DevCerts>, BoxError> {
-    let own = settings
-        .raw(grpc_tls::CA_FILE)
-        .is_some_and(|v| !v.is_empty());
-    if own || settings.get_or(grpc_tls::PLAINTEXT, false)? {
+    let own = settings.peek(grpc_tls::CA_FILE).is_some();
+    if own || grpc_tls::plaintext(settings)? {
         return Ok(None);
     }
-    let dir = settings.string_or("LOBBY_DEV_CERTS_DIR", ".run/certs");
-    Ok(Some(DevCerts::generate(
-        std::path::Path::new(&dir),
-        SERVICES,
-    )?))
+    let dir = DevConfig::from_settings(settings)?.certs_dir;
+    Ok(Some(DevCerts::generate(&dir, SERVICES)?))
 }
 
 fn print_workers_door(
@@ -242,4 +246,20 @@ fn print_banner(gateway: std::net::SocketAddr, agent_key: Option<&str>, admin_to
         "Session status, transcript, audio and summary (seed 003; the demo agent is in project {DEMO_PROJECT}) take an account API key; make one (shown once) with:\n  curl -sS -X POST http://{gateway}/admin/v1/accounts/{DEMO_ACCOUNT}/api-keys -H 'Authorization: Bearer {admin_token}' -H 'Content-Type: application/json' -d '{{\"scopes\": [\"sessions:read\", \"sessions:write\"]}}'\n  curl -sS 'http://{gateway}/v1/session/status?sessionId=<session_id>&type=project&projectId={DEMO_PROJECT}' -H 'x-api-key: <key>'\n"
     );
     println!("Health: curl -sS http://{gateway}/healthz   (Ctrl-C stops everything)\n");
+}
+
+/// `lobby-dev settings-reference [--write <doc>]`: the configuration
+/// reference, printed or written between its marks in `<doc>`.
+fn print_settings_reference(args: &[String]) -> Result<(), BoxError> {
+    use lobby_dev::settings_reference::{entries, render, splice};
+    let table = render(&entries()?);
+    match args {
+        [] => println!("{table}"),
+        [flag, doc] if flag == "--write" => {
+            let text = std::fs::read_to_string(doc)?;
+            std::fs::write(doc, splice(&text, &table)?)?;
+        }
+        _ => return Err("usage: lobby-dev settings-reference [--write <doc>]".into()),
+    }
+    Ok(())
 }

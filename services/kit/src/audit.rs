@@ -1,7 +1,8 @@
 //! The audit log: who did what to which record, when and from where, one
-//! append-only Redis Stream per account (and one for changes that belong to
-//! no account, such as rotating the session-JWT signing key). Entries are
-//! never edited; trimming past the retention is the only removal.
+//! log per account (and one for changes that belong to no account, such as
+//! rotating the session-JWT signing key). A log is an append-only Redis
+//! Stream per writing service, merged on reading. Entries are never edited;
+//! trimming past the retention is the only removal.
 //!
 //! The gateway knows who the caller is (the admin token, or an API key's
 //! prefix), the request id and the client's address; it passes them to the
@@ -83,10 +84,77 @@ pub struct AuditEntry {
     pub client_ip: String,
 }
 
-fn stream_key(account_id: Option<&str>) -> String {
-    match account_id {
+/// Who writes a stream. Each service appends to its own stream, so each
+/// Redis key has one owner; a read merges them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AuditWriter {
+    /// Auth: accounts, projects, agents, keys, links, signing keys.
+    Catalog,
+    /// Session: ends, deletions and reads of session records.
+    Sessions,
+}
+
+/// The streams of one log, in the order that breaks ties between entries
+/// of the same stream id. `None` is the single stream every writer shared
+/// before each had its own: read until its entries pass the retention,
+/// written no more.
+const SOURCES: [Option<AuditWriter>; 3] = [
+    None,
+    Some(AuditWriter::Catalog),
+    Some(AuditWriter::Sessions),
+];
+
+fn stream_key(account_id: Option<&str>, writer: Option<AuditWriter>) -> String {
+    let log = match account_id {
         Some(a) => format!("{}:{a}:audit", crate::keys::account_tag(a)),
         None => "{audit}:global".to_owned(),
+    };
+    match writer {
+        None => log,
+        Some(AuditWriter::Catalog) => format!("{log}:catalog"),
+        Some(AuditWriter::Sessions) => format!("{log}:sessions"),
+    }
+}
+
+/// A position in the merged log: a stream id, and which stream (by its
+/// place in [`SOURCES`]) for entries of the same id in several streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Position {
+    ms: u64,
+    seq: u64,
+    source: usize,
+}
+
+impl Position {
+    /// `<ms>-<seq>-<source>`; a cursor from before the split is
+    /// `<ms>-<seq>`, an entry of the shared stream.
+    fn parse(cursor: &str) -> Option<Self> {
+        let parts: Vec<&str> = cursor.split('-').collect();
+        let number = |p: &str| {
+            (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| p.parse::<u64>().ok())
+                .flatten()
+        };
+        let (ms, seq, source) = match parts[..] {
+            [ms, seq] => (number(ms)?, number(seq)?, 0),
+            [ms, seq, source] => (number(ms)?, number(seq)?, number(source)? as usize),
+            _ => return None,
+        };
+        (source < SOURCES.len()).then_some(Self { ms, seq, source })
+    }
+
+    fn cursor(&self) -> String {
+        format!("{}-{}-{}", self.ms, self.seq, self.source)
+    }
+
+    /// The XREVRANGE end for `source` that yields only entries before this
+    /// position: its own id included when `source` sorts before it.
+    fn end_for(&self, source: usize) -> String {
+        if source < self.source {
+            format!("{}-{}", self.ms, self.seq)
+        } else {
+            format!("({}-{}", self.ms, self.seq)
+        }
     }
 }
 
@@ -94,13 +162,15 @@ fn stream_key(account_id: Option<&str>) -> String {
 pub struct AuditLog {
     redis: RedisConn,
     retention_ms: i64,
+    writer: AuditWriter,
 }
 
 impl AuditLog {
-    pub fn new(redis: RedisConn, retention_ms: i64) -> Self {
+    pub fn new(redis: RedisConn, retention_ms: i64, writer: AuditWriter) -> Self {
         Self {
             redis,
             retention_ms,
+            writer,
         }
     }
 
@@ -115,13 +185,14 @@ impl AuditLog {
         Ok(days * 24 * 3600 * 1000)
     }
 
-    /// Appends an entry to the account's log (`None`: the global one), and
-    /// trims what is older than the retention. A failure is logged: the
-    /// change it records has been made already.
+    /// Appends an entry to this writer's stream of the account's log
+    /// (`None`: the global one), and trims what is older than the
+    /// retention. A failure is logged: the change it records has been made
+    /// already.
     pub async fn record(&self, account_id: Option<&str>, actor: &Actor, event: &str, target: &str) {
         let oldest_kept = crate::time::now_ms() - self.retention_ms;
         let written: Result<String, redis::RedisError> = redis::cmd("XADD")
-            .arg(stream_key(account_id))
+            .arg(stream_key(account_id, Some(self.writer)))
             .arg("MINID")
             // Exact: an entry past the retention is gone, not kept until a
             // whole internal node can go.
@@ -145,41 +216,64 @@ impl AuditLog {
         }
     }
 
-    /// Up to `limit` entries, newest first, older than the cursor `before`
-    /// (a previous page's last id); and the cursor of the next page.
+    /// Up to `limit` entries of every writer's stream, newest first, before
+    /// the cursor `before` (a previous page's last id); and the cursor of
+    /// the next page. The streams share the account's hash tag, so one
+    /// pipeline reads them all.
     pub async fn read(
         &self,
         account_id: Option<&str>,
         before: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<AuditEntry>, Option<String>), redis::RedisError> {
-        let end = before.map_or_else(|| "+".to_owned(), |b| format!("({b}"));
-        let raw: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
-            .arg(stream_key(account_id))
-            .arg(end)
-            .arg("-")
-            .arg("COUNT")
-            .arg(limit + 1)
-            .query_async(&mut self.redis.clone())
-            .await?;
-        let more = raw.len() > limit;
-        let entries: Vec<AuditEntry> = raw
+        let before = before.and_then(Position::parse);
+        let oldest_kept = (crate::time::now_ms() - self.retention_ms).max(0);
+        let mut pipe = redis::pipe();
+        for (source, writer) in SOURCES.iter().enumerate() {
+            let end = before.map_or_else(|| "+".to_owned(), |b| b.end_for(source));
+            pipe.cmd("XREVRANGE")
+                .arg(stream_key(account_id, *writer))
+                .arg(end)
+                // The shared stream is never trimmed again: its retention
+                // is applied here.
+                .arg(oldest_kept)
+                .arg("COUNT")
+                .arg(limit + 1);
+        }
+        let streams: Vec<Vec<(String, HashMap<String, String>)>> =
+            pipe.query_async(&mut self.redis.clone()).await?;
+        let mut merged: Vec<(Position, HashMap<String, String>)> = streams
+            .into_iter()
+            .enumerate()
+            .flat_map(|(source, entries)| {
+                entries.into_iter().filter_map(move |(id, fields)| {
+                    let (ms, seq) = id.split_once('-')?;
+                    Some((
+                        Position {
+                            ms: ms.parse().ok()?,
+                            seq: seq.parse().ok()?,
+                            source,
+                        },
+                        fields,
+                    ))
+                })
+            })
+            .collect();
+        merged.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+        let more = merged.len() > limit;
+        let entries: Vec<AuditEntry> = merged
             .into_iter()
             .take(limit)
-            .map(|(id, mut f)| {
+            .map(|(at, mut f)| {
                 let mut take = |k: &str| f.remove(k).unwrap_or_default();
                 AuditEntry {
-                    at_ms: id
-                        .split('-')
-                        .next()
-                        .and_then(|t| t.parse().ok())
-                        .unwrap_or(0),
+                    at_ms: at.ms as i64,
                     who: take("who"),
                     event: take("event"),
                     target: take("target"),
                     request_id: take("request_id"),
                     client_ip: take("client_ip"),
-                    id,
+                    id: at.cursor(),
                 }
             })
             .collect();
@@ -188,16 +282,10 @@ impl AuditLog {
     }
 }
 
-/// Whether `cursor` is a stream id (`<ms>-<seq>`), as `read` hands out.
+/// Whether `cursor` is a position `read` hands out (or, from before each
+/// writer had its own stream, a bare stream id).
 pub fn valid_cursor(cursor: &str) -> bool {
-    let mut parts = cursor.split('-');
-    matches!(
-        (parts.next(), parts.next(), parts.next()),
-        (Some(ms), Some(seq), None)
-            if !ms.is_empty() && !seq.is_empty()
-                && ms.bytes().all(|b| b.is_ascii_digit())
-                && seq.bytes().all(|b| b.is_ascii_digit())
-    )
+    Position::parse(cursor).is_some()
 }
 
 #[cfg(test)]
@@ -221,10 +309,25 @@ mod tests {
     }
 
     #[test]
-    fn cursors_are_stream_ids() {
+    fn cursors_are_positions_in_the_merged_log() {
         assert!(valid_cursor("1764000000000-0"));
-        for bad in ["", "+", "-", "1-2-3", "abc-1", "(1-0"] {
+        assert!(valid_cursor("1764000000000-0-2"));
+        for bad in ["", "+", "-", "1-2-3", "1-2-3-4", "abc-1", "(1-0", "1--0"] {
             assert!(!valid_cursor(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_page_ends_between_entries_of_the_same_id_in_two_streams() {
+        // The catalog's entry 5-0 was on the last page; the sessions'
+        // entry 5-0 sorts after it and was not.
+        let at = Position::parse("5-0-2").unwrap();
+        assert_eq!(at.end_for(0), "5-0");
+        assert_eq!(at.end_for(1), "5-0");
+        assert_eq!(at.end_for(2), "(5-0");
+        // A bare stream id (from before the split) is the shared stream's.
+        let old = Position::parse("5-0").unwrap();
+        assert!((0..SOURCES.len()).all(|s| old.end_for(s) == "(5-0"));
+        assert!(Position::parse("5-1-0").unwrap() > Position::parse("5-0-2").unwrap());
     }
 }

@@ -17,6 +17,11 @@ pub const CERT_FILE: &str = "LOBBY_TLS_CERT_FILE";
 pub const KEY_FILE: &str = "LOBBY_TLS_KEY_FILE";
 pub const PLAINTEXT: &str = "LOBBY_GRPC_PLAINTEXT";
 
+/// Whether `LOBBY_GRPC_PLAINTEXT` turns mutual TLS off (debugging only).
+pub fn plaintext(s: &Settings) -> Result<bool, ConfigError> {
+    s.get_or(PLAINTEXT, false)
+}
+
 /// How this process speaks gRPC to its peers.
 #[derive(Clone)]
 pub enum GrpcTls {
@@ -52,7 +57,7 @@ impl std::fmt::Debug for GrpcTls {
 impl GrpcTls {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         install_crypto_provider();
-        if s.get_or(PLAINTEXT, false)? {
+        if plaintext(s)? {
             tracing::warn!(
                 "{PLAINTEXT}=true: internal gRPC is UNAUTHENTICATED and UNENCRYPTED; anyone who \
                  reaches a service port can call it. Never run this way outside a debugger."

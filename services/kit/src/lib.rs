@@ -21,7 +21,7 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod time;
 
-pub use config::{ConfigError, Settings};
+pub use config::{ConfigError, SettingRead, Settings};
 pub use error_code::ErrorCode;
 pub use readiness::Readiness;
 

@@ -40,20 +40,12 @@ const PLACEHOLDER_MARKS: &[&str] = &["replace-with", "replace-me", "change-me", 
 /// In production, every dev default, placeholder or debugging switch in use,
 /// named in one error; elsewhere nothing.
 pub fn refuse_dev_defaults(s: &Settings) -> Result<(), ConfigError> {
-    let env = s.string_or("LOBBY_ENV", "development");
-    match env.as_str() {
-        "development" => return Ok(()),
-        "production" => {}
-        other => {
-            return Err(ConfigError::Invalid {
-                setting: "LOBBY_ENV".into(),
-                reason: format!("{other:?} is not development or production"),
-            })
-        }
+    if !crate::shared_settings::is_production(s)? {
+        return Ok(());
     }
     let mut refused = Vec::new();
     for (setting, dev_value) in DEV_SECRETS {
-        let value = s.string_or(setting, "");
+        let value = s.peek(setting).unwrap_or_default();
         let lower = value.to_ascii_lowercase();
         if value.is_empty() {
             refused.push(format!(
@@ -65,13 +57,13 @@ pub fn refuse_dev_defaults(s: &Settings) -> Result<(), ConfigError> {
             refused.push(format!("{setting} is an example placeholder"));
         }
     }
-    if s.get_or(crate::grpc_tls::PLAINTEXT, false)? {
+    if crate::grpc_tls::plaintext(s)? {
         refused.push(format!(
             "{} turns off mutual TLS",
             crate::grpc_tls::PLAINTEXT
         ));
     }
-    if s.get_or("LOBBY_AVATAR_ALLOW_PRIVATE_ADDRESSES", false)? {
+    if crate::shared_settings::avatar_allows_private_addresses(s)? {
         refused.push(
             "LOBBY_AVATAR_ALLOW_PRIVATE_ADDRESSES lets avatar fetches reach internal addresses"
                 .into(),

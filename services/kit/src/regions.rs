@@ -51,7 +51,7 @@ pub fn valid_name(name: &str) -> bool {
 
 impl RegionList {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
-        let me = s.string_or("LOBBY_REGION", "local");
+        let me = crate::shared_settings::this_region(s);
         let raw = s.string_or("LOBBY_REGIONS", "");
         let regions: Vec<Region> = if raw.trim().is_empty() {
             Vec::new()
@@ -111,7 +111,7 @@ impl RegionList {
             "LOBBY_REGION_SECRET",
             regions.len() <= 1
                 || secret != DEV_REGION_SECRET
-                || s.string_or("LOBBY_ENV", "development") != "production",
+                || !crate::shared_settings::is_production(s)?,
             "is its public development default; set the same secret in every region",
         )?;
         Ok(Self {

@@ -58,3 +58,40 @@ impl LiveKitKeys {
         })
     }
 }
+
+/// `LOBBY_REGION`: the region this process serves.
+pub fn this_region(s: &Settings) -> String {
+    s.string_or("LOBBY_REGION", "local")
+}
+
+/// `LOBBY_ENV`: whether this process runs in production, where development
+/// defaults and debugging switches are refused.
+pub fn is_production(s: &Settings) -> Result<bool, ConfigError> {
+    match s.string_or("LOBBY_ENV", "development").as_str() {
+        "development" => Ok(false),
+        "production" => Ok(true),
+        other => Err(ConfigError::Invalid {
+            setting: "LOBBY_ENV".into(),
+            reason: format!("{other:?} is not development or production"),
+        }),
+    }
+}
+
+/// `LOBBY_AVATAR_ALLOW_PRIVATE_ADDRESSES`: whether avatar fetches may reach
+/// private and loopback addresses (tests only; production refuses it).
+pub fn avatar_allows_private_addresses(s: &Settings) -> Result<bool, ConfigError> {
+    s.get_or("LOBBY_AVATAR_ALLOW_PRIVATE_ADDRESSES", false)
+}
+
+/// `LOBBY_SHUTDOWN_DRAIN_DELAY_MS`: how long a process keeps serving after
+/// SIGTERM while it reports itself unready, so load balancers stop sending
+/// before it stops accepting.
+pub fn shutdown_drain_delay(s: &Settings) -> Result<std::time::Duration, ConfigError> {
+    let ms: u64 = s.get_or("LOBBY_SHUTDOWN_DRAIN_DELAY_MS", 0)?;
+    Settings::ensure(
+        "LOBBY_SHUTDOWN_DRAIN_DELAY_MS",
+        ms <= 120_000,
+        "must be at most 120000",
+    )?;
+    Ok(std::time::Duration::from_millis(ms))
+}

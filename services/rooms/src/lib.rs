@@ -88,7 +88,7 @@ impl RoomsConfig {
                 }),
                 auth_url: lobby_kit::shared_settings::PeerUrls::from_settings(s).auth,
                 auth_timeout: Duration::from_millis(s.get_or("LOBBY_AUTH_TIMEOUT_MS", 5_000)?),
-                region: s.string_or("LOBBY_REGION", "local"),
+                region: lobby_kit::shared_settings::this_region(s),
                 accept_timeout: Duration::from_millis(
                     s.get_or("LOBBY_WORKER_ACCEPT_TIMEOUT_MS", 5000)?,
                 ),
@@ -144,7 +144,7 @@ fn avatar_config(s: &Settings) -> Result<avatar::AvatarConfig, ConfigError> {
         max_bytes: s.get_or("LOBBY_AVATAR_MAX_BYTES", 5 << 20)?,
         fetch_timeout: Duration::from_millis(s.get_or("LOBBY_AVATAR_FETCH_TIMEOUT_MS", 5000)?),
         max_redirects: s.get_or("LOBBY_AVATAR_MAX_REDIRECTS", 3)?,
-        allow_private_addresses: s.get_or("LOBBY_AVATAR_ALLOW_PRIVATE_ADDRESSES", false)?,
+        allow_private_addresses: lobby_kit::shared_settings::avatar_allows_private_addresses(s)?,
         min_side: s.get_or("LOBBY_AVATAR_MIN_SIDE", 128)?,
         max_side: s.get_or("LOBBY_AVATAR_MAX_SIDE", 4096)?,
         url_cache_seconds: s.get_or("LOBBY_AVATAR_CACHE_SECONDS", 600)?,

@@ -24,6 +24,15 @@ pub enum Peers {
     Grpc,
 }
 
+impl std::fmt::Display for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::InProcess => "in_process",
+            Self::Grpc => "grpc",
+        })
+    }
+}
+
 impl std::str::FromStr for Peers {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -62,10 +71,10 @@ impl ServerConfig {
                 let grace: u64 = s.get_or("LOBBY_SHUTDOWN_GRACE_MS", 5_000)?;
                 // The gateway keeps serving through its drain delay; the
                 // grace must leave time to drain after it.
-                let delay: u64 = s.get_or("LOBBY_SHUTDOWN_DRAIN_DELAY_MS", 0)?;
+                let delay = lobby_kit::shared_settings::shutdown_drain_delay(s)?;
                 Settings::ensure(
                     "LOBBY_SHUTDOWN_GRACE_MS",
-                    grace > delay,
+                    grace as u128 > delay.as_millis(),
                     "must be longer than LOBBY_SHUTDOWN_DRAIN_DELAY_MS",
                 )?;
                 Duration::from_millis(grace)

@@ -5,8 +5,12 @@ use lobby_server::{BoxError, ServerConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    telemetry::init("server");
-    let config = ServerConfig::from_settings(&Settings::from_env()?)?;
+    let settings = Settings::from_env()?;
+    telemetry::init(
+        "server",
+        &telemetry::TelemetryConfig::from_settings(&settings)?,
+    );
+    let config = ServerConfig::from_settings(&settings)?;
     let grace = config.shutdown_grace;
     let shutdown = Shutdown::on(lobby_kit::shutdown::signal());
     let started = lobby_server::start(config, &shutdown).await?;

@@ -117,7 +117,11 @@ impl Storage {
                 config.master_keys.clone(),
                 config.vault_cache_ttl,
             ),
-            audit: lobby_kit::audit::AuditLog::new(redis.connection(), config.audit_retention_ms),
+            audit: lobby_kit::audit::AuditLog::new(
+                redis.connection(),
+                config.audit_retention_ms,
+                lobby_kit::audit::AuditWriter::Sessions,
+            ),
         }
     }
 }

@@ -45,6 +45,24 @@ impl std::str::FromStr for RoomCreation {
     }
 }
 
+impl std::fmt::Display for RoomCreation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Eager => "eager",
+            Self::Lazy => "lazy",
+        })
+    }
+}
+
+impl std::fmt::Display for LiveKitMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Server => "server",
+            Self::TokenOnly => "token_only",
+        })
+    }
+}
+
 impl std::str::FromStr for LiveKitMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
