@@ -310,6 +310,29 @@ impl RedisServer {
         all
     }
 
+    /// The keys written, created or deleted between two snapshots. A TTL
+    /// counting down is not a write; one set again (higher than before, or
+    /// added or removed) is.
+    pub fn writes_between(
+        before: &std::collections::BTreeMap<String, (Vec<u8>, i64)>,
+        after: &std::collections::BTreeMap<String, (Vec<u8>, i64)>,
+    ) -> Vec<String> {
+        let rewritten = after
+            .iter()
+            .filter(|(key, (dump, ttl))| match before.get(*key) {
+                None => true,
+                Some((old_dump, old_ttl)) => {
+                    old_dump != dump || (*old_ttl < 0) != (*ttl < 0) || ttl > old_ttl
+                }
+            });
+        let deleted = before.keys().filter(|key| !after.contains_key(*key));
+        rewritten
+            .map(|(key, _)| key)
+            .chain(deleted)
+            .cloned()
+            .collect()
+    }
+
     /// SIGKILL of every node.
     pub fn stop(&mut self) {
         self.guard.kill();

@@ -2,7 +2,9 @@
 //! all to Redis, and a change of settings (unpublishing an agent, revoking a
 //! key) reaches every replica's cache within a second.
 
-use lobby_tests::{Lobby, LobbyOptions, Topology};
+use lobby_tests::{
+    avatar_server::AvatarServer, redis_server::RedisServer, Lobby, LobbyOptions, Topology,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -10,45 +12,129 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn refused_starts_write_nothing_to_redis() {
     let lobby = Lobby::start(LobbyOptions {
-        // No lease renewal during the test: it would rewrite the held slot;
-        // and no worker, whose heartbeats are writes of their own.
+        // No lease renewal during the test: it would rewrite the held slot.
         extra_env: vec![("LOBBY_SESSION_LEASE_MS".into(), "3600000".into())],
-        worker: false,
+        // Link starts need a worker; its heartbeats are writes of its own
+        // (to its `{w:<id>}:worker` hash), left out of the comparison.
+        worker: true,
         ..Default::default()
     })
     .await;
-    let account = lobby.create_account(1).await;
-    let agent = lobby.create_agent(&account, json!({})).await;
-    let narrow = lobby.create_agent(&account, json!({})).await;
-    assert_eq!(lobby.connect(&agent, None).await.status(), 200);
-    // Warm every cache and let the first start's own writes settle.
-    assert_eq!(lobby.connect(&narrow, None).await.status(), 429);
+    let avatars = AvatarServer::start().await;
+    let face = json!({ "avatar_image_url": avatars.url("face.jpg") });
+    // Full: one slot, taken.
+    let full = lobby.create_account(1).await;
+    let agent = lobby.create_agent(&full, face.clone()).await;
+    let narrow = lobby.create_agent(&full, json!({})).await;
+    let link_to_full = lobby.create_link(&full, &agent, json!({})).await;
+    // Out of minutes: the first start reserves the whole minute.
+    let spent = lobby.create_account(10).await;
+    lobby
+        .patch_account(&spent, json!({ "minutes_quota": 1 }))
+        .await;
+    let minute_agent = lobby
+        .create_agent(&spent, json!({ "max_session_seconds": 60 }))
+        .await;
+    // A link used up.
+    let roomy = lobby.create_account(10).await;
+    let link_agent = lobby.create_agent(&roomy, face).await;
+    let used_up = lobby
+        .create_link(&roomy, &link_agent, json!({ "use_limit": 1 }))
+        .await;
+
+    let l = &lobby;
+    let link_start = move |link: &Value| {
+        l.http
+            .post(format!("{}/v1/links/start-session", l.gateways[0]))
+            .json(&json!({ "link_id": link["id"] }))
+            .send()
+    };
+    assert_eq!(l.connect(&agent, None).await.status(), 200);
+    assert_eq!(l.connect(&minute_agent, None).await.status(), 200);
+    assert_eq!(link_start(&used_up).await.expect("start").status(), 200);
+
+    // Each kind of refusal once: it warms every cache (catalog, avatar)
+    // and lets the admitted starts' own writes settle.
+    let (agent, narrow, minute_agent) = (&agent, &narrow, &minute_agent);
+    let (used_up, link_to_full) = (&used_up, &link_to_full);
+    let refuse = move |i: usize| async move {
+        let r = match i % 5 {
+            0 => l.connect(agent, None).await,
+            1 => l.connect(narrow, None).await,
+            2 => l.connect(minute_agent, None).await,
+            3 => link_start(used_up).await.expect("start"),
+            _ => link_start(link_to_full).await.expect("start"),
+        };
+        let status = r.status().as_u16();
+        let retry_header = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().expect("header").to_owned());
+        let body: Value = r.json().await.expect("json");
+        (i % 5, status, retry_header, body)
+    };
+    for i in 0..5 {
+        refuse(i).await;
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let before = lobby.redis.snapshot().await;
-    let mut refused = 0;
+    let mut refused = [0; 5];
     for i in 0..100 {
-        let who = if i % 2 == 0 { &agent } else { &narrow };
-        let r = lobby.connect(who, None).await;
-        assert_eq!(r.status(), 429);
-        let body: Value = r.json().await.expect("json");
-        assert_eq!(body["error_code"], "concurrency_limit");
-        refused += 1;
+        let (kind, status, retry_header, body) = refuse(i).await;
+        let code = |field: &str| body[field].as_str().unwrap_or_default().to_owned();
+        match kind {
+            0 | 1 => {
+                assert_eq!(
+                    (status, code("error_code")),
+                    (429, "concurrency_limit".into()),
+                    "{body}"
+                );
+                // The only lease runs an hour: the hint is the cap (15 s by
+                // default), never the hour and never 0.
+                assert_eq!(body["retry_after_seconds"], 15, "{body}");
+                assert_eq!(retry_header.as_deref(), Some("15"));
+            }
+            2 => assert_eq!(
+                (status, code("error_code")),
+                (429, "minutes_exhausted".into()),
+                "{body}"
+            ),
+            3 => assert_eq!(
+                (status, code("error")),
+                (403, "link_used_up".into()),
+                "{body}"
+            ),
+            _ => assert_eq!(
+                (status, code("error")),
+                (429, "concurrency_limit".into()),
+                "{body}"
+            ),
+        }
+        refused[kind] += 1;
     }
     let after = lobby.redis.snapshot().await;
-    let changed: Vec<&String> = after
-        .iter()
-        .filter(|(k, v)| before.get(*k) != Some(v))
-        .map(|(k, _)| k)
-        .chain(before.keys().filter(|k| !after.contains_key(*k)))
+    let heartbeat = |k: &String| k.starts_with("{w:") && k.ends_with("}:worker");
+    let changed: Vec<String> = RedisServer::writes_between(&before, &after)
+        .into_iter()
+        .filter(|k| !heartbeat(k))
         .collect();
     println!(
-        "{refused} refused starts: {} keys before, {} after, {} changed",
+        "refused starts (full, full, minutes, link used up, link to full): {refused:?}; {} keys before, {} after, {} changed",
         before.len(),
         after.len(),
         changed.len()
     );
     assert!(changed.is_empty(), "refusals changed {changed:?}");
+    let (s, link) = lobby
+        .admin_json(
+            Method::GET,
+            &format!("/links/{}", link_to_full["id"].as_str().expect("id")),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{link}");
+    assert_eq!(link["uses"], 0, "a refused link start used none: {link}");
 }
 
 /// Two replicas, each with its own cache (co-located servers): a change

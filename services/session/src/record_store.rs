@@ -28,6 +28,45 @@ impl StoredRecord {
             .unwrap_or(0)
     }
 
+    pub fn agent_id(&self) -> &str {
+        self.text("agent_id")
+    }
+
+    pub fn accept_terms(&self) -> Option<String> {
+        self.fields.get("accept_terms").cloned()
+    }
+
+    /// Prompt and completion tokens, when the worker reported them.
+    pub fn tokens_used(&self) -> (Option<i64>, Option<i64>) {
+        let optional = |field: &str| self.fields.get(field).and_then(|v| v.parse().ok());
+        (optional("prompt_tokens"), optional("completion_tokens"))
+    }
+
+    pub fn created_at_ms(&self) -> i64 {
+        self.number("created_at_ms")
+    }
+
+    /// When it ended; 0 while it runs.
+    pub fn ended_at_ms(&self) -> i64 {
+        self.number("ended_at_ms")
+    }
+
+    /// The latest of its creation, start, end and last update.
+    pub fn last_change_ms(&self) -> i64 {
+        self.number("updated_at_ms")
+            .max(self.created_at_ms())
+            .max(self.number("started_at_ms"))
+            .max(self.ended_at_ms())
+    }
+
+    /// A session (not a seed-004 record) that still holds a room and a slot.
+    pub fn is_running_session(&self) -> bool {
+        use lobby_proto::session::{SessionKind, SessionStatus};
+        let status = crate::records::parse_status(self.text("status"));
+        matches!(status, SessionStatus::Active | SessionStatus::Starting)
+            && crate::records::parse_kind(self.text("kind")) != SessionKind::Record
+    }
+
     /// The blind-index tokens the record was indexed under.
     pub fn tokens(&self) -> Vec<String> {
         self.text(BLIND_TOKENS_FIELD)
@@ -388,7 +427,7 @@ impl RecordStore {
         id: &str,
         record: &StoredRecord,
     ) -> Result<Deleted, SessionError> {
-        let k = Keys::new(account_id, record.text("agent_id"), id);
+        let k = Keys::new(account_id, record.agent_id(), id);
         let tokens = record.tokens();
         let mut call = self.delete.prepare_invoke();
         call.key(k.record())

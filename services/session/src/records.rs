@@ -87,7 +87,7 @@ pub fn status_name(s: SessionStatus) -> &'static str {
     }
 }
 
-fn parse_status(s: &str) -> SessionStatus {
+pub fn parse_status(s: &str) -> SessionStatus {
     match s {
         "starting" => SessionStatus::Starting,
         "active" => SessionStatus::Active,
@@ -106,7 +106,7 @@ pub fn kind_name(k: SessionKind) -> &'static str {
     }
 }
 
-fn parse_kind(s: &str) -> SessionKind {
+pub fn parse_kind(s: &str) -> SessionKind {
     match s {
         "link" => SessionKind::Link,
         "agent_run" => SessionKind::AgentRun,
@@ -136,6 +136,25 @@ pub fn new_record_fields(s: &Session) -> Vec<(&'static str, String)> {
             if s.requires_worker { "1" } else { "0" }.to_owned(),
         ),
         ("home_region", s.home_region.clone()),
+    ]
+}
+
+/// A seed-004 record's own fields as it is created (its personal fields,
+/// sealed, and its tokens are added by the records API).
+pub fn contract_record_fields(
+    id: &str,
+    account_id: &str,
+    agent_id: &str,
+    now_ms: i64,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("id", id.to_owned()),
+        ("account_id", account_id.to_owned()),
+        ("agent_id", agent_id.to_owned()),
+        ("kind", kind_name(SessionKind::Record).to_owned()),
+        ("status", status_name(SessionStatus::Active).to_owned()),
+        ("created_at_ms", now_ms.to_string()),
+        ("updated_at_ms", now_ms.to_string()),
     ]
 }
 

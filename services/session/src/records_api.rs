@@ -179,15 +179,8 @@ impl SessionService {
         let messages = split_messages(req.messages.as_deref())?;
         let keys = self.vault.keys(&req.account_id).await?;
         let now = lobby_kit::time::now_ms();
-        let mut fields: Vec<(&str, String)> = vec![
-            ("id", req.id.clone()),
-            ("account_id", req.account_id.clone()),
-            ("agent_id", req.agent_id.clone()),
-            ("kind", "record".to_owned()),
-            ("status", "active".to_owned()),
-            ("created_at_ms", now.to_string()),
-            ("updated_at_ms", now.to_string()),
-        ];
+        let mut fields =
+            crate::records::contract_record_fields(&req.id, &req.account_id, &req.agent_id, now);
         let mut tokens = BTreeSet::new();
         for ((field, name), value) in [(USER_NAME, &req.user_name), (USER_EMAIL, &req.user_email)] {
             if let Some(value) = value {
@@ -425,14 +418,13 @@ impl SessionService {
             else {
                 return Ok(false);
             };
-            let live = matches!(stored.text("status"), "active" | "starting")
-                && stored.text("kind") != "record";
+            let live = stored.is_running_session();
             if live {
                 self.end(
                     &req.id,
                     crate::records::EndedReason::ExplicitEnd,
                     None,
-                    Some((&req.account_id, stored.text("agent_id"))),
+                    Some((&req.account_id, stored.agent_id())),
                 )
                 .await
                 .map_err(|s| SessionError::Orchestrator(s.message().to_owned()))?;
@@ -603,25 +595,18 @@ impl SessionService {
             }
             Some(format!("[{}]", opened.join(",")))
         };
-        let optional_number = |field: &str| r.fields.get(field).and_then(|v| v.parse().ok());
-        let created = r.number("created_at_ms");
-        let ended = r.number("ended_at_ms");
         Ok(SessionRecord {
             id: id.to_owned(),
-            agent_id: r.text("agent_id").to_owned(),
+            agent_id: r.agent_id().to_owned(),
             user_name,
             user_email,
-            accept_terms: r.fields.get("accept_terms").cloned(),
+            accept_terms: r.accept_terms(),
             messages,
-            prompt_tokens: optional_number("prompt_tokens"),
-            completion_tokens: optional_number("completion_tokens"),
-            created_at_ms: created,
-            updated_at_ms: r
-                .number("updated_at_ms")
-                .max(created)
-                .max(r.number("started_at_ms"))
-                .max(ended),
-            finalized_at_ms: ended,
+            prompt_tokens: r.tokens_used().0,
+            completion_tokens: r.tokens_used().1,
+            created_at_ms: r.created_at_ms(),
+            updated_at_ms: r.last_change_ms(),
+            finalized_at_ms: r.ended_at_ms(),
         })
     }
 }
