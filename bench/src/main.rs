@@ -51,6 +51,26 @@ struct Run {
     p50: Duration,
     p99: Duration,
     errors: usize,
+    /// Every request's latency and the wall time, so rounds can be merged.
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Run {
+    /// Several rounds as one run: all their requests over all their time.
+    fn merged(runs: &[Run]) -> Run {
+        summarize(
+            runs.iter().flat_map(|r| r.latencies.iter().copied()).collect(),
+            runs.iter().map(|r| r.elapsed).sum(),
+            runs.iter().map(|r| r.errors).sum(),
+        )
+    }
+}
+
+/// The median of `values` (0 for none).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn summarize(mut latencies: Vec<Duration>, elapsed: Duration, errors: usize) -> Run {
@@ -66,6 +86,8 @@ fn summarize(mut latencies: Vec<Duration>, elapsed: Duration, errors: usize) -> 
         p50: at(0.50),
         p99: at(0.99),
         errors,
+        latencies,
+        elapsed,
     }
 }
 
@@ -230,7 +252,14 @@ struct Row {
     concurrency: usize,
     gateway: Run,
     raw: Option<Run>,
+    /// Gateway ÷ raw: the median of the rounds' own ratios, each round
+    /// measuring both back to back, so a slow spell of a noisy machine
+    /// weighs on both sides of a ratio alike.
+    ratio: Option<f64>,
 }
+
+/// Rounds per row: gateway then raw, alternating.
+const ROUNDS: usize = 5;
 
 async fn closed_loop_rows(
     shape: &'static str,
@@ -254,10 +283,22 @@ async fn closed_loop_rows(
     for &c in levels {
         // A fresh account per run: every run starts from empty sets.
         let connect = connect_op(&lobby, &bench_agent(&lobby).await);
-        let gateway = closed_loop(requests, c, &connect).await;
-        let raw = closed_loop(requests, c, raw_op(store.clone(), format!("{shape}-{c}"))).await;
+        let (mut gateway, mut raw) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            gateway.push(closed_loop(requests / ROUNDS, c, &connect).await);
+            let account = format!("{shape}-{c}-{round}");
+            raw.push(closed_loop(requests / ROUNDS, c, raw_op(store.clone(), account)).await);
+        }
+        let ratio = median(
+            gateway
+                .iter()
+                .zip(&raw)
+                .map(|(g, r)| g.per_second / r.per_second)
+                .collect(),
+        );
+        let (gateway, raw) = (Run::merged(&gateway), Run::merged(&raw));
         eprintln!(
-            "{shape} c={c}: gateway {:.0}/s, raw {:.0}/s",
+            "{shape} c={c}: gateway {:.0}/s, raw {:.0}/s, paired ratio {ratio:.2}",
             gateway.per_second, raw.per_second
         );
         rows.push(Row {
@@ -265,6 +306,7 @@ async fn closed_loop_rows(
             concurrency: c,
             gateway,
             raw: Some(raw),
+            ratio: Some(ratio),
         });
     }
     (rows, lobby)
@@ -301,6 +343,7 @@ async fn livekit_row(rooms: &'static str, requests: usize, concurrency: usize) -
         concurrency,
         gateway,
         raw: None,
+        ratio: None,
     })
 }
 
@@ -576,6 +619,27 @@ async fn main() {
     let top = levels.iter().copied().max().unwrap_or(64);
     let out = std::env::var("LOBBY_BENCH_OUT").unwrap_or_else(|_| "bench/results/latest.md".into());
 
+    // One shape's closed-loop rows alone, e.g. to profile them.
+    let only_shape = match std::env::var("LOBBY_BENCH_ONLY").as_deref() {
+        Ok("co-located") => Some(("co-located", Topology::CoLocated)),
+        Ok("split") => Some(("split", Topology::Split)),
+        _ => None,
+    };
+    if let Some((shape, topology)) = only_shape {
+        let (rows, _lobby) = closed_loop_rows(shape, topology, &levels, requests).await;
+        for r in rows {
+            let raw = r.raw.map_or(0.0, |raw| raw.per_second);
+            println!(
+                "{shape} c={}: gateway {:.0}/s p50 {} ms p99 {} ms, raw {raw:.0}/s, ratio {:.2}",
+                r.concurrency,
+                r.gateway.per_second,
+                ms(r.gateway.p50),
+                ms(r.gateway.p99),
+                r.ratio.unwrap_or_default()
+            );
+        }
+        return;
+    }
     let (mut rows, colocated) =
         closed_loop_rows("co-located", Topology::CoLocated, &levels, requests).await;
     let max_rate = rows
@@ -616,13 +680,13 @@ async fn main() {
          |---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for r in &rows {
-        let (raw_rate, raw_p99, ratio) = match &r.raw {
-            Some(raw) => (
+        let (raw_rate, raw_p99, ratio) = match (&r.raw, r.ratio) {
+            (Some(raw), Some(ratio)) => (
                 format!("{:.0}", raw.per_second),
                 ms(raw.p99),
-                format!("{:.2}", r.gateway.per_second / raw.per_second),
+                format!("{ratio:.2}"),
             ),
-            None => ("–".into(), "–".into(), "–".into()),
+            _ => ("–".into(), "–".into(), "–".into()),
         };
         report.push_str(&format!(
             "| {} | {} | {:.0} | {} | {} | {} | {raw_rate} | {raw_p99} | {ratio} |\n",
