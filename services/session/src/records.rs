@@ -136,6 +136,7 @@ pub fn new_record_fields(s: &Session) -> Vec<(&'static str, String)> {
             if s.requires_worker { "1" } else { "0" }.to_owned(),
         ),
         ("home_region", s.home_region.clone()),
+        ("room_url", s.room_url.clone()),
     ]
 }
 

@@ -87,6 +87,10 @@ pub struct SessionService {
     pub(crate) home: crate::home::HomeRegions,
     /// Where the sweeper's read of worker end reports stands.
     pub(crate) job_ends_cursor: Arc<tokio::sync::Mutex<String>>,
+    /// The room URL each provider's last room had (one LiveKit URL for
+    /// every room): a start records it with its admission, and writes the
+    /// URL again only when the room's differs (every Daily room's does).
+    pub(crate) last_room_urls: Arc<std::sync::RwLock<std::collections::HashMap<i32, String>>>,
 }
 
 /// A peer's error as this service reports it: an unreachable peer is the
@@ -149,6 +153,7 @@ impl SessionService {
             metrics,
             home,
             job_ends_cursor: Arc::default(),
+            last_room_urls: Arc::default(),
         }
     }
 

@@ -196,6 +196,7 @@ impl SessionService {
             solo_timeout_seconds: p.solo_timeout_seconds,
             requires_worker,
             home_region: home.clone().unwrap_or_default(),
+            room_url: self.last_room_url(p.provider),
             ..Default::default()
         };
         // What is stored: the caller's user reference sealed (it is
@@ -310,12 +311,16 @@ impl SessionService {
         }
         // Off the start's path: the caller has the URL in its answer, and
         // only later readers (seed 003's `wsUrl`) need it on the record.
-        let (store, recorded, url) = (self.store.clone(), session.clone(), room.room_url.clone());
-        tokio::spawn(async move {
-            if let Err(e) = store.set_room_url(&recorded, &url).await {
-                tracing::warn!(session_id = %recorded.id, error = %e, "room URL not recorded");
-            }
-        });
+        if room.room_url != session.room_url {
+            self.remember_room_url(session.provider, &room.room_url);
+            let (store, recorded, url) =
+                (self.store.clone(), session.clone(), room.room_url.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store.set_room_url(&recorded, &url).await {
+                    tracing::warn!(session_id = %recorded.id, error = %e, "room URL not recorded");
+                }
+            });
+        }
         self.metrics.starts.with_label_values(&["active"]).inc();
         tracing::info!(session_id = %session.id, account_id = %session.account_id, agent_id = %session.agent_id, "session active");
         Ok(pb::StartSessionResponse {
@@ -325,6 +330,21 @@ impl SessionService {
             room_name: room.room_name,
             agent_identity,
         })
+    }
+
+    /// The URL the provider's last room had, as a guess at this one's.
+    fn last_room_url(&self, provider: i32) -> String {
+        self.last_room_urls
+            .read()
+            .ok()
+            .and_then(|urls| urls.get(&provider).cloned())
+            .unwrap_or_default()
+    }
+
+    fn remember_room_url(&self, provider: i32, url: &str) {
+        if let Ok(mut urls) = self.last_room_urls.write() {
+            urls.insert(provider, url.to_owned());
+        }
     }
 
     /// Admits in the account's home region, then writes the record here; a
