@@ -60,7 +60,9 @@ impl Run {
     /// Several rounds as one run: all their requests over all their time.
     fn merged(runs: &[Run]) -> Run {
         summarize(
-            runs.iter().flat_map(|r| r.latencies.iter().copied()).collect(),
+            runs.iter()
+                .flat_map(|r| r.latencies.iter().copied())
+                .collect(),
             runs.iter().map(|r| r.elapsed).sum(),
             runs.iter().map(|r| r.errors).sum(),
         )

@@ -18,6 +18,9 @@ pub struct CrashReport {
     pub failed: usize,
     /// Slots held after the restart and one lease period.
     pub held: usize,
+    /// What the bucket's count of slots held (the slots gauge) says then:
+    /// the account is the only one in its bucket, so it must equal `held`.
+    pub counted: i64,
     /// Of those, slots whose session no sweeper will end (must be 0): no
     /// live record, or no entry in its bucket's sweep index.
     pub unswept: usize,
@@ -80,20 +83,22 @@ pub async fn kill_everything_mid_run(
     );
     lobby.restart_all().await;
     tokio::time::sleep(settle).await;
-    let (held, unswept) = audit(lobby, account).await;
+    let (held, unswept, counted) = audit(lobby, account).await;
     CrashReport {
         tried: total,
         admitted: admitted.load(Ordering::Relaxed),
         failed: failed.load(Ordering::Relaxed),
         held,
+        counted,
         unswept,
     }
 }
 
-/// (slots held, slots of sessions no sweeper will end) for the account,
-/// read in one script so that a sweeper ending a session meanwhile cannot
-/// make a slot look orphaned (every key read shares the account's slot).
-pub async fn audit(lobby: &Lobby, account: &str) -> (usize, usize) {
+/// (slots held, slots of sessions no sweeper will end, the bucket's count
+/// of slots held) for the account, read in one script so that a sweeper
+/// ending a session meanwhile cannot make a slot look orphaned (every key
+/// read shares the account's slot).
+pub async fn audit(lobby: &Lobby, account: &str) -> (usize, usize, i64) {
     const AUDIT: &str = r"
         local held = redis.call('ZRANGE', KEYS[1], 0, -1)
         local unswept = 0
@@ -102,18 +107,19 @@ pub async fn audit(lobby: &Lobby, account: &str) -> (usize, usize) {
           local due = redis.call('ZSCORE', KEYS[2], ARGV[2] .. sid)
           if status ~= 'active' or not due then unswept = unswept + 1 end
         end
-        return {#held, unswept}";
+        return {#held, unswept, tonumber(redis.call('GET', KEYS[3])) or 0}";
     let mut conn = lobby.redis.connection().await;
     let tag = lobby_kit::keys::account_tag(account);
-    let (held, unswept): (usize, usize) = redis::Script::new(AUDIT)
+    let (held, unswept, counted): (usize, usize, i64) = redis::Script::new(AUDIT)
         .key(format!("{tag}:{account}:slots"))
         .key(format!("{tag}:due"))
+        .key(format!("{tag}:slots_in_use"))
         .arg(format!("{tag}:{account}:session:"))
         .arg(format!("{account}|"))
         .invoke_async(&mut conn)
         .await
         .expect("audit");
-    (held, unswept)
+    (held, unswept, counted)
 }
 
 /// The run that found the ghosts: `kill -9` of every service in the middle
@@ -159,8 +165,8 @@ pub async fn no_unswept_slot_after_a_kill_mid_run(redis_cluster: bool) {
         "single Redis"
     };
     println!(
-        "kill -9 of every service mid-run ({shape}, {:?}): starts tried {}, admitted {}, failed {}, slots held after one lease {}, held by sessions no sweeper will end {}",
-        lobby.topology, report.tried, report.admitted, report.failed, report.held, report.unswept
+        "kill -9 of every service mid-run ({shape}, {:?}): starts tried {}, admitted {}, failed {}, slots held after one lease {} (counted {}), held by sessions no sweeper will end {}",
+        lobby.topology, report.tried, report.admitted, report.failed, report.held, report.counted, report.unswept
     );
     assert!(
         report.admitted > 0,
@@ -170,13 +176,17 @@ pub async fn no_unswept_slot_after_a_kill_mid_run(redis_cluster: bool) {
         report.unswept, 0,
         "slots held by sessions no sweeper will end"
     );
+    assert_eq!(
+        report.counted, report.held as i64,
+        "the slots gauge's count follows the slots through the crash"
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut left = audit(&lobby, &account).await;
-    while left.0 > 0 && Instant::now() < deadline {
+    while (left.0 > 0 || left.2 != 0) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
         left = audit(&lobby, &account).await;
     }
-    if left != (0, 0) {
+    if left != (0, 0, 0) {
         panic!(
             "slots still held after the join deadline: {left:?}; their sessions: {:#?}",
             held_sessions(&lobby, &account).await

@@ -160,3 +160,80 @@ async fn a_requests_id_is_in_the_logs_of_every_service_it_reached() {
         );
     }
 }
+
+/// A gauge's value on a `/metrics` page, once it is served.
+async fn gauge(lobby: &Lobby, url: &str, name: &str) -> Option<i64> {
+    let text = lobby.http.get(url).send().await.ok()?.text().await.ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as i64)
+}
+
+/// Polls until the gauge reads `want` (they refresh every 2 s).
+async fn gauge_reaches(lobby: &Lobby, url: &str, name: &str, want: i64) {
+    let mut seen = None;
+    for _ in 0..60 {
+        seen = gauge(lobby, url, name).await;
+        if seen == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{name} at {url}: {seen:?}, not {want}");
+}
+
+#[tokio::test]
+async fn the_slots_and_worker_capacity_gauges_follow_what_is_held() {
+    let (session, rooms) = (free_port(), free_port());
+    let lobby = Lobby::start(LobbyOptions {
+        extra_env: vec![
+            (
+                "LOBBY_SESSION_METRICS_LISTEN".into(),
+                format!("127.0.0.1:{session}"),
+            ),
+            (
+                "LOBBY_ROOMS_METRICS_LISTEN".into(),
+                format!("127.0.0.1:{rooms}"),
+            ),
+        ],
+        // The harness's worker: capacity 100.
+        worker: true,
+        ..Default::default()
+    })
+    .await;
+    let session = format!("http://127.0.0.1:{session}/metrics");
+    let rooms = format!("http://127.0.0.1:{rooms}/metrics");
+    gauge_reaches(&lobby, &rooms, "lobby_rooms_workers_live", 1).await;
+    gauge_reaches(&lobby, &rooms, "lobby_rooms_worker_capacity", 100).await;
+    gauge_reaches(&lobby, &session, "lobby_session_slots_in_use", 0).await;
+
+    // Two accounts (so two of the store's buckets, most likely), three
+    // sessions on GPU workers and two without.
+    let mut ids = Vec::new();
+    for (account, agent_fields, starts) in [
+        (
+            lobby.create_account(10).await,
+            json!({ "requires_worker": true }),
+            3,
+        ),
+        (lobby.create_account(10).await, json!({}), 2),
+    ] {
+        let agent = lobby.create_agent(&account, agent_fields).await;
+        for _ in 0..starts {
+            let r = lobby.connect(&agent, None).await;
+            assert_eq!(r.status(), 200);
+            let body: serde_json::Value = r.json().await.expect("json");
+            ids.push(body["session_id"].as_str().expect("id").to_owned());
+        }
+    }
+    gauge_reaches(&lobby, &session, "lobby_session_slots_in_use", 5).await;
+    gauge_reaches(&lobby, &rooms, "lobby_rooms_worker_capacity_reserved", 3).await;
+
+    // One of each ends; a second end of the same session frees nothing more.
+    for id in [&ids[0], &ids[3], &ids[0]] {
+        lobby.end_session(id).await;
+    }
+    gauge_reaches(&lobby, &session, "lobby_session_slots_in_use", 3).await;
+    gauge_reaches(&lobby, &rooms, "lobby_rooms_worker_capacity_reserved", 2).await;
+}

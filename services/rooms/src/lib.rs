@@ -233,6 +233,13 @@ pub fn start(
     if let Some(task) = lobby_kit::metrics::spawn(config.metrics_listen, metrics.registry.clone()) {
         background.adopt(task);
     }
+    background.spawn(metrics::watch_worker_capacity(
+        metrics.clone(),
+        registry.clone(),
+        config.workers.region.clone(),
+        redis.readiness(),
+        std::time::Duration::from_secs(2),
+    ));
     let rooms = service::RoomsService::new(
         providers::livekit::LiveKit::new(config.livekit),
         daily,

@@ -32,6 +32,9 @@
 --          home reserved), the local slots only keep its lease for the sweeper,
 --          and its minutes are reserved and billed at home, not here
 -- ARGV[14..] field, value pairs of the new record (of the hold: its region)
+-- The bucket's count of slots held, T:slots_in_use (for the slots gauge),
+-- follows every slot taken or freed here, as in finish.lua and
+-- release_hold.lua.
 -- The records contract's indexes of the agent's sessions (seed 004 lists
 -- them) are derived here too: T:<acct>:records and
 -- T:<acct>:agent:<agent>:records:{created,updated,ids,unnamed}.
@@ -68,6 +71,11 @@ end
 -- Leases that ran out: their holder stopped renewing them. Free the slot and
 -- bill the reservation up to the lease's end; the sweeper ends the session.
 -- A hold that ran out (its region stopped renewing it) is dropped.
+local slots_in_use = tag .. ':slots_in_use'
+local function slots_freed(n)
+  -- Never below 0: sessions from before the count existed end uncounted.
+  if n > 0 and redis.call('DECRBY', slots_in_use, n) < 0 then redis.call('SET', slots_in_use, 0) end
+end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 for _, old in ipairs(expired) do
   local rec = prefix .. ':session:' .. old
@@ -78,7 +86,7 @@ for _, old in ipairs(expired) do
     'lease_deadline_ms', 'home_region')
   -- A session another region's home admitted is billed there, not here.
   local billed_here = is_hold or not f[6] or f[6] == ''
-  redis.call('ZREM', KEYS[2], old)
+  slots_freed(redis.call('ZREM', KEYS[2], old))
   if f[1] then
     redis.call('ZREM', prefix .. ':agent:' .. f[1] .. ':slots', old)
     if f[4] ~= '1' then
@@ -132,7 +140,7 @@ end
 -- Admitted: write it all.
 local deadline = now + take * 1000
 local lease = math.min(now + tonumber(ARGV[10]), deadline)
-redis.call('ZADD', KEYS[2], lease, sid)
+if redis.call('ZADD', KEYS[2], lease, sid) == 1 then redis.call('INCR', slots_in_use) end
 redis.call('ZADD', KEYS[3], lease, sid)
 -- A session its home admitted has its minutes reserved there.
 if take > 0 and mode ~= 'held' then redis.call('HINCRBY', KEYS[4], 'reserved_seconds', take) end

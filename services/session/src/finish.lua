@@ -27,7 +27,11 @@ if f[1] ~= 'active' and f[1] ~= 'starting' then return 0 end
 local sid, failed = ARGV[1], ARGV[3] == 'failed'
 local ended_at = tonumber(ARGV[5])
 local ran = math.max(0, math.floor((ended_at - (tonumber(f[3]) or ended_at)) / 1000))
-redis.call('ZREM', KEYS[2], sid)
+if redis.call('ZREM', KEYS[2], sid) == 1 then
+  -- The bucket's count of slots held (as in admit.lua).
+  local slots_in_use = string.match(KEYS[1], '^({[^}]*})') .. ':slots_in_use'
+  if redis.call('DECR', slots_in_use) < 0 then redis.call('SET', slots_in_use, 0) end
+end
 redis.call('ZREM', KEYS[3], sid)
 redis.call('SREM', KEYS[8], sid)
 -- (Lua's -0 reads as "-0", which HINCRBY refuses: zero amounts are skipped.)

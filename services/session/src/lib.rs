@@ -239,13 +239,14 @@ pub fn start(
         background.adopt(task);
     }
     let ready = redis.readiness();
-    background.spawn(metrics::watch_redis_memory(
+    let storage = service::Storage::new(redis, &config);
+    background.spawn(metrics::watch_redis(
         metrics.clone(),
+        storage.sessions.clone(),
         redis.connection(),
         ready.clone(),
-        std::time::Duration::from_secs(5),
+        std::time::Duration::from_secs(2),
     ));
-    let storage = service::Storage::new(redis, &config);
     let home_admission = config.regions.is_multi().then(|| {
         Arc::new(home::HomeAdmissionService::new(
             storage.sessions.clone(),

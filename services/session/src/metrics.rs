@@ -13,12 +13,16 @@ pub struct SessionMetrics {
     /// `noeviction`, writes fail once the one reaches the other.
     pub redis_used_memory: IntGauge,
     pub redis_max_memory: IntGauge,
+    /// Slots held in this region's store: every running session's, and
+    /// every hold for a session another region runs.
+    pub slots_in_use: IntGauge,
 }
 
-/// Reads Redis's memory figures into the gauges every `every`, while Redis
-/// answers.
-pub async fn watch_redis_memory(
+/// Reads Redis's memory figures and the slots held into the gauges every
+/// `every`, while Redis answers.
+pub async fn watch_redis(
     metrics: SessionMetrics,
+    store: crate::store::SessionStore,
     redis: lobby_kit::redis_conn::RedisConn,
     ready: lobby_kit::Readiness,
     every: std::time::Duration,
@@ -27,6 +31,9 @@ pub async fn watch_redis_memory(
     loop {
         ticker.tick().await;
         ready.wait().await;
+        if let Ok(slots) = store.slots_in_use().await {
+            metrics.slots_in_use.set(slots);
+        }
         let info: Result<String, _> = redis::cmd("INFO")
             .arg("memory")
             .query_async(&mut redis.clone())
@@ -65,6 +72,11 @@ impl SessionMetrics {
             "lobby_redis_maxmemory_bytes",
             "Redis's maxmemory (0: no limit)",
         )?;
+        let slots_in_use = IntGauge::new(
+            "lobby_session_slots_in_use",
+            "Concurrency slots held in this region's store (running sessions, and holds for sessions other regions run)",
+        )?;
+        registry.register(Box::new(slots_in_use.clone()))?;
         registry.register(Box::new(starts.clone()))?;
         registry.register(Box::new(ended.clone()))?;
         registry.register(Box::new(redis_used_memory.clone()))?;
@@ -75,6 +87,7 @@ impl SessionMetrics {
             ended,
             redis_used_memory,
             redis_max_memory,
+            slots_in_use,
         })
     }
 }

@@ -15,7 +15,11 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local f = redis.call('HMGET', KEYS[1], 'reserved_seconds', 'link_id', 'started_at_ms', 'released')
-redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  -- The bucket's count of slots held (as in admit.lua).
+  local slots_in_use = string.match(KEYS[1], '^({[^}]*})') .. ':slots_in_use'
+  if redis.call('DECR', slots_in_use) < 0 then redis.call('SET', slots_in_use, 0) end
+end
 redis.call('ZREM', KEYS[3], ARGV[1])
 if f[4] == '1' then return 0 end
 -- A tombstone, whether or not there was a hold to give back.

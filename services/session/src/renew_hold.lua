@@ -32,7 +32,10 @@ end
 local deadline = now + take * 1000
 local lease = math.min(now + lease_ms, deadline)
 redis.call('DEL', KEYS[1])
-redis.call('ZADD', KEYS[2], lease, ARGV[1])
+if redis.call('ZADD', KEYS[2], lease, ARGV[1]) == 1 then
+  -- The bucket's count of slots held (as in admit.lua).
+  redis.call('INCR', string.match(KEYS[1], '^({[^}]*})') .. ':slots_in_use')
+end
 redis.call('ZADD', KEYS[3], lease, ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'reserved_seconds', take)
 redis.call('HSET', KEYS[1], 'agent_id', ARGV[4], 'reserved_seconds', take, 'started_at_ms', now,

@@ -331,6 +331,19 @@ impl SessionStore {
         }
     }
 
+    /// Slots held in this region's store (holds for sessions running in
+    /// other regions included): each bucket keeps its count in the scripts
+    /// that take and free slots; this sums them.
+    pub async fn slots_in_use(&self) -> Result<i64, redis::RedisError> {
+        let counts = (0..lobby_kit::keys::BUCKETS).map(|bucket| {
+            let mut conn = self.redis.clone();
+            let key = format!("{}:slots_in_use", lobby_kit::keys::bucket_tag(bucket));
+            async move { conn.get::<_, Option<i64>>(key).await }
+        });
+        let counts = futures::future::try_join_all(counts).await?;
+        Ok(counts.into_iter().flatten().sum())
+    }
+
     fn conn(&self) -> RedisConn {
         self.redis.clone()
     }

@@ -66,6 +66,14 @@ impl WorkerState {
     }
 }
 
+/// What a region's live workers can run, and what they run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegionCapacity {
+    pub workers: u64,
+    pub capacity: u64,
+    pub reserved: u64,
+}
+
 /// Whose sessions a worker may run, from its key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkerScope {
@@ -324,6 +332,28 @@ impl Registry {
             .invoke_async(&mut conn)
             .await?;
         Ok(marked == 1)
+    }
+
+    /// The region's live workers (connected, heartbeat fresh): how many,
+    /// their capacity, and how much of it jobs hold.
+    pub async fn region_capacity(
+        &self,
+        region: &str,
+        now_ms: i64,
+    ) -> Result<RegionCapacity, redis::RedisError> {
+        let mut conn = self.redis.clone();
+        let ids: Vec<String> = conn.smembers(region_key(region)).await?;
+        let mut total = RegionCapacity::default();
+        for id in ids {
+            let f: HashMap<String, String> = conn.hgetall(worker_key(&id)).await?;
+            let state = WorkerState::from_fields(id, &f);
+            if state.connected && state.last_seen_ms + self.heartbeat_expiry_ms >= now_ms {
+                total.workers += 1;
+                total.capacity += u64::from(state.capacity);
+                total.reserved += u64::from(state.reserved.min(state.capacity));
+            }
+        }
+        Ok(total)
     }
 
     /// The region's workers that can take a job now, least loaded first.
