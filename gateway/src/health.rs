@@ -26,7 +26,7 @@ pub async fn livez() -> impl IntoResponse {
 
 pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     // Shutting down: out of rotation at once, whatever else holds.
-    if state.draining.is_ready() {
+    if lobby_kit::shutdown::is_draining() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({ "status": "draining" })),

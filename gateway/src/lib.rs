@@ -54,9 +54,9 @@ pub struct GatewayConfig {
     pub regions: regions::RegionsConfig,
     /// After the shutdown signal, how long the gateway keeps accepting
     /// requests with `/healthz` answering 503 `draining`, so that a load
-    /// balancer takes it out of rotation before it stops listening
-    /// (`LOBBY_SHUTDOWN_DRAIN_DELAY_MS`); in-flight requests then finish.
-    pub drain_delay: Duration,
+    /// balancer takes it out of rotation before it stops listening; and how
+    /// long in-flight requests may then take to finish.
+    pub shutdown: lobby_kit::shared_settings::ShutdownSettings,
 }
 
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
@@ -80,7 +80,7 @@ impl GatewayConfig {
             upstream: lobby_kit::shared_settings::PeerUrls::from_settings(s),
             grpc_tls: lobby_kit::grpc_tls::GrpcTls::from_settings(s)?,
             upstream_timeout: Duration::from_millis(s.get_or("LOBBY_UPSTREAM_TIMEOUT_MS", 20_000)?),
-            drain_delay: lobby_kit::shared_settings::shutdown_drain_delay(s)?,
+            shutdown: lobby_kit::shared_settings::ShutdownSettings::from_settings(s)?,
             edge: edge::EdgeConfig {
                 header_read_timeout: Duration::from_millis(positive(
                     s,
@@ -145,9 +145,6 @@ pub struct Shared {
     pub upload_timeout: Duration,
     pub trusted_proxy_hops: usize,
     pub regions: Arc<regions::Regions>,
-    /// Set at the shutdown signal: `/healthz` answers 503 while requests
-    /// are still served.
-    pub draining: lobby_kit::Readiness,
 }
 
 impl Shared {
@@ -337,7 +334,8 @@ pub async fn serve(
 }
 
 /// Serves the gateway on `services` (in-process or remote) until `shutdown`
-/// resolves, draining in-flight requests.
+/// resolves (give it [`lobby_kit::shutdown::staged`]: `/healthz` answers 503
+/// `draining` from the signal on), then lets in-flight requests finish.
 pub async fn serve_with(
     config: GatewayConfig,
     services: clients::Services,
@@ -347,18 +345,6 @@ pub async fn serve_with(
     if config.admin_token.is_none() {
         tracing::warn!("LOBBY_ADMIN_TOKEN is not set: the admin API refuses every call");
     }
-    let (draining, draining_probe) = lobby_kit::readiness::flag();
-    let drain_delay = config.drain_delay;
-    // Readiness goes first; the listener closes only after the delay.
-    let shutdown = async move {
-        shutdown.await;
-        draining.set(true);
-        tracing::info!(
-            delay_ms = drain_delay.as_millis() as u64,
-            "draining: /healthz answers 503; still serving until the delay ends"
-        );
-        tokio::time::sleep(drain_delay).await;
-    };
     let state = AppState(Arc::new(Shared {
         services,
         redis,
@@ -377,7 +363,6 @@ pub async fn serve_with(
             config.regions,
             config.upstream_timeout,
         )?),
-        draining: draining_probe,
     }));
     let mut background = lobby_kit::background::Background::default();
     if let Some(task) =

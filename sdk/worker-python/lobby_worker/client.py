@@ -21,6 +21,25 @@ Job = pb.JobAssignment
 class WorkerError(RuntimeError):
     """The rooms service refused the worker or closed the stream."""
 
+    def __init__(self, message: str, code: Optional[grpc.StatusCode] = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def refuses_the_worker(self) -> bool:
+        """Its key or id was refused: reconnecting would be refused again."""
+        return self.code in (
+            grpc.StatusCode.UNAUTHENTICATED,
+            grpc.StatusCode.PERMISSION_DENIED,
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+
+
+# How long to wait before reconnecting after a stream was lost (doubling up
+# to the longest); after a replica's drain message, no wait.
+_RECONNECT_FIRST_WAIT = 0.2
+_RECONNECT_LONGEST_WAIT = 5.0
+
 
 def _channel(url: str, root_certificates: Optional[bytes]) -> grpc.aio.Channel:
     """A channel to one of Lobby's workers' doors; TLS for `https://`."""
@@ -145,58 +164,108 @@ class Worker:
         self._jobs: asyncio.Queue[Optional[Job]] = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
         self._channel: Optional[grpc.aio.Channel] = None
+        self._closed = False
         self.load = 0
+        # Times the worker attached again after a stream ended.
+        self.reconnects = 0
 
     def _open_channel(self) -> grpc.aio.Channel:
         return _channel(self._url, self._root_certificates)
 
-    async def _requests(self) -> AsyncIterator[pb.WorkerMessage]:
+    @staticmethod
+    async def _requests(queue: "asyncio.Queue[Optional[pb.WorkerMessage]]") -> AsyncIterator[pb.WorkerMessage]:
         while True:
-            message = await self._outbound.get()
+            message = await queue.get()
             if message is None:
                 return
             yield message
 
-    async def attach(self) -> None:
-        """Opens the stream and registers; raises WorkerError if refused."""
-        self._channel = self._open_channel()
-        stub = pb_grpc.WorkersStub(self._channel)
-        await self._outbound.put(pb.WorkerMessage(register=self._register))
-        call = stub.Attach(
-            self._requests(), metadata=(("authorization", f"Bearer {self._key}"),)
+    async def _open(self):
+        """Opens a stream and registers on it: (channel, call, its queue,
+        the heartbeat interval in seconds); raises WorkerError if refused."""
+        channel = self._open_channel()
+        queue: asyncio.Queue[Optional[pb.WorkerMessage]] = asyncio.Queue()
+        await queue.put(pb.WorkerMessage(register=self._register))
+        call = pb_grpc.WorkersStub(channel).Attach(
+            self._requests(queue), metadata=(("authorization", f"Bearer {self._key}"),)
         )
         try:
             first = await call.read()
         except grpc.aio.AioRpcError as e:
-            raise WorkerError(f"{e.code().name}: {e.details()}") from e
+            await channel.close()
+            raise WorkerError(f"{e.code().name}: {e.details()}", e.code()) from e
         if first is grpc.aio.EOF or not first.HasField("registered"):
+            await channel.close()
             raise WorkerError("the rooms service closed the stream before registering")
-        interval = max(first.registered.heartbeat_interval_ms, 100) / 1000
+        return channel, call, queue, max(first.registered.heartbeat_interval_ms, 100) / 1000
+
+    async def attach(self) -> None:
+        """Opens the stream and registers; raises WorkerError if refused.
+        The worker outlives a stream: when a rooms replica drains or goes
+        away, it reconnects with the same worker id, and what is sent
+        meanwhile waits for the new stream."""
+        channel, call, queue, interval = await self._open()
+        self._channel = channel
         self._tasks.append(asyncio.create_task(self._heartbeats(interval)))
-        self._tasks.append(asyncio.create_task(self._receive(call)))
+        self._tasks.append(asyncio.create_task(self._supervise(call, queue)))
 
     async def _heartbeats(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             await self._outbound.put(pb.WorkerMessage(heartbeat=pb.Heartbeat(load=self.load)))
 
-    async def _receive(self, call) -> None:
+    async def _forward(self, queue: "asyncio.Queue[Optional[pb.WorkerMessage]]") -> None:
+        while True:
+            message = await self._outbound.get()
+            await queue.put(message)
+            if message is None:
+                return
+
+    async def _pump(self, call, queue) -> bool:
+        """Carries one stream until it ends; True when the replica drains."""
+        forward = asyncio.create_task(self._forward(queue))
         # read() throughout: grpc.aio refuses to mix it with async iteration,
-        # and attach() already read the first message with it.
+        # and _open() already read the first message with it.
         try:
             while True:
                 message = await call.read()
                 if message is grpc.aio.EOF:
-                    break
+                    return False
                 if message.HasField("job"):
                     await self._jobs.put(message.job)
+                elif message.HasField("drain"):
+                    return True
         except grpc.aio.AioRpcError:
-            pass
+            return False
+        finally:
+            forward.cancel()
+            # Closing our side lets a draining replica close at once.
+            await queue.put(None)
+
+    async def _supervise(self, call, queue) -> None:
+        try:
+            while not self._closed:
+                drained = await self._pump(call, queue)
+                if self._closed:
+                    return
+                if self._channel is not None:
+                    await self._channel.close()
+                wait = 0.0 if drained else _RECONNECT_FIRST_WAIT
+                while True:
+                    await asyncio.sleep(wait)
+                    try:
+                        self._channel, call, queue, _ = await self._open()
+                        break
+                    except WorkerError as e:
+                        if e.refuses_the_worker:
+                            return
+                        wait = min(max(wait * 2, _RECONNECT_FIRST_WAIT), _RECONNECT_LONGEST_WAIT)
+                self.reconnects += 1
         finally:
             await self._jobs.put(None)
 
     async def jobs(self) -> AsyncIterator[Job]:
-        """The jobs offered to this worker, until the stream closes."""
+        """The jobs offered to this worker, until it is closed or refused."""
         while True:
             job = await self._jobs.get()
             if job is None:
@@ -222,6 +291,7 @@ class Worker:
         )
 
     async def close(self) -> None:
+        self._closed = True
         await self._outbound.put(None)
         for task in self._tasks:
             task.cancel()

@@ -88,6 +88,7 @@ pub struct Worker {
     outbound: mpsc::Sender<WorkerMessage>,
     load: Arc<AtomicU32>,
     heartbeat: Arc<tokio::task::JoinHandle<()>>,
+    reconnects: Arc<AtomicU32>,
 }
 
 impl Drop for Worker {
@@ -258,39 +259,146 @@ fn message(m: worker_message::Message) -> WorkerMessage {
     WorkerMessage { message: Some(m) }
 }
 
+/// One stream to the rooms service: what to send on it, what comes back.
+struct Stream {
+    tx: mpsc::Sender<WorkerMessage>,
+    inbound: tonic::Streaming<lobby_proto::workers::ServerMessage>,
+    heartbeat_interval: Duration,
+}
+
+/// Opens a stream and registers on it.
+async fn open_stream(config: &WorkerConfig) -> Result<Stream, WorkerError> {
+    let channel = connect(&config.url, config.ca_pem.as_deref()).await?;
+    let (tx, rx) = mpsc::channel(64);
+    tx.send(message(worker_message::Message::Register(Register {
+        worker_id: config.worker_id.clone(),
+        region: config.region.clone(),
+        capacity: config.capacity,
+        labels: config.labels.clone(),
+    })))
+    .await
+    .map_err(|_| WorkerError::Closed)?;
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    let bearer = format!("Bearer {}", config.key)
+        .parse()
+        .map_err(|_| WorkerError::Key)?;
+    request.metadata_mut().insert("authorization", bearer);
+    let mut inbound = WorkersClient::new(channel)
+        .attach(request)
+        .await?
+        .into_inner();
+    let heartbeat_interval = match inbound.message().await? {
+        Some(lobby_proto::workers::ServerMessage {
+            message: Some(server_message::Message::Registered(r)),
+        }) => Duration::from_millis(u64::from(r.heartbeat_interval_ms.max(100))),
+        _ => return Err(WorkerError::NotRegistered),
+    };
+    Ok(Stream {
+        tx,
+        inbound,
+        heartbeat_interval,
+    })
+}
+
+/// Whether the rooms service refused the worker itself (its key, its
+/// id), rather than being away: reconnecting would be refused again.
+fn refuses_the_worker(e: &WorkerError) -> bool {
+    match e {
+        WorkerError::Refused(status) => matches!(
+            status.code(),
+            tonic::Code::Unauthenticated
+                | tonic::Code::PermissionDenied
+                | tonic::Code::InvalidArgument
+        ),
+        WorkerError::Key => true,
+        _ => false,
+    }
+}
+
+const RECONNECT_FIRST_WAIT: Duration = Duration::from_millis(200);
+const RECONNECT_LONGEST_WAIT: Duration = Duration::from_secs(5);
+
+/// Carries the worker's messages to its current stream and the jobs back,
+/// and opens a new stream when the old one ends: at once when the replica
+/// said it drains, with a growing wait when it went away. Stops when every
+/// handle and the job receiver are dropped, or when the service refuses
+/// the worker (a revoked key): the job receiver then ends.
+async fn supervise(
+    config: WorkerConfig,
+    mut stream: Stream,
+    mut outbound: mpsc::Receiver<WorkerMessage>,
+    jobs: mpsc::Sender<JobAssignment>,
+    reconnects: Arc<AtomicU32>,
+) {
+    loop {
+        let drained = loop {
+            tokio::select! {
+                m = outbound.recv() => match m {
+                    Some(m) => {
+                        if stream.tx.send(m).await.is_err() {
+                            break false;
+                        }
+                    }
+                    None => return,
+                },
+                read = stream.inbound.message() => match read {
+                    Ok(Some(lobby_proto::workers::ServerMessage { message: Some(m) })) => match m {
+                        server_message::Message::Job(job) => {
+                            if jobs.send(job).await.is_err() {
+                                return;
+                            }
+                        }
+                        server_message::Message::Drain(d) => {
+                            tracing::info!(reason = %d.reason, "the rooms replica drains");
+                            break true;
+                        }
+                        server_message::Message::Registered(_) => {}
+                    },
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break false,
+                },
+            }
+        };
+        // Closing our side lets the draining replica close at once.
+        drop(stream);
+        let mut wait = if drained {
+            Duration::ZERO
+        } else {
+            RECONNECT_FIRST_WAIT
+        };
+        stream = loop {
+            tokio::time::sleep(wait).await;
+            if jobs.is_closed() {
+                return;
+            }
+            match open_stream(&config).await {
+                Ok(s) => break s,
+                Err(e) if refuses_the_worker(&e) => {
+                    tracing::warn!(error = %e, "the rooms service refuses this worker; stopping");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "reconnecting to the rooms service");
+                    wait = (wait * 2).clamp(RECONNECT_FIRST_WAIT, RECONNECT_LONGEST_WAIT);
+                }
+            }
+        };
+        reconnects.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(worker_id = %config.worker_id, "attached to the rooms service again");
+    }
+}
+
 impl Worker {
     /// Attaches to the rooms service and registers; returns the handle and
-    /// the jobs offered to this worker.
+    /// the jobs offered to this worker. The handle outlives a stream: when
+    /// a rooms replica drains or goes away, it reconnects with the same
+    /// worker id, and messages sent meanwhile wait for the new stream.
     pub async fn attach(
         config: WorkerConfig,
     ) -> Result<(Self, mpsc::Receiver<JobAssignment>), WorkerError> {
-        let channel = connect(&config.url, config.ca_pem.as_deref()).await?;
-        let (outbound, rx) = mpsc::channel(64);
-        outbound
-            .send(message(worker_message::Message::Register(Register {
-                worker_id: config.worker_id.clone(),
-                region: config.region.clone(),
-                capacity: config.capacity,
-                labels: config.labels.clone(),
-            })))
-            .await
-            .map_err(|_| WorkerError::Closed)?;
-        let mut request = tonic::Request::new(ReceiverStream::new(rx));
-        let bearer = format!("Bearer {}", config.key)
-            .parse()
-            .map_err(|_| WorkerError::Key)?;
-        request.metadata_mut().insert("authorization", bearer);
-        let mut inbound = WorkersClient::new(channel)
-            .attach(request)
-            .await?
-            .into_inner();
-
-        let interval = match inbound.message().await? {
-            Some(lobby_proto::workers::ServerMessage {
-                message: Some(server_message::Message::Registered(r)),
-            }) => Duration::from_millis(u64::from(r.heartbeat_interval_ms.max(100))),
-            _ => return Err(WorkerError::NotRegistered),
-        };
+        let first = open_stream(&config).await?;
+        let interval = first.heartbeat_interval;
+        let (outbound, outbound_rx) = mpsc::channel(64);
         let load = Arc::new(AtomicU32::new(0));
         let heartbeat = {
             let (outbound, load) = (outbound.clone(), load.clone());
@@ -312,24 +420,29 @@ impl Worker {
             })
         };
         let (jobs_tx, jobs) = mpsc::channel(64);
-        tokio::spawn(async move {
-            while let Ok(Some(m)) = inbound.message().await {
-                if let Some(server_message::Message::Job(job)) = m.message {
-                    if jobs_tx.send(job).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        });
+        let reconnects = Arc::new(AtomicU32::new(0));
         tracing::info!(worker_id = %config.worker_id, "attached to the rooms service");
+        tokio::spawn(supervise(
+            config,
+            first,
+            outbound_rx,
+            jobs_tx,
+            reconnects.clone(),
+        ));
         Ok((
             Self {
                 outbound,
                 load,
                 heartbeat: Arc::new(heartbeat),
+                reconnects,
             },
             jobs,
         ))
+    }
+
+    /// How many times the worker attached again after a stream ended.
+    pub fn reconnects(&self) -> u32 {
+        self.reconnects.load(Ordering::Relaxed)
     }
 
     async fn send(&self, m: worker_message::Message) -> Result<(), WorkerError> {

@@ -30,6 +30,8 @@ pub struct ArtifactsConfig {
     /// answers and its Redis round trips; `None` serves none.
     pub metrics_listen: Option<SocketAddr>,
     pub redis: RedisSettings,
+    /// How it stops on SIGTERM (its binary's drain delay and grace).
+    pub shutdown: lobby_kit::shared_settings::ShutdownSettings,
     pub store: StoreConfig,
     pub public_base_url: String,
     /// (key id, secret) for signed URLs and upload ids: the first signs,
@@ -152,6 +154,7 @@ impl ArtifactsConfig {
                 "LOBBY_ARTIFACTS_METRICS_LISTEN",
             )?,
             redis: RedisSettings::from_settings(s)?,
+            shutdown: lobby_kit::shared_settings::ShutdownSettings::from_settings(s)?,
             store,
             public_base_url: s.string_or("LOBBY_PUBLIC_URL", "http://127.0.0.1:8080"),
             signing_keys,

@@ -26,6 +26,8 @@ pub struct AuthConfig {
     /// answers and its Redis round trips; `None` serves none.
     pub metrics_listen: Option<SocketAddr>,
     pub redis: lobby_kit::redis_conn::RedisSettings,
+    /// How it stops on SIGTERM (its binary's drain delay and grace).
+    pub shutdown: lobby_kit::shared_settings::ShutdownSettings,
     /// Server secret keyed into every stored key hash and JWT signing key.
     pub key_pepper: String,
     pub session_jwt_ttl_seconds: i64,
@@ -51,6 +53,7 @@ impl AuthConfig {
             probes_listen: lobby_kit::grpc::probes_setting(s)?,
             metrics_listen: lobby_kit::metrics::listen_setting(s, "LOBBY_AUTH_METRICS_LISTEN")?,
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
+            shutdown: lobby_kit::shared_settings::ShutdownSettings::from_settings(s)?,
             key_pepper: {
                 let pepper = s.string_or(
                     "LOBBY_AUTH_KEY_PEPPER",

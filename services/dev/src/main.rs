@@ -54,9 +54,12 @@ async fn main() -> Result<(), BoxError> {
     let config = ServerConfig::from_settings(&settings)?;
     let workers_door = config.rooms.workers.listen;
     let records_door = config.session.workers_listen;
-    let grace = config.shutdown_grace;
+    let stop = config.shutdown;
     let admin_token = config.gateway.admin_token.clone().unwrap_or_default();
-    let shutdown = Shutdown::on(lobby_kit::shutdown::signal());
+    let shutdown = Shutdown::on(lobby_kit::shutdown::staged(
+        lobby_kit::shutdown::signal(),
+        stop.drain_delay,
+    ));
     let mut started = lobby_server::start(config, &shutdown).await?;
 
     if DevConfig::from_settings(&settings)?.seed_demo {
@@ -84,7 +87,7 @@ async fn main() -> Result<(), BoxError> {
             }
         }
     }
-    lobby_server::run_until_stopped(started, &shutdown, grace).await
+    lobby_server::run_until_stopped(started, &shutdown, stop.grace).await
 }
 
 /// Fresh certificates for this run, unless the operator named their own

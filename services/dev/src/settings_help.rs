@@ -388,11 +388,11 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "LOBBY_SHUTDOWN_DRAIN_DELAY_MS",
-        "How long the gateway keeps serving after SIGTERM while `/healthz` answers 503 `draining`, in ms, before it stops accepting; at most 120000.",
+        "How long a process keeps serving after SIGTERM while it reports itself unready (the gateway's `/healthz` 503 `draining`, gRPC health NOT_SERVING; rooms tells its GPU workers to reconnect), in ms; at most 120000.",
     ),
     (
         "LOBBY_SHUTDOWN_GRACE_MS",
-        "How long `lobby-server`'s services may drain after Ctrl-C or SIGTERM, in ms; must be longer than `LOBBY_SHUTDOWN_DRAIN_DELAY_MS`.",
+        "How long a process may then take to finish what is in flight before it exits anyway, in ms; longer than `LOBBY_SHUTDOWN_DRAIN_DELAY_MS`, at most 600000.",
     ),
     (
         "LOBBY_SUMMARIZER",

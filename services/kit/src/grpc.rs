@@ -315,14 +315,16 @@ async fn serve_routes(
     served
 }
 
-/// Mirrors readiness into the health statuses of `names` while the server runs.
+/// Mirrors readiness into the health statuses of `names` while the server
+/// runs; from the shutdown signal on, NOT_SERVING whatever readiness says
+/// (the server still answers through its drain delay).
 async fn follow_readiness(
     reporter: tonic_health::server::HealthReporter,
     names: Vec<String>,
     mut ready: Readiness,
 ) {
     loop {
-        let status = if ready.is_ready() {
+        let status = if ready.is_ready() && !crate::shutdown::is_draining() {
             tonic_health::ServingStatus::Serving
         } else {
             tonic_health::ServingStatus::NotServing
@@ -330,7 +332,13 @@ async fn follow_readiness(
         for name in &names {
             reporter.set_service_status(name, status).await;
         }
-        ready.changed().await;
+        if crate::shutdown::is_draining() {
+            return;
+        }
+        tokio::select! {
+            () = ready.changed() => {}
+            () = crate::shutdown::draining() => {}
+        }
     }
 }
 

@@ -83,15 +83,34 @@ pub fn avatar_allows_private_addresses(s: &Settings) -> Result<bool, ConfigError
     s.get_or("LOBBY_AVATAR_ALLOW_PRIVATE_ADDRESSES", false)
 }
 
-/// `LOBBY_SHUTDOWN_DRAIN_DELAY_MS`: how long a process keeps serving after
-/// SIGTERM while it reports itself unready, so load balancers stop sending
-/// before it stops accepting.
-pub fn shutdown_drain_delay(s: &Settings) -> Result<std::time::Duration, ConfigError> {
-    let ms: u64 = s.get_or("LOBBY_SHUTDOWN_DRAIN_DELAY_MS", 0)?;
-    Settings::ensure(
-        "LOBBY_SHUTDOWN_DRAIN_DELAY_MS",
-        ms <= 120_000,
-        "must be at most 120000",
-    )?;
-    Ok(std::time::Duration::from_millis(ms))
+/// How a process stops on SIGTERM: how long it keeps serving while
+/// unready (`LOBBY_SHUTDOWN_DRAIN_DELAY_MS`), so load balancers stop
+/// sending before it stops accepting; and how long it may then drain what
+/// is in flight before it exits anyway (`LOBBY_SHUTDOWN_GRACE_MS`).
+#[derive(Debug, Clone, Copy)]
+pub struct ShutdownSettings {
+    pub drain_delay: std::time::Duration,
+    pub grace: std::time::Duration,
+}
+
+impl ShutdownSettings {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let delay: u64 = s.get_or("LOBBY_SHUTDOWN_DRAIN_DELAY_MS", 0)?;
+        Settings::ensure(
+            "LOBBY_SHUTDOWN_DRAIN_DELAY_MS",
+            delay <= 120_000,
+            "must be at most 120000",
+        )?;
+        let grace: u64 = s.get_or("LOBBY_SHUTDOWN_GRACE_MS", 5_000)?;
+        // Kubernetes' terminationGracePeriodSeconds must cover both.
+        Settings::ensure(
+            "LOBBY_SHUTDOWN_GRACE_MS",
+            grace > delay && grace <= 600_000,
+            "must be longer than LOBBY_SHUTDOWN_DRAIN_DELAY_MS, and at most 600000",
+        )?;
+        Ok(Self {
+            drain_delay: std::time::Duration::from_millis(delay),
+            grace: std::time::Duration::from_millis(grace),
+        })
+    }
 }

@@ -44,3 +44,60 @@ impl Shutdown {
         let _ = self.rx.wait_for(|fired| *fired).await;
     }
 }
+
+/// Whether this process has begun to stop. Set once, at the shutdown
+/// signal, before any listener closes: readiness reports false from then
+/// on, and attached GPU workers are told to reconnect elsewhere.
+fn draining_flag() -> &'static watch::Sender<bool> {
+    static FLAG: std::sync::OnceLock<watch::Sender<bool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| watch::channel(false).0)
+}
+
+pub fn is_draining() -> bool {
+    *draining_flag().borrow()
+}
+
+/// Resolves once the process begins to drain (at once if it has).
+pub async fn draining() {
+    let mut rx = draining_flag().subscribe();
+    let _ = rx.wait_for(|draining| *draining).await;
+}
+
+/// A process's stop in two steps: at `signal` it begins to drain (out of
+/// rotation: readiness false, workers told to leave) while still serving;
+/// `delay` later this resolves, and the listeners stop accepting and let
+/// what is in flight finish. The delay covers the time a load balancer or
+/// Kubernetes' endpoints take to stop sending new traffic.
+pub async fn staged(signal: impl Future<Output = ()>, delay: std::time::Duration) {
+    signal.await;
+    draining_flag().send_replace(true);
+    tracing::info!(
+        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        "draining: unready, still serving until the delay ends"
+    );
+    tokio::time::sleep(delay).await;
+}
+
+/// Runs `serving` (a server given `shutdown` as its stop signal) until it
+/// ends; once `shutdown` fires it has `grace` to drain, then is dropped.
+pub async fn serve_with_grace<T, E>(
+    serving: impl Future<Output = Result<T, E>>,
+    shutdown: &Shutdown,
+    grace: std::time::Duration,
+) -> Result<Option<T>, E> {
+    tokio::pin!(serving);
+    tokio::select! {
+        done = &mut serving => return done.map(Some),
+        () = shutdown.clone().wait() => {}
+    }
+    match tokio::time::timeout(grace, serving).await {
+        Ok(done) => done.map(Some),
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+                "still draining after the grace period; stopping now"
+            );
+            Ok(None)
+        }
+    }
+}

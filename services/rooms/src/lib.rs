@@ -23,6 +23,8 @@ pub struct RoomsConfig {
     /// Plaintext health for the kubelet (`LOBBY_PROBES_LISTEN`).
     pub probes_listen: Option<SocketAddr>,
     pub redis: lobby_kit::redis_conn::RedisSettings,
+    /// How it stops on SIGTERM (its binary's drain delay and grace).
+    pub shutdown: lobby_kit::shared_settings::ShutdownSettings,
     pub livekit: LiveKitConfig,
     pub daily: providers::daily::DailyConfig,
     pub avatar: avatar::AvatarConfig,
@@ -62,6 +64,7 @@ impl RoomsConfig {
             grpc_tls: lobby_kit::grpc_tls::GrpcTls::from_settings(s)?,
             probes_listen: lobby_kit::grpc::probes_setting(s)?,
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
+            shutdown: lobby_kit::shared_settings::ShutdownSettings::from_settings(s)?,
             livekit: livekit_config(s)?,
             daily: providers::daily::DailyConfig {
                 api_url: s.string_or("LOBBY_DAILY_API_URL", "https://api.daily.co/v1"),

@@ -54,8 +54,8 @@ pub struct ServerConfig {
     pub rooms: lobby_rooms::RoomsConfig,
     pub artifacts: lobby_artifacts::ArtifactsConfig,
     pub gateway: lobby_gateway::GatewayConfig,
-    /// How long services may drain after the shutdown signal.
-    pub shutdown_grace: Duration,
+    /// The drain delay, and how long services may drain after it.
+    pub shutdown: lobby_kit::shared_settings::ShutdownSettings,
 }
 
 impl ServerConfig {
@@ -67,18 +67,7 @@ impl ServerConfig {
             rooms: lobby_rooms::RoomsConfig::from_settings(s)?,
             artifacts: lobby_artifacts::ArtifactsConfig::from_settings(s)?,
             gateway: lobby_gateway::GatewayConfig::from_settings(s)?,
-            shutdown_grace: {
-                let grace: u64 = s.get_or("LOBBY_SHUTDOWN_GRACE_MS", 5_000)?;
-                // The gateway keeps serving through its drain delay; the
-                // grace must leave time to drain after it.
-                let delay = lobby_kit::shared_settings::shutdown_drain_delay(s)?;
-                Settings::ensure(
-                    "LOBBY_SHUTDOWN_GRACE_MS",
-                    grace as u128 > delay.as_millis(),
-                    "must be longer than LOBBY_SHUTDOWN_DRAIN_DELAY_MS",
-                )?;
-                Duration::from_millis(grace)
-            },
+            shutdown: lobby_kit::shared_settings::ShutdownSettings::from_settings(s)?,
         })
     }
 }

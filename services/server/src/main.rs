@@ -11,9 +11,12 @@ async fn main() -> Result<(), BoxError> {
         &telemetry::TelemetryConfig::from_settings(&settings)?,
     );
     let config = ServerConfig::from_settings(&settings)?;
-    let grace = config.shutdown_grace;
-    let shutdown = Shutdown::on(lobby_kit::shutdown::signal());
+    let stop = config.shutdown;
+    let shutdown = Shutdown::on(lobby_kit::shutdown::staged(
+        lobby_kit::shutdown::signal(),
+        stop.drain_delay,
+    ));
     let started = lobby_server::start(config, &shutdown).await?;
     tracing::info!(gateway = %started.gateway, "lobby-server running");
-    lobby_server::run_until_stopped(started, &shutdown, grace).await
+    lobby_server::run_until_stopped(started, &shutdown, stop.grace).await
 }

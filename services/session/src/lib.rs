@@ -32,6 +32,8 @@ pub struct SessionConfig {
     /// Plaintext health for the kubelet (`LOBBY_PROBES_LISTEN`).
     pub probes_listen: Option<SocketAddr>,
     pub redis: lobby_kit::redis_conn::RedisSettings,
+    /// How it stops on SIGTERM (its binary's drain delay and grace).
+    pub shutdown: lobby_kit::shared_settings::ShutdownSettings,
     /// Where the rooms service answers when it runs in another process.
     pub rooms_url: String,
     /// Where auth answers (it vouches for GPU workers' keys).
@@ -150,6 +152,7 @@ impl SessionConfig {
             grpc_tls: lobby_kit::grpc_tls::GrpcTls::from_settings(s)?,
             probes_listen: lobby_kit::grpc::probes_setting(s)?,
             redis: lobby_kit::redis_conn::RedisSettings::from_settings(s)?,
+            shutdown: lobby_kit::shared_settings::ShutdownSettings::from_settings(s)?,
             rooms_url: lobby_kit::shared_settings::PeerUrls::from_settings(s).rooms,
             auth_url: lobby_kit::shared_settings::PeerUrls::from_settings(s).auth,
             artifacts_url: lobby_kit::shared_settings::PeerUrls::from_settings(s).artifacts,

@@ -1,4 +1,7 @@
-use lobby_kit::{shutdown, telemetry, Settings};
+use lobby_kit::{
+    shutdown::{self, Shutdown},
+    telemetry, Settings,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -8,6 +11,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &telemetry::TelemetryConfig::from_settings(&settings)?,
     );
     let config = lobby_session::SessionConfig::from_settings(&settings)?;
-    lobby_session::serve(config, shutdown::signal()).await?;
+    let stop = config.shutdown;
+    let shutdown = Shutdown::on(shutdown::staged(shutdown::signal(), stop.drain_delay));
+    shutdown::serve_with_grace(
+        lobby_session::serve(config, shutdown.clone().wait()),
+        &shutdown,
+        stop.grace,
+    )
+    .await?;
     Ok(())
 }

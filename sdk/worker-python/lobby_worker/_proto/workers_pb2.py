@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rworkers.proto\x12\x10lobby.workers.v1\"?\n\x10WorkerTranscript\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0ftranscript_json\x18\x02 \x01(\t\"4\n\x10WorkerAudioChunk\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\">\n\x14WorkerArtifactStored\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\"`\n\x16WorkerUploadUrlRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x32\n\x08\x61rtifact\x18\x02 \x01(\x0e\x32 .lobby.workers.v1.WorkerArtifact\"2\n\x0fWorkerUploadUrl\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\x03\"m\n\x0eWorkerMessages\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rmessages_json\x18\x02 \x01(\t\x12\x15\n\rprompt_tokens\x18\x03 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\r\"\\\n\x16WorkerMessagesAppended\x12\x10\n\x08messages\x18\x01 \x01(\x04\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x04\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x04\"\x9b\x02\n\rWorkerMessage\x12.\n\x08register\x18\x01 \x01(\x0b\x32\x1a.lobby.workers.v1.RegisterH\x00\x12\x30\n\theartbeat\x18\x02 \x01(\x0b\x32\x1b.lobby.workers.v1.HeartbeatH\x00\x12\x31\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\x0b\x32\x1d.lobby.workers.v1.JobAcceptedH\x00\x12\x31\n\x08rejected\x18\x04 \x01(\x0b\x32\x1d.lobby.workers.v1.JobRejectedH\x00\x12\x37\n\rsession_ended\x18\x05 \x01(\x0b\x32\x1e.lobby.workers.v1.SessionEndedH\x00\x42\t\n\x07message\"\xa6\x01\n\x08Register\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x36\n\x06labels\x18\x04 \x03(\x0b\x32&.lobby.workers.v1.Register.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x19\n\tHeartbeat\x12\x0c\n\x04load\x18\x01 \x01(\r\"\x1d\n\x0bJobAccepted\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x0bJobRejected\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"2\n\x0cSessionEnded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"~\n\rServerMessage\x12\x32\n\nregistered\x18\x01 \x01(\x0b\x32\x1c.lobby.workers.v1.RegisteredH\x00\x12.\n\x03job\x18\x02 \x01(\x0b\x32\x1f.lobby.workers.v1.JobAssignmentH\x00\x42\t\n\x07message\">\n\nRegistered\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\"\xc9\x01\n\rJobAssignment\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x10\n\x08room_url\x18\x04 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x05 \x01(\t\x12\x16\n\x0e\x61gent_identity\x18\x06 \x01(\t\x12\x14\n\x0c\x61spect_ratio\x18\x07 \x01(\t\x12\x18\n\x10\x61vatar_image_url\x18\x08 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\t \x01(\x03*l\n\x0eWorkerArtifact\x12\x1f\n\x1bWORKER_ARTIFACT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aWORKER_ARTIFACT_TRANSCRIPT\x10\x01\x12\x19\n\x15WORKER_ARTIFACT_AUDIO\x10\x02\x32Y\n\x07Workers\x12N\n\x06\x41ttach\x12\x1f.lobby.workers.v1.WorkerMessage\x1a\x1f.lobby.workers.v1.ServerMessage(\x01\x30\x01\x32m\n\rWorkerRecords\x12\\\n\x0e\x41ppendMessages\x12 .lobby.workers.v1.WorkerMessages\x1a(.lobby.workers.v1.WorkerMessagesAppended2\xac\x02\n\x0fWorkerArtifacts\x12^\n\x10UploadTranscript\x12\".lobby.workers.v1.WorkerTranscript\x1a&.lobby.workers.v1.WorkerArtifactStored\x12[\n\x0bUploadAudio\x12\".lobby.workers.v1.WorkerAudioChunk\x1a&.lobby.workers.v1.WorkerArtifactStored(\x01\x12\\\n\rSignUploadUrl\x12(.lobby.workers.v1.WorkerUploadUrlRequest\x1a!.lobby.workers.v1.WorkerUploadUrlb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rworkers.proto\x12\x10lobby.workers.v1\"?\n\x10WorkerTranscript\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x17\n\x0ftranscript_json\x18\x02 \x01(\t\"4\n\x10WorkerAudioChunk\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\">\n\x14WorkerArtifactStored\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\"`\n\x16WorkerUploadUrlRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x32\n\x08\x61rtifact\x18\x02 \x01(\x0e\x32 .lobby.workers.v1.WorkerArtifact\"2\n\x0fWorkerUploadUrl\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\x03\"m\n\x0eWorkerMessages\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rmessages_json\x18\x02 \x01(\t\x12\x15\n\rprompt_tokens\x18\x03 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\r\"\\\n\x16WorkerMessagesAppended\x12\x10\n\x08messages\x18\x01 \x01(\x04\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x04\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x04\"\x9b\x02\n\rWorkerMessage\x12.\n\x08register\x18\x01 \x01(\x0b\x32\x1a.lobby.workers.v1.RegisterH\x00\x12\x30\n\theartbeat\x18\x02 \x01(\x0b\x32\x1b.lobby.workers.v1.HeartbeatH\x00\x12\x31\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\x0b\x32\x1d.lobby.workers.v1.JobAcceptedH\x00\x12\x31\n\x08rejected\x18\x04 \x01(\x0b\x32\x1d.lobby.workers.v1.JobRejectedH\x00\x12\x37\n\rsession_ended\x18\x05 \x01(\x0b\x32\x1e.lobby.workers.v1.SessionEndedH\x00\x42\t\n\x07message\"\xa6\x01\n\x08Register\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x36\n\x06labels\x18\x04 \x03(\x0b\x32&.lobby.workers.v1.Register.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x19\n\tHeartbeat\x12\x0c\n\x04load\x18\x01 \x01(\r\"\x1d\n\x0bJobAccepted\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x0bJobRejected\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"2\n\x0cSessionEnded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xa8\x01\n\rServerMessage\x12\x32\n\nregistered\x18\x01 \x01(\x0b\x32\x1c.lobby.workers.v1.RegisteredH\x00\x12.\n\x03job\x18\x02 \x01(\x0b\x32\x1f.lobby.workers.v1.JobAssignmentH\x00\x12(\n\x05\x64rain\x18\x03 \x01(\x0b\x32\x17.lobby.workers.v1.DrainH\x00\x42\t\n\x07message\"\x17\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\">\n\nRegistered\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\"\xc9\x01\n\rJobAssignment\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x10\n\x08room_url\x18\x04 \x01(\t\x12\x13\n\x0b\x61gent_token\x18\x05 \x01(\t\x12\x16\n\x0e\x61gent_identity\x18\x06 \x01(\t\x12\x14\n\x0c\x61spect_ratio\x18\x07 \x01(\t\x12\x18\n\x10\x61vatar_image_url\x18\x08 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\t \x01(\x03*l\n\x0eWorkerArtifact\x12\x1f\n\x1bWORKER_ARTIFACT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aWORKER_ARTIFACT_TRANSCRIPT\x10\x01\x12\x19\n\x15WORKER_ARTIFACT_AUDIO\x10\x02\x32Y\n\x07Workers\x12N\n\x06\x41ttach\x12\x1f.lobby.workers.v1.WorkerMessage\x1a\x1f.lobby.workers.v1.ServerMessage(\x01\x30\x01\x32m\n\rWorkerRecords\x12\\\n\x0e\x41ppendMessages\x12 .lobby.workers.v1.WorkerMessages\x1a(.lobby.workers.v1.WorkerMessagesAppended2\xac\x02\n\x0fWorkerArtifacts\x12^\n\x10UploadTranscript\x12\".lobby.workers.v1.WorkerTranscript\x1a&.lobby.workers.v1.WorkerArtifactStored\x12[\n\x0bUploadAudio\x12\".lobby.workers.v1.WorkerAudioChunk\x1a&.lobby.workers.v1.WorkerArtifactStored(\x01\x12\\\n\rSignUploadUrl\x12(.lobby.workers.v1.WorkerUploadUrlRequest\x1a!.lobby.workers.v1.WorkerUploadUrlb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REGISTER_LABELSENTRY']._loaded_options = None
   _globals['_REGISTER_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_WORKERARTIFACT']._serialized_start=1581
-  _globals['_WORKERARTIFACT']._serialized_end=1689
+  _globals['_WORKERARTIFACT']._serialized_start=1649
+  _globals['_WORKERARTIFACT']._serialized_end=1757
   _globals['_WORKERTRANSCRIPT']._serialized_start=35
   _globals['_WORKERTRANSCRIPT']._serialized_end=98
   _globals['_WORKERAUDIOCHUNK']._serialized_start=100
@@ -63,16 +63,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBREJECTED']._serialized_end=1131
   _globals['_SESSIONENDED']._serialized_start=1133
   _globals['_SESSIONENDED']._serialized_end=1183
-  _globals['_SERVERMESSAGE']._serialized_start=1185
-  _globals['_SERVERMESSAGE']._serialized_end=1311
-  _globals['_REGISTERED']._serialized_start=1313
-  _globals['_REGISTERED']._serialized_end=1375
-  _globals['_JOBASSIGNMENT']._serialized_start=1378
-  _globals['_JOBASSIGNMENT']._serialized_end=1579
-  _globals['_WORKERS']._serialized_start=1691
-  _globals['_WORKERS']._serialized_end=1780
-  _globals['_WORKERRECORDS']._serialized_start=1782
-  _globals['_WORKERRECORDS']._serialized_end=1891
-  _globals['_WORKERARTIFACTS']._serialized_start=1894
-  _globals['_WORKERARTIFACTS']._serialized_end=2194
+  _globals['_SERVERMESSAGE']._serialized_start=1186
+  _globals['_SERVERMESSAGE']._serialized_end=1354
+  _globals['_DRAIN']._serialized_start=1356
+  _globals['_DRAIN']._serialized_end=1379
+  _globals['_REGISTERED']._serialized_start=1381
+  _globals['_REGISTERED']._serialized_end=1443
+  _globals['_JOBASSIGNMENT']._serialized_start=1446
+  _globals['_JOBASSIGNMENT']._serialized_end=1647
+  _globals['_WORKERS']._serialized_start=1759
+  _globals['_WORKERS']._serialized_end=1848
+  _globals['_WORKERRECORDS']._serialized_start=1850
+  _globals['_WORKERRECORDS']._serialized_end=1959
+  _globals['_WORKERARTIFACTS']._serialized_start=1962
+  _globals['_WORKERARTIFACTS']._serialized_end=2262
 # @@protoc_insertion_point(module_scope)

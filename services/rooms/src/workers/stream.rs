@@ -27,6 +27,10 @@ use tonic::{Request, Response, Status, Streaming};
 pub const MAX_CAPACITY: u32 = 1000;
 static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 
+/// How long a drained stream still reads what its worker sent before it
+/// saw the drain (an end report, say) before it closes.
+const DRAIN_READ_WINDOW: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub struct WorkersService {
     registry: Registry,
     dispatcher: Dispatcher,
@@ -127,6 +131,12 @@ impl Workers for WorkersService {
         &self,
         req: Request<Streaming<pb::WorkerMessage>>,
     ) -> Result<Response<ServerStream>, Status> {
+        if lobby_kit::shutdown::is_draining() {
+            // Told to leave, a worker must land on another replica.
+            return Err(Status::unavailable(
+                "this rooms replica is shutting down; reconnect",
+            ));
+        }
         let key = Self::presented_key(&req);
         let identity = authenticate(&self.auth, &key).await?;
         let mut inbound = req.into_inner();
@@ -179,6 +189,9 @@ impl Workers for WorkersService {
             })),
         };
         let _ = tx.send(Ok(registered)).await;
+        // Kept beside the dispatcher's, to tell the worker to leave when
+        // this process drains.
+        let drain_tx = tx.clone();
         let connection = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
         let mut released = self.dispatcher.attach(&worker_id, connection, tx);
         tracing::info!(worker_id, region = %register.region, capacity = register.capacity, account_id = %identity.serves.account_id, pool = %identity.serves.pool, "worker connected");
@@ -188,15 +201,38 @@ impl Workers for WorkersService {
         let mut recheck = tokio::time::interval(self.key_recheck);
         recheck.tick().await; // the first tick is now: the key was just checked
         tokio::spawn(async move {
+            let mut drained_at: Option<tokio::time::Instant> = None;
             loop {
+                // Once told to leave, the worker closes its side; what it
+                // sent before is still handled, for a few seconds at most.
+                let leave_by = async {
+                    match drained_at {
+                        Some(at) => tokio::time::sleep_until(at + DRAIN_READ_WINDOW).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let message = tokio::select! {
                     read = inbound.message() => match read {
                         Ok(Some(m)) => m,
                         Ok(None) | Err(_) => break,
                     },
+                    () = lobby_kit::shutdown::draining(), if drained_at.is_none() => {
+                        // No more jobs here; the worker reconnects elsewhere.
+                        dispatcher.detach(&worker_id, connection);
+                        let drain = pb::ServerMessage {
+                            message: Some(server_message::Message::Drain(pb::Drain {
+                                reason: "this rooms replica is shutting down; reconnect".into(),
+                            })),
+                        };
+                        let _ = drain_tx.send(Ok(drain)).await;
+                        tracing::info!(worker_id, "worker told to reconnect elsewhere");
+                        drained_at = Some(tokio::time::Instant::now());
+                        continue;
+                    }
+                    () = leave_by => break,
                     // Dropped by the dispatcher (it stopped reading its
                     // jobs), or replaced by a newer connection.
-                    _ = &mut released => break,
+                    _ = &mut released, if drained_at.is_none() => break,
                     _ = recheck.tick() => {
                         match authenticate(&auth, &key).await {
                             Ok(now) if now.worker_id == worker_id && now.serves == identity.serves => continue,
@@ -240,6 +276,7 @@ impl Workers for WorkersService {
                 }
             }
             // Gone: no new jobs until it reconnects.
+            drop(drain_tx);
             dispatcher.detach(&worker_id, connection);
             if let Err(e) = registry.disconnected(&worker_id, &connection_id).await {
                 tracing::warn!(worker_id, error = %e, "could not mark the worker disconnected");
