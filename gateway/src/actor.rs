@@ -35,7 +35,8 @@ pub fn identify(who: String) {
 
 /// A gRPC request carrying this request's actor.
 pub fn request<T>(message: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(message);
+    // With the trace context, when traces are exported.
+    let mut req = lobby_kit::grpc::outgoing(message);
     let _ = ACTOR.try_with(|a| a.borrow().attach(&mut req));
     req
 }

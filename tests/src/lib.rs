@@ -7,6 +7,7 @@ pub mod avatar_server;
 pub mod daily_mock;
 pub mod livekit;
 pub mod lobby;
+pub mod otlp_collector;
 pub mod process;
 pub mod redis_server;
 pub mod s3_server;

@@ -237,3 +237,90 @@ async fn the_slots_and_worker_capacity_gauges_follow_what_is_held() {
     gauge_reaches(&lobby, &session, "lobby_session_slots_in_use", 3).await;
     gauge_reaches(&lobby, &rooms, "lobby_rooms_worker_capacity_reserved", 2).await;
 }
+
+#[tokio::test]
+async fn traces_reach_a_collector_as_one_trace_across_the_services() {
+    let collector = lobby_tests::otlp_collector::OtlpCollector::start().await;
+    let lobby = Lobby::start(LobbyOptions {
+        extra_env: vec![
+            ("LOBBY_OTLP_ENDPOINT".into(), collector.url.clone()),
+            // The batch processor's own setting: export within 200 ms.
+            ("OTEL_BSP_SCHEDULE_DELAY".into(), "200".into()),
+        ],
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let account = lobby.create_account(5).await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+    // The caller's own trace: Lobby's spans must join it.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let r = lobby
+        .http
+        .post(format!("{}/v1/public/agents/connect", lobby.gateway()))
+        .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
+        .json(&json!({ "agent_id": agent }))
+        .send()
+        .await
+        .expect("connect");
+    assert_eq!(r.status(), 200);
+
+    // What each process must have traced, in this trace.
+    let wanted: &[(&str, &str)] = match lobby.topology {
+        lobby_tests::Topology::Split => &[
+            ("lobby-gateway", "request"),
+            ("lobby-auth", "grpc"),
+            ("lobby-session", "grpc"),
+            ("lobby-rooms", "grpc"),
+        ],
+        lobby_tests::Topology::CoLocated => &[("lobby-server", "request")],
+    };
+    let mut spans = Vec::new();
+    for _ in 0..100 {
+        spans = collector
+            .spans()
+            .into_iter()
+            .filter(|s| s.trace_id == trace_id)
+            .collect::<Vec<_>>();
+        if wanted.iter().all(|(service, name)| {
+            spans
+                .iter()
+                .any(|s| s.service == *service && s.name == *name)
+        }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (service, name) in wanted {
+        assert!(
+            spans
+                .iter()
+                .any(|s| s.service == *service && s.name == *name),
+            "no {name} span from {service} in the caller's trace: {spans:#?}"
+        );
+    }
+    // The gateway's span continues the caller's; every other span's parent
+    // is a span of this trace (the hops link up).
+    let request = spans
+        .iter()
+        .find(|s| s.name == "request")
+        .expect("request span");
+    assert_eq!(request.parent_span_id, caller_span, "{request:?}");
+    let ids: BTreeSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    for span in &spans {
+        if span.name != "request" {
+            assert!(
+                ids.contains(span.parent_span_id.as_str()),
+                "{span:?} has a parent outside the trace"
+            );
+        }
+    }
+    let start = spans.iter().find(|s| {
+        s.attribute("method")
+            .is_some_and(|m| m.ends_with("/StartSession"))
+    });
+    if lobby.topology == lobby_tests::Topology::Split {
+        assert!(start.is_some(), "no StartSession span: {spans:#?}");
+    }
+}

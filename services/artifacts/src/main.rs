@@ -6,7 +6,7 @@ use lobby_kit::{
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
-    telemetry::init(
+    let _telemetry = telemetry::init(
         "artifacts",
         &telemetry::TelemetryConfig::from_settings(&settings)?,
     );

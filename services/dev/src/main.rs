@@ -29,7 +29,7 @@ const DEMO_WORKER: &str = "demo-worker";
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let mut settings = Settings::from_env()?;
-    telemetry::init(
+    let _telemetry = telemetry::init(
         "dev",
         &telemetry::TelemetryConfig::from_settings(&settings)?,
     );

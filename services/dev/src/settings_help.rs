@@ -244,6 +244,14 @@ pub const HELP: &[(&str, &str)] = &[
         "Most messages one session's record holds; between 1 and 1000000.",
     ),
     (
+        "LOBBY_OTLP_ENDPOINT",
+        "An OpenTelemetry collector's OTLP/HTTP base URL (e.g. `http://otel-collector:4318`): spans are exported to `/v1/traces` as JSON, with the W3C trace context carried across every gRPC hop; unset exports nothing.",
+    ),
+    (
+        "LOBBY_OTLP_SAMPLE_RATIO",
+        "The share of new traces exported, between 0 and 1; a caller's sampled `traceparent` is always followed.",
+    ),
+    (
         "LOBBY_PEERS",
         "How the services in `lobby-server` reach each other: `in_process` (direct calls) or `grpc` (each service on its own port, over gRPC).",
     ),

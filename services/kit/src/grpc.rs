@@ -85,6 +85,18 @@ pub fn outgoing<T>(message: T) -> tonic::Request<T> {
     if let Some(id) = current_request_id().and_then(|id| id.parse().ok()) {
         req.metadata_mut().insert(REQUEST_ID_HEADER, id);
     }
+    if crate::telemetry::is_exporting() {
+        let mut context = http::HeaderMap::new();
+        crate::telemetry::inject_current(&mut context);
+        for (name, value) in &context {
+            if let (Ok(name), Ok(Ok(value))) = (
+                tonic::metadata::AsciiMetadataKey::from_bytes(name.as_str().as_bytes()),
+                value.to_str().map(str::parse),
+            ) {
+                req.metadata_mut().insert(name, value);
+            }
+        }
+    }
     req
 }
 

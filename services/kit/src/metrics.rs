@@ -190,6 +190,7 @@ where
             .to_owned();
         // Every log line of the call names its method and its request.
         let span = tracing::info_span!("grpc", method = %method, request_id = %request_id);
+        crate::telemetry::continue_trace(&span, req.headers());
         let started = std::time::Instant::now();
         let answer = {
             let _entered = span.enter();

@@ -6,7 +6,7 @@ use lobby_server::{BoxError, ServerConfig};
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let settings = Settings::from_env()?;
-    telemetry::init(
+    let _telemetry = telemetry::init(
         "server",
         &telemetry::TelemetryConfig::from_settings(&settings)?,
     );
