@@ -16,6 +16,19 @@ use std::time::{Duration, Instant};
 
 const DRAIN_DELAY_MS: u64 = 1_500;
 
+/// A Lobby whose processes drain for `delay_ms` after SIGTERM, then have
+/// 15 s to finish; no worker.
+fn draining_after(delay_ms: u64) -> LobbyOptions {
+    LobbyOptions {
+        worker: false,
+        extra_env: vec![
+            ("LOBBY_SHUTDOWN_DRAIN_DELAY_MS".into(), delay_ms.to_string()),
+            ("LOBBY_SHUTDOWN_GRACE_MS".into(), "15000".into()),
+        ],
+        ..Default::default()
+    }
+}
+
 /// A start on its own task: its status and body, or why it got none.
 fn start(lobby: &Lobby, agent: &str) -> tokio::task::JoinHandle<Result<(u16, Value), String>> {
     let request = lobby
@@ -41,18 +54,7 @@ async fn answers(
 
 #[tokio::test]
 async fn sigterm_during_200_starts_loses_none_and_leaves_none_half_done() {
-    let mut lobby = Lobby::start(LobbyOptions {
-        worker: false,
-        extra_env: vec![
-            (
-                "LOBBY_SHUTDOWN_DRAIN_DELAY_MS".into(),
-                DRAIN_DELAY_MS.to_string(),
-            ),
-            ("LOBBY_SHUTDOWN_GRACE_MS".into(), "15000".into()),
-        ],
-        ..Default::default()
-    })
-    .await;
+    let mut lobby = Lobby::start(draining_after(DRAIN_DELAY_MS)).await;
     let account = lobby.create_account(1_000).await;
     lobby
         .patch_account(&account, json!({ "minutes_quota": 1_000_000 }))
@@ -125,18 +127,7 @@ fn rooms_process(lobby: &Lobby) -> &'static str {
 
 #[tokio::test]
 async fn sigterm_to_the_session_service_during_200_starts_loses_none() {
-    let mut lobby = Lobby::start(LobbyOptions {
-        worker: false,
-        extra_env: vec![
-            (
-                "LOBBY_SHUTDOWN_DRAIN_DELAY_MS".into(),
-                DRAIN_DELAY_MS.to_string(),
-            ),
-            ("LOBBY_SHUTDOWN_GRACE_MS".into(), "15000".into()),
-        ],
-        ..Default::default()
-    })
-    .await;
+    let mut lobby = Lobby::start(draining_after(DRAIN_DELAY_MS)).await;
     if lobby.topology != Topology::Split {
         // Co-located, the session service is the server process: the test
         // above covers it.
@@ -171,15 +162,7 @@ async fn sigterm_to_the_session_service_during_200_starts_loses_none() {
 
 #[tokio::test]
 async fn a_draining_rooms_service_sends_its_workers_elsewhere_and_their_sessions_run_on() {
-    let mut lobby = Lobby::start(LobbyOptions {
-        worker: false,
-        extra_env: vec![
-            ("LOBBY_SHUTDOWN_DRAIN_DELAY_MS".into(), "500".into()),
-            ("LOBBY_SHUTDOWN_GRACE_MS".into(), "15000".into()),
-        ],
-        ..Default::default()
-    })
-    .await;
+    let mut lobby = Lobby::start(draining_after(500)).await;
     let worker = TestWorker::start(&lobby.workers_door(), "drained", 4, Behavior::Accept).await;
     let account = lobby.create_account(10).await;
     let agent = lobby
@@ -287,15 +270,7 @@ async fn the_python_sdk_reconnects_when_rooms_drains() {
         eprintln!("no project venv ({python}): `make test` makes one; skipped");
         return;
     }
-    let mut lobby = Lobby::start(LobbyOptions {
-        worker: false,
-        extra_env: vec![
-            ("LOBBY_SHUTDOWN_DRAIN_DELAY_MS".into(), "300".into()),
-            ("LOBBY_SHUTDOWN_GRACE_MS".into(), "15000".into()),
-        ],
-        ..Default::default()
-    })
-    .await;
+    let mut lobby = Lobby::start(draining_after(300)).await;
     let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut cmd = std::process::Command::new(&python);
     cmd.arg(repo.join("tests/py/draining_worker.py"))

@@ -101,3 +101,32 @@ pub async fn serve_with_grace<T, E>(
         }
     }
 }
+
+/// What a server is given to know when to stop accepting.
+pub type StopSignal = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The `main` of a service run as its own process: its settings and
+/// logging, its config, then `serve` until SIGTERM or Ctrl-C, drained as
+/// the config's [`crate::shared_settings::ShutdownSettings`] say.
+pub async fn run_service<C, E, Served>(
+    name: &str,
+    config: impl FnOnce(&crate::Settings) -> Result<C, crate::ConfigError>,
+    stopping: impl FnOnce(&C) -> crate::shared_settings::ShutdownSettings,
+    serve: impl FnOnce(C, StopSignal) -> Served,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    Served: Future<Output = Result<(), E>>,
+    E: std::error::Error + 'static,
+{
+    let settings = crate::Settings::from_env()?;
+    let _telemetry = crate::telemetry::init(
+        name,
+        &crate::telemetry::TelemetryConfig::from_settings(&settings)?,
+    );
+    let config = config(&settings)?;
+    let stop = stopping(&config);
+    let shutdown = Shutdown::on(staged(signal(), stop.drain_delay));
+    let served = serve(config, Box::pin(shutdown.clone().wait()));
+    serve_with_grace(served, &shutdown, stop.grace).await?;
+    Ok(())
+}
