@@ -284,9 +284,10 @@ async fn closed_loop_rows(
     let mut rows = Vec::new();
     for &c in levels {
         // A fresh account per run: every run starts from empty sets.
-        let connect = connect_op(&lobby, &bench_agent(&lobby).await);
         let (mut gateway, mut raw) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
+            // A fresh account per round on both sides: sets of the same size.
+            let connect = connect_op(&lobby, &bench_agent(&lobby).await);
             gateway.push(closed_loop(requests / ROUNDS, c, &connect).await);
             let account = format!("{shape}-{c}-{round}");
             raw.push(closed_loop(requests / ROUNDS, c, raw_op(store.clone(), account)).await);

@@ -152,7 +152,7 @@ pub async fn guard(
         .to_owned();
     // Every log line while serving it names the request.
     let span = tracing::info_span!("request", request_id = %request_id);
-    lobby_kit::telemetry::continue_trace(&span, req.headers());
+    lobby_kit::telemetry::continue_callers_trace(&span, req.headers());
     let handled = tracing::Instrument::instrument(
         crate::actor::scope(request_id, client.to_string(), next.run(req)),
         span,

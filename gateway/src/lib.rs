@@ -116,6 +116,9 @@ impl GatewayConfig {
     }
 }
 
+/// (`#[track_caller]`: the configuration reference names the line that
+/// calls it as the setting's declaration.)
+#[track_caller]
 fn positive(s: &Settings, key: &str, default: u64) -> Result<u64, ConfigError> {
     let value: u64 = s.get_or(key, default)?;
     Settings::ensure(key, value > 0, "must be positive")?;

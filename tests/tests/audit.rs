@@ -369,6 +369,17 @@ async fn the_log_pages_newest_first_across_its_writers_and_trims_by_age_only() {
         .await
         .expect("xrange");
     assert_eq!(catalog.len(), 8, "auth writes the catalog stream");
+    // Writing trims the stream shared before the split too: the ancient
+    // entry is gone from Redis, not only hidden.
+    let shared_before: usize = redis::cmd("XLEN")
+        .arg(&log)
+        .query_async(&mut conn)
+        .await
+        .expect("xlen");
+    assert_eq!(
+        shared_before, 0,
+        "the retention trims the old shared stream"
+    );
     // The third newest: the first page ends after the sessions' entry of it.
     let shared_id = catalog[5].0.clone();
     xadd(format!("{log}:sessions"), shared_id.clone(), "fromSessions").await;

@@ -244,6 +244,8 @@ async fn traces_reach_a_collector_as_one_trace_across_the_services() {
     let lobby = Lobby::start(LobbyOptions {
         extra_env: vec![
             ("LOBBY_OTLP_ENDPOINT".into(), collector.url.clone()),
+            // So that the test knows the trace id: the caller's.
+            ("LOBBY_OTLP_TRUST_CALLER_TRACES".into(), "true".into()),
             // The batch processor's own setting: export within 200 ms.
             ("OTEL_BSP_SCHEDULE_DELAY".into(), "200".into()),
         ],

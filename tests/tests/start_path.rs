@@ -15,7 +15,8 @@ async fn refused_starts_write_nothing_to_redis() {
         // No lease renewal during the test: it would rewrite the held slot.
         extra_env: vec![("LOBBY_SESSION_LEASE_MS".into(), "3600000".into())],
         // Link starts need a worker; its heartbeats are writes of its own
-        // (to its `{w:<id>}:worker` hash), left out of the comparison.
+        // (to its `{w:<id>}:worker` hash): that hash is compared without
+        // the fields they rewrite.
         worker: true,
         ..Default::default()
     })
@@ -78,6 +79,21 @@ async fn refused_starts_write_nothing_to_redis() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // The worker's hash minus what its heartbeats rewrite: a refused start
+    // must not reserve its capacity either.
+    let worker_fields = || async {
+        let mut conn = lobby.redis.connection().await;
+        let mut all: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg("{w:test-worker}:worker")
+            .query_async(&mut conn)
+            .await
+            .expect("hgetall");
+        all.remove("last_seen_ms");
+        all.remove("load");
+        all
+    };
+    let worker_before = worker_fields().await;
+    assert!(worker_before.contains_key("reserved"), "{worker_before:?}");
     let before = lobby.redis.snapshot().await;
     let mut refused = [0; 5];
     for i in 0..100 {
@@ -114,6 +130,11 @@ async fn refused_starts_write_nothing_to_redis() {
         refused[kind] += 1;
     }
     let after = lobby.redis.snapshot().await;
+    assert_eq!(
+        worker_fields().await,
+        worker_before,
+        "a refusal touched the worker"
+    );
     let heartbeat = |k: &String| k.starts_with("{w:") && k.ends_with("}:worker");
     let changed: Vec<String> = RedisServer::writes_between(&before, &after)
         .into_iter()

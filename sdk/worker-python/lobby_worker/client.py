@@ -4,7 +4,9 @@ and what it writes into the sessions it runs (records and artifacts)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import io
+import time
 import json
 import os
 from typing import Any, AsyncIterator, BinaryIO, Optional, Union
@@ -39,6 +41,11 @@ class WorkerError(RuntimeError):
 # to the longest); after a replica's drain message, no wait.
 _RECONNECT_FIRST_WAIT = 0.2
 _RECONNECT_LONGEST_WAIT = 5.0
+# End reports sent this recently are sent again on a new stream: one still
+# in the old stream's buffers when it died would be lost, and the session
+# would run on. A repeated report is ignored.
+_END_REPORTS_REPLAYED = 60.0
+_END_REPORTS_KEPT = 1024
 
 
 def _channel(url: str, root_certificates: Optional[bytes]) -> grpc.aio.Channel:
@@ -165,6 +172,7 @@ class Worker:
         self._tasks: list[asyncio.Task] = []
         self._channel: Optional[grpc.aio.Channel] = None
         self._closed = False
+        self._recent_ends: collections.deque = collections.deque(maxlen=_END_REPORTS_KEPT)
         self.load = 0
         # Times the worker attached again after a stream ended.
         self.reconnects = 0
@@ -210,7 +218,7 @@ class Worker:
         self._tasks.append(asyncio.create_task(self._supervise(call, queue)))
 
     async def _heartbeats(self, interval: float) -> None:
-        while True:
+        while not self._closed:
             await asyncio.sleep(interval)
             await self._outbound.put(pb.WorkerMessage(heartbeat=pb.Heartbeat(load=self.load)))
 
@@ -261,7 +269,13 @@ class Worker:
                             return
                         wait = min(max(wait * 2, _RECONNECT_FIRST_WAIT), _RECONNECT_LONGEST_WAIT)
                 self.reconnects += 1
+                now = time.monotonic()
+                for sent_at, message in list(self._recent_ends):
+                    if now - sent_at <= _END_REPORTS_REPLAYED:
+                        await queue.put(message)
         finally:
+            # Refused, or closed: nothing more is sent.
+            self._closed = True
             await self._jobs.put(None)
 
     async def jobs(self) -> AsyncIterator[Job]:
@@ -284,11 +298,11 @@ class Worker:
     async def session_ended(self, session_id: str, reason: str) -> None:
         """Reports the end of a session this worker ran; Lobby ends it."""
         self.load = max(0, self.load - 1)
-        await self._outbound.put(
-            pb.WorkerMessage(
-                session_ended=pb.SessionEnded(session_id=session_id, reason=reason)
-            )
+        message = pb.WorkerMessage(
+            session_ended=pb.SessionEnded(session_id=session_id, reason=reason)
         )
+        self._recent_ends.append((time.monotonic(), message))
+        await self._outbound.put(message)
 
     async def close(self) -> None:
         self._closed = True

@@ -316,6 +316,11 @@ fn refuses_the_worker(e: &WorkerError) -> bool {
 }
 
 const RECONNECT_FIRST_WAIT: Duration = Duration::from_millis(200);
+/// End reports sent this recently are sent again on a new stream: one
+/// still in the old stream's buffers when it died would be lost, and the
+/// session would run on. A repeated report is ignored.
+const END_REPORTS_REPLAYED: Duration = Duration::from_secs(60);
+const END_REPORTS_KEPT: usize = 1024;
 const RECONNECT_LONGEST_WAIT: Duration = Duration::from_secs(5);
 
 /// Carries the worker's messages to its current stream and the jobs back,
@@ -330,12 +335,27 @@ async fn supervise(
     jobs: mpsc::Sender<JobAssignment>,
     reconnects: Arc<AtomicU32>,
 ) {
+    let mut recent_ends: std::collections::VecDeque<(tokio::time::Instant, WorkerMessage)> =
+        std::collections::VecDeque::new();
+    // A message the old stream refused, for the new one.
+    let mut unsent: Option<WorkerMessage> = None;
     loop {
         let drained = loop {
             tokio::select! {
                 m = outbound.recv() => match m {
                     Some(m) => {
-                        if stream.tx.send(m).await.is_err() {
+                        if matches!(m.message, Some(worker_message::Message::SessionEnded(_))) {
+                            let now = tokio::time::Instant::now();
+                            while recent_ends.front().is_some_and(|(at, _)| {
+                                now.duration_since(*at) > END_REPORTS_REPLAYED
+                            }) || recent_ends.len() >= END_REPORTS_KEPT
+                            {
+                                recent_ends.pop_front();
+                            }
+                            recent_ends.push_back((now, m.clone()));
+                        }
+                        if let Err(refused) = stream.tx.send(m).await {
+                            unsent = Some(refused.0);
                             break false;
                         }
                     }
@@ -385,6 +405,16 @@ async fn supervise(
         };
         reconnects.fetch_add(1, Ordering::Relaxed);
         tracing::info!(worker_id = %config.worker_id, "attached to the rooms service again");
+        let unsent_now = unsent.take();
+        let mut replay: Vec<WorkerMessage> = recent_ends
+            .iter()
+            .map(|(_, m)| m.clone())
+            .filter(|m| unsent_now.as_ref() != Some(m))
+            .collect();
+        replay.extend(unsent_now);
+        for m in replay {
+            let _ = stream.tx.send(m).await;
+        }
     }
 }
 

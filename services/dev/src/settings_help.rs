@@ -252,6 +252,10 @@ pub const HELP: &[(&str, &str)] = &[
         "The share of new traces exported, between 0 and 1; a caller's sampled `traceparent` is always followed.",
     ),
     (
+        "LOBBY_OTLP_TRUST_CALLER_TRACES",
+        "Whether the gateway continues a caller's `traceparent`; off, each request starts its own trace, so public callers can neither pick trace ids nor force sampling.",
+    ),
+    (
         "LOBBY_PEERS",
         "How the services in `lobby-server` reach each other: `in_process` (direct calls) or `grpc` (each service on its own port, over gRPC).",
     ),
@@ -400,7 +404,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "LOBBY_SHUTDOWN_GRACE_MS",
-        "How long a process may then take to finish what is in flight before it exits anyway, in ms; longer than `LOBBY_SHUTDOWN_DRAIN_DELAY_MS`, at most 600000.",
+        "How long a process may then take, after the drain delay, to finish what is in flight before it exits anyway, in ms; between 1 and 600000.",
     ),
     (
         "LOBBY_SUMMARIZER",

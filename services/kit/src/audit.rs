@@ -191,7 +191,16 @@ impl AuditLog {
     /// already.
     pub async fn record(&self, account_id: Option<&str>, actor: &Actor, event: &str, target: &str) {
         let oldest_kept = crate::time::now_ms() - self.retention_ms;
-        let written: Result<String, redis::RedisError> = redis::cmd("XADD")
+        let mut pipe = redis::pipe();
+        // The stream every writer shared before is written no more: trimmed
+        // here, it empties (and is gone) once the retention has passed.
+        pipe.cmd("XTRIM")
+            .arg(stream_key(account_id, None))
+            .arg("MINID")
+            .arg("=")
+            .arg(oldest_kept.max(0))
+            .ignore();
+        pipe.cmd("XADD")
             .arg(stream_key(account_id, Some(self.writer)))
             .arg("MINID")
             // Exact: an entry past the retention is gone, not kept until a
@@ -208,9 +217,9 @@ impl AuditLog {
             .arg("request_id")
             .arg(&actor.request_id)
             .arg("client_ip")
-            .arg(&actor.client_ip)
-            .query_async(&mut self.redis.clone())
-            .await;
+            .arg(&actor.client_ip);
+        let written: Result<(String,), redis::RedisError> =
+            pipe.query_async(&mut self.redis.clone()).await;
         if let Err(e) = written {
             tracing::error!(event, target, who = %actor.who, error = %e, "audit entry not written");
         }

@@ -54,6 +54,22 @@ impl std::fmt::Debug for GrpcTls {
     }
 }
 
+/// A PEM file's path mutual TLS needs, declared where it is called.
+#[track_caller]
+fn required_path(s: &Settings, key: &str) -> Result<PathBuf, ConfigError> {
+    match s.raw(key).map(str::trim).filter(|v| !v.is_empty()) {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => Err(ConfigError::Invalid {
+            setting: key.to_owned(),
+            reason: format!(
+                "internal gRPC uses mutual TLS: set {CA_FILE}, {CERT_FILE} and {KEY_FILE} \
+                 (PEM files; `lobby-dev certs <dir>` makes a throwaway set), or \
+                 {PLAINTEXT}=true to debug without it"
+            ),
+        }),
+    }
+}
+
 impl GrpcTls {
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
         install_crypto_provider();
@@ -64,20 +80,11 @@ impl GrpcTls {
             );
             return Ok(Self::Plaintext);
         }
-        let path = |key: &str| -> Result<PathBuf, ConfigError> {
-            match s.raw(key).map(str::trim).filter(|v| !v.is_empty()) {
-                Some(p) => Ok(PathBuf::from(p)),
-                None => Err(ConfigError::Invalid {
-                    setting: key.to_owned(),
-                    reason: format!(
-                        "internal gRPC uses mutual TLS: set {CA_FILE}, {CERT_FILE} and {KEY_FILE} \
-                         (PEM files; `lobby-dev certs <dir>` makes a throwaway set), or \
-                         {PLAINTEXT}=true to debug without it"
-                    ),
-                }),
-            }
-        };
-        let files = [path(CA_FILE)?, path(CERT_FILE)?, path(KEY_FILE)?];
+        let files = [
+            required_path(s, CA_FILE)?,
+            required_path(s, CERT_FILE)?,
+            required_path(s, KEY_FILE)?,
+        ];
         let [ca, cert, key] = [
             read_pem(CA_FILE, &files[0], PemKind::Certificate)?,
             read_pem(CERT_FILE, &files[1], PemKind::Certificate)?,

@@ -47,7 +47,9 @@ pub fn spawn_process_only(addr: Option<SocketAddr>) -> Option<tokio::task::JoinH
     spawn(addr, Registry::new())
 }
 
-/// Reads an optional listen address (`LOBBY_<SERVICE>_METRICS_LISTEN`).
+/// Reads an optional listen address (`LOBBY_<SERVICE>_METRICS_LISTEN`),
+/// declared where it is called.
+#[track_caller]
 pub fn listen_setting(
     s: &crate::Settings,
     key: &str,

@@ -21,9 +21,13 @@ pub struct TelemetryConfig {
     /// Where traces go: an OTLP/HTTP collector's base URL (spans are POSTed
     /// to `<endpoint>/v1/traces`); `None` exports nothing.
     pub otlp_endpoint: Option<String>,
-    /// The share of new traces kept (a caller's sampled trace is always
-    /// followed).
+    /// The share of new traces kept (a trusted caller's sampled trace is
+    /// always followed).
     pub otlp_sample_ratio: f64,
+    /// Whether the gateway continues a public caller's `traceparent`. Off,
+    /// a caller can neither choose trace ids nor force every request to be
+    /// sampled; each request starts its own trace.
+    pub otlp_trust_callers: bool,
 }
 
 impl TelemetryConfig {
@@ -67,6 +71,7 @@ impl TelemetryConfig {
             json,
             otlp_endpoint,
             otlp_sample_ratio,
+            otlp_trust_callers: s.get_or("LOBBY_OTLP_TRUST_CALLER_TRACES", false)?,
         })
     }
 }
@@ -74,6 +79,7 @@ impl TelemetryConfig {
 /// Whether spans are exported: only then is the trace context worth
 /// carrying on every call.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
+static TRUST_CALLERS: AtomicBool = AtomicBool::new(false);
 
 pub fn is_exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
@@ -141,6 +147,7 @@ pub fn init(service: &str, config: &TelemetryConfig) -> TelemetryGuard {
                 opentelemetry_sdk::propagation::TraceContextPropagator::new(),
             );
             EXPORTING.store(true, Ordering::Relaxed);
+            TRUST_CALLERS.store(config.otlp_trust_callers, Ordering::Relaxed);
         }
         tracing::info!(service, traces = exporting, "telemetry ready");
         TelemetryGuard(provider)
@@ -212,8 +219,17 @@ pub fn inject_current(headers: &mut http::HeaderMap) {
     });
 }
 
-/// Makes `span` a child of the trace context an incoming request carries,
-/// when traces are exported.
+/// Makes `span` a child of the trace context a public caller's request
+/// carries, when traces are exported and callers are trusted
+/// (`LOBBY_OTLP_TRUST_CALLER_TRACES`).
+pub fn continue_callers_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    if TRUST_CALLERS.load(Ordering::Relaxed) {
+        continue_trace(span, headers);
+    }
+}
+
+/// Makes `span` a child of the trace context an incoming call from another
+/// Lobby process carries, when traces are exported.
 pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
     if !is_exporting() {
         return;

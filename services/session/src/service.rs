@@ -87,9 +87,9 @@ pub struct SessionService {
     pub(crate) home: crate::home::HomeRegions,
     /// Where the sweeper's read of worker end reports stands.
     pub(crate) job_ends_cursor: Arc<tokio::sync::Mutex<String>>,
-    /// The room URL each provider's last room had (one LiveKit URL for
-    /// every room): a start records it with its admission, and writes the
-    /// URL again only when the room's differs (every Daily room's does).
+    /// The room URL the last LiveKit room had (one URL for every room): a
+    /// start records it with its admission, and writes the URL again only
+    /// when its room's differs. Daily rooms each have their own.
     pub(crate) last_room_urls: Arc<std::sync::RwLock<std::collections::HashMap<i32, String>>>,
 }
 

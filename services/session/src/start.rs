@@ -332,8 +332,14 @@ impl SessionService {
         })
     }
 
-    /// The URL the provider's last room had, as a guess at this one's.
+    /// The URL the provider's last room had, as this one's, for providers
+    /// whose rooms all share the server's URL (LiveKit); empty for those
+    /// that give each room its own (Daily), whose URL is recorded once the
+    /// room exists.
     fn last_room_url(&self, provider: i32) -> String {
+        if provider != lobby_proto::common::Provider::Livekit as i32 {
+            return String::new();
+        }
         self.last_room_urls
             .read()
             .ok()
@@ -342,6 +348,9 @@ impl SessionService {
     }
 
     fn remember_room_url(&self, provider: i32, url: &str) {
+        if provider != lobby_proto::common::Provider::Livekit as i32 {
+            return;
+        }
         if let Ok(mut urls) = self.last_room_urls.write() {
             urls.insert(provider, url.to_owned());
         }
