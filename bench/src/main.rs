@@ -678,7 +678,8 @@ async fn main() {
          Gateway = `POST /v1/public/agents/connect` (token-only LiveKit unless the row says otherwise).\n\
          Raw = the admission script (`admit.lua`, EVALSHA) called directly on the same Redis with the\n\
          arguments a real start passes, same concurrency, same run. Closed loop, {requests} requests per\n\
-         row after a warm-up; errors are counted, not fatal.\n\n\
+         row after a warm-up, in {ROUNDS} rounds alternating gateway and raw; gateway ÷ raw is the median\n\
+         of the rounds' own ratios. Errors are counted, not fatal.\n\n\
          | shape | concurrency | gateway starts/s | p50 ms | p99 ms | errors | raw admissions/s | raw p99 ms | gateway ÷ raw |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
