@@ -258,7 +258,22 @@ async fn holds_for_other_regions_count_run_out_come_back_and_release_once() {
         ..Default::default()
     };
     let hold = AdmitMode::Hold { region: "eu" };
+    // The bucket's count behind the slots gauge equals the slots held, at
+    // every step (the account is alone in its bucket).
+    let counted_right = || async {
+        let mut conn = redis.connection().await;
+        let held: i64 = redis::cmd("ZCARD")
+            .arg(format!(
+                "{}:{ACCOUNT}:slots",
+                lobby_kit::keys::account_tag(ACCOUNT)
+            ))
+            .query_async(&mut conn)
+            .await
+            .expect("zcard");
+        assert_eq!(store.slots_in_use().await.expect("count"), held);
+    };
     admitted(admit_as(&store, "held-1", "a", &short, hold).await);
+    counted_right().await;
     // The link's one use went with the hold.
     let used_up = admit_as(&store, "held-2", "a", &short, hold).await;
     assert_eq!(used_up, Admission::LinkUsedUp);
@@ -284,6 +299,7 @@ async fn holds_for_other_regions_count_run_out_come_back_and_release_once() {
         .await
         .expect("records index");
     assert_eq!(records, ["local-1"]);
+    counted_right().await;
 
     // eu stops renewing: after its lease the next admission drops the hold
     // and bills the second it held.
@@ -294,6 +310,7 @@ async fn holds_for_other_regions_count_run_out_come_back_and_release_once() {
         usage.active_sessions, 1,
         "the hold is gone; local-1 lapsed too"
     );
+    counted_right().await;
     // eu comes back and renews: the hold is taken again for what is left.
     let held = lobby_proto::regions::HeldSession {
         session_id: "held-1".into(),
@@ -309,6 +326,7 @@ async fn holds_for_other_regions_count_run_out_come_back_and_release_once() {
         store.renew_hold(&held, 1_000, "eu").await.expect("renew"),
         HoldRenewal::Renewed
     );
+    counted_right().await;
     let usage = store.usage(ACCOUNT).await.expect("usage");
     assert_eq!(
         (usage.active_sessions, usage.reserved_seconds),
@@ -325,6 +343,7 @@ async fn holds_for_other_regions_count_run_out_come_back_and_release_once() {
         .release_hold(ACCOUNT, "a", "held-1", (false, 12), 60_000)
         .await
         .expect("release again"));
+    counted_right().await;
     let usage = store.usage(ACCOUNT).await.expect("usage");
     assert_eq!(usage.active_sessions, 1);
     assert_eq!(usage.reserved_seconds, 60, "local-2's reservation only");
@@ -338,6 +357,7 @@ async fn holds_for_other_regions_count_run_out_come_back_and_release_once() {
             .expect("late renewal"),
         HoldRenewal::Over
     );
+    counted_right().await;
     assert_eq!(
         store.usage(ACCOUNT).await.expect("usage").active_sessions,
         1
@@ -354,4 +374,5 @@ async fn holds_for_other_regions_count_run_out_come_back_and_release_once() {
         .expect("release failed"));
     admitted(admit_as(&store, "held-5", "a", &other_link, hold).await);
     assert_eq!(store.usage(ACCOUNT).await.expect("usage").used_seconds, 2);
+    counted_right().await;
 }

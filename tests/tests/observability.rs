@@ -206,7 +206,6 @@ async fn the_slots_and_worker_capacity_gauges_follow_what_is_held() {
     let rooms = format!("http://127.0.0.1:{rooms}/metrics");
     gauge_reaches(&lobby, &rooms, "lobby_rooms_workers_live", 1).await;
     gauge_reaches(&lobby, &rooms, "lobby_rooms_worker_capacity", 100).await;
-    gauge_reaches(&lobby, &session, "lobby_session_slots_in_use", 0).await;
 
     // Two accounts (so two of the store's buckets, most likely), three
     // sessions on GPU workers and two without.
