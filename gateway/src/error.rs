@@ -97,7 +97,8 @@ fn public_message(code: ErrorCode) -> Option<&'static str> {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Seed 000's error body, also the admin API's and the edge's own.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error_code: String,
     pub message: String,

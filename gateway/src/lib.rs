@@ -14,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod json_body;
 pub mod metrics;
+pub mod openapi;
 pub mod regions;
 pub mod webhooks;
 
@@ -273,6 +274,7 @@ pub fn router(state: AppState, metrics_public: bool) -> Router {
             regions::routing::NEAREST_PATH,
             get(regions::routing::nearest),
         )
+        .route(openapi::PATH, get(openapi::serve))
         .route(webhooks::livekit::PATH, post(webhooks::livekit::receive))
         .route(webhooks::daily::PATH, post(webhooks::daily::receive))
         .nest("/admin/v1", admin::router(state.clone()))

@@ -44,15 +44,69 @@ fn respond(result: Result<(StatusCode, Value), ApiError>) -> Response {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct StartBody {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct StartBody {
+    /// The link (`lnk_…`): the only credential.
     link_id: String,
-    /// Any value is accepted: the seed falls back to 4:3 when it is missing
-    /// or invalid, rather than refusing the start.
+    /// `4:3`, `3:4` or `1:1`. Any value is accepted: the seed falls back to
+    /// 4:3 when it is missing or invalid, rather than refusing the start.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     aspect_ratio: Value,
 }
 
+/// Seed 002's answer to a start.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct StartedSession {
+    success: bool,
+    session_id: String,
+    livekit_url: String,
+    participant_token: String,
+    agent_identity: String,
+}
+
+/// Seed 002's error body.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct LinkError {
+    success: bool,
+    /// The machine code, e.g. `link_expired`, `concurrency_limit`.
+    error: String,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_seconds: Option<u64>,
+}
+
+impl LinkError {
+    pub fn of(e: &ApiError) -> Self {
+        Self {
+            success: false,
+            error: e.code().to_owned(),
+            message: e.message().to_owned(),
+            retry_after_seconds: e.body.retry_after_seconds,
+        }
+    }
+}
+
+/// Starts an avatar session through a shareable link.
+#[utoipa::path(
+    post,
+    path = START_PATH,
+    tag = "seed 002: links",
+    request_body = StartBody,
+    responses(
+        (status = 200, description = "Started: the room and the user's join token", body = StartedSession),
+        (status = 400, description = "Malformed body", body = LinkError),
+        (status = 403, description = "The link is inactive or used up (`link_inactive`, `link_used_up`), or its agent is unpublished", body = LinkError),
+        (status = 404, description = "No such link (`link_not_found`) or agent (`agent_not_found`)", body = LinkError),
+        (status = 410, description = "The link has expired (`link_expired`)", body = LinkError),
+        (status = 422, description = "The agent's avatar image is missing or unusable (`avatar_…`)", body = LinkError),
+        (status = 429, description = "A concurrency limit, the minutes, or a rate limit; `Retry-After` says when", body = LinkError),
+        (status = 502, description = "The room provider or the GPU worker failed; the link's use is given back", body = LinkError),
+        (status = 500, description = "An internal error (`internal_error`)", body = LinkError),
+        (status = 503, description = "The store is unavailable", body = LinkError),
+        (status = 504, description = "No answer within the request deadline (`timeout`)", body = LinkError),
+    )
+)]
 pub async fn start_session(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -92,15 +146,14 @@ async fn start(
         }))
         .await?
         .into_inner();
-    Ok((
-        StatusCode::OK,
-        json!({
-            "session_id": started.session_id,
-            "livekit_url": started.room_url,
-            "participant_token": started.token,
-            "agent_identity": started.agent_identity,
-        }),
-    ))
+    let started = StartedSession {
+        success: true,
+        session_id: started.session_id,
+        livekit_url: started.room_url,
+        participant_token: started.token,
+        agent_identity: started.agent_identity,
+    };
+    Ok((StatusCode::OK, json!(started)))
 }
 
 pub async fn create_link(

@@ -74,14 +74,7 @@ impl Contract {
             Self::Otas => {
                 json!({ "status": 0, "status_description": e.code(), "message": e.message() })
             }
-            Self::Links => {
-                let mut body =
-                    json!({ "success": false, "error": e.code(), "message": e.message() });
-                if let Some(secs) = e.body.retry_after_seconds {
-                    body["retry_after_seconds"] = json!(secs);
-                }
-                body
-            }
+            Self::Links => json!(links::LinkError::of(&e)),
             Self::Records => {
                 // The seed's server errors are 499, in the body and the status.
                 let status = if e.status.is_server_error() {

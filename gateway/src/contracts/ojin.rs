@@ -22,14 +22,14 @@ const MAX_CLIENT_USER_REF_CHARS: usize = 256;
 
 /// Unknown fields are ignored so that a newer widget keeps working; known
 /// fields of the wrong type are refused.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ConnectRequest {
     pub agent_id: String,
     #[serde(default)]
     pub client_user_ref: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConnectResponse {
     pub session_id: String,
     pub room_url: String,
@@ -74,6 +74,26 @@ fn grant(response: &mut Response, origin: &str) {
     headers.append(header::VARY, HeaderValue::from_static("origin"));
 }
 
+/// Starts a session with a published agent, for a browser on one of the
+/// agent's allowed origins (or a server with no `Origin`).
+#[utoipa::path(
+    post,
+    path = PATH,
+    tag = "seed 000: connect",
+    request_body = ConnectRequest,
+    params(("Origin" = Option<String>, Header, description = "The calling page's origin; it must be on the agent's allowlist when sent")),
+    responses(
+        (status = 200, description = "Admitted: the room and the user's join token", body = ConnectResponse),
+        (status = 400, description = "Malformed body (`invalid_request`)", body = crate::error::ErrorBody),
+        (status = 403, description = "Origin not allowed (`auth_failed`), or the agent is unpublished", body = crate::error::ErrorBody),
+        (status = 404, description = "No such agent (`agent_not_found`)", body = crate::error::ErrorBody),
+        (status = 429, description = "A concurrency limit, the minutes, or a rate limit; `Retry-After` says when", body = crate::error::ErrorBody),
+        (status = 502, description = "The room provider or a GPU worker failed (`orchestrator_error`); nothing is held", body = crate::error::ErrorBody),
+        (status = 500, description = "An internal error (`internal_error`)", body = crate::error::ErrorBody),
+        (status = 503, description = "The store is unavailable (`store_unavailable`)", body = crate::error::ErrorBody),
+        (status = 504, description = "No answer within the request deadline (`timeout`)", body = crate::error::ErrorBody),
+    )
+)]
 pub async fn connect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let origin = match origin(&headers) {
         Ok(o) => o,

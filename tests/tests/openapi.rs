@@ -1,0 +1,100 @@
+//! The OpenAPI document Lobby serves at `/openapi.json` is valid OpenAPI 3.1
+//! (PyPI `openapi-spec-validator`), and real answers of the operations it
+//! covers, successes and refusals, match it: each status is documented and
+//! each body fits its schema.
+
+use lobby_tests::{avatar_server::AvatarServer, livekit, Lobby, LobbyOptions};
+use serde_json::{json, Value};
+
+/// One real answer, as the checker reads it.
+async fn answer(lobby: &Lobby, path: &str, body: Value) -> Value {
+    let r = lobby
+        .http
+        .post(format!("{}{path}", lobby.gateway()))
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.expect("a JSON answer");
+    json!({ "path": path, "method": "post", "status": status, "body": body })
+}
+
+#[tokio::test]
+async fn the_served_document_is_valid_and_real_answers_match_it() {
+    let python = livekit::python();
+    if !std::path::Path::new(&python).exists() {
+        assert!(
+            std::env::var_os("LOBBY_PYTHON").is_none(),
+            "LOBBY_PYTHON names no interpreter: {python}"
+        );
+        eprintln!("no project venv ({python}): `make test` makes one; skipped");
+        return;
+    }
+    let lobby = Lobby::start(LobbyOptions {
+        worker: true,
+        ..Default::default()
+    })
+    .await;
+    let avatars = AvatarServer::start().await;
+    let r = lobby
+        .http
+        .get(format!("{}/openapi.json", lobby.gateway()))
+        .send()
+        .await
+        .expect("document");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let document: Value = r.json().await.expect("JSON");
+
+    let account = lobby.create_account(1).await;
+    let agent = lobby
+        .create_agent(
+            &account,
+            json!({ "avatar_image_url": avatars.url("face.jpg") }),
+        )
+        .await;
+    let link = lobby
+        .create_link(&account, &agent, json!({ "use_limit": 1 }))
+        .await;
+    let connect = "/v1/public/agents/connect";
+    let start = "/v1/links/start-session";
+    let answers = vec![
+        answer(&lobby, start, json!({ "link_id": link["id"] })).await,
+        // Its one use is gone, and the account's one slot is taken.
+        answer(&lobby, start, json!({ "link_id": link["id"] })).await,
+        answer(&lobby, connect, json!({ "agent_id": agent })).await,
+        answer(&lobby, start, json!({ "link_id": "lnk_nope" })).await,
+        answer(&lobby, start, json!({ "link": 1 })).await,
+        answer(&lobby, connect, json!({ "agent_id": "agt_nope" })).await,
+        answer(&lobby, connect, json!({ "agent_id": 7 })).await,
+    ];
+    let statuses: Vec<u64> = answers
+        .iter()
+        .map(|a| a["status"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        statuses,
+        [200, 403, 429, 404, 400, 404, 400],
+        "{answers:#?}"
+    );
+
+    let doc_file = lobby.dir.join("openapi.json");
+    let answers_file = lobby.dir.join("answers.json");
+    std::fs::write(&doc_file, document.to_string()).expect("write");
+    std::fs::write(&answers_file, Value::Array(answers).to_string()).expect("write");
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py/check_openapi.py");
+    let out = std::process::Command::new(&python)
+        .arg(script)
+        .arg(&doc_file)
+        .arg(&answers_file)
+        .output()
+        .expect("run the checker");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{said}");
+    assert!(out.status.success(), "{said}");
+}
