@@ -2,8 +2,8 @@
 //! handlers' annotations and their request and response types, served at
 //! `/openapi.json`.
 //!
-//! It covers seed 000 (connect) and seed 002 (link starts) so far; the
-//! other seeds and the admin API follow (see docs/operations.md).
+//! It covers seed 000 (connect), seed 001 (agent runs) and seed 002 (link
+//! starts) so far; the other seeds and the admin API follow.
 
 use axum::{
     http::{header, HeaderValue},
@@ -22,7 +22,12 @@ pub const PATH: &str = "/openapi.json";
     ),
     paths(
         crate::contracts::ojin::connect,
-        crate::contracts::links::start_session
+        crate::contracts::otas::create,
+        crate::contracts::otas::append_event,
+        crate::contracts::otas::list_events,
+        crate::contracts::otas::append_messages,
+        crate::contracts::otas::end,
+        crate::contracts::links::start_session,
     ),
     components(schemas(
         crate::contracts::ojin::ConnectRequest,
@@ -31,6 +36,10 @@ pub const PATH: &str = "/openapi.json";
         crate::contracts::links::StartBody,
         crate::contracts::links::StartedSession,
         crate::contracts::links::LinkError,
+        crate::contracts::otas::CreateBody,
+        crate::contracts::otas::EventBody,
+        crate::contracts::otas::MessagesBody,
+        crate::contracts::otas::OtasError,
     ))
 )]
 pub struct ApiDoc;
@@ -63,6 +72,10 @@ mod tests {
         assert_eq!(doc["openapi"], "3.1.0");
         for path in [
             crate::contracts::ojin::PATH,
+            crate::contracts::otas::CREATE_PATH,
+            crate::contracts::otas::EVENTS_PATH,
+            crate::contracts::otas::MESSAGES_PATH,
+            crate::contracts::otas::END_PATH,
             crate::contracts::links::START_PATH,
         ] {
             assert!(doc["paths"][path]["post"].is_object(), "{path}: {doc}");

@@ -4,20 +4,39 @@
 //! each body fits its schema.
 
 use lobby_tests::{avatar_server::AvatarServer, livekit, Lobby, LobbyOptions};
+use reqwest::Method;
 use serde_json::{json, Value};
 
 /// One real answer, as the checker reads it.
 async fn answer(lobby: &Lobby, path: &str, body: Value) -> Value {
-    let r = lobby
+    answer_with(lobby, Method::POST, path, &[], Some(body)).await
+}
+
+async fn answer_with(
+    lobby: &Lobby,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Value {
+    let mut request = lobby
         .http
-        .post(format!("{}{path}", lobby.gateway()))
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
+        .request(method.clone(), format!("{}{path}", lobby.gateway()));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let r = request.send().await.expect("request");
     let status = r.status().as_u16();
     let body: Value = r.json().await.expect("a JSON answer");
-    json!({ "path": path, "method": "post", "status": status, "body": body })
+    json!({
+        "path": path,
+        "method": method.as_str().to_ascii_lowercase(),
+        "status": status,
+        "body": body,
+    })
 }
 
 #[tokio::test]
@@ -78,6 +97,91 @@ async fn the_served_document_is_valid_and_real_answers_match_it() {
         [200, 403, 429, 404, 400, 404, 400],
         "{answers:#?}"
     );
+    let mut answers = answers;
+
+    // Seed 001: a run, its events and messages, its end, and refusals.
+    let runs_account = lobby.create_account(5).await;
+    let (_, agent_key) = lobby.create_agent_with_key(&runs_account, json!({})).await;
+    let create = "/api/agent/v1/session/create/";
+    let events = "/api/agent/v1/session/events/";
+    let created = answer_with(
+        &lobby,
+        Method::POST,
+        create,
+        &[("x-otas-agent-key", &agent_key)],
+        Some(json!({ "meta": { "ticket": 7 } })),
+    )
+    .await;
+    let jwt = created["body"]["response"]["jwt_token"]
+        .as_str()
+        .expect("a run's token")
+        .to_owned();
+    let run = [("X-OTAS-AGENT-SESSION-TOKEN", jwt.as_str())];
+    let said = json!({ "kind": "said", "payload": { "text": "hi" } });
+    let messages = json!({ "messages": [{ "role": "user", "content": "hi" }], "prompt_tokens": 3 });
+    let seed_001 = vec![
+        created,
+        answer_with(
+            &lobby,
+            Method::POST,
+            create,
+            &[("x-otas-agent-key", "agent_nope")],
+            None,
+        )
+        .await,
+        answer_with(&lobby, Method::POST, events, &run, Some(said)).await,
+        answer_with(
+            &lobby,
+            Method::POST,
+            events,
+            &run,
+            Some(json!({ "payload": 1 })),
+        )
+        .await,
+        answer_with(&lobby, Method::GET, events, &run, None).await,
+        answer_with(
+            &lobby,
+            Method::POST,
+            "/api/agent/v1/session/messages/",
+            &run,
+            Some(messages),
+        )
+        .await,
+        answer_with(
+            &lobby,
+            Method::POST,
+            "/api/agent/v1/session/end/",
+            &run,
+            None,
+        )
+        .await,
+        answer_with(
+            &lobby,
+            Method::POST,
+            "/api/agent/v1/session/end/",
+            &run,
+            None,
+        )
+        .await,
+        answer_with(
+            &lobby,
+            Method::GET,
+            events,
+            &[("X-OTAS-AGENT-SESSION-TOKEN", "nope")],
+            None,
+        )
+        .await,
+    ];
+    let statuses: Vec<u64> = seed_001
+        .iter()
+        .map(|a| a["status"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        statuses,
+        [200, 401, 201, 400, 200, 200, 200, 403, 401],
+        "{seed_001:#?}"
+    );
+    answers.extend(seed_001);
 
     let doc_file = lobby.dir.join("openapi.json");
     let answers_file = lobby.dir.join("answers.json");

@@ -71,9 +71,7 @@ impl Contract {
     pub fn render(self, e: ApiError) -> Response {
         let body = match self {
             Self::Ojin => return e.into_response(),
-            Self::Otas => {
-                json!({ "status": 0, "status_description": e.code(), "message": e.message() })
-            }
+            Self::Otas => json!(otas::OtasError::of(&e)),
             Self::Links => json!(links::LinkError::of(&e)),
             Self::Records => {
                 // The seed's server errors are 499, in the body and the status.

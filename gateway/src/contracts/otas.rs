@@ -25,7 +25,7 @@ use lobby_proto::{
     },
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub const CREATE_PATH: &str = "/api/agent/v1/session/create/";
 pub const EVENTS_PATH: &str = "/api/agent/v1/session/events/";
@@ -37,9 +37,88 @@ pub const AGENT_KEY_HEADER: &str = "x-otas-agent-key";
 pub const SESSION_TOKEN_HEADER: &str = "X-OTAS-AGENT-SESSION-TOKEN";
 const MAX_BODY_BYTES: usize = 32 * 1024;
 
-fn ok(description: &str, response: Value) -> Response {
-    Json(json!({ "status": 1, "status_description": description, "response": response }))
-        .into_response()
+/// Seed 001's envelope of a success.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Answer<T> {
+    /// 1.
+    status: u8,
+    /// What was done, e.g. `agent_session_created`.
+    status_description: String,
+    response: T,
+}
+
+/// Seed 001's error body.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct OtasError {
+    /// 0.
+    status: u8,
+    /// The machine code, e.g. `key_invalid`, `session_ended`.
+    status_description: String,
+    message: String,
+}
+
+impl OtasError {
+    pub fn of(e: &ApiError) -> Self {
+        Self {
+            status: 0,
+            status_description: e.code().to_owned(),
+            message: e.message().to_owned(),
+        }
+    }
+}
+
+/// A new run's session JWT, and the header that carries it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RunToken {
+    #[serde(rename = "Header_value")]
+    header_value: String,
+    jwt_token: String,
+}
+
+/// One event of a run, as recorded.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Event {
+    seq: u64,
+    kind: String,
+    /// The payload as sent (any JSON).
+    #[schema(value_type = Object)]
+    payload: Value,
+    /// When it happened (the sender's ms, or the server's).
+    timestamp: i64,
+    recorded_at: i64,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Events {
+    session_id: String,
+    events: Vec<Event>,
+}
+
+/// The run's totals after an append.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct MessageTotals {
+    session_id: String,
+    messages: u64,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RunEnded {
+    session_id: String,
+    /// `ended`.
+    status: String,
+    ended_at: i64,
+    duration_seconds: u64,
+}
+
+fn ok<T: serde::Serialize>(description: &str, response: T) -> Response {
+    Json(Answer {
+        status: 1,
+        status_description: description.to_owned(),
+        response,
+    })
+    .into_response()
 }
 
 fn fail(e: ApiError) -> Response {
@@ -54,12 +133,34 @@ fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .trim()
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct CreateBody {
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct CreateBody {
+    /// Anything the caller wants kept with the run (a JSON object).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     meta: Option<Value>,
 }
 
+/// Starts a run of the agent whose key is presented: its session JWT.
+#[utoipa::path(
+    post,
+    path = CREATE_PATH,
+    tag = "seed 001: agent runs",
+    request_body(content = Option<CreateBody>, description = "Optional"),
+    params(("x-otas-agent-key" = String, Header, description = "The agent's key")),
+    responses(
+        (status = 200, description = "Created", body = Answer<RunToken>),
+        (status = 400, description = "Malformed body (`invalid_request`)", body = OtasError),
+        (status = 401, description = "A missing, invalid or expired credential (`key_invalid`, `token_invalid`, `token_expired`)", body = OtasError),
+        (status = 403, description = "The key is revoked or paused, the agent unpublished, or the run over (`session_ended`)", body = OtasError),
+        (status = 404, description = "No such run or agent", body = OtasError),
+        (status = 409, description = "The run's event or message log is full", body = OtasError),
+        (status = 429, description = "A rate or open-runs limit; `Retry-After` says when", body = OtasError),
+        (status = 500, description = "An internal error", body = OtasError),
+        (status = 503, description = "The store is unavailable", body = OtasError),
+        (status = 504, description = "No answer within the request deadline", body = OtasError),
+    )
+)]
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
         let body: CreateBody = read_optional_json(&headers, body, MAX_BODY_BYTES).await?;
@@ -100,7 +201,10 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
     match result {
         Ok(jwt) => ok(
             "agent_session_created",
-            json!({ "Header_value": SESSION_TOKEN_HEADER, "jwt_token": jwt }),
+            RunToken {
+                header_value: SESSION_TOKEN_HEADER.to_owned(),
+                jwt_token: jwt,
+            },
         ),
         Err(e) => fail(e),
     }
@@ -117,26 +221,47 @@ async fn claims(state: &AppState, headers: &HeaderMap) -> Result<SessionTokenCla
         .into_inner())
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct EventBody {
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct EventBody {
     kind: String,
     #[serde(default)]
+    #[schema(value_type = Object)]
     payload: Value,
     /// Milliseconds since the epoch; the server's time when absent.
     #[serde(default)]
     timestamp: Option<i64>,
 }
 
-fn event_json(e: &SessionEvent) -> Value {
-    json!({
-        "seq": e.seq,
-        "kind": e.kind,
-        "payload": serde_json::from_str::<Value>(&e.payload_json).unwrap_or(Value::Null),
-        "timestamp": e.timestamp_ms,
-        "recorded_at": e.recorded_at_ms,
-    })
+fn event_of(e: &SessionEvent) -> Event {
+    Event {
+        seq: e.seq,
+        kind: e.kind.clone(),
+        payload: serde_json::from_str::<Value>(&e.payload_json).unwrap_or(Value::Null),
+        timestamp: e.timestamp_ms,
+        recorded_at: e.recorded_at_ms,
+    }
 }
 
+/// Records an event of the run the session JWT names.
+#[utoipa::path(
+    post,
+    path = EVENTS_PATH,
+    tag = "seed 001: agent runs",
+    request_body = EventBody,
+    params(("X-OTAS-AGENT-SESSION-TOKEN" = String, Header, description = "The run's session JWT")),
+    responses(
+        (status = 201, description = "Recorded", body = Answer<Event>),
+        (status = 400, description = "Malformed body (`invalid_request`)", body = OtasError),
+        (status = 401, description = "A missing, invalid or expired credential (`key_invalid`, `token_invalid`, `token_expired`)", body = OtasError),
+        (status = 403, description = "The key is revoked or paused, the agent unpublished, or the run over (`session_ended`)", body = OtasError),
+        (status = 404, description = "No such run or agent", body = OtasError),
+        (status = 409, description = "The run's event or message log is full", body = OtasError),
+        (status = 429, description = "A rate or open-runs limit; `Retry-After` says when", body = OtasError),
+        (status = 500, description = "An internal error", body = OtasError),
+        (status = 503, description = "The store is unavailable", body = OtasError),
+        (status = 504, description = "No answer within the request deadline", body = OtasError),
+    )
+)]
 pub async fn append_event(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -167,17 +292,18 @@ pub async fn append_event(
     }
     .await;
     match result {
-        Ok(e) => (StatusCode::CREATED, ok("event_recorded", event_json(&e))).into_response(),
+        Ok(e) => (StatusCode::CREATED, ok("event_recorded", event_of(&e))).into_response(),
         Err(e) => fail(e),
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MessagesBody {
+pub struct MessagesBody {
     /// A JSON array of messages (any shape: the records contract returns
     /// them as sent).
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     messages: Vec<Box<serde_json::value::RawValue>>,
     #[serde(default)]
     prompt_tokens: u32,
@@ -187,6 +313,25 @@ struct MessagesBody {
 
 /// The run's messages and token usage, for the records contract (seed 004)
 /// to list: `{messages?, prompt_tokens?, completion_tokens?}` adds to them.
+#[utoipa::path(
+    post,
+    path = MESSAGES_PATH,
+    tag = "seed 001: agent runs",
+    request_body = MessagesBody,
+    params(("X-OTAS-AGENT-SESSION-TOKEN" = String, Header, description = "The run's session JWT")),
+    responses(
+        (status = 200, description = "Appended: the run's totals", body = Answer<MessageTotals>),
+        (status = 400, description = "Malformed body (`invalid_request`)", body = OtasError),
+        (status = 401, description = "A missing, invalid or expired credential (`key_invalid`, `token_invalid`, `token_expired`)", body = OtasError),
+        (status = 403, description = "The key is revoked or paused, the agent unpublished, or the run over (`session_ended`)", body = OtasError),
+        (status = 404, description = "No such run or agent", body = OtasError),
+        (status = 409, description = "The run's event or message log is full", body = OtasError),
+        (status = 429, description = "A rate or open-runs limit; `Retry-After` says when", body = OtasError),
+        (status = 500, description = "An internal error", body = OtasError),
+        (status = 503, description = "The store is unavailable", body = OtasError),
+        (status = 504, description = "No answer within the request deadline", body = OtasError),
+    )
+)]
 pub async fn append_messages(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -215,17 +360,36 @@ pub async fn append_messages(
     match result {
         Ok((session_id, t)) => ok(
             "agent_session_messages_appended",
-            json!({
-                "session_id": session_id,
-                "messages": t.messages,
-                "prompt_tokens": t.prompt_tokens,
-                "completion_tokens": t.completion_tokens,
-            }),
+            MessageTotals {
+                session_id,
+                messages: t.messages,
+                prompt_tokens: t.prompt_tokens,
+                completion_tokens: t.completion_tokens,
+            },
         ),
         Err(e) => fail(e),
     }
 }
 
+/// The run's events, in order.
+#[utoipa::path(
+    get,
+    path = EVENTS_PATH,
+    tag = "seed 001: agent runs",
+    params(("X-OTAS-AGENT-SESSION-TOKEN" = String, Header, description = "The run's session JWT")),
+    responses(
+        (status = 200, description = "Listed", body = Answer<Events>),
+        (status = 400, description = "Malformed body (`invalid_request`)", body = OtasError),
+        (status = 401, description = "A missing, invalid or expired credential (`key_invalid`, `token_invalid`, `token_expired`)", body = OtasError),
+        (status = 403, description = "The key is revoked or paused, the agent unpublished, or the run over (`session_ended`)", body = OtasError),
+        (status = 404, description = "No such run or agent", body = OtasError),
+        (status = 409, description = "The run's event or message log is full", body = OtasError),
+        (status = 429, description = "A rate or open-runs limit; `Retry-After` says when", body = OtasError),
+        (status = 500, description = "An internal error", body = OtasError),
+        (status = 503, description = "The store is unavailable", body = OtasError),
+        (status = 504, description = "No answer within the request deadline", body = OtasError),
+    )
+)]
 pub async fn list_events(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let result = async {
         let claims = claims(&state, &headers).await?;
@@ -246,12 +410,34 @@ pub async fn list_events(State(state): State<AppState>, headers: HeaderMap) -> R
     match result {
         Ok((session_id, events)) => ok(
             "events_listed",
-            json!({ "session_id": session_id, "events": events.iter().map(event_json).collect::<Vec<_>>() }),
+            Events {
+                session_id,
+                events: events.iter().map(event_of).collect(),
+            },
         ),
         Err(e) => fail(e),
     }
 }
 
+/// Ends the run the session JWT names.
+#[utoipa::path(
+    post,
+    path = END_PATH,
+    tag = "seed 001: agent runs",
+    params(("X-OTAS-AGENT-SESSION-TOKEN" = String, Header, description = "The run's session JWT")),
+    responses(
+        (status = 200, description = "Ended", body = Answer<RunEnded>),
+        (status = 400, description = "Malformed body (`invalid_request`)", body = OtasError),
+        (status = 401, description = "A missing, invalid or expired credential (`key_invalid`, `token_invalid`, `token_expired`)", body = OtasError),
+        (status = 403, description = "The key is revoked or paused, the agent unpublished, or the run over (`session_ended`)", body = OtasError),
+        (status = 404, description = "No such run or agent", body = OtasError),
+        (status = 409, description = "The run's event or message log is full", body = OtasError),
+        (status = 429, description = "A rate or open-runs limit; `Retry-After` says when", body = OtasError),
+        (status = 500, description = "An internal error", body = OtasError),
+        (status = 503, description = "The store is unavailable", body = OtasError),
+        (status = 504, description = "No answer within the request deadline", body = OtasError),
+    )
+)]
 pub async fn end(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let result = async {
         let claims = claims(&state, &headers).await?;
@@ -274,7 +460,12 @@ pub async fn end(State(state): State<AppState>, headers: HeaderMap) -> Response 
     match result {
         Ok(s) => ok(
             "agent_session_ended",
-            json!({ "session_id": s.id, "status": "ended", "ended_at": s.ended_at_ms, "duration_seconds": s.duration_seconds }),
+            RunEnded {
+                session_id: s.id,
+                status: "ended".to_owned(),
+                ended_at: s.ended_at_ms,
+                duration_seconds: s.duration_seconds,
+            },
         ),
         Err(e) => fail(e),
     }
