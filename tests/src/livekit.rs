@@ -130,6 +130,22 @@ pub fn python() -> String {
     })
 }
 
+/// The project venv's Python; `None` (the caller skips, saying so) when
+/// there is none and nothing asked for one (`make test` sets
+/// `LOBBY_PYTHON` and makes the venv).
+pub fn project_python() -> Option<String> {
+    let python = python();
+    if PathBuf::from(&python).exists() {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("LOBBY_PYTHON").is_none(),
+        "LOBBY_PYTHON names no interpreter: {python}"
+    );
+    eprintln!("no project venv ({python}): `make test` makes one; skipped");
+    None
+}
+
 /// Verifies `token` with LiveKit's own Python SDK and returns its claims.
 pub fn verify_with_python_sdk(token: &str) -> serde_json::Value {
     let python = python();
