@@ -29,6 +29,19 @@ fn draining_after(delay_ms: u64) -> LobbyOptions {
     }
 }
 
+/// An account and agent with room for every start of a burst (and its
+/// stragglers): no limit, minutes or session length refuses one.
+async fn room_for_a_burst(lobby: &Lobby) -> (String, String) {
+    let account = lobby.create_account(1_000).await;
+    lobby
+        .patch_account(&account, json!({ "minutes_quota": 1_000_000 }))
+        .await;
+    let agent = lobby
+        .create_agent(&account, json!({ "max_session_seconds": 600 }))
+        .await;
+    (account, agent)
+}
+
 /// A start on its own task: its status and body, or why it got none.
 fn start(lobby: &Lobby, agent: &str) -> tokio::task::JoinHandle<Result<(u16, Value), String>> {
     let request = lobby
@@ -55,13 +68,7 @@ async fn answers(
 #[tokio::test]
 async fn sigterm_during_200_starts_loses_none_and_leaves_none_half_done() {
     let mut lobby = Lobby::start(draining_after(DRAIN_DELAY_MS)).await;
-    let account = lobby.create_account(1_000).await;
-    lobby
-        .patch_account(&account, json!({ "minutes_quota": 1_000_000 }))
-        .await;
-    let agent = lobby
-        .create_agent(&account, json!({ "max_session_seconds": 600 }))
-        .await;
+    let (account, agent) = room_for_a_burst(&lobby).await;
     let process = lobby.gateway_process();
 
     let burst: Vec<_> = (0..200).map(|_| start(&lobby, &agent)).collect();
@@ -127,19 +134,13 @@ fn rooms_process(lobby: &Lobby) -> &'static str {
 
 #[tokio::test]
 async fn sigterm_to_the_session_service_during_200_starts_loses_none() {
-    let mut lobby = Lobby::start(draining_after(DRAIN_DELAY_MS)).await;
-    if lobby.topology != Topology::Split {
+    if Topology::from_env() != Topology::Split {
         // Co-located, the session service is the server process: the test
         // above covers it.
         return;
     }
-    let account = lobby.create_account(1_000).await;
-    lobby
-        .patch_account(&account, json!({ "minutes_quota": 1_000_000 }))
-        .await;
-    let agent = lobby
-        .create_agent(&account, json!({ "max_session_seconds": 600 }))
-        .await;
+    let mut lobby = Lobby::start(draining_after(DRAIN_DELAY_MS)).await;
+    let (account, agent) = room_for_a_burst(&lobby).await;
     let burst: Vec<_> = (0..200).map(|_| start(&lobby, &agent)).collect();
     tokio::time::sleep(Duration::from_millis(20)).await;
     lobby.terminate("session");

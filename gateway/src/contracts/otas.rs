@@ -67,6 +67,38 @@ impl OtasError {
     }
 }
 
+/// What every seed-001 operation can answer instead, in its envelope.
+#[derive(utoipa::IntoResponses)]
+pub enum Refusals {
+    #[response(status = 400, description = "Malformed body (`invalid_request`)")]
+    BadRequest(OtasError),
+    #[response(
+        status = 401,
+        description = "A missing, invalid or expired credential (`key_invalid`, `token_invalid`, `token_expired`)"
+    )]
+    Unauthorized(OtasError),
+    #[response(
+        status = 403,
+        description = "The key is revoked or paused, the agent unpublished, or the run over (`session_ended`)"
+    )]
+    Forbidden(OtasError),
+    #[response(status = 404, description = "No such run or agent")]
+    NotFound(OtasError),
+    #[response(status = 409, description = "The run's event or message log is full")]
+    Conflict(OtasError),
+    #[response(
+        status = 429,
+        description = "A rate or open-runs limit; `Retry-After` says when"
+    )]
+    TooMany(OtasError),
+    #[response(status = 500, description = "An internal error")]
+    Internal(OtasError),
+    #[response(status = 503, description = "The store is unavailable")]
+    Unavailable(OtasError),
+    #[response(status = 504, description = "No answer within the request deadline")]
+    Timeout(OtasError),
+}
+
 /// A new run's session JWT, and the header that carries it.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct RunToken {
@@ -150,15 +182,7 @@ pub struct CreateBody {
     params(("x-otas-agent-key" = String, Header, description = "The agent's key")),
     responses(
         (status = 200, description = "Created", body = Answer<RunToken>),
-        (status = 400, description = "Malformed body (`invalid_request`)", body = OtasError),
-        (status = 401, description = "A missing, invalid or expired credential (`key_invalid`, `token_invalid`, `token_expired`)", body = OtasError),
-        (status = 403, description = "The key is revoked or paused, the agent unpublished, or the run over (`session_ended`)", body = OtasError),
-        (status = 404, description = "No such run or agent", body = OtasError),
-        (status = 409, description = "The run's event or message log is full", body = OtasError),
-        (status = 429, description = "A rate or open-runs limit; `Retry-After` says when", body = OtasError),
-        (status = 500, description = "An internal error", body = OtasError),
-        (status = 503, description = "The store is unavailable", body = OtasError),
-        (status = 504, description = "No answer within the request deadline", body = OtasError),
+        Refusals,
     )
 )]
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -251,15 +275,7 @@ fn event_of(e: &SessionEvent) -> Event {
     params(("X-OTAS-AGENT-SESSION-TOKEN" = String, Header, description = "The run's session JWT")),
     responses(
         (status = 201, description = "Recorded", body = Answer<Event>),
-        (status = 400, description = "Malformed body (`invalid_request`)", body = OtasError),
-        (status = 401, description = "A missing, invalid or expired credential (`key_invalid`, `token_invalid`, `token_expired`)", body = OtasError),
-        (status = 403, description = "The key is revoked or paused, the agent unpublished, or the run over (`session_ended`)", body = OtasError),
-        (status = 404, description = "No such run or agent", body = OtasError),
-        (status = 409, description = "The run's event or message log is full", body = OtasError),
-        (status = 429, description = "A rate or open-runs limit; `Retry-After` says when", body = OtasError),
-        (status = 500, description = "An internal error", body = OtasError),
-        (status = 503, description = "The store is unavailable", body = OtasError),
-        (status = 504, description = "No answer within the request deadline", body = OtasError),
+        Refusals,
     )
 )]
 pub async fn append_event(
@@ -321,15 +337,7 @@ pub struct MessagesBody {
     params(("X-OTAS-AGENT-SESSION-TOKEN" = String, Header, description = "The run's session JWT")),
     responses(
         (status = 200, description = "Appended: the run's totals", body = Answer<MessageTotals>),
-        (status = 400, description = "Malformed body (`invalid_request`)", body = OtasError),
-        (status = 401, description = "A missing, invalid or expired credential (`key_invalid`, `token_invalid`, `token_expired`)", body = OtasError),
-        (status = 403, description = "The key is revoked or paused, the agent unpublished, or the run over (`session_ended`)", body = OtasError),
-        (status = 404, description = "No such run or agent", body = OtasError),
-        (status = 409, description = "The run's event or message log is full", body = OtasError),
-        (status = 429, description = "A rate or open-runs limit; `Retry-After` says when", body = OtasError),
-        (status = 500, description = "An internal error", body = OtasError),
-        (status = 503, description = "The store is unavailable", body = OtasError),
-        (status = 504, description = "No answer within the request deadline", body = OtasError),
+        Refusals,
     )
 )]
 pub async fn append_messages(
@@ -379,15 +387,7 @@ pub async fn append_messages(
     params(("X-OTAS-AGENT-SESSION-TOKEN" = String, Header, description = "The run's session JWT")),
     responses(
         (status = 200, description = "Listed", body = Answer<Events>),
-        (status = 400, description = "Malformed body (`invalid_request`)", body = OtasError),
-        (status = 401, description = "A missing, invalid or expired credential (`key_invalid`, `token_invalid`, `token_expired`)", body = OtasError),
-        (status = 403, description = "The key is revoked or paused, the agent unpublished, or the run over (`session_ended`)", body = OtasError),
-        (status = 404, description = "No such run or agent", body = OtasError),
-        (status = 409, description = "The run's event or message log is full", body = OtasError),
-        (status = 429, description = "A rate or open-runs limit; `Retry-After` says when", body = OtasError),
-        (status = 500, description = "An internal error", body = OtasError),
-        (status = 503, description = "The store is unavailable", body = OtasError),
-        (status = 504, description = "No answer within the request deadline", body = OtasError),
+        Refusals,
     )
 )]
 pub async fn list_events(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -427,15 +427,7 @@ pub async fn list_events(State(state): State<AppState>, headers: HeaderMap) -> R
     params(("X-OTAS-AGENT-SESSION-TOKEN" = String, Header, description = "The run's session JWT")),
     responses(
         (status = 200, description = "Ended", body = Answer<RunEnded>),
-        (status = 400, description = "Malformed body (`invalid_request`)", body = OtasError),
-        (status = 401, description = "A missing, invalid or expired credential (`key_invalid`, `token_invalid`, `token_expired`)", body = OtasError),
-        (status = 403, description = "The key is revoked or paused, the agent unpublished, or the run over (`session_ended`)", body = OtasError),
-        (status = 404, description = "No such run or agent", body = OtasError),
-        (status = 409, description = "The run's event or message log is full", body = OtasError),
-        (status = 429, description = "A rate or open-runs limit; `Retry-After` says when", body = OtasError),
-        (status = 500, description = "An internal error", body = OtasError),
-        (status = 503, description = "The store is unavailable", body = OtasError),
-        (status = 504, description = "No answer within the request deadline", body = OtasError),
+        Refusals,
     )
 )]
 pub async fn end(State(state): State<AppState>, headers: HeaderMap) -> Response {

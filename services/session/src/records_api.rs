@@ -595,6 +595,7 @@ impl SessionService {
             }
             Some(format!("[{}]", opened.join(",")))
         };
+        let (prompt_tokens, completion_tokens) = r.tokens_used();
         Ok(SessionRecord {
             id: id.to_owned(),
             agent_id: r.agent_id().to_owned(),
@@ -602,8 +603,8 @@ impl SessionService {
             user_email,
             accept_terms: r.accept_terms(),
             messages,
-            prompt_tokens: r.tokens_used().0,
-            completion_tokens: r.tokens_used().1,
+            prompt_tokens,
+            completion_tokens,
             created_at_ms: r.created_at_ms(),
             updated_at_ms: r.last_change_ms(),
             finalized_at_ms: r.ended_at_ms(),
