@@ -267,21 +267,9 @@ pub async fn run_until_stopped(
         }
         Ok::<(), BoxError>(())
     };
-    tokio::pin!(drained);
-    tokio::select! {
-        r = &mut drained => return r,
-        () = shutdown.clone().wait() => {}
-    }
-    match tokio::time::timeout(grace, drained).await {
-        Ok(r) => r,
-        Err(_) => {
-            tracing::warn!(
-                grace_ms = grace.as_millis() as u64,
-                "services still draining after the grace period; stopping now"
-            );
-            Ok(())
-        }
-    }
+    lobby_kit::shutdown::serve_with_grace(drained, shutdown, grace)
+        .await
+        .map(drop)
 }
 
 /// A finished service task as an error (a service that stops on its own
