@@ -26,7 +26,7 @@ use lobby_proto::artifacts::{
     SessionRef,
 };
 use lobby_proto::session::GetSessionRequest;
-use serde_json::json;
+use serde::Serialize;
 
 pub const PATH: &str = "/artifacts/{*key}";
 /// What one read asks the artifacts service for.
@@ -86,7 +86,67 @@ pub fn byte_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>,
     Ok(Some(range))
 }
 
+/// A signed URL's query, as the artifacts service writes it.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct Signature {
+    /// Seconds since the epoch after which the URL is refused.
+    expires: u64,
+    /// The signing key's id.
+    kid: String,
+    /// HMAC-SHA256 over method, path, expiry and key id.
+    sig: String,
+}
+
+/// What a signed URL can answer instead (seed 003's `{error}`).
+#[derive(utoipa::IntoResponses)]
+pub enum Refusals {
+    #[response(status = 400, description = "The body could not be read")]
+    BadRequest(crate::contracts::artifacts::ArtifactsError),
+    #[response(
+        status = 403,
+        description = "The signature is missing, wrong or expired, or signed for another method or path"
+    )]
+    Forbidden(crate::contracts::artifacts::ArtifactsError),
+    #[response(status = 404, description = "No such file (or its session is gone)")]
+    NotFound(crate::contracts::artifacts::ArtifactsError),
+    #[response(status = 413, description = "Larger than the artifact's cap")]
+    TooLarge(crate::contracts::artifacts::ArtifactsError),
+    #[response(status = 429, description = "A rate limit; `Retry-After` says when")]
+    TooMany(crate::contracts::artifacts::ArtifactsError),
+    #[response(status = 500, description = "An internal error")]
+    Internal(crate::contracts::artifacts::ArtifactsError),
+    #[response(status = 503, description = "The store is unavailable")]
+    Unavailable(crate::contracts::artifacts::ArtifactsError),
+    #[response(status = 504, description = "No answer within the request deadline")]
+    Timeout(crate::contracts::artifacts::ArtifactsError),
+}
+
 /// `GET`/`HEAD` of a signed URL.
+#[utoipa::path(
+    get,
+    operation_id = "artifact_url_download",
+    path = "/artifacts/{key}",
+    tag = "seed 003: artifacts",
+    params(
+        ("key" = String, Path, description = "The object's key, slashes included: `accounts/<account>/sessions/<session>/<file>`"),
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`"),
+        Signature,
+    ),
+    responses(
+        (status = 200, description = "The file: `conversation.wav` or a JSON artifact", content(
+            (Vec<u8> = "audio/wav"),
+            (serde_json::Value = "application/json"),
+        )),
+        (status = 206, description = "The range asked for", content(
+            (Vec<u8> = "audio/wav"),
+            (Vec<u8> = "application/json"),
+        )),
+        (status = 416, description = "No byte of the file is in the range", body = crate::contracts::artifacts::ArtifactsError),
+        Refusals,
+    )
+)]
 pub async fn download(
     State(st): State<AppState>,
     method: Method,
@@ -186,7 +246,52 @@ fn read_stream(
     })
 }
 
-/// `PUT` to a signed upload URL.
+/// `HEAD` of a signed URL (signed as its `GET`): the file's headers.
+#[utoipa::path(
+    head,
+    operation_id = "artifact_url_head",
+    path = "/artifacts/{key}",
+    tag = "seed 003: artifacts",
+    params(
+        ("key" = String, Path, description = "The object's key, slashes included"),
+        Signature,
+    ),
+    responses(
+        (status = 200, description = "The file's headers, no body"),
+        (status = 206, description = "The range's headers, no body"),
+        (status = 416, description = "No byte of the file is in the range", body = crate::contracts::artifacts::ArtifactsError),
+        Refusals,
+    )
+)]
+pub async fn head(st: State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    download(st, method, uri, headers).await
+}
+
+/// A stored upload.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Uploaded {
+    success: bool,
+    session_id: String,
+    size_bytes: u64,
+}
+
+/// `PUT` to a signed upload URL (a GPU worker's transcript or audio).
+#[utoipa::path(
+    put,
+    operation_id = "artifact_url_upload",
+    path = "/artifacts/{key}",
+    tag = "seed 003: artifacts",
+    params(
+        ("key" = String, Path, description = "The object's key, slashes included"),
+        Signature,
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file"),
+    responses(
+        (status = 200, description = "Stored", body = Uploaded),
+        Refusals,
+    )
+)]
 pub async fn upload(
     State(st): State<AppState>,
     uri: Uri,
@@ -240,8 +345,12 @@ pub async fn upload(
             return error(StatusCode::NOT_FOUND, "Session not found");
         }
     }
-    Json(json!({ "success": true, "sessionId": artifact.session_id, "sizeBytes": size }))
-        .into_response()
+    Json(Uploaded {
+        success: true,
+        session_id: artifact.session_id,
+        size_bytes: size,
+    })
+    .into_response()
 }
 
 /// Streams the body into the artifacts service's parts, then publishes

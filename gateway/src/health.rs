@@ -6,7 +6,7 @@
 
 use crate::AppState;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -20,19 +20,54 @@ async fn check_redis(redis: &lobby_kit::redis_conn::Redis) -> Result<(), String>
     }
 }
 
-pub async fn livez() -> impl IntoResponse {
-    Json(serde_json::json!({ "status": "ok" }))
+/// The gateway's health.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, `unavailable` or `draining`.
+    status: String,
+    /// Each service's and Redis's check: `ok`, or what failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checks: Option<BTreeMap<String, String>>,
 }
 
+/// Liveness: the process serves HTTP.
+#[utoipa::path(
+    get,
+    operation_id = "livez",
+    path = "/livez",
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = Health))
+)]
+pub async fn livez() -> impl IntoResponse {
+    Json(Health {
+        status: "ok".to_owned(),
+        checks: None,
+    })
+}
+
+/// Readiness: every service and Redis answer.
+#[utoipa::path(
+    get,
+    operation_id = "healthz",
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "A check failed, or the gateway is draining", body = Health),
+    )
+)]
 pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     // Shutting down: out of rotation at once, whatever else holds.
     if lobby_kit::shutdown::is_draining() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "draining" })),
+            Json(Health {
+                status: "draining".to_owned(),
+                checks: None,
+            }),
         );
     }
-    let mut checks = serde_json::Map::new();
+    let mut checks = BTreeMap::new();
     let mut healthy = true;
     // Concurrently, so one slow service does not add up with the others.
     let services = state
@@ -50,17 +85,16 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
                 e
             }
         };
-        checks.insert(name.to_owned(), value.into());
+        checks.insert(name.to_owned(), value);
     }
     let status = if healthy {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(
-            serde_json::json!({ "status": if healthy { "ok" } else { "unavailable" }, "checks": checks }),
-        ),
-    )
+    let health = Health {
+        status: if healthy { "ok" } else { "unavailable" }.to_owned(),
+        checks: Some(checks),
+    };
+    (status, Json(health))
 }

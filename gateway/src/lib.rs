@@ -213,15 +213,15 @@ pub fn router(state: AppState, metrics_public: bool) -> Router {
             post(contracts::links::start_session),
         )
         .route(
-            "/v1/links",
+            contracts::links::LINKS_PATH,
             post(contracts::links::create_link).get(contracts::links::list_links),
         )
         .route(
-            "/v1/links/{id}",
-            get(contracts::links::get_link).delete(contracts::links::deactivate_link),
+            contracts::links::LINK_PATH,
+            get(contracts::links::get_link).delete(contracts::links::delete_link),
         )
         .route(
-            "/v1/links/{id}/deactivate",
+            contracts::links::DEACTIVATE_PATH,
             post(contracts::links::deactivate_link),
         )
         .route(
@@ -232,7 +232,7 @@ pub fn router(state: AppState, metrics_public: bool) -> Router {
         .route("/api/exec/session/", post(contracts::records::no_id))
         .route(
             contracts::records::LIST_PATH,
-            get(contracts::records::list).delete(contracts::records::no_id),
+            get(contracts::records::list).delete(contracts::records::delete_without_id),
         )
         .route("/api/session/", delete(contracts::records::no_id))
         .route(
@@ -266,7 +266,7 @@ pub fn router(state: AppState, metrics_public: bool) -> Router {
         .route(
             artifact_urls::PATH,
             get(artifact_urls::download)
-                .head(artifact_urls::download)
+                .head(artifact_urls::head)
                 .put(artifact_urls::upload),
         )
         .route(regions::routing::LIST_PATH, get(regions::routing::list))

@@ -99,6 +99,15 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
+/// Prometheus metrics, when the public listener serves them
+/// (`LOBBY_METRICS_LISTEN` unset).
+#[utoipa::path(
+    get,
+    operation_id = "metrics",
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus' text format", content_type = "text/plain", body = String))
+)]
 pub async fn render(State(metrics): State<Metrics>) -> impl IntoResponse {
     let (content_type, body) = lobby_kit::metrics::encode(&metrics.registry);
     ([(header::CONTENT_TYPE, content_type)], body)

@@ -1,15 +1,20 @@
-//! The OpenAPI 3.1 document of the public contracts, generated from the
-//! handlers' annotations and their request and response types, served at
-//! `/openapi.json`.
+//! The OpenAPI 3.1 document of every public and admin route, generated from
+//! the handlers' annotations and their request and response types, served
+//! at `/openapi.json`.
 //!
-//! It covers seed 000 (connect), seed 001 (agent runs) and seed 002 (link
-//! starts) so far; the other seeds and the admin API follow.
+//! Each operation names the statuses it answers and, for each, the body in
+//! its contract's own envelope (`contracts::Contract`). `make test` checks
+//! the document with a validator, answers against it, and runs a fuzzer
+//! driven by it against a running Lobby (`tests/tests/openapi.rs`).
 
 use axum::{
     http::{header, HeaderValue},
     response::{IntoResponse, Response},
 };
-use utoipa::OpenApi;
+use utoipa::{
+    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+    Modify, OpenApi,
+};
 
 pub const PATH: &str = "/openapi.json";
 
@@ -17,7 +22,7 @@ pub const PATH: &str = "/openapi.json";
 #[openapi(
     info(
         title = "Lobby",
-        description = "Sessions with real-time AI agents: the public REST/JSON contracts.",
+        description = "Sessions with real-time AI agents: the public REST/JSON contracts and the admin API.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -28,21 +33,87 @@ pub const PATH: &str = "/openapi.json";
         crate::contracts::otas::append_messages,
         crate::contracts::otas::end,
         crate::contracts::links::start_session,
+        crate::contracts::links::create_link,
+        crate::contracts::links::list_links,
+        crate::contracts::links::get_link,
+        crate::contracts::links::delete_link,
+        crate::contracts::links::deactivate_link,
+        crate::contracts::artifacts::status,
+        crate::contracts::artifacts::transcript,
+        crate::contracts::artifacts::audio,
+        crate::contracts::artifacts::summary,
+        crate::contracts::artifacts::regenerate,
+        crate::artifact_urls::download,
+        crate::artifact_urls::upload,
+        crate::contracts::records::create,
+        crate::contracts::records::no_id,
+        crate::contracts::records::list,
+        crate::contracts::records::delete_without_id,
+        crate::contracts::records::query,
+        crate::contracts::records::delete,
+        crate::regions::routing::list,
+        crate::regions::routing::nearest,
+        crate::webhooks::livekit::receive,
+        crate::webhooks::daily::receive,
+        crate::health::healthz,
+        crate::health::livez,
+        crate::contracts::ojin::preflight,
+        crate::artifact_urls::head,
+        crate::metrics::render,
+        serve,
     ),
+    nest((path = "/admin/v1", api = crate::admin::AdminDoc)),
+    // The error envelopes: the refusal lists (`IntoResponses`) name them but
+    // do not register them.
     components(schemas(
-        crate::contracts::ojin::ConnectRequest,
-        crate::contracts::ojin::ConnectResponse,
         crate::error::ErrorBody,
-        crate::contracts::links::StartBody,
-        crate::contracts::links::StartedSession,
-        crate::contracts::links::LinkError,
-        crate::contracts::otas::CreateBody,
-        crate::contracts::otas::EventBody,
-        crate::contracts::otas::MessagesBody,
         crate::contracts::otas::OtasError,
-    ))
+        crate::contracts::links::LinkError,
+        crate::contracts::records::RecordsMessage,
+        crate::contracts::artifacts::ArtifactsError,
+    )),
+    modifiers(&Credentials),
 )]
 pub struct ApiDoc;
+
+/// The credentials operations name in their `security`.
+struct Credentials;
+
+impl Modify for Credentials {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let bearer = |what: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(what))
+                    .build(),
+            )
+        };
+        let header = |name: &str, what: &str| {
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(name, what)))
+        };
+        components.add_security_scheme(
+            "admin_token",
+            bearer("The bootstrap admin token (LOBBY_ADMIN_TOKEN)"),
+        );
+        components.add_security_scheme(
+            "api_key",
+            header(
+                "x-api-key",
+                "An account API key (`lby_…`) with the route's scope; `Authorization: Bearer` works too",
+            ),
+        );
+        components.add_security_scheme(
+            "records_key",
+            bearer("An account API key (`lby_…`) with `sessions:read` or `sessions:write`"),
+        );
+        components.add_security_scheme(
+            "database_id_hash",
+            header("database-id-hash", "The key's account's `database_id_hash`"),
+        );
+    }
+}
 
 /// The document as JSON, built once.
 pub fn document() -> &'static str {
@@ -54,6 +125,14 @@ pub fn document() -> &'static str {
     })
 }
 
+/// This document.
+#[utoipa::path(
+    get,
+    operation_id = "openapi_document",
+    path = PATH,
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
 pub async fn serve() -> Response {
     let mut response = document().into_response();
     response.headers_mut().insert(
@@ -66,19 +145,29 @@ pub async fn serve() -> Response {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_document_is_openapi_3_1_with_its_paths() {
+    fn the_document_is_openapi_3_1_with_every_route() {
         let doc: serde_json::Value =
             serde_json::from_str(super::document()).expect("the document is JSON");
         assert_eq!(doc["openapi"], "3.1.0");
-        for path in [
-            crate::contracts::ojin::PATH,
-            crate::contracts::otas::CREATE_PATH,
-            crate::contracts::otas::EVENTS_PATH,
-            crate::contracts::otas::MESSAGES_PATH,
-            crate::contracts::otas::END_PATH,
-            crate::contracts::links::START_PATH,
+        for (method, path) in [
+            ("post", crate::contracts::ojin::PATH),
+            ("post", crate::contracts::otas::CREATE_PATH),
+            ("post", crate::contracts::links::START_PATH),
+            ("get", crate::contracts::artifacts::STATUS_PATH),
+            ("get", crate::contracts::records::AGENT_PATH),
+            ("get", crate::regions::routing::LIST_PATH),
+            ("get", "/admin/v1/accounts/{id}/usage"),
+            ("post", "/admin/v1/sessions/{id}/end"),
+            ("patch", "/admin/v1/keys/{prefix}"),
         ] {
-            assert!(doc["paths"][path]["post"].is_object(), "{path}: {doc}");
+            assert!(doc["paths"][path][method].is_object(), "{method} {path}");
         }
+        let operations: usize = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .values()
+            .map(|p| p.as_object().map_or(0, |m| m.len()))
+            .sum();
+        assert_eq!(operations, 67, "every routed operation is documented");
     }
 }

@@ -1,29 +1,28 @@
 //! Agents: create (with their first agent key), list, get, update, and the
 //! wire forms of their status and provider.
 
-use super::{keys::created_key_json, ApiResult, MAX_BODY_BYTES};
+use super::{keys::CreatedKeyJson, ApiResult, MAX_BODY_BYTES};
 use crate::{json_body::read_json, AppState};
 use axum::{
     body::Body,
-    extract::{Path, Query, State},
+    extract::{rejection::QueryRejection, Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
     Json,
 };
 use lobby_proto::{auth as pb, common::Provider};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum StatusJson {
+pub(super) enum StatusJson {
     Published,
     Unpublished,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum ProviderJson {
+pub(super) enum ProviderJson {
     Livekit,
     Daily,
 }
@@ -46,7 +45,7 @@ impl From<StatusJson> for pb::AgentStatus {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct AgentJson {
     id: String,
     account_id: String,
@@ -94,15 +93,18 @@ impl From<pb::Agent> for AgentJson {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateAgentJson {
+pub(super) struct CreateAgentJson {
+    /// Left out, one is made (`agt_…`).
     #[serde(default)]
     id: String,
     account_id: String,
     #[serde(default)]
     name: String,
     status: Option<StatusJson>,
+    /// Origins a browser may connect from (seed 000), e.g.
+    /// `app.example.com`, `*.example.com`.
     #[serde(default)]
     allowed_hostnames: Vec<String>,
     max_concurrency: Option<u32>,
@@ -118,9 +120,9 @@ struct CreateAgentJson {
     project_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateAgentJson {
+pub(super) struct UpdateAgentJson {
     name: Option<String>,
     status: Option<StatusJson>,
     allowed_hostnames: Option<Vec<String>>,
@@ -134,6 +136,27 @@ struct UpdateAgentJson {
     project_id: Option<String>,
 }
 
+/// A new agent and its first agent key (the key's secret is shown once).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct CreatedAgentJson {
+    #[serde(flatten)]
+    agent: AgentJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_key: Option<CreatedKeyJson>,
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "admin_create_agent",
+    path = "/agents",
+    tag = "admin: agents",
+    request_body = CreateAgentJson,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Created, with its first agent key", body = CreatedAgentJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn create_agent(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -159,24 +182,43 @@ pub(super) async fn create_agent(
         }))
         .await?
         .into_inner();
-    let mut body = serde_json::to_value(AgentJson::from(created.agent.unwrap_or_default()))
-        .unwrap_or_default();
-    if let Some(key) = created.agent_key {
-        body["agent_key"] = created_key_json(key);
-    }
+    let body = CreatedAgentJson {
+        agent: created.agent.unwrap_or_default().into(),
+        agent_key: created.agent_key.map(CreatedKeyJson::from),
+    };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListAgentsQuery {
+    /// Only this account's agents.
     #[serde(default)]
     account_id: String,
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct AgentList {
+    agents: Vec<AgentJson>,
+}
+
+#[utoipa::path(
+    get,
+    operation_id = "admin_list_agents",
+    path = "/agents",
+    tag = "admin: agents",
+    params(ListAgentsQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The agents", body = AgentList),
+        super::Refusals,
+    )
+)]
 pub(super) async fn list_agents(
     State(st): State<AppState>,
-    Query(q): Query<ListAgentsQuery>,
-) -> ApiResult<impl IntoResponse> {
+    query: Result<Query<ListAgentsQuery>, QueryRejection>,
+) -> ApiResult<Json<AgentList>> {
+    let Query(q) = query.map_err(|e| crate::error::ApiError::bad_request(e.body_text()))?;
     let list = st
         .services
         .auth
@@ -185,10 +227,22 @@ pub(super) async fn list_agents(
         }))
         .await?
         .into_inner();
-    let agents: Vec<AgentJson> = list.agents.into_iter().map(AgentJson::from).collect();
-    Ok(Json(json!({ "agents": agents })))
+    let agents = list.agents.into_iter().map(AgentJson::from).collect();
+    Ok(Json(AgentList { agents }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "admin_get_agent",
+    path = "/agents/{id}",
+    tag = "admin: agents",
+    params(("id" = String, Path, description = "The agent")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The agent", body = AgentJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn get_agent(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -202,6 +256,19 @@ pub(super) async fn get_agent(
     Ok(Json(agent.into()))
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "admin_update_agent",
+    path = "/agents/{id}",
+    tag = "admin: agents",
+    params(("id" = String, Path, description = "The agent")),
+    request_body = UpdateAgentJson,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The agent, updated", body = AgentJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn update_agent(
     State(st): State<AppState>,
     Path(id): Path<String>,

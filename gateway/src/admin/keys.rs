@@ -15,11 +15,12 @@ use axum::{
 };
 use lobby_proto::auth as pb;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct KeyJson {
+    /// The key's public part: how it is named, revoked or paused.
     prefix: String,
+    /// `account` (an API key), `agent` or `worker`.
     kind: String,
     account_id: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -57,23 +58,52 @@ impl From<pb::KeyInfo> for KeyJson {
 }
 
 /// A new key with its secret: the only response that ever carries it.
-pub(super) fn created_key_json(created: pb::CreatedKey) -> Value {
-    let mut body =
-        serde_json::to_value(KeyJson::from(created.info.unwrap_or_default())).unwrap_or_default();
-    body["key"] = Value::String(created.key);
-    body
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct CreatedKeyJson {
+    #[serde(flatten)]
+    info: KeyJson,
+    /// The secret, shown this once.
+    key: String,
 }
 
-#[derive(Debug, Deserialize)]
+impl From<pb::CreatedKey> for CreatedKeyJson {
+    fn from(created: pb::CreatedKey) -> Self {
+        Self {
+            info: created.info.unwrap_or_default().into(),
+            key: created.key,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct KeyList {
+    keys: Vec<KeyJson>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateApiKeyJson {
+pub(super) struct CreateApiKeyJson {
     #[serde(default)]
     name: String,
+    /// E.g. `sessions:read`, `sessions:write`, `links:write`.
     scopes: Vec<String>,
     #[serde(default)]
     expires_at_ms: i64,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "admin_create_api_key",
+    path = "/accounts/{id}/api-keys",
+    tag = "admin: keys",
+    params(("id" = String, Path, description = "The account")),
+    request_body = CreateApiKeyJson,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Created (its secret shown once)", body = CreatedKeyJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn create_api_key(
     State(st): State<AppState>,
     Path(account_id): Path<String>,
@@ -92,18 +122,31 @@ pub(super) async fn create_api_key(
         }))
         .await?
         .into_inner();
-    Ok((StatusCode::CREATED, Json(created_key_json(created))))
+    Ok((StatusCode::CREATED, Json(CreatedKeyJson::from(created))))
 }
 
-fn keys_json(list: pb::ListKeysResponse) -> Json<Value> {
-    let keys: Vec<KeyJson> = list.keys.into_iter().map(KeyJson::from).collect();
-    Json(json!({ "keys": keys }))
+fn keys_json(list: pb::ListKeysResponse) -> Json<KeyList> {
+    Json(KeyList {
+        keys: list.keys.into_iter().map(KeyJson::from).collect(),
+    })
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "admin_list_api_keys",
+    path = "/accounts/{id}/api-keys",
+    tag = "admin: keys",
+    params(("id" = String, Path, description = "The account")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The account's API keys", body = KeyList),
+        super::Refusals,
+    )
+)]
 pub(super) async fn list_api_keys(
     State(st): State<AppState>,
     Path(account_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<KeyList>> {
     let list = st
         .services
         .auth
@@ -113,15 +156,29 @@ pub(super) async fn list_api_keys(
     Ok(keys_json(list))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateAgentKeyJson {
+pub(super) struct RotateAgentKeyJson {
+    /// How long the previous key keeps working (0: it stops at once).
     #[serde(default)]
     previous_key_grace_seconds: u32,
     #[serde(default)]
     expires_at_ms: i64,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "admin_rotate_agent_key",
+    path = "/agents/{id}/keys",
+    tag = "admin: keys",
+    params(("id" = String, Path, description = "The agent")),
+    request_body(content = Option<RotateAgentKeyJson>, description = "Optional"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "The new agent key (its secret shown once)", body = CreatedKeyJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn rotate_agent_key(
     State(st): State<AppState>,
     Path(agent_id): Path<String>,
@@ -139,13 +196,25 @@ pub(super) async fn rotate_agent_key(
         }))
         .await?
         .into_inner();
-    Ok((StatusCode::CREATED, Json(created_key_json(created))))
+    Ok((StatusCode::CREATED, Json(CreatedKeyJson::from(created))))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "admin_list_agent_keys",
+    path = "/agents/{id}/keys",
+    tag = "admin: keys",
+    params(("id" = String, Path, description = "The agent")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The agent's keys", body = KeyList),
+        super::Refusals,
+    )
+)]
 pub(super) async fn list_agent_keys(
     State(st): State<AppState>,
     Path(agent_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<KeyList>> {
     let list = st
         .services
         .auth
@@ -155,11 +224,14 @@ pub(super) async fn list_agent_keys(
     Ok(keys_json(list))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateWorkerKeyJson {
+pub(super) struct CreateWorkerKeyJson {
+    /// The account whose sessions the worker may run; left out, a pool
+    /// worker.
     #[serde(default)]
     account_id: String,
+    /// A pool worker's pool.
     #[serde(default)]
     pool: String,
     #[serde(default)]
@@ -168,6 +240,19 @@ struct CreateWorkerKeyJson {
     expires_at_ms: i64,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "admin_create_worker_key",
+    path = "/workers/{id}/keys",
+    tag = "admin: keys",
+    params(("id" = String, Path, description = "The GPU worker")),
+    request_body = CreateWorkerKeyJson,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Created (its secret shown once)", body = CreatedKeyJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn create_worker_key(
     State(st): State<AppState>,
     Path(worker_id): Path<String>,
@@ -187,13 +272,25 @@ pub(super) async fn create_worker_key(
         }))
         .await?
         .into_inner();
-    Ok((StatusCode::CREATED, Json(created_key_json(created))))
+    Ok((StatusCode::CREATED, Json(CreatedKeyJson::from(created))))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "admin_list_worker_keys",
+    path = "/workers/{id}/keys",
+    tag = "admin: keys",
+    params(("id" = String, Path, description = "The GPU worker")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The worker's keys", body = KeyList),
+        super::Refusals,
+    )
+)]
 pub(super) async fn list_worker_keys(
     State(st): State<AppState>,
     Path(worker_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<KeyList>> {
     let list = st
         .services
         .auth
@@ -205,6 +302,18 @@ pub(super) async fn list_worker_keys(
     Ok(keys_json(list))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "admin_revoke_key",
+    path = "/keys/{prefix}/revoke",
+    tag = "admin: keys",
+    params(("prefix" = String, Path, description = "The key's prefix")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The key, revoked", body = KeyJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn revoke_key(
     State(st): State<AppState>,
     Path(prefix): Path<String>,
@@ -218,12 +327,26 @@ pub(super) async fn revoke_key(
     Ok(Json(key.into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SetKeyActiveJson {
+pub(super) struct SetKeyActiveJson {
+    /// `false` pauses the key; `true` resumes it.
     active: bool,
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "admin_set_key_active",
+    path = "/keys/{prefix}",
+    tag = "admin: keys",
+    params(("prefix" = String, Path, description = "The key's prefix")),
+    request_body = SetKeyActiveJson,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The key", body = KeyJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn set_key_active(
     State(st): State<AppState>,
     Path(prefix): Path<String>,
@@ -243,19 +366,41 @@ pub(super) async fn set_key_active(
     Ok(Json(key.into()))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateSigningKeyJson {
+pub(super) struct RotateSigningKeyJson {
     /// For a key that leaked: the tokens it signed stop verifying at once.
     #[serde(default)]
     revoke_previous: bool,
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct SigningKeyRotated {
+    /// The key that signs session tokens from now on.
+    kid: String,
+    created_at_ms: i64,
+    previous_kid: Option<String>,
+    /// Whether tokens the previous key signed stopped verifying.
+    previous_revoked: bool,
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "admin_rotate_signing_key",
+    path = "/signing-keys/rotate",
+    tag = "admin: keys",
+    request_body(content = Option<RotateSigningKeyJson>, description = "Optional"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Rotated", body = SigningKeyRotated),
+        super::Refusals,
+    )
+)]
 pub(super) async fn rotate_signing_key(
     State(st): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SigningKeyRotated>> {
     let req: RotateSigningKeyJson = read_optional_json(&headers, body, MAX_BODY_BYTES).await?;
     let info = st
         .services
@@ -265,10 +410,10 @@ pub(super) async fn rotate_signing_key(
         }))
         .await?
         .into_inner();
-    Ok(Json(json!({
-        "kid": info.kid,
-        "created_at_ms": info.created_at_ms,
-        "previous_kid": (!info.previous_kid.is_empty()).then_some(info.previous_kid),
-        "previous_revoked": info.previous_revoked,
-    })))
+    Ok(Json(SigningKeyRotated {
+        kid: info.kid,
+        created_at_ms: info.created_at_ms,
+        previous_kid: (!info.previous_kid.is_empty()).then_some(info.previous_kid),
+        previous_revoked: info.previous_revoked,
+    }))
 }

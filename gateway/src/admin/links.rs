@@ -11,11 +11,10 @@ use axum::{
     Json,
 };
 use lobby_proto::auth as pb;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 /// What both link APIs (admin and `/v1/links`) accept to create a link.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLinkJson {
     pub agent_id: String,
@@ -27,19 +26,55 @@ pub struct CreateLinkJson {
     pub use_limit: u32,
 }
 
-pub fn link_json(l: pb::Link) -> Value {
-    json!({
-        "id": l.id,
-        "account_id": l.account_id,
-        "agent_id": l.agent_id,
-        "active": l.active,
-        "expires_at": (l.expires_at_ms > 0).then_some(l.expires_at_ms),
-        "use_limit": (l.use_limit > 0).then_some(l.use_limit),
-        "uses": l.uses,
-        "created_at": l.created_at_ms,
-    })
+/// A shareable link, as both link APIs show it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LinkJson {
+    /// `lnk_…`: the credential a start presents.
+    id: String,
+    account_id: String,
+    agent_id: String,
+    active: bool,
+    /// Milliseconds since the epoch; null: never.
+    expires_at: Option<i64>,
+    /// null: unlimited.
+    use_limit: Option<u32>,
+    uses: u32,
+    created_at: i64,
 }
 
+impl From<pb::Link> for LinkJson {
+    fn from(l: pb::Link) -> Self {
+        Self {
+            id: l.id,
+            account_id: l.account_id,
+            agent_id: l.agent_id,
+            active: l.active,
+            expires_at: (l.expires_at_ms > 0).then_some(l.expires_at_ms),
+            use_limit: (l.use_limit > 0).then_some(l.use_limit),
+            uses: l.uses,
+            created_at: l.created_at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LinkList {
+    pub links: Vec<LinkJson>,
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "admin_create_link",
+    path = "/accounts/{id}/links",
+    tag = "admin: links",
+    params(("id" = String, Path, description = "The account")),
+    request_body = CreateLinkJson,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Created", body = LinkJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn create_link(
     State(st): State<AppState>,
     Path(account_id): Path<String>,
@@ -58,28 +93,52 @@ pub(super) async fn create_link(
         }))
         .await?
         .into_inner();
-    Ok((StatusCode::CREATED, Json(link_json(link))))
+    Ok((StatusCode::CREATED, Json(LinkJson::from(link))))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "admin_list_links",
+    path = "/accounts/{id}/links",
+    tag = "admin: links",
+    params(("id" = String, Path, description = "The account")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The account's links", body = LinkList),
+        super::Refusals,
+    )
+)]
 pub(super) async fn list_links(
     State(st): State<AppState>,
     Path(account_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LinkList>> {
     let list = st
         .services
         .auth
         .list_links(crate::actor::request(pb::ListLinksRequest { account_id }))
         .await?
         .into_inner();
-    Ok(Json(
-        json!({ "links": list.links.into_iter().map(link_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(LinkList {
+        links: list.links.into_iter().map(LinkJson::from).collect(),
+    }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "admin_get_link",
+    path = "/links/{id}",
+    tag = "admin: links",
+    params(("id" = String, Path, description = "The link")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The link", body = LinkJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn get_link(
     State(st): State<AppState>,
     Path(link_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LinkJson>> {
     let link = st
         .services
         .auth
@@ -89,13 +148,25 @@ pub(super) async fn get_link(
         }))
         .await?
         .into_inner();
-    Ok(Json(link_json(link)))
+    Ok(Json(LinkJson::from(link)))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "admin_deactivate_link",
+    path = "/links/{id}/deactivate",
+    tag = "admin: links",
+    params(("id" = String, Path, description = "The link")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The link, inactive", body = LinkJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn deactivate_link(
     State(st): State<AppState>,
     Path(link_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LinkJson>> {
     let link = st
         .services
         .auth
@@ -105,5 +176,5 @@ pub(super) async fn deactivate_link(
         }))
         .await?
         .into_inner();
-    Ok(Json(link_json(link)))
+    Ok(Json(LinkJson::from(link)))
 }

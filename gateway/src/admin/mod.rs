@@ -9,9 +9,12 @@ mod links;
 mod projects;
 mod sessions;
 
-pub use links::{link_json, CreateLinkJson};
+pub use links::{CreateLinkJson, LinkJson, LinkList};
 
-use crate::{error::ApiError, AppState};
+use crate::{
+    error::{ApiError, ErrorBody},
+    AppState,
+};
 use accounts::{
     account_audit, account_usage, create_account, get_account, global_audit, list_accounts,
     rotate_data_key, rotate_database_id_hash, update_account,
@@ -35,6 +38,80 @@ use sessions::{end_session, get_session};
 use subtle::ConstantTimeEq;
 
 pub(super) const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The admin API's part of the OpenAPI document; its paths are relative to
+/// `/admin/v1`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    accounts::create_account,
+    accounts::list_accounts,
+    accounts::get_account,
+    accounts::update_account,
+    accounts::account_usage,
+    accounts::rotate_database_id_hash,
+    accounts::rotate_data_key,
+    accounts::account_audit,
+    accounts::global_audit,
+    sessions::list_sessions,
+    sessions::get_session,
+    sessions::end_session,
+    keys::create_api_key,
+    keys::list_api_keys,
+    keys::rotate_agent_key,
+    keys::list_agent_keys,
+    keys::create_worker_key,
+    keys::list_worker_keys,
+    keys::set_key_active,
+    keys::revoke_key,
+    keys::rotate_signing_key,
+    links::create_link,
+    links::list_links,
+    links::get_link,
+    links::deactivate_link,
+    projects::create_project,
+    projects::list_projects,
+    projects::get_project,
+    agents::create_agent,
+    agents::list_agents,
+    agents::get_agent,
+    agents::update_agent,
+))]
+pub struct AdminDoc;
+
+/// What every admin operation can answer instead, in seed 000's envelope.
+#[derive(utoipa::IntoResponses)]
+pub enum Refusals {
+    #[response(
+        status = 400,
+        description = "Malformed body or parameter (`invalid_request`, naming the field)"
+    )]
+    BadRequest(ErrorBody),
+    #[response(
+        status = 401,
+        description = "No valid admin token (`Authorization: Bearer <token>`)"
+    )]
+    Unauthorized(ErrorBody),
+    #[response(
+        status = 404,
+        description = "No such account, project, agent, key, link or session"
+    )]
+    NotFound(ErrorBody),
+    #[response(
+        status = 409,
+        description = "It exists already, or conflicts with what does"
+    )]
+    Conflict(ErrorBody),
+    #[response(status = 429, description = "A rate limit; `Retry-After` says when")]
+    TooMany(ErrorBody),
+    #[response(status = 500, description = "An internal error")]
+    Internal(ErrorBody),
+    #[response(status = 502, description = "A service is unreachable")]
+    BadGateway(ErrorBody),
+    #[response(status = 503, description = "The store is unavailable")]
+    Unavailable(ErrorBody),
+    #[response(status = 504, description = "No answer within the request deadline")]
+    Timeout(ErrorBody),
+}
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()

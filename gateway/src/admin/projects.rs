@@ -12,10 +12,9 @@ use axum::{
 };
 use lobby_proto::auth as pb;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-#[derive(Debug, Serialize)]
-struct ProjectJson {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct ProjectJson {
     id: String,
     account_id: String,
     name: String,
@@ -35,15 +34,29 @@ impl From<pb::Project> for ProjectJson {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateProjectJson {
+pub(super) struct CreateProjectJson {
+    /// Left out, one is made (`proj_…`).
     #[serde(default)]
     id: String,
     #[serde(default)]
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "admin_create_project",
+    path = "/accounts/{id}/projects",
+    tag = "admin: projects",
+    params(("id" = String, Path, description = "The account")),
+    request_body = CreateProjectJson,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Created", body = ProjectJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn create_project(
     State(st): State<AppState>,
     Path(account_id): Path<String>,
@@ -64,10 +77,27 @@ pub(super) async fn create_project(
     Ok((StatusCode::CREATED, Json(ProjectJson::from(project))))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct ProjectList {
+    projects: Vec<ProjectJson>,
+}
+
+#[utoipa::path(
+    get,
+    operation_id = "admin_list_projects",
+    path = "/accounts/{id}/projects",
+    tag = "admin: projects",
+    params(("id" = String, Path, description = "The account")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The account's projects", body = ProjectList),
+        super::Refusals,
+    )
+)]
 pub(super) async fn list_projects(
     State(st): State<AppState>,
     Path(account_id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<ProjectList>> {
     let list = st
         .services
         .auth
@@ -76,14 +106,26 @@ pub(super) async fn list_projects(
         }))
         .await?
         .into_inner();
-    let projects: Vec<ProjectJson> = list.projects.into_iter().map(ProjectJson::from).collect();
-    Ok(Json(json!({ "projects": projects })))
+    let projects = list.projects.into_iter().map(ProjectJson::from).collect();
+    Ok(Json(ProjectList { projects }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "admin_get_project",
+    path = "/projects/{id}",
+    tag = "admin: projects",
+    params(("id" = String, Path, description = "The project")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The project", body = ProjectJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn get_project(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<ProjectJson>> {
     let project = st
         .services
         .auth

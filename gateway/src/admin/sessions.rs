@@ -12,11 +12,13 @@ use lobby_proto::session;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct SessionJson {
     id: String,
     account_id: String,
     agent_id: String,
+    /// `starting`, `active`, `ended`, `failed` (or `unknown`).
+    #[schema(value_type = String)]
     status: &'static str,
     client_user_ref: String,
     room_name: String,
@@ -26,10 +28,14 @@ pub(super) struct SessionJson {
     ended_reason: Option<String>,
     failure_code: Option<String>,
     duration_seconds: u64,
+    /// `connect`, `link`, `agent_run` or `record`.
+    #[schema(value_type = String)]
     kind: &'static str,
     link_id: Option<String>,
     aspect_ratio: Option<String>,
     agent_identity: Option<String>,
+    /// What the caller kept with the run (a JSON object).
+    #[schema(value_type = Option<Object>)]
     meta: Option<Value>,
     reserved_seconds: u64,
 }
@@ -72,6 +78,18 @@ impl From<session::Session> for SessionJson {
     }
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "admin_get_session",
+    path = "/sessions/{id}",
+    tag = "admin: sessions",
+    params(("id" = String, Path, description = "The session")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The session", body = SessionJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn get_session(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -88,9 +106,11 @@ pub(super) async fn get_session(
     Ok(Json(s.into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListSessionsQuery {
+    /// At most this many (default 50).
     #[serde(default = "default_limit")]
     limit: u32,
 }
@@ -99,12 +119,29 @@ fn default_limit() -> u32 {
     50
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct SessionList {
+    sessions: Vec<SessionJson>,
+}
+
 /// `GET /admin/v1/accounts/{id}/sessions?limit=`: newest first.
+#[utoipa::path(
+    get,
+    operation_id = "admin_list_sessions",
+    path = "/accounts/{id}/sessions",
+    tag = "admin: sessions",
+    params(("id" = String, Path, description = "The account"), ListSessionsQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The account's sessions, newest first", body = SessionList),
+        super::Refusals,
+    )
+)]
 pub(super) async fn list_sessions(
     State(st): State<AppState>,
     Path(account_id): Path<String>,
     query: Result<Query<ListSessionsQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SessionList>> {
     let Query(q) = query.map_err(|e| crate::error::ApiError::bad_request(e.body_text()))?;
     // 404 for an unknown account rather than an empty list.
     st.services
@@ -124,18 +161,33 @@ pub(super) async fn list_sessions(
         }))
         .await?
         .into_inner();
-    let sessions: Vec<SessionJson> = list.sessions.into_iter().map(SessionJson::from).collect();
-    Ok(Json(serde_json::json!({ "sessions": sessions })))
+    let sessions = list.sessions.into_iter().map(SessionJson::from).collect();
+    Ok(Json(SessionList { sessions }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EndSessionJson {
+pub(super) struct EndSessionJson {
+    /// A documented ended reason (`explicit_end` when left out), e.g.
+    /// `max_duration`; recorded as the session's `ended_reason`.
     #[serde(default)]
     reason: String,
 }
 
 /// The body is optional: `{}` or nothing ends with the default reason.
+#[utoipa::path(
+    post,
+    operation_id = "admin_end_session",
+    path = "/sessions/{id}/end",
+    tag = "admin: sessions",
+    params(("id" = String, Path, description = "The session")),
+    request_body(content = Option<EndSessionJson>, description = "Optional"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The session, ended", body = SessionJson),
+        super::Refusals,
+    )
+)]
 pub(super) async fn end_session(
     State(st): State<AppState>,
     Path(id): Path<String>,

@@ -28,7 +28,8 @@ use lobby_proto::{
     auth::GetAgentRequest,
     session::{GetSessionRequest, Session, SessionKind, SessionStatus},
 };
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 pub const STATUS_PATH: &str = "/v1/session/status";
 pub const TRANSCRIPT_PATH: &str = "/v1/session/transcript";
@@ -47,9 +48,176 @@ const BAD_TYPE: &str = "type must be \"project\" or \"instant\"";
 const NO_PROJECT_ID: &str = "projectId is required when type=project";
 const NOT_FOUND: &str = "Session not found";
 
+/// Seed 003's error body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ArtifactsError {
+    /// In the seed's words, e.g. `Session not found`.
+    error: String,
+}
+
+impl ArtifactsError {
+    pub fn of(text: &str) -> Self {
+        Self {
+            error: text.to_owned(),
+        }
+    }
+}
+
 /// `{"error": text}` with `status`.
 pub fn error(status: StatusCode, text: &str) -> Response {
-    (status, Json(json!({ "error": text }))).into_response()
+    (status, Json(ArtifactsError::of(text))).into_response()
+}
+
+/// Which sessions the status, transcript and audio routes name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressType {
+    /// A session of one of the project's agents.
+    Project,
+    /// A link session (seed 002).
+    Instant,
+}
+
+/// The status, transcript and audio routes' query, as documented; the
+/// handlers read it by hand to refuse its faults in the seed's order.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct TypedQuery {
+    #[serde(rename = "sessionId")]
+    session_id: String,
+    #[serde(rename = "type")]
+    kind: AddressType,
+    /// Required when `type=project`.
+    #[serde(rename = "projectId")]
+    project_id: Option<String>,
+}
+
+/// The summary's query, as documented.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct SummaryQuery {
+    #[serde(rename = "sessionId")]
+    session_id: String,
+    /// For a project session; left out, any agent of the account's.
+    #[serde(rename = "projectId")]
+    project_id: Option<String>,
+    /// `1`, `true` or `yes` for a link session.
+    instant_voice_links: Option<String>,
+}
+
+/// The regeneration's body, as documented.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RegenerateBody {
+    #[serde(rename = "sessionId")]
+    session_id: String,
+    #[serde(rename = "projectId")]
+    project_id: Option<String>,
+    instant_voice_links: Option<bool>,
+}
+
+/// Where a session stands, for its owner.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionState {
+    success: bool,
+    session_id: String,
+    #[serde(rename = "type")]
+    kind: AddressType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project_id: Option<String>,
+    /// `starting`, `active`, `ended` or `failed`.
+    status: String,
+    agent_id: String,
+    /// The room's URL, once there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ws_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
+    /// The record's last change: its start, its end, or who joined or left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completed_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Transcript {
+    success: bool,
+    session_id: String,
+    /// `conversation.json` as the worker wrote it (any JSON).
+    transcript: Value,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioUrl {
+    success: bool,
+    session_id: String,
+    /// A signed URL to `conversation.wav`, valid about an hour.
+    audio_url: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    success: bool,
+    session_id: String,
+    /// The generated summary (any JSON).
+    summary: Value,
+}
+
+/// A summary being generated.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryRun {
+    /// `false` from the GET (no summary yet), `true` from the regeneration.
+    success: bool,
+    session_id: String,
+    /// `true` from the GET.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generating: Option<bool>,
+    workflow_id: String,
+    run_id: String,
+    /// Why the last attempt failed, while the run waits for its retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+}
+
+/// What every seed-003 operation can answer instead.
+#[derive(utoipa::IntoResponses)]
+pub enum Refusals {
+    #[response(
+        status = 400,
+        description = "A missing or malformed parameter, e.g. `sessionId is required`"
+    )]
+    BadRequest(ArtifactsError),
+    #[response(
+        status = 401,
+        description = "A missing, invalid, revoked or paused API key"
+    )]
+    Unauthorized(ArtifactsError),
+    #[response(status = 403, description = "The key lacks the route's scope")]
+    Forbidden(ArtifactsError),
+    #[response(
+        status = 404,
+        description = "No such session of the caller's (`Session not found`), or not that artifact"
+    )]
+    NotFound(ArtifactsError),
+    #[response(status = 429, description = "A rate limit; `Retry-After` says when")]
+    TooMany(ArtifactsError),
+    #[response(
+        status = 500,
+        description = "The artifact is unreadable, the summary failed, or an internal error"
+    )]
+    Internal(ArtifactsError),
+    #[response(status = 503, description = "A store is unavailable")]
+    Unavailable(ArtifactsError),
+    #[response(status = 504, description = "No answer within the request deadline")]
+    Timeout(ArtifactsError),
 }
 
 fn fail(e: ApiError) -> Response {
@@ -264,6 +432,19 @@ async fn typed_session(
     authorized(st, headers, READ, typed_address(&params(query))).await
 }
 
+/// A session's status.
+#[utoipa::path(
+    get,
+    operation_id = "seed003_status",
+    path = STATUS_PATH,
+    tag = "seed 003: artifacts",
+    params(TypedQuery),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The session's status", body = SessionState),
+        Refusals,
+    )
+)]
 pub async fn status(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -273,20 +454,10 @@ pub async fn status(
         Ok(found) => found,
         Err(r) => return r.into_response(),
     };
-    let mut body = json!({
-        "success": true,
-        "sessionId": session_id,
-        "type": if address == Address::Instant { "instant" } else { "project" },
-        "status": status_name(s.status()),
-        "agentId": s.agent_id,
-    });
-    if let Address::Project(Some(project)) = &address {
-        body["projectId"] = json!(project);
-    }
-    if !s.room_url.is_empty() {
-        body["wsUrl"] = json!(s.room_url);
-    }
-    // The record's last change: its start, its end, or who joined or left.
+    let project_id = match &address {
+        Address::Project(project) => project.clone(),
+        Address::Instant => None,
+    };
     let updated = [
         s.created_at_ms,
         s.started_at_ms,
@@ -298,16 +469,23 @@ pub async fn status(
     .into_iter()
     .max()
     .unwrap_or(0);
-    for (field, ms) in [
-        ("createdAt", s.created_at_ms),
-        ("updatedAt", updated),
-        ("completedAt", s.ended_at_ms),
-    ] {
-        if let Some(t) = iso_time(ms) {
-            body[field] = json!(t);
-        }
-    }
-    Json(body).into_response()
+    Json(SessionState {
+        success: true,
+        session_id,
+        kind: if address == Address::Instant {
+            AddressType::Instant
+        } else {
+            AddressType::Project
+        },
+        project_id,
+        status: status_name(s.status()).to_owned(),
+        agent_id: s.agent_id.clone(),
+        ws_url: Some(s.room_url.clone()).filter(|u| !u.is_empty()),
+        created_at: iso_time(s.created_at_ms),
+        updated_at: iso_time(updated),
+        completed_at: iso_time(s.ended_at_ms),
+    })
+    .into_response()
 }
 
 /// The whole of a small artifact, read in the service's chunks.
@@ -338,6 +516,19 @@ async fn read_all(st: &AppState, a: &ArtifactRef, cap: u64) -> Result<Vec<u8>, t
     }
 }
 
+/// A session's transcript.
+#[utoipa::path(
+    get,
+    operation_id = "seed003_transcript",
+    path = TRANSCRIPT_PATH,
+    tag = "seed 003: artifacts",
+    params(TypedQuery),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The transcript", body = Transcript),
+        Refusals,
+    )
+)]
 pub async fn transcript(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -359,11 +550,11 @@ pub async fn transcript(
         Err(e) => return fail(e.into()),
     };
     match serde_json::from_slice::<Value>(&raw) {
-        Ok(transcript) => Json(json!({
-            "success": true,
-            "sessionId": session_id,
-            "transcript": transcript,
-        }))
+        Ok(transcript) => Json(Transcript {
+            success: true,
+            session_id,
+            transcript,
+        })
         .into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -372,6 +563,19 @@ pub async fn transcript(
     }
 }
 
+/// A signed URL to a session's audio.
+#[utoipa::path(
+    get,
+    operation_id = "seed003_audio",
+    path = AUDIO_PATH,
+    tag = "seed 003: artifacts",
+    params(TypedQuery),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The audio's signed URL", body = AudioUrl),
+        Refusals,
+    )
+)]
 pub async fn audio(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -390,11 +594,11 @@ pub async fn audio(
         }))
         .await;
     match signed {
-        Ok(url) => Json(json!({
-            "success": true,
-            "sessionId": session_id,
-            "audioUrl": url.into_inner().url,
-        }))
+        Ok(url) => Json(AudioUrl {
+            success: true,
+            session_id,
+            audio_url: url.into_inner().url,
+        })
         .into_response(),
         Err(e) if is_missing(&e) => error(
             StatusCode::NOT_FOUND,
@@ -435,8 +639,12 @@ async fn summary_run(
     };
     if state.ready {
         let summary: Value = serde_json::from_str(&state.summary_json).unwrap_or(Value::Null);
-        return Json(json!({ "success": true, "sessionId": session_id, "summary": summary }))
-            .into_response();
+        return Json(Summary {
+            success: true,
+            session_id,
+            summary,
+        })
+        .into_response();
     }
     if state.failed {
         return error(
@@ -447,20 +655,32 @@ async fn summary_run(
             ),
         );
     }
-    let mut body = if regenerate {
-        json!({ "success": true, "sessionId": session_id })
-    } else {
-        json!({ "success": false, "sessionId": session_id, "generating": true })
+    let body = SummaryRun {
+        success: regenerate,
+        session_id,
+        generating: (!regenerate).then_some(true),
+        workflow_id: state.workflow_id,
+        run_id: state.run_id,
+        // A run that failed and waits for its retry says why.
+        last_error: Some(state.last_error).filter(|e| !e.is_empty()),
     };
-    body["workflowId"] = json!(state.workflow_id);
-    body["runId"] = json!(state.run_id);
-    // A run that failed and waits for its retry says why.
-    if !state.last_error.is_empty() {
-        body["lastError"] = json!(state.last_error);
-    }
     (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
+/// A session's summary, or its generation started.
+#[utoipa::path(
+    get,
+    operation_id = "seed003_summary",
+    path = SUMMARY_PATH,
+    tag = "seed 003: artifacts",
+    params(SummaryQuery),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The summary", body = Summary),
+        (status = 202, description = "Being generated", body = SummaryRun),
+        Refusals,
+    )
+)]
 pub async fn summary(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -469,6 +689,20 @@ pub async fn summary(
     summary_run(&st, &headers, READ, &params(query.as_deref()), false).await
 }
 
+/// Generates a session's summary again.
+#[utoipa::path(
+    post,
+    operation_id = "seed003_regenerate",
+    path = REGENERATE_PATH,
+    tag = "seed 003: artifacts",
+    request_body = RegenerateBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 202, description = "Generation started", body = SummaryRun),
+        (status = 200, description = "The summary, when it was ready at once", body = Summary),
+        Refusals,
+    )
+)]
 pub async fn regenerate(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     // Authentication comes before reading what the body asks.
     if let Err(e) = require_api_key(&st, &headers, WRITE).await {
@@ -493,6 +727,7 @@ pub async fn regenerate(State(st): State<AppState>, headers: HeaderMap, body: Bo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn the_typed_routes_check_their_parameters_in_the_seeds_order() {

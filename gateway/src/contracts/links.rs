@@ -6,7 +6,7 @@
 //! `{success: false, error: <code>, message[, retry_after_seconds]}`.
 
 use crate::{
-    admin::{link_json, CreateLinkJson},
+    admin::{CreateLinkJson, LinkJson, LinkList},
     credentials::require_api_key,
     error::ApiError,
     json_body::read_json,
@@ -23,10 +23,13 @@ use lobby_proto::{
     auth::{AuthorizeLinkRequest, CreateLinkRequest, GetLinkRequest, ListLinksRequest},
     session::{SessionKind, StartSessionRequest},
 };
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 pub const START_PATH: &str = "/v1/links/start-session";
+pub const LINKS_PATH: &str = "/v1/links";
+pub const LINK_PATH: &str = "/v1/links/{id}";
+pub const DEACTIVATE_PATH: &str = "/v1/links/{id}/deactivate";
 const MAX_BODY_BYTES: usize = 16 * 1024;
 const SCOPE: &str = "links:write";
 
@@ -34,14 +37,62 @@ fn fail(e: ApiError) -> Response {
     super::Contract::Links.render(e)
 }
 
-fn respond(result: Result<(StatusCode, Value), ApiError>) -> Response {
+/// `{success: true, …answer}`, or the error in the seed's envelope.
+fn respond<T: Serialize>(result: Result<(StatusCode, T), ApiError>) -> Response {
     match result {
-        Ok((status, mut body)) => {
-            body["success"] = json!(true);
-            (status, Json(body)).into_response()
-        }
+        Ok((status, answer)) => (status, Json(Succeeded::from(answer))).into_response(),
         Err(e) => fail(e),
     }
+}
+
+/// Seed 002's envelope of a success: `success: true` beside the answer's
+/// own fields.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Succeeded<T> {
+    success: bool,
+    #[serde(flatten)]
+    answer: T,
+}
+
+impl<T> From<T> for Succeeded<T> {
+    fn from(answer: T) -> Self {
+        Self {
+            success: true,
+            answer,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OneLink {
+    link: LinkJson,
+}
+
+/// What the link management routes can answer instead.
+#[derive(utoipa::IntoResponses)]
+pub enum ManagementRefusals {
+    #[response(status = 400, description = "Malformed body")]
+    BadRequest(LinkError),
+    #[response(status = 401, description = "A missing or invalid API key")]
+    Unauthorized(LinkError),
+    #[response(
+        status = 403,
+        description = "The key is revoked or paused, or lacks `links:write`"
+    )]
+    Forbidden(LinkError),
+    #[response(
+        status = 404,
+        description = "No such link or agent of the key's account"
+    )]
+    NotFound(LinkError),
+    #[response(status = 429, description = "A rate limit; `Retry-After` says when")]
+    TooMany(LinkError),
+    #[response(status = 500, description = "An internal error")]
+    Internal(LinkError),
+    #[response(status = 503, description = "The store is unavailable")]
+    Unavailable(LinkError),
+    #[response(status = 504, description = "No answer within the request deadline")]
+    Timeout(LinkError),
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -58,7 +109,6 @@ pub struct StartBody {
 /// Seed 002's answer to a start.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct StartedSession {
-    success: bool,
     session_id: String,
     livekit_url: String,
     participant_token: String,
@@ -90,11 +140,12 @@ impl LinkError {
 /// Starts an avatar session through a shareable link.
 #[utoipa::path(
     post,
+    operation_id = "seed002_start_session",
     path = START_PATH,
     tag = "seed 002: links",
     request_body = StartBody,
     responses(
-        (status = 200, description = "Started: the room and the user's join token", body = StartedSession),
+        (status = 200, description = "Started: the room and the user's join token", body = Succeeded<StartedSession>),
         (status = 400, description = "Malformed body", body = LinkError),
         (status = 403, description = "The link is inactive or used up (`link_inactive`, `link_used_up`), or its agent is unpublished", body = LinkError),
         (status = 404, description = "No such link (`link_not_found`) or agent (`agent_not_found`)", body = LinkError),
@@ -119,7 +170,7 @@ async fn start(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Value), ApiError> {
+) -> Result<(StatusCode, StartedSession), ApiError> {
     let req: StartBody = read_json(headers, body, MAX_BODY_BYTES).await?;
     if req.link_id.trim().is_empty() {
         return Err(ApiError::bad_request("link_id is required"));
@@ -147,15 +198,27 @@ async fn start(
         .await?
         .into_inner();
     let started = StartedSession {
-        success: true,
         session_id: started.session_id,
         livekit_url: started.room_url,
         participant_token: started.token,
         agent_identity: started.agent_identity,
     };
-    Ok((StatusCode::OK, json!(started)))
+    Ok((StatusCode::OK, started))
 }
 
+/// Creates a shareable link to one of the key's account's agents.
+#[utoipa::path(
+    post,
+    operation_id = "seed002_create_link",
+    path = LINKS_PATH,
+    tag = "seed 002: links",
+    request_body = CreateLinkJson,
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Created", body = Succeeded<OneLink>),
+        ManagementRefusals,
+    )
+)]
 pub async fn create_link(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -176,12 +239,24 @@ pub async fn create_link(
                 }))
                 .await?
                 .into_inner();
-            Ok((StatusCode::CREATED, json!({ "link": link_json(link) })))
+            Ok((StatusCode::CREATED, OneLink { link: link.into() }))
         }
         .await,
     )
 }
 
+/// The key's account's links.
+#[utoipa::path(
+    get,
+    operation_id = "seed002_list_links",
+    path = LINKS_PATH,
+    tag = "seed 002: links",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The links", body = Succeeded<LinkList>),
+        ManagementRefusals,
+    )
+)]
 pub async fn list_links(State(state): State<AppState>, headers: HeaderMap) -> Response {
     respond(
         async {
@@ -194,13 +269,26 @@ pub async fn list_links(State(state): State<AppState>, headers: HeaderMap) -> Re
                 }))
                 .await?
                 .into_inner();
-            let links: Vec<Value> = list.links.into_iter().map(link_json).collect();
-            Ok((StatusCode::OK, json!({ "links": links })))
+            let links = list.links.into_iter().map(LinkJson::from).collect();
+            Ok((StatusCode::OK, LinkList { links }))
         }
         .await,
     )
 }
 
+/// One of the key's account's links.
+#[utoipa::path(
+    get,
+    operation_id = "seed002_get_link",
+    path = LINK_PATH,
+    tag = "seed 002: links",
+    params(("id" = String, Path, description = "The link (`lnk_…`)")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The link", body = Succeeded<OneLink>),
+        ManagementRefusals,
+    )
+)]
 pub async fn get_link(
     State(state): State<AppState>,
     Path(link_id): Path<String>,
@@ -209,7 +297,50 @@ pub async fn get_link(
     respond(owned_link(&state, &headers, link_id, false).await)
 }
 
+/// Deactivates one of the key's account's links: no start through it
+/// from now on.
+#[utoipa::path(
+    post,
+    operation_id = "seed002_deactivate_link",
+    path = DEACTIVATE_PATH,
+    tag = "seed 002: links",
+    params(("id" = String, Path, description = "The link (`lnk_…`)")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The link, inactive", body = Succeeded<OneLink>),
+        ManagementRefusals,
+    )
+)]
 pub async fn deactivate_link(
+    state: State<AppState>,
+    link_id: Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    deactivate(state, link_id, headers).await
+}
+
+/// `DELETE /v1/links/{id}`: the same as its deactivation.
+#[utoipa::path(
+    delete,
+    operation_id = "seed002_delete_link",
+    path = LINK_PATH,
+    tag = "seed 002: links",
+    params(("id" = String, Path, description = "The link (`lnk_…`)")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The link, inactive", body = Succeeded<OneLink>),
+        ManagementRefusals,
+    )
+)]
+pub async fn delete_link(
+    state: State<AppState>,
+    link_id: Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    deactivate(state, link_id, headers).await
+}
+
+async fn deactivate(
     State(state): State<AppState>,
     Path(link_id): Path<String>,
     headers: HeaderMap,
@@ -223,7 +354,7 @@ async fn owned_link(
     headers: &HeaderMap,
     link_id: String,
     deactivate: bool,
-) -> Result<(StatusCode, Value), ApiError> {
+) -> Result<(StatusCode, OneLink), ApiError> {
     let principal = require_api_key(state, headers, SCOPE).await?;
     let req = GetLinkRequest {
         link_id,
@@ -236,5 +367,5 @@ async fn owned_link(
         auth.get_link(crate::actor::request(req)).await?
     }
     .into_inner();
-    Ok((StatusCode::OK, json!({ "link": link_json(link) })))
+    Ok((StatusCode::OK, OneLink { link: link.into() }))
 }

@@ -80,12 +80,12 @@ impl Contract {
                 } else {
                     e.status
                 };
-                let body = json!({ "message": e.message(), "status": status.as_u16() });
+                let body = records::RecordsMessage::of(status, e.message());
                 return e.with_retry_header((status, Json(body)).into_response());
             }
             Self::Artifacts => {
                 let status = artifacts_status(&e);
-                let body = json!({ "error": e.message() });
+                let body = artifacts::ArtifactsError::of(e.message());
                 return e.with_retry_header((status, Json(body)).into_response());
             }
         };

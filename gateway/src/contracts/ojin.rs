@@ -78,6 +78,7 @@ fn grant(response: &mut Response, origin: &str) {
 /// agent's allowed origins (or a server with no `Origin`).
 #[utoipa::path(
     post,
+    operation_id = "seed000_connect",
     path = PATH,
     tag = "seed 000: connect",
     request_body = ConnectRequest,
@@ -179,6 +180,24 @@ async fn start(
 
 /// CORS preflight. It names no agent, so the origin must be allowed by some
 /// agent; the start itself then checks the named agent's own list.
+#[utoipa::path(
+    options,
+    operation_id = "seed000_preflight",
+    path = PATH,
+    tag = "seed 000: connect",
+    params(
+        ("Origin" = String, Header, description = "The calling page's origin"),
+        ("Access-Control-Request-Method" = String, Header, description = "`POST`"),
+    ),
+    responses(
+        (status = 204, description = "Allowed: the CORS grant in the headers"),
+        (status = 403, description = "Origin on no agent's allowlist, or not a POST (`auth_failed`)", body = crate::error::ErrorBody),
+        (status = 429, description = "A rate limit; `Retry-After` says when", body = crate::error::ErrorBody),
+        (status = 500, description = "An internal error", body = crate::error::ErrorBody),
+        (status = 503, description = "The store is unavailable", body = crate::error::ErrorBody),
+        (status = 504, description = "No answer within the request deadline", body = crate::error::ErrorBody),
+    )
+)]
 pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Response {
     // `Vary` on refusals too: a cache must not serve one origin's refusal
     // to another origin.

@@ -176,6 +176,7 @@ pub struct CreateBody {
 /// Starts a run of the agent whose key is presented: its session JWT.
 #[utoipa::path(
     post,
+    operation_id = "seed001_create",
     path = CREATE_PATH,
     tag = "seed 001: agent runs",
     request_body(content = Option<CreateBody>, description = "Optional"),
@@ -269,6 +270,7 @@ fn event_of(e: &SessionEvent) -> Event {
 /// Records an event of the run the session JWT names.
 #[utoipa::path(
     post,
+    operation_id = "seed001_append_event",
     path = EVENTS_PATH,
     tag = "seed 001: agent runs",
     request_body = EventBody,
@@ -331,6 +333,7 @@ pub struct MessagesBody {
 /// to list: `{messages?, prompt_tokens?, completion_tokens?}` adds to them.
 #[utoipa::path(
     post,
+    operation_id = "seed001_append_messages",
     path = MESSAGES_PATH,
     tag = "seed 001: agent runs",
     request_body = MessagesBody,
@@ -382,6 +385,7 @@ pub async fn append_messages(
 /// The run's events, in order.
 #[utoipa::path(
     get,
+    operation_id = "seed001_list_events",
     path = EVENTS_PATH,
     tag = "seed 001: agent runs",
     params(("X-OTAS-AGENT-SESSION-TOKEN" = String, Header, description = "The run's session JWT")),
@@ -422,6 +426,7 @@ pub async fn list_events(State(state): State<AppState>, headers: HeaderMap) -> R
 /// Ends the run the session JWT names.
 #[utoipa::path(
     post,
+    operation_id = "seed001_end",
     path = END_PATH,
     tag = "seed 001: agent runs",
     params(("X-OTAS-AGENT-SESSION-TOKEN" = String, Header, description = "The run's session JWT")),

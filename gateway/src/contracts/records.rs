@@ -25,8 +25,7 @@ use lobby_proto::{
         SessionRecord,
     },
 };
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 pub const CREATE_PATH: &str = "/api/exec/session/{id}";
 pub const LIST_PATH: &str = "/api/session";
@@ -40,13 +39,60 @@ const NO_ID: &str = "Invalid request, no id provided within request url";
 const MISSING_FIELDS: &str = "Invalid request, missing required fields";
 const BAD_QUERY: &str = "Invalid request, bad query parameters";
 
+/// Seed 004's `{message, status}`: its errors, and a deletion's answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordsMessage {
+    message: String,
+    /// The HTTP status again (499 for a server error).
+    status: u16,
+}
+
+impl RecordsMessage {
+    pub fn of(status: StatusCode, text: &str) -> Self {
+        Self {
+            message: text.to_owned(),
+            status: status.as_u16(),
+        }
+    }
+}
+
 /// `{message, status}` with the same HTTP status.
 fn message(status: StatusCode, text: &str) -> Response {
-    (
-        status,
-        Json(json!({ "message": text, "status": status.as_u16() })),
-    )
-        .into_response()
+    (status, Json(RecordsMessage::of(status, text))).into_response()
+}
+
+/// What every seed-004 operation can answer instead.
+#[derive(utoipa::IntoResponses)]
+pub enum Refusals {
+    #[response(
+        status = 400,
+        description = "A missing id, missing fields or a bad query parameter, in the seed's words"
+    )]
+    BadRequest(RecordsMessage),
+    #[response(
+        status = 401,
+        description = "A missing, invalid, revoked or paused API key, or a `database-id-hash` not the key's account's"
+    )]
+    Unauthorized(RecordsMessage),
+    #[response(status = 403, description = "The key lacks the route's scope")]
+    Forbidden(RecordsMessage),
+    #[response(status = 429, description = "A rate limit; `Retry-After` says when")]
+    TooMany(RecordsMessage),
+    #[response(
+        status = 499,
+        description = "A server error (the seed's status for one)"
+    )]
+    ServerError(RecordsMessage),
+}
+
+/// The paths that name no record: always 400.
+#[derive(utoipa::IntoResponses)]
+pub enum NoId {
+    #[response(
+        status = 400,
+        description = "`Invalid request, no id provided within request url`"
+    )]
+    BadRequest(RecordsMessage),
 }
 
 fn bad_request(text: &str) -> Response {
@@ -58,30 +104,82 @@ fn fail(e: ApiError) -> Response {
 }
 
 /// The seed's SessionDTO; times are ISO 8601 in UTC with milliseconds.
-pub fn record_json(r: &SessionRecord) -> Value {
-    json!({
-        "id": r.id,
-        "agentId": r.agent_id,
-        "userName": r.user_name,
-        "userEmail": r.user_email,
-        "acceptTerms": r.accept_terms,
-        "messages": r.messages,
-        "promptTokens": r.prompt_tokens,
-        "completionTokens": r.completion_tokens,
-        "createdAt": iso_time(r.created_at_ms),
-        "updatedAt": iso_time(r.updated_at_ms),
-        "finalizedAt": (r.finalized_at_ms > 0).then(|| iso_time(r.finalized_at_ms)),
-    })
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    id: String,
+    agent_id: String,
+    user_name: Option<String>,
+    user_email: Option<String>,
+    /// `"true"` or `"false"`.
+    accept_terms: Option<String>,
+    /// The conversation as one JSON array text.
+    messages: Option<String>,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    created_at: String,
+    updated_at: String,
+    /// Set once the session is over.
+    finalized_at: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+impl From<&SessionRecord> for Record {
+    fn from(r: &SessionRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            agent_id: r.agent_id.clone(),
+            user_name: r.user_name.clone(),
+            user_email: r.user_email.clone(),
+            accept_terms: r.accept_terms.clone(),
+            messages: r.messages.clone(),
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            created_at: iso_time(r.created_at_ms),
+            updated_at: iso_time(r.updated_at_ms),
+            finalized_at: (r.finalized_at_ms > 0).then(|| iso_time(r.finalized_at_ms)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CreateBody {
+pub struct CreateBody {
+    /// One of the key's account's agents.
     agent_id: Option<String>,
     user_name: Option<String>,
     user_email: Option<String>,
+    /// `"true"` or `"false"`.
     accept_terms: Option<String>,
+    /// The conversation as one JSON array text.
     messages: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordId {
+    id: String,
+}
+
+/// A create's answer: `Session created` (with `status`) or `Session
+/// already exists` (without, as the seed has it).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordCreated {
+    message: String,
+    data: RecordId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+}
+
+/// One page of an agent's records.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordPage {
+    rows: Vec<Record>,
+    /// How many match, over all pages.
+    total: u64,
+    limit: u32,
+    offset: u32,
+    order_by: String,
+    query: String,
 }
 
 fn required(v: &Option<String>) -> bool {
@@ -97,6 +195,20 @@ async fn answer(
 
 const NOT_THIS_ACCOUNTS_AGENT: &str = "Invalid request, agentId names no agent of this account";
 
+/// Creates a session record, or gets the one with that id.
+#[utoipa::path(
+    post,
+    operation_id = "seed004_create",
+    path = CREATE_PATH,
+    tag = "seed 004: records",
+    params(("id" = String, Path, description = "The record's id")),
+    request_body = CreateBody,
+    security(("records_key" = [], "database_id_hash" = [])),
+    responses(
+        (status = 200, description = "Created, or already there", body = RecordCreated),
+        Refusals,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -148,32 +260,74 @@ pub async fn create(
             .await?
             .into_inner()
             .created;
-        Ok(if created {
-            Json(json!({ "message": "Session created", "data": { "id": id }, "status": 200 }))
-                .into_response()
+        let answer = if created {
+            RecordCreated {
+                message: "Session created".to_owned(),
+                data: RecordId { id },
+                status: Some(200),
+            }
         } else {
             // The seed's body for this case has no status key.
-            Json(json!({ "message": "Session already exists", "data": { "id": id } }))
-                .into_response()
-        })
+            RecordCreated {
+                message: "Session already exists".to_owned(),
+                data: RecordId { id },
+                status: None,
+            }
+        };
+        Ok(Json(answer).into_response())
     })
     .await
 }
 
 /// `POST /api/exec/session` and `DELETE /api/session` with no id.
+#[utoipa::path(
+    post,
+    operation_id = "seed004_no_id",
+    path = "/api/exec/session",
+    tag = "seed 004: records",
+    responses(NoId)
+)]
 pub async fn no_id() -> Response {
     bad_request(NO_ID)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `DELETE /api/session`: the same 400, documented on its own path.
+#[utoipa::path(
+    delete,
+    operation_id = "seed004_delete_without_id",
+    path = LIST_PATH,
+    tag = "seed 004: records",
+    responses(NoId)
+)]
+pub async fn delete_without_id() -> Response {
+    bad_request(NO_ID)
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only the record with this id.
     #[serde(default)]
     id: String,
+    /// Only this agent's records.
     #[serde(default)]
     agent_id: String,
 }
 
+/// The key's account's session records.
+#[utoipa::path(
+    get,
+    operation_id = "seed004_list",
+    path = LIST_PATH,
+    tag = "seed 004: records",
+    params(ListParams),
+    security(("records_key" = [], "database_id_hash" = [])),
+    responses(
+        (status = 200, description = "The records", body = Vec<Record>),
+        Refusals,
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -195,19 +349,26 @@ pub async fn list(
             .await?
             .into_inner()
             .records;
-        Ok(Json(records.iter().map(record_json).collect::<Vec<_>>()).into_response())
+        Ok(Json(records.iter().map(Record::from).collect::<Vec<_>>()).into_response())
     })
     .await
 }
 
 /// The paginated query's parameters, read by hand so that each bad one
 /// gets its own clear 400.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// 1 to 100; 10 when left out.
+    #[param(value_type = Option<u32>)]
     limit: Option<String>,
+    /// From 0.
+    #[param(value_type = Option<u32>)]
     offset: Option<String>,
+    /// `userName`, `userEmail`, `createdAt` or `updatedAt` (the default).
     order_by: Option<String>,
+    /// Text to find in the user's name or email.
     query: Option<String>,
 }
 
@@ -231,6 +392,19 @@ fn page_window(params: &PageParams) -> Result<(u32, u32, String), &'static str> 
     Ok((limit, offset, order_by.to_owned()))
 }
 
+/// One page of an agent's records, searched and ordered.
+#[utoipa::path(
+    get,
+    operation_id = "seed004_query",
+    path = AGENT_PATH,
+    tag = "seed 004: records",
+    params(("agent_id" = String, Path, description = "The agent"), PageParams),
+    security(("records_key" = [], "database_id_hash" = [])),
+    responses(
+        (status = 200, description = "The page", body = RecordPage),
+        Refusals,
+    )
+)]
 pub async fn query(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
@@ -260,19 +434,32 @@ pub async fn query(
             }))
             .await?
             .into_inner();
-        Ok(Json(json!({
-            "rows": page.rows.iter().map(record_json).collect::<Vec<_>>(),
-            "total": page.total,
-            "limit": limit,
-            "offset": offset,
-            "orderBy": order_by,
-            "query": query,
-        }))
+        Ok(Json(RecordPage {
+            rows: page.rows.iter().map(Record::from).collect(),
+            total: page.total,
+            limit,
+            offset,
+            order_by,
+            query,
+        })
         .into_response())
     })
     .await
 }
 
+/// Deletes a session record.
+#[utoipa::path(
+    delete,
+    operation_id = "seed004_delete",
+    path = DELETE_PATH,
+    tag = "seed 004: records",
+    params(("id" = String, Path, description = "The record's id")),
+    security(("records_key" = [], "database_id_hash" = [])),
+    responses(
+        (status = 200, description = "`Data deleted successfully!`", body = RecordsMessage),
+        Refusals,
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,

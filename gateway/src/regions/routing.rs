@@ -11,7 +11,11 @@
 //! `null` in its CORS headers.
 
 use super::{Action, Region, Regions, RouteClass, UnknownRegion};
-use crate::{contracts::Contract, error::ApiError, AppState};
+use crate::{
+    contracts::Contract,
+    error::{ApiError, ErrorBody},
+    AppState,
+};
 use axum::{
     body::Body,
     extract::{ConnectInfo, RawQuery, Request, State},
@@ -21,7 +25,7 @@ use axum::{
     Json,
 };
 use hmac::{Hmac, Mac};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 pub const REGION_HEADER: HeaderName = HeaderName::from_static("x-lobby-region");
@@ -307,16 +311,53 @@ async fn proxy(
     }
 }
 
-fn region_json(regions: &Regions, r: &Region) -> serde_json::Value {
-    json!({
-        "name": r.name,
-        "url": r.url,
-        "latitude": r.latitude,
-        "longitude": r.longitude,
-        "bias": r.bias,
-        "healthy": regions.is_healthy(&r.name),
-        "self": r.name == regions.me(),
-    })
+/// One region of the deployment, as `/v1/regions` lists it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RegionJson {
+    name: String,
+    /// Its public base URL (empty with one region).
+    url: String,
+    latitude: f64,
+    longitude: f64,
+    /// Geoproximity bias, −99…99 (0: none): a positive bias draws callers
+    /// from farther away.
+    bias: i32,
+    healthy: bool,
+    /// Whether this gateway is in it.
+    #[serde(rename = "self")]
+    is_self: bool,
+}
+
+fn region_json(regions: &Regions, r: &Region) -> RegionJson {
+    RegionJson {
+        name: r.name.clone(),
+        url: r.url.clone(),
+        latitude: r.latitude,
+        longitude: r.longitude,
+        bias: r.bias,
+        healthy: regions.is_healthy(&r.name),
+        is_self: r.name == regions.me(),
+    }
+}
+
+/// The region that serves the caller, and why.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallerRegion {
+    region: String,
+    /// `override` (named by `?region=` or `x-lobby-region`), the source of
+    /// a location (`headers`, `geoip`), or `unknown`.
+    located_by: String,
+    /// The region's public base URL, when there are several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    /// Where the caller was located, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    longitude: Option<f64>,
+    /// From the caller to the region, rounded to 0.1 km.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    distance_km: Option<f64>,
 }
 
 fn caller_json(
@@ -324,28 +365,69 @@ fn caller_json(
     headers: &HeaderMap,
     query: Option<&str>,
     client: std::net::IpAddr,
-) -> Result<serde_json::Value, UnknownRegion> {
+) -> Result<CallerRegion, UnknownRegion> {
     let choice = regions.choose(headers, query, client)?;
-    let mut out = json!({
-        "region": choice.region.name,
-        "located_by": choice.located.source(),
-    });
-    // One region (no LOBBY_REGIONS) has no URL of its own to give.
-    if !choice.region.url.is_empty() {
-        out["url"] = json!(choice.region.url);
-    }
+    let mut out = CallerRegion {
+        region: choice.region.name.clone(),
+        located_by: choice.located.source().to_owned(),
+        // One region (no LOBBY_REGIONS) has no URL of its own to give.
+        url: Some(choice.region.url.clone()).filter(|u| !u.is_empty()),
+        latitude: None,
+        longitude: None,
+        distance_km: None,
+    };
     if let super::locate::Located::At(point, _) = &choice.located {
-        out["latitude"] = json!(point.latitude);
-        out["longitude"] = json!(point.longitude);
-        out["distance_km"] = json!(
+        out.latitude = Some(point.latitude);
+        out.longitude = Some(point.longitude);
+        out.distance_km = Some(
             (super::geo::distance_km(*point, super::point_of(&choice.region)) * 10.0).round()
-                / 10.0
+                / 10.0,
         );
     }
     Ok(out)
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RegionList {
+    /// This gateway's region.
+    region: String,
+    regions: Vec<RegionJson>,
+    caller: CallerRegion,
+}
+
+/// Names a region, over where the caller is.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct RegionOverride {
+    /// A region's name (also `x-lobby-region`).
+    region: Option<String>,
+}
+
+/// What the regions routes answer to an unknown `region`.
+#[derive(utoipa::IntoResponses)]
+pub enum RegionRefusals {
+    #[response(
+        status = 400,
+        description = "`region` names no region of this deployment"
+    )]
+    BadRequest(ErrorBody),
+    #[response(status = 429, description = "A rate limit; `Retry-After` says when")]
+    TooMany(ErrorBody),
+}
+
 /// `GET /v1/regions`: every region, its health, and which serves the caller.
+#[utoipa::path(
+    get,
+    operation_id = "regions_list",
+    path = LIST_PATH,
+    tag = "regions",
+    params(RegionOverride),
+    responses(
+        (status = 200, description = "The regions", body = RegionList),
+        RegionRefusals,
+    )
+)]
 pub async fn list(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -365,10 +447,26 @@ pub async fn list(
         .iter()
         .map(|r| region_json(regions, r))
         .collect();
-    Json(json!({ "region": regions.me(), "regions": listed, "caller": caller })).into_response()
+    Json(RegionList {
+        region: regions.me().to_owned(),
+        regions: listed,
+        caller,
+    })
+    .into_response()
 }
 
 /// `GET /v1/regions/nearest`: the region that serves the caller.
+#[utoipa::path(
+    get,
+    operation_id = "regions_nearest",
+    path = NEAREST_PATH,
+    tag = "regions",
+    params(RegionOverride),
+    responses(
+        (status = 200, description = "The caller's region", body = CallerRegion),
+        RegionRefusals,
+    )
+)]
 pub async fn nearest(
     State(st): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -22,7 +22,6 @@ use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use hmac::{Hmac, Mac};
 use lobby_proto::{common::Provider, session::ProviderEvent};
 use serde::Deserialize;
-use serde_json::json;
 use sha2::Sha256;
 
 pub const PATH: &str = "/webhooks/daily";
@@ -64,6 +63,23 @@ pub fn verify(secret_b64: &str, timestamp: &str, body: &[u8], signature_b64: &st
     mac.verify_slice(&signature).is_ok()
 }
 
+/// A Daily webhook (HMAC-signed with `LOBBY_DAILY_WEBHOOK_SECRET`):
+/// `meeting.ended` ends the session.
+#[utoipa::path(
+    post,
+    operation_id = "webhook_daily_receive",
+    path = PATH,
+    tag = "webhooks",
+    request_body(content = String, content_type = "application/json", description = "Daily's event, as sent"),
+    params(
+        ("x-webhook-timestamp" = Option<String>, Header, description = "Daily's timestamp"),
+        ("x-webhook-signature" = Option<String>, Header, description = "Daily's HMAC-SHA256 over timestamp and body, base64"),
+    ),
+    responses(
+        (status = 200, description = "Handled", body = super::Outcome),
+        super::Refusals,
+    )
+)]
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     match handle(&state, &headers, body).await {
         Ok(outcome) => Json(outcome).into_response(),
@@ -84,10 +100,10 @@ async fn handle(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<super::Outcome, ApiError> {
     let bytes = crate::json_body::read_bytes(body, MAX_BODY_BYTES).await?;
     if is_verification_ping(&bytes) {
-        return Ok(json!({ "action": "verified", "session_id": "" }));
+        return Ok(super::Outcome::of("verified"));
     }
     let Some(secret) = state.daily_webhook_secret.as_deref() else {
         return Err(unauthorized(
@@ -108,7 +124,7 @@ async fn handle(
     let event: DailyEvent = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("webhook body is not a Daily event: {e}")))?;
     if event.kind != "meeting.ended" {
-        return Ok(json!({ "action": "ignored", "session_id": "" }));
+        return Ok(super::Outcome::of("ignored"));
     }
     let handled = state
         .services
@@ -124,17 +140,10 @@ async fn handle(
         }))
         .await;
     match handled {
-        Ok(outcome) => {
-            let outcome = outcome.into_inner();
-            Ok(json!({ "action": outcome.action, "session_id": outcome.session_id }))
-        }
+        Ok(outcome) => Ok(outcome.into_inner().into()),
         Err(status) => match lobby_kit::grpc::machine_code(&status) {
-            Some(lobby_kit::ErrorCode::WebhookReplayed) => {
-                Ok(json!({ "action": "duplicate", "session_id": "" }))
-            }
-            Some(lobby_kit::ErrorCode::WebhookStale) => {
-                Ok(json!({ "action": "stale", "session_id": "" }))
-            }
+            Some(lobby_kit::ErrorCode::WebhookReplayed) => Ok(super::Outcome::of("duplicate")),
+            Some(lobby_kit::ErrorCode::WebhookStale) => Ok(super::Outcome::of("stale")),
             _ => Err(status.into()),
         },
     }

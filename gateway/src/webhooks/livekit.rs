@@ -15,7 +15,6 @@ use axum::{
 use livekit_api::webhooks::{WebhookError, WebhookReceiver};
 use livekit_protocol::participant_info::Kind;
 use lobby_proto::{common::Provider, session::ProviderEvent};
-use serde_json::json;
 
 pub const PATH: &str = "/webhooks/livekit";
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -30,6 +29,20 @@ fn unauthorized(reason: &str) -> ApiError {
     ApiError::new(lobby_kit::ErrorCode::WebhookUnauthorized, reason)
 }
 
+/// A LiveKit webhook (signed with the server's API key pair): a user
+/// leaving ends the session at once.
+#[utoipa::path(
+    post,
+    operation_id = "webhook_livekit_receive",
+    path = PATH,
+    tag = "webhooks",
+    request_body(content = String, content_type = "application/webhook+json", description = "LiveKit's event, as sent"),
+    params(("Authorization" = String, Header, description = "LiveKit's signed token over the body")),
+    responses(
+        (status = 200, description = "Handled", body = super::Outcome),
+        super::Refusals,
+    )
+)]
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     match handle(&state, &headers, body).await {
         Ok(outcome) => Json(outcome).into_response(),
@@ -41,7 +54,7 @@ async fn handle(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<super::Outcome, ApiError> {
     let bytes = crate::json_body::read_bytes(body, MAX_BODY_BYTES).await?;
     let body = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::bad_request("webhook body is not UTF-8"))?;
@@ -84,5 +97,5 @@ async fn handle(
         }))
         .await?
         .into_inner();
-    Ok(json!({ "action": outcome.action, "session_id": outcome.session_id }))
+    Ok(outcome.into())
 }
