@@ -136,12 +136,12 @@ pub enum Refusals {
     ),
     responses(
         (status = 200, description = "The file: `conversation.wav` or a JSON artifact", content(
-            (Vec<u8> = "audio/wav"),
+            (crate::openapi::Binary = "audio/wav"),
             (serde_json::Value = "application/json"),
         )),
         (status = 206, description = "The range asked for", content(
-            (Vec<u8> = "audio/wav"),
-            (Vec<u8> = "application/json"),
+            (crate::openapi::Binary = "audio/wav"),
+            (crate::openapi::Binary = "application/json"),
         )),
         (status = 416, description = "No byte of the file is in the range", body = crate::contracts::artifacts::ArtifactsError),
         Refusals,
@@ -286,7 +286,7 @@ pub struct Uploaded {
         ("key" = String, Path, description = "The object's key, slashes included"),
         Signature,
     ),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file"),
+    request_body(content = crate::openapi::Binary, content_type = "application/octet-stream", description = "The file"),
     responses(
         (status = 200, description = "Stored", body = Uploaded),
         Refusals,

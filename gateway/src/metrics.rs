@@ -106,7 +106,10 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
     operation_id = "metrics",
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus' text format", content_type = "text/plain", body = String))
+    responses(
+        (status = 200, description = "Prometheus' text format", content_type = "text/plain", body = String),
+        (status = 404, description = "Served on the operators' listener instead (`route_not_found`)", body = crate::error::ErrorBody),
+    )
 )]
 pub async fn render(State(metrics): State<Metrics>) -> impl IntoResponse {
     let (content_type, body) = lobby_kit::metrics::encode(&metrics.registry);

@@ -10,10 +10,23 @@ exits 1 if there is any.
 """
 
 import json
+import re
 import sys
 
 import jsonschema
 from openapi_spec_validator import validate
+
+
+def operation_of(document, path, method):
+    """The operation whose path template `path` fills, the exact one first."""
+    paths = document["paths"]
+    if path in paths:
+        return paths[path].get(method)
+    for template, item in paths.items():
+        pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            return item.get(method)
+    return None
 
 
 def main() -> int:
@@ -24,7 +37,7 @@ def main() -> int:
     validate(document)
     problems = []
     for a in answers:
-        operation = document["paths"].get(a["path"], {}).get(a["method"])
+        operation = operation_of(document, a["path"], a["method"])
         if operation is None:
             problems.append(f"{a['method']} {a['path']}: not in the document")
             continue

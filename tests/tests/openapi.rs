@@ -32,11 +32,202 @@ async fn answer_with(
     let status = r.status().as_u16();
     let body: Value = r.json().await.expect("a JSON answer");
     json!({
-        "path": path,
+        "path": path.split('?').next().unwrap_or(path),
         "method": method.as_str().to_ascii_lowercase(),
         "status": status,
         "body": body,
     })
+}
+
+/// Seeds 003 and 004, link management, regions, health and the admin API:
+/// a success and a refusal of each, as (answer, the status it must have).
+async fn the_rest(lobby: &Lobby, account: &str, agent: &str, session: &str) -> Vec<Value> {
+    let key = lobby
+        .create_api_key(account, &["sessions:read", "sessions:write", "links:write"])
+        .await;
+    let (_, account_json) = lobby
+        .admin_json(Method::GET, &format!("/accounts/{account}"), None)
+        .await;
+    let hash = account_json["database_id_hash"]
+        .as_str()
+        .expect("database_id_hash")
+        .to_owned();
+    let api = [("x-api-key", key.as_str())];
+    let bearer = format!("Bearer {key}");
+    let records = [
+        ("authorization", bearer.as_str()),
+        ("database-id-hash", hash.as_str()),
+    ];
+    let admin_bearer = format!("Bearer {}", lobby_tests::lobby::ADMIN_TOKEN);
+    let admin = [("authorization", admin_bearer.as_str())];
+    let mut out = Vec::new();
+    let mut expect = Vec::new();
+    let mut call = |status: u64, answer: Value| {
+        expect.push(status);
+        out.push(answer);
+    };
+    // Seed 003.
+    let status = format!("/v1/session/status?sessionId={session}&type=instant");
+    call(
+        200,
+        answer_with(lobby, Method::GET, &status, &api, None).await,
+    );
+    call(
+        401,
+        answer_with(lobby, Method::GET, &status, &[], None).await,
+    );
+    let status = "/v1/session/status?type=instant".to_owned();
+    call(
+        400,
+        answer_with(lobby, Method::GET, &status, &api, None).await,
+    );
+    let transcript = format!("/v1/session/transcript?sessionId={session}&type=instant");
+    call(
+        404,
+        answer_with(lobby, Method::GET, &transcript, &api, None).await,
+    );
+    let summary = "/v1/sessions/summary?sessionId=s-nope&instant_voice_links=1";
+    call(
+        404,
+        answer_with(lobby, Method::GET, summary, &api, None).await,
+    );
+    // Seed 004.
+    let create = "/api/exec/session/rec-1";
+    let body = json!({ "agentId": agent, "userName": "Ada", "userEmail": "ada@example.com" });
+    call(
+        200,
+        answer_with(lobby, Method::POST, create, &records, Some(body.clone())).await,
+    );
+    call(
+        200,
+        answer_with(lobby, Method::POST, create, &records, Some(body)).await,
+    );
+    call(
+        400,
+        answer_with(lobby, Method::POST, create, &records, Some(json!({}))).await,
+    );
+    call(
+        200,
+        answer_with(lobby, Method::GET, "/api/session", &records, None).await,
+    );
+    let page = format!("/api/agent/{agent}/session?limit=5&query=ada");
+    call(
+        200,
+        answer_with(lobby, Method::GET, &page, &records, None).await,
+    );
+    let page = format!("/api/agent/{agent}/session?limit=500");
+    call(
+        400,
+        answer_with(lobby, Method::GET, &page, &records, None).await,
+    );
+    // A good key without its account's database-id-hash.
+    call(
+        403,
+        answer_with(lobby, Method::GET, "/api/session", &api, None).await,
+    );
+    call(
+        200,
+        answer_with(lobby, Method::DELETE, "/api/session/rec-1", &records, None).await,
+    );
+    call(
+        400,
+        answer_with(lobby, Method::DELETE, "/api/session/rec-1", &records, None).await,
+    );
+    // Link management.
+    let link = json!({ "agent_id": agent, "use_limit": 3 });
+    let created = answer_with(lobby, Method::POST, "/v1/links", &api, Some(link)).await;
+    let link_id = created["body"]["link"]["id"]
+        .as_str()
+        .expect("a link")
+        .to_owned();
+    call(201, created);
+    call(
+        200,
+        answer_with(lobby, Method::GET, "/v1/links", &api, None).await,
+    );
+    let one = format!("/v1/links/{link_id}");
+    call(200, answer_with(lobby, Method::GET, &one, &api, None).await);
+    call(
+        200,
+        answer_with(lobby, Method::DELETE, &one, &api, None).await,
+    );
+    call(
+        404,
+        answer_with(lobby, Method::GET, "/v1/links/lnk_nope", &api, None).await,
+    );
+    // Regions and health.
+    call(
+        200,
+        answer_with(lobby, Method::GET, "/v1/regions", &[], None).await,
+    );
+    call(
+        200,
+        answer_with(lobby, Method::GET, "/v1/regions/nearest", &[], None).await,
+    );
+    let unknown = "/v1/regions/nearest?region=atlantis";
+    call(
+        400,
+        answer_with(lobby, Method::GET, unknown, &[], None).await,
+    );
+    call(
+        200,
+        answer_with(lobby, Method::GET, "/healthz", &[], None).await,
+    );
+    // Admin.
+    for path in [
+        format!("/admin/v1/accounts/{account}"),
+        format!("/admin/v1/accounts/{account}/usage"),
+        format!("/admin/v1/accounts/{account}/sessions"),
+        format!("/admin/v1/accounts/{account}/api-keys"),
+        format!("/admin/v1/accounts/{account}/links"),
+        format!("/admin/v1/accounts/{account}/audit?limit=5"),
+        format!("/admin/v1/agents?account_id={account}"),
+        format!("/admin/v1/agents/{agent}"),
+        format!("/admin/v1/agents/{agent}/keys"),
+        format!("/admin/v1/sessions/{session}"),
+    ] {
+        call(
+            200,
+            answer_with(lobby, Method::GET, &path, &admin, None).await,
+        );
+    }
+    let end = format!("/admin/v1/sessions/{session}/end");
+    call(
+        200,
+        answer_with(lobby, Method::POST, &end, &admin, Some(json!({}))).await,
+    );
+    let rotate = "/admin/v1/signing-keys/rotate";
+    call(
+        200,
+        answer_with(lobby, Method::POST, rotate, &admin, Some(json!({}))).await,
+    );
+    let agents = "/admin/v1/agents";
+    let unknown = json!({ "account_id": account, "provider": "zoom" });
+    call(
+        400,
+        answer_with(lobby, Method::POST, agents, &admin, Some(unknown)).await,
+    );
+    call(
+        401,
+        answer_with(lobby, Method::GET, "/admin/v1/accounts", &[], None).await,
+    );
+    call(
+        404,
+        answer_with(
+            lobby,
+            Method::GET,
+            "/admin/v1/sessions/s-nope",
+            &admin,
+            None,
+        )
+        .await,
+    );
+    let statuses: Vec<u64> = out
+        .iter()
+        .map(|a| a["status"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(statuses, expect, "{out:#?}");
+    out
 }
 
 #[tokio::test]
@@ -176,6 +367,11 @@ async fn the_served_document_is_valid_and_real_answers_match_it() {
         "{seed_001:#?}"
     );
     answers.extend(seed_001);
+    let started = answers[0]["body"]["session_id"]
+        .as_str()
+        .expect("the link start's session")
+        .to_owned();
+    answers.extend(the_rest(&lobby, &account, &agent, &started).await);
 
     let doc_file = lobby.dir.join("openapi.json");
     let answers_file = lobby.dir.join("answers.json");

@@ -75,6 +75,20 @@ impl From<pb::CreatedKey> for CreatedKeyJson {
     }
 }
 
+/// An API key's scopes, as the document names them (auth checks them).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(super) enum Scope {
+    #[schema(rename = "sessions:read")]
+    SessionsRead,
+    #[schema(rename = "sessions:write")]
+    SessionsWrite,
+    #[schema(rename = "links:write")]
+    LinksWrite,
+    #[schema(rename = "admin")]
+    Admin,
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct KeyList {
     keys: Vec<KeyJson>,
@@ -85,7 +99,8 @@ pub(super) struct KeyList {
 pub(super) struct CreateApiKeyJson {
     #[serde(default)]
     name: String,
-    /// E.g. `sessions:read`, `sessions:write`, `links:write`.
+    /// What the key may do; at least one.
+    #[schema(value_type = Vec<Scope>, min_items = 1)]
     scopes: Vec<String>,
     #[serde(default)]
     expires_at_ms: i64,

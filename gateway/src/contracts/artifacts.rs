@@ -85,6 +85,7 @@ pub enum AddressType {
 #[allow(dead_code)]
 pub struct TypedQuery {
     #[serde(rename = "sessionId")]
+    #[param(min_length = 1)]
     session_id: String,
     #[serde(rename = "type")]
     kind: AddressType,
@@ -99,6 +100,7 @@ pub struct TypedQuery {
 #[allow(dead_code)]
 pub struct SummaryQuery {
     #[serde(rename = "sessionId")]
+    #[param(min_length = 1)]
     session_id: String,
     /// For a project session; left out, any agent of the account's.
     #[serde(rename = "projectId")]
@@ -112,6 +114,7 @@ pub struct SummaryQuery {
 #[allow(dead_code)]
 pub struct RegenerateBody {
     #[serde(rename = "sessionId")]
+    #[schema(min_length = 1)]
     session_id: String,
     #[serde(rename = "projectId")]
     project_id: Option<String>,

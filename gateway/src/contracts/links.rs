@@ -98,6 +98,7 @@ pub enum ManagementRefusals {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct StartBody {
     /// The link (`lnk_…`): the only credential.
+    #[schema(min_length = 1)]
     link_id: String,
     /// `4:3`, `3:4` or `1:1`. Any value is accepted: the seed falls back to
     /// 4:3 when it is missing or invalid, rather than refusing the start.

@@ -145,8 +145,11 @@ impl From<&SessionRecord> for Record {
 #[serde(rename_all = "camelCase")]
 pub struct CreateBody {
     /// One of the key's account's agents.
+    #[schema(required = true, nullable = false, min_length = 1)]
     agent_id: Option<String>,
+    #[schema(required = true, nullable = false, min_length = 1)]
     user_name: Option<String>,
+    #[schema(required = true, nullable = false, min_length = 1)]
     user_email: Option<String>,
     /// `"true"` or `"false"`.
     accept_terms: Option<String>,
