@@ -17,7 +17,11 @@ const ACCOUNTS: &str = "{catalog}:accounts";
 const AGENTS: &str = "{catalog}:agents";
 const PROJECTS: &str = "{catalog}:projects";
 const ORIGIN_PATTERNS: &str = "{catalog}:origin_patterns";
-const SAVE_ATTEMPTS: usize = 8;
+/// How many times an optimistic read-change-write is tried. Each lost
+/// attempt means another change landed in between, so this bounds how many
+/// changes to one record may race, not how long one waits: eight concurrent
+/// admins on one key exhausted the old 8.
+pub(crate) const SAVE_ATTEMPTS: usize = 64;
 
 pub const DEFAULT_ACCOUNT_MAX_CONCURRENCY: u32 = 5;
 pub const DEFAULT_MINUTES_QUOTA: u64 = 600;

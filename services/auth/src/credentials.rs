@@ -367,7 +367,6 @@ impl CredentialStore {
         prefix: &str,
         mut change: impl FnMut(&mut CredentialRecord),
     ) -> Result<Option<CredentialRecord>, AuthError> {
-        const ATTEMPTS: usize = 8;
         const COMPARE_AND_SET: &str = r"
             local current = redis.call('GET', KEYS[1])
             if not current then return -1 end
@@ -376,7 +375,7 @@ impl CredentialStore {
             return 1";
         let key = credential_key(prefix);
         let mut conn = self.redis.clone();
-        for _ in 0..ATTEMPTS {
+        for _ in 0..crate::catalog::SAVE_ATTEMPTS {
             let Some(read) = conn.get::<_, Option<String>>(&key).await? else {
                 return Ok(None);
             };
