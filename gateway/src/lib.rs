@@ -229,12 +229,15 @@ pub fn router(state: AppState, metrics_public: bool) -> Router {
             post(contracts::records::create),
         )
         .route("/api/exec/session", post(contracts::records::no_id))
-        .route("/api/exec/session/", post(contracts::records::no_id))
+        .route("/api/exec/session/", post(contracts::records::no_id_slash))
         .route(
             contracts::records::LIST_PATH,
             get(contracts::records::list).delete(contracts::records::delete_without_id),
         )
-        .route("/api/session/", delete(contracts::records::no_id))
+        .route(
+            "/api/session/",
+            delete(contracts::records::delete_without_id_slash),
+        )
         .route(
             contracts::records::DELETE_PATH,
             delete(contracts::records::delete),

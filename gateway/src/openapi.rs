@@ -49,6 +49,8 @@ pub const PATH: &str = "/openapi.json";
         crate::contracts::records::no_id,
         crate::contracts::records::list,
         crate::contracts::records::delete_without_id,
+        crate::contracts::records::no_id_slash,
+        crate::contracts::records::delete_without_id_slash,
         crate::contracts::records::query,
         crate::contracts::records::delete,
         crate::regions::routing::list,
@@ -183,6 +185,6 @@ mod tests {
             .values()
             .map(|p| p.as_object().map_or(0, |m| m.len()))
             .sum();
-        assert_eq!(operations, 67, "every routed operation is documented");
+        assert_eq!(operations, 69, "every routed operation is documented");
     }
 }

@@ -306,6 +306,30 @@ pub async fn delete_without_id() -> Response {
     bad_request(NO_ID)
 }
 
+/// `POST /api/exec/session/`: the same 400.
+#[utoipa::path(
+    post,
+    operation_id = "seed004_no_id_slash",
+    path = "/api/exec/session/",
+    tag = "seed 004: records",
+    responses(NoId)
+)]
+pub async fn no_id_slash() -> Response {
+    bad_request(NO_ID)
+}
+
+/// `DELETE /api/session/`: the same 400.
+#[utoipa::path(
+    delete,
+    operation_id = "seed004_delete_without_id_slash",
+    path = "/api/session/",
+    tag = "seed 004: records",
+    responses(NoId)
+)]
+pub async fn delete_without_id_slash() -> Response {
+    bad_request(NO_ID)
+}
+
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
