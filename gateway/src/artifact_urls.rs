@@ -117,6 +117,8 @@ pub enum Refusals {
     TooMany(crate::contracts::artifacts::ArtifactsError),
     #[response(status = 500, description = "An internal error")]
     Internal(crate::contracts::artifacts::ArtifactsError),
+    #[response(status = 502, description = "A service is unreachable")]
+    BadGateway(crate::contracts::artifacts::ArtifactsError),
     #[response(status = 503, description = "The store is unavailable")]
     Unavailable(crate::contracts::artifacts::ArtifactsError),
     #[response(status = 504, description = "No answer within the request deadline")]
@@ -254,13 +256,18 @@ fn read_stream(
     tag = "seed 003: artifacts",
     params(
         ("key" = String, Path, description = "The object's key, slashes included"),
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`"),
         Signature,
     ),
     responses(
-        (status = 200, description = "The file's headers, no body"),
-        (status = 206, description = "The range's headers, no body"),
-        (status = 416, description = "No byte of the file is in the range", body = crate::contracts::artifacts::ArtifactsError),
-        Refusals,
+        (status = 200, description = "The file's headers"),
+        (status = 206, description = "The range's headers"),
+        (status = 403, description = "The signature is missing, wrong or expired, or signed for another path"),
+        (status = 404, description = "No such file"),
+        (status = 416, description = "No byte of the file is in the range"),
+        (status = 500, description = "An internal error"),
+        (status = 502, description = "A service is unreachable"),
+        (status = 503, description = "The store is unavailable"),
     )
 )]
 pub async fn head(st: State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {

@@ -116,7 +116,7 @@ pub fn limit_agent(state: &AppState, agent_id: &str) -> Result<(), ApiError> {
 
 /// Routes the per-address limit does not cover: they have their own
 /// credentials (admin token, provider signatures) or are for operators.
-fn unlimited(path: &str) -> bool {
+pub fn unlimited(path: &str) -> bool {
     ["/admin/", "/webhooks/", "/healthz", "/livez", "/metrics"]
         .iter()
         .any(|p| path.starts_with(p))

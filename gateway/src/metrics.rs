@@ -100,7 +100,7 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 /// Prometheus metrics, when the public listener serves them
-/// (`LOBBY_METRICS_LISTEN` unset).
+/// (`LOBBY_GATEWAY_METRICS_LISTEN` unset).
 #[utoipa::path(
     get,
     operation_id = "metrics",

@@ -3,9 +3,12 @@
 //! at `/openapi.json`.
 //!
 //! Each operation names the statuses it answers and, for each, the body in
-//! its contract's own envelope (`contracts::Contract`). `make test` checks
-//! the document with a validator, answers against it, and runs a fuzzer
-//! driven by it against a running Lobby (`tests/tests/openapi.rs`).
+//! its contract's own envelope (`contracts::Contract`). What the edge and
+//! the region router may answer on any route (a rate limit, the deadline, a
+//! redirect to another region) is added here from the same functions they
+//! decide with. `make test` checks the document with a validator, answers
+//! against it, and runs a fuzzer driven by it against a running Lobby
+//! (`tests/tests/openapi.rs`, `tests/tests/api_fuzz.rs`).
 
 use axum::{
     http::{header, HeaderValue},
@@ -74,7 +77,7 @@ pub const PATH: &str = "/openapi.json";
         crate::contracts::records::RecordsMessage,
         crate::contracts::artifacts::ArtifactsError,
     )),
-    modifiers(&Credentials),
+    modifiers(&Credentials, &EdgeAnswers),
 )]
 pub struct ApiDoc;
 
@@ -113,6 +116,136 @@ impl Modify for Credentials {
         components.add_security_scheme(
             "database_id_hash",
             header("database-id-hash", "The key's account's `database_id_hash`"),
+        );
+    }
+}
+
+/// What the edge and the region router answer on the routes they guard,
+/// added to each operation that does not list it already.
+struct EdgeAnswers;
+
+impl Modify for EdgeAnswers {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use axum::http::Method;
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let contract = crate::contracts::Contract::of(path);
+            for (method, operation) in [
+                (Method::GET, &mut item.get),
+                (Method::POST, &mut item.post),
+                (Method::PUT, &mut item.put),
+                (Method::PATCH, &mut item.patch),
+                (Method::DELETE, &mut item.delete),
+                (Method::HEAD, &mut item.head),
+                (Method::OPTIONS, &mut item.options),
+            ] {
+                let Some(operation) = operation else {
+                    continue;
+                };
+                // A HEAD answer has no body, whatever its status.
+                let body = (method != Method::HEAD).then_some(contract);
+                // The request deadline; seed 004 says its server errors as 499.
+                let deadline = if contract == crate::contracts::Contract::Records {
+                    "499"
+                } else {
+                    "504"
+                };
+                add(
+                    operation,
+                    deadline,
+                    "No answer within the request deadline (`timeout`)",
+                    body,
+                );
+                if !crate::edge::unlimited(path) {
+                    add(
+                        operation,
+                        "429",
+                        "Too many requests from this address; `Retry-After` says when",
+                        body,
+                    );
+                }
+                if crate::regions::routing::class_of(&method, path).is_some() {
+                    add(operation, "307", "Another region serves it (deployments with several regions): `Location` is its URL, `x-lobby-region-target` its name", None);
+                    add(
+                        operation,
+                        "400",
+                        "`region` or `x-lobby-region` names no region of this deployment",
+                        body,
+                    );
+                    region_parameters(operation);
+                }
+            }
+        }
+    }
+}
+
+/// The name of the schema of a contract's error envelope.
+fn envelope(contract: crate::contracts::Contract) -> &'static str {
+    use crate::contracts::Contract as C;
+    match contract {
+        C::Ojin => "ErrorBody",
+        C::Otas => "OtasError",
+        C::Links => "LinkError",
+        C::Records => "RecordsMessage",
+        C::Artifacts => "ArtifactsError",
+    }
+}
+
+/// Adds `status` to `operation` unless it lists it, with the contract's
+/// envelope as its body (none for a redirect or a HEAD).
+fn add(
+    operation: &mut utoipa::openapi::path::Operation,
+    status: &str,
+    description: &str,
+    body: Option<crate::contracts::Contract>,
+) {
+    use utoipa::openapi::{schema::Ref, ContentBuilder, ResponseBuilder};
+    if operation.responses.responses.contains_key(status) {
+        return;
+    }
+    let mut response = ResponseBuilder::new().description(description);
+    if let Some(contract) = body {
+        response = response.content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(envelope(contract))))
+                .build(),
+        );
+    }
+    operation
+        .responses
+        .responses
+        .insert(status.to_owned(), response.build().into());
+}
+
+/// `?region=` and `x-lobby-region`: the caller names the region to serve it.
+fn region_parameters(operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::{
+        path::{ParameterBuilder, ParameterIn},
+        schema::{ObjectBuilder, Type},
+        Required,
+    };
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    for (name, place) in [
+        (crate::regions::locate::OVERRIDE_PARAM, ParameterIn::Query),
+        (crate::regions::locate::OVERRIDE_HEADER, ParameterIn::Header),
+    ] {
+        let named = |p: &utoipa::openapi::RefOr<utoipa::openapi::path::Parameter>| {
+            matches!(p, utoipa::openapi::RefOr::T(p) if p.name == name)
+        };
+        if parameters.iter().any(named) {
+            continue;
+        }
+        parameters.push(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(place)
+                .required(Required::False)
+                .description(Some(
+                    "A region to serve this request, over the one nearest the caller",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build()
+                .into(),
         );
     }
 }

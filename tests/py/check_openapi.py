@@ -45,7 +45,12 @@ def main() -> int:
         if response is None:
             problems.append(f"{a['method']} {a['path']}: status {a['status']} not documented")
             continue
-        schema = response["content"]["application/json"]["schema"]
+        content = response.get("content", {}).get("application/json")
+        if content is None:
+            problems.append(
+                f"{a['method']} {a['path']} {a['status']}: the document gives no JSON body for it")
+            continue
+        schema = content["schema"]
         # The document's components are the schema's own, so its $refs resolve.
         rooted = {"$schema": "https://json-schema.org/draft/2020-12/schema",
                   "components": document.get("components", {}), "allOf": [schema]}

@@ -251,6 +251,7 @@ pub(super) struct AuditEntry {
 pub(super) struct AuditLog {
     entries: Vec<AuditEntry>,
     /// The `before` of the next page; null at the end.
+    #[schema(required = true)]
     next: Option<String>,
 }
 

@@ -32,8 +32,10 @@ pub(super) struct KeyJson {
     name: String,
     scopes: Vec<String>,
     active: bool,
+    #[schema(required = true)]
     expires_at_ms: Option<i64>,
     created_at_ms: i64,
+    #[schema(required = true)]
     revoked_at_ms: Option<i64>,
 }
 
@@ -394,6 +396,7 @@ pub(super) struct SigningKeyRotated {
     /// The key that signs session tokens from now on.
     kid: String,
     created_at_ms: i64,
+    #[schema(required = true)]
     previous_kid: Option<String>,
     /// Whether tokens the previous key signed stopped verifying.
     previous_revoked: bool,

@@ -35,8 +35,10 @@ pub struct LinkJson {
     agent_id: String,
     active: bool,
     /// Milliseconds since the epoch; null: never.
+    #[schema(required = true)]
     expires_at: Option<i64>,
     /// null: unlimited.
+    #[schema(required = true)]
     use_limit: Option<u32>,
     uses: u32,
     created_at: i64,

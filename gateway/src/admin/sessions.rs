@@ -23,19 +23,26 @@ pub(super) struct SessionJson {
     client_user_ref: String,
     room_name: String,
     created_at_ms: i64,
+    #[schema(required = true)]
     started_at_ms: Option<i64>,
+    #[schema(required = true)]
     ended_at_ms: Option<i64>,
+    #[schema(required = true)]
     ended_reason: Option<String>,
+    #[schema(required = true)]
     failure_code: Option<String>,
     duration_seconds: u64,
     /// `connect`, `link`, `agent_run` or `record`.
     #[schema(value_type = String)]
     kind: &'static str,
+    #[schema(required = true)]
     link_id: Option<String>,
+    #[schema(required = true)]
     aspect_ratio: Option<String>,
+    #[schema(required = true)]
     agent_identity: Option<String>,
     /// What the caller kept with the run (a JSON object).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     meta: Option<Value>,
     reserved_seconds: u64,
 }

@@ -118,7 +118,8 @@ pub struct RegenerateBody {
     session_id: String,
     #[serde(rename = "projectId")]
     project_id: Option<String>,
-    instant_voice_links: Option<bool>,
+    /// For a link session: `true`, or `"1"`, `"true"`, `"yes"`.
+    instant_voice_links: Option<Value>,
 }
 
 /// Where a session stands, for its owner.
@@ -217,6 +218,8 @@ pub enum Refusals {
         description = "The artifact is unreadable, the summary failed, or an internal error"
     )]
     Internal(ArtifactsError),
+    #[response(status = 502, description = "A service is unreachable")]
+    BadGateway(ArtifactsError),
     #[response(status = 503, description = "A store is unavailable")]
     Unavailable(ArtifactsError),
     #[response(status = 504, description = "No answer within the request deadline")]

@@ -89,6 +89,8 @@ pub enum ManagementRefusals {
     TooMany(LinkError),
     #[response(status = 500, description = "An internal error")]
     Internal(LinkError),
+    #[response(status = 502, description = "A service is unreachable")]
+    BadGateway(LinkError),
     #[response(status = 503, description = "The store is unavailable")]
     Unavailable(LinkError),
     #[response(status = 504, description = "No answer within the request deadline")]

@@ -194,6 +194,7 @@ async fn start(
         (status = 403, description = "Origin on no agent's allowlist, or not a POST (`auth_failed`)", body = crate::error::ErrorBody),
         (status = 429, description = "A rate limit; `Retry-After` says when", body = crate::error::ErrorBody),
         (status = 500, description = "An internal error", body = crate::error::ErrorBody),
+        (status = 502, description = "A service is unreachable", body = crate::error::ErrorBody),
         (status = 503, description = "The store is unavailable", body = crate::error::ErrorBody),
         (status = 504, description = "No answer within the request deadline", body = crate::error::ErrorBody),
     )

@@ -93,6 +93,8 @@ pub enum Refusals {
     TooMany(OtasError),
     #[response(status = 500, description = "An internal error")]
     Internal(OtasError),
+    #[response(status = 502, description = "A service is unreachable")]
+    BadGateway(OtasError),
     #[response(status = 503, description = "The store is unavailable")]
     Unavailable(OtasError),
     #[response(status = 504, description = "No answer within the request deadline")]

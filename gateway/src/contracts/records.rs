@@ -69,12 +69,12 @@ pub enum Refusals {
         description = "A missing id, missing fields or a bad query parameter, in the seed's words"
     )]
     BadRequest(RecordsMessage),
-    #[response(
-        status = 401,
-        description = "A missing, invalid, revoked or paused API key, or a `database-id-hash` not the key's account's"
-    )]
+    #[response(status = 401, description = "A missing or invalid API key")]
     Unauthorized(RecordsMessage),
-    #[response(status = 403, description = "The key lacks the route's scope")]
+    #[response(
+        status = 403,
+        description = "The key is revoked or paused, lacks the route's scope, or the `database-id-hash` is not its account's"
+    )]
     Forbidden(RecordsMessage),
     #[response(status = 429, description = "A rate limit; `Retry-After` says when")]
     TooMany(RecordsMessage),
@@ -109,17 +109,24 @@ fn fail(e: ApiError) -> Response {
 pub struct Record {
     id: String,
     agent_id: String,
+    #[schema(required = true)]
     user_name: Option<String>,
+    #[schema(required = true)]
     user_email: Option<String>,
     /// `"true"` or `"false"`.
+    #[schema(required = true)]
     accept_terms: Option<String>,
     /// The conversation as one JSON array text.
+    #[schema(required = true)]
     messages: Option<String>,
+    #[schema(required = true)]
     prompt_tokens: Option<i64>,
+    #[schema(required = true)]
     completion_tokens: Option<i64>,
     created_at: String,
     updated_at: String,
     /// Set once the session is over.
+    #[schema(required = true)]
     finalized_at: Option<String>,
 }
 
@@ -206,7 +213,10 @@ const NOT_THIS_ACCOUNTS_AGENT: &str = "Invalid request, agentId names no agent o
     tag = "seed 004: records",
     params(("id" = String, Path, description = "The record's id")),
     request_body = CreateBody,
-    security(("records_key" = [], "database_id_hash" = [])),
+    security(
+        ("records_key" = [], "database_id_hash" = []),
+        ("api_key" = [], "database_id_hash" = []),
+    ),
     responses(
         (status = 200, description = "Created, or already there", body = RecordCreated),
         Refusals,
@@ -349,7 +359,10 @@ pub struct ListParams {
     path = LIST_PATH,
     tag = "seed 004: records",
     params(ListParams),
-    security(("records_key" = [], "database_id_hash" = [])),
+    security(
+        ("records_key" = [], "database_id_hash" = []),
+        ("api_key" = [], "database_id_hash" = []),
+    ),
     responses(
         (status = 200, description = "The records", body = Vec<Record>),
         Refusals,
@@ -426,7 +439,10 @@ fn page_window(params: &PageParams) -> Result<(u32, u32, String), &'static str> 
     path = AGENT_PATH,
     tag = "seed 004: records",
     params(("agent_id" = String, Path, description = "The agent"), PageParams),
-    security(("records_key" = [], "database_id_hash" = [])),
+    security(
+        ("records_key" = [], "database_id_hash" = []),
+        ("api_key" = [], "database_id_hash" = []),
+    ),
     responses(
         (status = 200, description = "The page", body = RecordPage),
         Refusals,
@@ -481,7 +497,10 @@ pub async fn query(
     path = DELETE_PATH,
     tag = "seed 004: records",
     params(("id" = String, Path, description = "The record's id")),
-    security(("records_key" = [], "database_id_hash" = [])),
+    security(
+        ("records_key" = [], "database_id_hash" = []),
+        ("api_key" = [], "database_id_hash" = []),
+    ),
     responses(
         (status = 200, description = "`Data deleted successfully!`", body = RecordsMessage),
         Refusals,

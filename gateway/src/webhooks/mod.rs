@@ -48,6 +48,8 @@ pub enum Refusals {
     TooMany(ErrorBody),
     #[response(status = 500, description = "An internal error")]
     Internal(ErrorBody),
+    #[response(status = 502, description = "A service is unreachable")]
+    BadGateway(ErrorBody),
     #[response(status = 503, description = "The store is unavailable")]
     Unavailable(ErrorBody),
     #[response(status = 504, description = "No answer within the request deadline")]
