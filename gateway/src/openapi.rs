@@ -222,17 +222,17 @@ fn region_parameters(operation: &mut utoipa::openapi::path::Operation) {
     use utoipa::openapi::{
         path::{ParameterBuilder, ParameterIn},
         schema::{ObjectBuilder, Type},
-        Required,
+        RefOr, Required,
     };
     let parameters = operation.parameters.get_or_insert_with(Vec::new);
     for (name, place) in [
         (crate::regions::locate::OVERRIDE_PARAM, ParameterIn::Query),
         (crate::regions::locate::OVERRIDE_HEADER, ParameterIn::Header),
     ] {
-        let named = |p: &utoipa::openapi::RefOr<utoipa::openapi::path::Parameter>| {
-            matches!(p, utoipa::openapi::RefOr::T(p) if p.name == name)
-        };
-        if parameters.iter().any(named) {
+        if parameters
+            .iter()
+            .any(|p| matches!(p, RefOr::T(p) if p.name == name))
+        {
             continue;
         }
         parameters.push(
