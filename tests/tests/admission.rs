@@ -272,7 +272,17 @@ async fn holds_for_other_regions_count_run_out_come_back_and_release_once() {
             .expect("zcard");
         assert_eq!(store.slots_in_use().await.expect("count"), held);
     };
-    admitted(admit_as(&store, "held-1", "a", &short, hold).await);
+    let first = admit_as(&store, "held-1", "a", &short, hold).await;
+    admitted(first.clone());
+    counted_right().await;
+    // The same hold asked again is the one taken: nothing more is held or
+    // reserved.
+    let reserved = store.usage(ACCOUNT).await.expect("usage").reserved_seconds;
+    assert_eq!(admit_as(&store, "held-1", "a", &short, hold).await, first);
+    assert_eq!(
+        store.usage(ACCOUNT).await.expect("usage").reserved_seconds,
+        reserved
+    );
     counted_right().await;
     // The link's one use went with the hold.
     let used_up = admit_as(&store, "held-2", "a", &short, hold).await;
@@ -362,6 +372,21 @@ async fn holds_for_other_regions_count_run_out_come_back_and_release_once() {
         store.usage(ACCOUNT).await.expect("usage").active_sessions,
         1
     );
+    // A hold that arrives after its release (delayed on the way, its start
+    // given up on) takes nothing: the release's tombstone turns it away.
+    assert!(!store
+        .release_hold(ACCOUNT, "a", "held-6", (true, 0), 60_000)
+        .await
+        .expect("release before the hold"));
+    let usage_of =
+        |u: lobby_session::store::Usage| (u.active_sessions, u.reserved_seconds, u.used_seconds);
+    let before = usage_of(store.usage(ACCOUNT).await.expect("usage"));
+    assert_eq!(
+        admit_as(&store, "held-6", "a", &no_link, hold).await,
+        Admission::Released
+    );
+    assert_eq!(usage_of(store.usage(ACCOUNT).await.expect("usage")), before);
+    counted_right().await;
     // A failed start's hold gives its link use back and bills nothing.
     let other_link = Start {
         link: Some(("lnk_two", 1)),

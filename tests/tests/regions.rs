@@ -741,3 +741,72 @@ async fn a_region_killed_mid_start_leaks_no_slot_and_a_dead_home_takes_nothing()
     let answers = futures::future::join_all(starts).await;
     assert_eq!((count(&answers, 200), count(&answers, 429)), (2, 2));
 }
+
+/// The regions' door answers a call only with a token signed for that very
+/// call: none, another region's secret, or a token made for another call
+/// or another session is refused, so a token seen in passing releases or
+/// renews nothing else.
+#[tokio::test]
+async fn the_regions_door_takes_a_token_for_its_own_call_only() {
+    use lobby_proto::regions::{home_admission_client::HomeAdmissionClient, ReleaseHoldRequest};
+    let w = world().await;
+    let table: Value = serde_json::from_str(&w.table).expect("the regions");
+    let door = table
+        .as_array()
+        .expect("regions")
+        .iter()
+        .find(|r| r["name"] == "us")
+        .and_then(|r| r["admission_url"].as_str())
+        .expect("us's door")
+        .to_owned();
+    let ca = std::fs::read_to_string(w.lobby("us").certs.ca()).expect("ca");
+    let channel = tonic::transport::Endpoint::from_shared(door)
+        .expect("url")
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(&ca)),
+        )
+        .expect("tls")
+        .connect_lazy();
+    let mut client = HomeAdmissionClient::new(channel);
+    let release = |session: &str| ReleaseHoldRequest {
+        session_id: session.into(),
+        account_id: "acct_geo".into(),
+        agent_id: "geo-agent".into(),
+        failed: true,
+        ran_seconds: 0,
+    };
+    let eu = w.region_list("eu");
+    let with_token = |token: Option<String>, session: &str| {
+        let mut req = tonic::Request::new(release(session));
+        if let Some(t) = token {
+            req.metadata_mut().insert(
+                lobby_kit::regions::CALL_TOKEN_HEADER,
+                t.parse().expect("ascii"),
+            );
+        }
+        req
+    };
+    let refused = [
+        ("no token", with_token(None, "s-1")),
+        (
+            "another session's",
+            with_token(Some(eu.call_token("us", "release:acct_geo:s-2", 60)), "s-1"),
+        ),
+        (
+            "another call's",
+            with_token(Some(eu.call_token("us", "hold:acct_geo:s-1", 60)), "s-1"),
+        ),
+        (
+            "made for another region",
+            with_token(Some(eu.call_token("ap", "release:acct_geo:s-1", 60)), "s-1"),
+        ),
+    ];
+    for (what, req) in refused {
+        let status = client.release_hold(req).await.expect_err(what);
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{what}");
+    }
+    let good = with_token(Some(eu.call_token("us", "release:acct_geo:s-1", 60)), "s-1");
+    let answer = client.release_hold(good).await.expect("its own call");
+    assert!(!answer.into_inner().released, "nothing was held");
+}

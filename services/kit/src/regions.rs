@@ -167,15 +167,20 @@ impl RegionList {
         Some((from.to_owned(), payload.to_owned()))
     }
 
-    /// The token this region presents when it calls region `to`.
-    pub fn call_token(&self, to: &str, ttl_seconds: i64) -> String {
-        self.sign_for(CALL_PURPOSE, to, "", ttl_seconds)
+    /// The token this region presents when it calls region `to` to make
+    /// `call` (what it does and to what, e.g. `hold:<session>`): good for
+    /// that call only, so that a token seen in passing cannot be replayed
+    /// to release or renew anything else.
+    pub fn call_token(&self, to: &str, call: &str, ttl_seconds: i64) -> String {
+        self.sign_for(CALL_PURPOSE, to, call, ttl_seconds)
     }
 
     /// The calling region a token names, when it is another known region's,
-    /// made for this one, unexpired and signed with the shared secret.
-    pub fn verify_call_token(&self, token: &str) -> Option<String> {
+    /// made for this one and for `call`, unexpired and signed with the
+    /// shared secret.
+    pub fn verify_call_token(&self, token: &str, call: &str) -> Option<String> {
         self.verify_from_peer(CALL_PURPOSE, token)
+            .filter(|(_, signed_for)| signed_for == call)
             .map(|(from, _)| from)
     }
 
@@ -230,14 +235,15 @@ mod tests {
     #[test]
     fn a_call_token_is_good_only_from_its_region_to_its_region() {
         let (eu, us, ap) = (list("eu"), list("us"), list("ap"));
-        let token = eu.call_token("us", 60);
-        assert_eq!(us.verify_call_token(&token).as_deref(), Some("eu"));
-        assert_eq!(ap.verify_call_token(&token), None, "made for us");
-        assert_eq!(eu.verify_call_token(&token), None, "not from itself");
+        let call = "hold:s-1";
+        let token = eu.call_token("us", call, 60);
+        assert_eq!(us.verify_call_token(&token, call).as_deref(), Some("eu"));
+        assert_eq!(ap.verify_call_token(&token, call), None, "made for us");
+        assert_eq!(eu.verify_call_token(&token, call), None, "not from itself");
         let forged = token.replacen("eu.", "ap.", 1);
-        assert_eq!(us.verify_call_token(&forged), None, "another caller");
+        assert_eq!(us.verify_call_token(&forged, call), None, "another caller");
         assert_eq!(
-            us.verify_call_token(&eu.call_token("us", -5)),
+            us.verify_call_token(&eu.call_token("us", call, -5), call),
             None,
             "expired"
         );
@@ -246,10 +252,15 @@ mod tests {
             ..eu.clone()
         };
         assert_eq!(
-            us.verify_call_token(&other_secret.call_token("us", 60)),
+            us.verify_call_token(&other_secret.call_token("us", call, 60), call),
             None
         );
-        assert_eq!(us.verify_call_token("garbage"), None);
+        assert_eq!(us.verify_call_token("garbage", call), None);
+        // Good for its call only: not another call, not another session.
+        assert_eq!(us.verify_call_token(&token, "release:s-1"), None);
+        assert_eq!(us.verify_call_token(&token, "hold:s-2"), None);
+        let rewritten = token.replace("hold:s-1", "release:s-1");
+        assert_eq!(us.verify_call_token(&rewritten, "release:s-1"), None);
     }
 
     #[test]
@@ -268,9 +279,12 @@ mod tests {
             .replace("192.0.2.9", "192.0.2.8");
         assert_eq!(eu.vouched_client(&altered), None);
         // A call token is no vouched address, and the other way round.
-        assert_eq!(eu.vouched_client(&us.call_token("eu", 60)), None);
         assert_eq!(
-            eu.verify_call_token(&us.vouch_for_client("eu", tokyo)),
+            eu.vouched_client(&us.call_token("eu", "192.0.2.9", 60)),
+            None
+        );
+        assert_eq!(
+            eu.verify_call_token(&us.vouch_for_client("eu", tokyo), "192.0.2.9"),
             None
         );
     }

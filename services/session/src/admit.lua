@@ -40,13 +40,30 @@
 -- T:<acct>:agent:<agent>:records:{created,updated,ids,unnamed}.
 -- Returns {1, deadline_ms, reserved_seconds, lease_deadline_ms, started_at_ms},
 -- or {0, scope, limit, in_use, retry_after_ms} with scope one of account,
--- agent, minutes, link_used_up, agent_unpublished.
+-- agent, minutes, link_used_up, agent_unpublished, released (a hold asked
+-- for after it was given back).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local sid, acct, agent = ARGV[1], ARGV[2], ARGV[3]
 local mode = ARGV[13]
 local tag = string.match(KEYS[1], '^({[^}]*})')
 local prefix = tag .. ':' .. acct
+
+if mode == 'hold' then
+  local h = redis.call('HMGET', KEYS[1], 'released', 'deadline_ms', 'reserved_seconds',
+    'lease_deadline_ms', 'started_at_ms')
+  -- A hold that arrives after its release (delayed on the way, its start
+  -- given up on) finds the release's tombstone: taking the slot now would
+  -- hold it for a lease with nobody to renew or release it.
+  if h[1] == '1' then return {0, 'released', 0, 0, 0} end
+  -- The same hold asked again (a retried or repeated call) is the hold
+  -- already taken: reserving its minutes twice would leave the first
+  -- reservation counted against the account's minutes for good.
+  local lease = tonumber(redis.call('ZSCORE', KEYS[2], sid))
+  if h[2] and lease and lease > now then
+    return {1, tonumber(h[2]), tonumber(h[3]), lease, tonumber(h[5])}
+  end
+end
 
 -- The exact settings, where auth has written them.
 local account_limit = tonumber(ARGV[4])

@@ -15,7 +15,8 @@
 //!
 //! `HomeAdmission` is served on the session service's regions' door (server
 //! TLS); each call carries a call token signed with the regions' shared
-//! secret, naming the calling region and made for this one.
+//! secret, naming the calling region, made for this one and for that call
+//! (`Call`): a token seen in passing releases or renews nothing else.
 
 use crate::{
     error::SessionError,
@@ -34,6 +35,36 @@ use tonic::{transport::Channel, Request, Response, Status};
 const CALL_TOKEN_TTL_SECONDS: i64 = 60;
 /// The most holds one renewal call carries.
 pub const MAX_RENEWALS_PER_CALL: usize = 1000;
+
+/// What a call to home does and to what, as its token is signed for: both
+/// ends name a call here, the caller to sign, home to check.
+enum Call<'a> {
+    Hold(&'a HoldRequest),
+    Renew(&'a [HeldSession]),
+    Release(&'a ReleaseHoldRequest),
+}
+
+impl Call<'_> {
+    fn statement(&self) -> String {
+        match self {
+            Self::Hold(h) => format!("hold:{}:{}", h.account_id, h.session_id),
+            Self::Release(r) => format!("release:{}:{}", r.account_id, r.session_id),
+            // Every hold it renews, and for how long: a digest keeps the
+            // token a header's size.
+            Self::Renew(holds) => {
+                use sha2::Digest;
+                let mut digest = sha2::Sha256::new();
+                for h in *holds {
+                    digest.update(format!(
+                        "{}|{}|{}|{}\n",
+                        h.account_id, h.session_id, h.agent_id, h.reserved_seconds_left
+                    ));
+                }
+                format!("renew:{}", hex::encode(digest.finalize()))
+            }
+        }
+    }
+}
 
 /// The other regions' home admission, as this one calls it.
 #[derive(Clone)]
@@ -72,13 +103,14 @@ impl HomeRegions {
     fn call<T>(
         &self,
         home: &str,
+        call: String,
         message: T,
     ) -> Result<(HomeAdmissionClient<Channel>, Request<T>), SessionError> {
         let client = self.clients.get(home).cloned().ok_or_else(|| {
             SessionError::HomeUnreachable(format!("{home:?} is not a known region"))
         })?;
+        let token = self.list.call_token(home, &call, CALL_TOKEN_TTL_SECONDS);
         let mut req = lobby_kit::grpc::outgoing(message);
-        let token = self.list.call_token(home, CALL_TOKEN_TTL_SECONDS);
         req.metadata_mut().insert(
             CALL_TOKEN_HEADER,
             token
@@ -90,7 +122,7 @@ impl HomeRegions {
 
     /// Asks `home` to admit a session starting here.
     pub async fn hold(&self, home: &str, hold: HoldRequest) -> Result<Admission, SessionError> {
-        let (mut client, req) = self.call(home, hold)?;
+        let (mut client, req) = self.call(home, Call::Hold(&hold).statement(), hold)?;
         let answer = client
             .hold(req)
             .await
@@ -105,7 +137,11 @@ impl HomeRegions {
         home: &str,
         holds: Vec<HeldSession>,
     ) -> Result<RenewHoldsResponse, SessionError> {
-        let (mut client, req) = self.call(home, RenewHoldsRequest { holds })?;
+        let (mut client, req) = self.call(
+            home,
+            Call::Renew(&holds).statement(),
+            RenewHoldsRequest { holds },
+        )?;
         Ok(client
             .renew_holds(req)
             .await
@@ -119,7 +155,7 @@ impl HomeRegions {
         home: &str,
         release: ReleaseHoldRequest,
     ) -> Result<bool, SessionError> {
-        let (mut client, req) = self.call(home, release)?;
+        let (mut client, req) = self.call(home, Call::Release(&release).statement(), release)?;
         Ok(client
             .release_hold(req)
             .await
@@ -178,12 +214,12 @@ impl HomeAdmissionService {
         }
     }
 
-    /// The calling region, when its token is good.
-    fn caller<T>(&self, req: &Request<T>) -> Result<String, Status> {
+    /// The calling region, when its token is good for `call`.
+    fn caller<T>(&self, req: &Request<T>, call: &Call) -> Result<String, Status> {
         req.metadata()
             .get(CALL_TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|t| self.list.verify_call_token(t))
+            .and_then(|t| self.list.verify_call_token(t, &call.statement()))
             .ok_or_else(|| SessionError::RegionUnauthenticated.into())
     }
 }
@@ -209,7 +245,7 @@ fn check_ids(session: &str, account: &str, agent: &str) -> Result<(), SessionErr
 #[tonic::async_trait]
 impl HomeAdmission for HomeAdmissionService {
     async fn hold(&self, req: Request<HoldRequest>) -> Result<Response<HoldResponse>, Status> {
-        let region = self.caller(&req)?;
+        let region = self.caller(&req, &Call::Hold(req.get_ref()))?;
         let h = req.into_inner();
         check_ids(&h.session_id, &h.account_id, &h.agent_id)?;
         if h.account_limit == 0 || h.max_session_seconds == 0 {
@@ -272,7 +308,7 @@ impl HomeAdmission for HomeAdmissionService {
         &self,
         req: Request<RenewHoldsRequest>,
     ) -> Result<Response<RenewHoldsResponse>, Status> {
-        let region = self.caller(&req)?;
+        let region = self.caller(&req, &Call::Renew(&req.get_ref().holds))?;
         let holds = req.into_inner().holds;
         if holds.len() > MAX_RENEWALS_PER_CALL {
             return Err(SessionError::invalid(
@@ -302,7 +338,7 @@ impl HomeAdmission for HomeAdmissionService {
         &self,
         req: Request<ReleaseHoldRequest>,
     ) -> Result<Response<ReleaseHoldResponse>, Status> {
-        self.caller(&req)?;
+        self.caller(&req, &Call::Release(req.get_ref()))?;
         let r = req.into_inner();
         check_ids(&r.session_id, &r.account_id, &r.agent_id)?;
         // A renewal sent before the end may still be on its way: long

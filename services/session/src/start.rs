@@ -456,6 +456,12 @@ impl SessionService {
             },
             Admission::LinkUsedUp => ("refused_link", SessionError::LinkUsedUp),
             Admission::AgentUnpublished => ("refused_unpublished", SessionError::AgentUnpublished),
+            // Session ids are new with each start: home has released this
+            // one only if a start with the same id was given up on.
+            Admission::Released => (
+                "internal_error",
+                SessionError::Corrupt("home had released this session's hold already".into()),
+            ),
             Admission::Admitted { .. } => (
                 "internal_error",
                 SessionError::Corrupt("an admitted start reached the refusal path".into()),

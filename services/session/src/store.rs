@@ -180,6 +180,8 @@ pub enum Admission {
     Refused(Refusal),
     LinkUsedUp,
     AgentUnpublished,
+    /// A hold asked for after its release: its start was given up on.
+    Released,
 }
 
 /// What renewing a hold did.
@@ -200,6 +202,7 @@ impl Admission {
         let scope = match name {
             "link_used_up" => return Self::LinkUsedUp,
             "agent_unpublished" => return Self::AgentUnpublished,
+            "released" => return Self::Released,
             "agent" => Scope::Agent,
             "minutes" => Scope::Minutes,
             _ => Scope::Account,
@@ -219,6 +222,7 @@ impl Admission {
             Self::Refused(r) => Some(r.scope.as_str()),
             Self::LinkUsedUp => Some("link_used_up"),
             Self::AgentUnpublished => Some("agent_unpublished"),
+            Self::Released => Some("released"),
         }
     }
 }
