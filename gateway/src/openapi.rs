@@ -178,18 +178,6 @@ impl Modify for EdgeAnswers {
     }
 }
 
-/// The name of the schema of a contract's error envelope.
-fn envelope(contract: crate::contracts::Contract) -> &'static str {
-    use crate::contracts::Contract as C;
-    match contract {
-        C::Ojin => "ErrorBody",
-        C::Otas => "OtasError",
-        C::Links => "LinkError",
-        C::Records => "RecordsMessage",
-        C::Artifacts => "ArtifactsError",
-    }
-}
-
 /// Adds `status` to `operation` unless it lists it, with the contract's
 /// envelope as its body (none for a redirect or a HEAD).
 fn add(
@@ -207,7 +195,7 @@ fn add(
         response = response.content(
             "application/json",
             ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name(envelope(contract))))
+                .schema(Some(Ref::from_schema_name(contract.error_schema())))
                 .build(),
         );
     }

@@ -92,13 +92,7 @@ async fn account_with_things(lobby: &Lobby) -> [String; 5] {
 }
 
 async fn connect(lobby: &Lobby, agent: &str) -> String {
-    let r = lobby
-        .http
-        .post(format!("{}/v1/public/agents/connect", lobby.gateway()))
-        .json(&json!({ "agent_id": agent }))
-        .send()
-        .await
-        .expect("connect");
+    let r = lobby.connect(agent, None).await;
     assert_eq!(r.status(), 200);
     text(&r.json::<Value>().await.expect("JSON")["session_id"])
 }
@@ -111,11 +105,7 @@ async fn seed(lobby: &Lobby) -> Seeds {
             &["sessions:read", "sessions:write", "links:write"],
         )
         .await;
-    let (s, body) = lobby
-        .admin_json(Method::GET, &format!("/accounts/{account}"), None)
-        .await;
-    assert_eq!(s, 200, "{body}");
-    let database_id_hash = text(&body["database_id_hash"]);
+    let database_id_hash = lobby.database_id_hash(&account).await;
     let session = connect(lobby, &agent).await;
 
     let gateway = lobby.gateway();

@@ -45,13 +45,7 @@ async fn the_rest(lobby: &Lobby, account: &str, agent: &str, session: &str) -> V
     let key = lobby
         .create_api_key(account, &["sessions:read", "sessions:write", "links:write"])
         .await;
-    let (_, account_json) = lobby
-        .admin_json(Method::GET, &format!("/accounts/{account}"), None)
-        .await;
-    let hash = account_json["database_id_hash"]
-        .as_str()
-        .expect("database_id_hash")
-        .to_owned();
+    let hash = lobby.database_id_hash(account).await;
     let api = [("x-api-key", key.as_str())];
     let bearer = format!("Bearer {key}");
     let records = [

@@ -582,16 +582,6 @@ async fn records_of(w: &World, region: &str, account: &str) -> usize {
         .map_or(0, Vec::len)
 }
 
-async fn end_in(w: &World, region: &str, session: &str) {
-    let r = w
-        .lobby(region)
-        .admin(Method::POST, &format!("/sessions/{session}/end"))
-        .send()
-        .await
-        .expect("end");
-    assert_eq!(r.status(), 200, "end {session} in {region}");
-}
-
 fn count(answers: &[(u16, Value)], status: u16) -> usize {
     answers.iter().filter(|(s, _)| *s == status).count()
 }
@@ -658,7 +648,7 @@ async fn an_accounts_limit_holds_across_regions() {
     let (region, id) = match outside {
         Some(found) => found,
         None => {
-            end_in(&w, "us", &admitted[0]).await;
+            w.lobby("us").end_session(&admitted[0]).await;
             let (s, b) = start_in(&w, "eu", "acct_global").await;
             assert_eq!(s, 200, "{b}");
             (
@@ -668,7 +658,7 @@ async fn an_accounts_limit_holds_across_regions() {
         }
     };
     assert_eq!(w.lobby("us").active_sessions("acct_global").await, 7);
-    end_in(&w, region, &id).await;
+    w.lobby(region).end_session(&id).await;
     assert_eq!(w.lobby("us").active_sessions("acct_global").await, 6);
     let (s, b) = start_in(&w, "eu", "acct_global").await;
     assert_eq!(s, 200, "{b}");
@@ -759,16 +749,7 @@ async fn the_regions_door_takes_a_token_for_its_own_call_only() {
         .and_then(|r| r["admission_url"].as_str())
         .expect("us's door")
         .to_owned();
-    let ca = std::fs::read_to_string(w.lobby("us").certs.ca()).expect("ca");
-    let channel = tonic::transport::Endpoint::from_shared(door)
-        .expect("url")
-        .tls_config(
-            tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(&ca)),
-        )
-        .expect("tls")
-        .connect_lazy();
-    let mut client = HomeAdmissionClient::new(channel);
+    let mut client = HomeAdmissionClient::new(w.lobby("us").grpc_channel(&door));
     let release = |session: &str| ReleaseHoldRequest {
         session_id: session.into(),
         account_id: "acct_geo".into(),

@@ -67,6 +67,19 @@ impl Contract {
         }
     }
 
+    /// The name of the schema of this contract's error envelope, the type
+    /// `render` writes, in the OpenAPI document.
+    pub fn error_schema(self) -> std::borrow::Cow<'static, str> {
+        use utoipa::ToSchema;
+        match self {
+            Self::Ojin => crate::error::ErrorBody::name(),
+            Self::Otas => otas::OtasError::name(),
+            Self::Links => links::LinkError::name(),
+            Self::Records => records::RecordsMessage::name(),
+            Self::Artifacts => artifacts::ArtifactsError::name(),
+        }
+    }
+
     /// `e` in this contract's envelope, with `Retry-After` when it has a hint.
     pub fn render(self, e: ApiError) -> Response {
         let body = match self {
