@@ -1,21 +1,56 @@
 //! A private `redis-server` on a free loopback port with its own data folder,
-//! or a private Redis Cluster of several masters (`start_cluster`).
+//! or a private Redis Cluster of several masters, with replicas when asked
+//! (`start_cluster`, `start_cluster_with`). Each node can be killed,
+//! frozen (`SIGSTOP`), thawed and restarted on its own, as a failover test
+//! needs.
 
 use crate::process::ChildGuard;
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    time::Duration,
+    time::{Duration, Instant},
 };
+
+/// How each write reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Nothing on disk: a restart starts empty.
+    None,
+    /// An append-only file synced every second, as in production.
+    AofEverySec,
+    /// An append-only file synced before each write is answered.
+    AofAlways,
+}
+
+impl Persistence {
+    fn args(self) -> [&'static str; 4] {
+        match self {
+            Self::None => ["--appendonly", "no", "--appendfsync", "everysec"],
+            Self::AofEverySec => ["--appendonly", "yes", "--appendfsync", "everysec"],
+            Self::AofAlways => ["--appendonly", "yes", "--appendfsync", "always"],
+        }
+    }
+}
+
+/// What `redis-server` is given besides its port, folder and persistence.
+const CLUSTER_ARGS: [&str; 4] = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"];
+
+/// How long a cluster takes to notice a dead master (`--cluster-node-timeout`).
+pub const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_millis(2000);
+
+struct Node {
+    port: u16,
+    guard: ChildGuard,
+}
 
 pub struct RedisServer {
     /// The (first) node's port.
     pub port: u16,
     guard: ChildGuard,
     dir: PathBuf,
-    aof: bool,
-    /// The other masters of a cluster (none for a single Redis).
-    more: Vec<(u16, ChildGuard)>,
+    persistence: Persistence,
+    /// The other nodes of a cluster (none for a single Redis).
+    more: Vec<Node>,
 }
 
 /// `redis-server` arguments beyond the port, data folder and persistence.
@@ -29,12 +64,21 @@ impl RedisServer {
     /// With `aof`, every write goes to an append-only file (fsync every
     /// second), as in production, so a restart keeps the state.
     pub fn start_with(dir: &Path, aof: bool) -> Self {
+        let persistence = if aof {
+            Persistence::AofEverySec
+        } else {
+            Persistence::None
+        };
+        Self::start_single(dir, persistence)
+    }
+
+    pub fn start_single(dir: &Path, persistence: Persistence) -> Self {
         let port = crate::free_port();
         let server = Self {
             port,
-            guard: Self::spawn(dir, port, aof, &[]),
+            guard: Self::spawn(dir, port, persistence, &[]),
             dir: dir.to_path_buf(),
-            aof,
+            persistence,
             more: Vec::new(),
         };
         server.wait_ready();
@@ -44,18 +88,38 @@ impl RedisServer {
     /// A real Redis Cluster of `masters` nodes on loopback (no replicas),
     /// made with `redis-cli --cluster create`, every slot covered.
     pub fn start_cluster(dir: &Path, masters: usize, aof: bool) -> Self {
-        let ports = crate::free_ports(masters.max(3));
-        let cluster_args = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"];
-        let mut nodes: Vec<(u16, ChildGuard)> = ports
+        let persistence = if aof {
+            Persistence::AofEverySec
+        } else {
+            Persistence::None
+        };
+        Self::start_cluster_with(dir, masters, 0, persistence)
+    }
+
+    /// A real Redis Cluster of `masters` masters with `replicas` replicas
+    /// each, every slot covered and every replica in sync, so that a
+    /// master's failure is followed by its replica's promotion within about
+    /// the node timeout.
+    pub fn start_cluster_with(
+        dir: &Path,
+        masters: usize,
+        replicas: usize,
+        persistence: Persistence,
+    ) -> Self {
+        let ports = crate::free_ports(masters.max(3) * (replicas + 1));
+        let mut nodes: Vec<Node> = ports
             .iter()
-            .map(|&p| (p, Self::spawn(dir, p, aof, &cluster_args)))
+            .map(|&port| Node {
+                port,
+                guard: Self::spawn(dir, port, persistence, &CLUSTER_ARGS),
+            })
             .collect();
-        let (port, guard) = nodes.remove(0);
+        let first = nodes.remove(0);
         let server = Self {
-            port,
-            guard,
+            port: first.port,
+            guard: first.guard,
             dir: dir.to_path_buf(),
-            aof,
+            persistence,
             more: nodes,
         };
         server.wait_ready();
@@ -64,7 +128,7 @@ impl RedisServer {
         for p in &ports {
             create.arg(format!("127.0.0.1:{p}"));
         }
-        create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        create.args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]);
         let out = create.output().expect("redis-cli --cluster create");
         assert!(
             out.status.success(),
@@ -73,6 +137,9 @@ impl RedisServer {
             String::from_utf8_lossy(&out.stderr)
         );
         server.wait_cluster_ok();
+        if replicas > 0 {
+            server.wait_replicas_in_sync();
+        }
         server
     }
 
@@ -80,27 +147,183 @@ impl RedisServer {
         !self.more.is_empty()
     }
 
-    fn ports(&self) -> Vec<u16> {
+    /// Every node's port (the first one first).
+    pub fn ports(&self) -> Vec<u16> {
         std::iter::once(self.port)
-            .chain(self.more.iter().map(|(p, _)| *p))
+            .chain(self.more.iter().map(|n| n.port))
             .collect()
     }
 
-    /// Waits until every node says the cluster is up (all slots served).
-    fn wait_cluster_ok(&self) {
-        for _ in 0..200 {
-            let ok = self.ports().iter().all(|p| {
+    fn guard_mut(&mut self, port: u16) -> &mut ChildGuard {
+        if port == self.port {
+            return &mut self.guard;
+        }
+        &mut self
+            .more
+            .iter_mut()
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no Redis node on port {port}"))
+            .guard
+    }
+
+    fn running_ports(&mut self) -> Vec<u16> {
+        let mut up = Vec::new();
+        if self.guard.is_running() {
+            up.push(self.port);
+        }
+        for node in &mut self.more {
+            if node.guard.is_running() {
+                up.push(node.port);
+            }
+        }
+        up
+    }
+
+    /// What `CLUSTER NODES` says on `port`, or `None` when it does not answer.
+    pub fn cluster_nodes(port: u16) -> Option<String> {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+            .and_then(|mut c| {
+                c.set_read_timeout(Some(Duration::from_millis(500)))?;
+                redis::cmd("CLUSTER").arg("NODES").query::<String>(&mut c)
+            })
+            .ok()
+    }
+
+    /// The port of the master serving `slot`, as the cluster sees it now
+    /// (asked of every node that answers, highest epoch winning).
+    pub fn master_of_slot(&self, slot: u16) -> Option<u16> {
+        let views: Vec<_> = self
+            .ports()
+            .into_iter()
+            .filter_map(|p| {
+                let text = Self::cluster_nodes(p)?;
+                Some(lobby_kit::redis_cluster::topology::parse_nodes(
+                    &text,
+                    &format!("127.0.0.1:{p}"),
+                ))
+            })
+            .collect();
+        let topology = lobby_kit::redis_cluster::topology::Topology::merge(&views);
+        let owner = topology.owner(slot)?;
+        owner.rsplit_once(':')?.1.parse().ok()
+    }
+
+    /// The port of the master holding `account`'s keys.
+    pub fn master_of_account(&self, account: &str) -> Option<u16> {
+        let tag = lobby_kit::keys::account_tag(account);
+        self.master_of_slot(lobby_kit::redis_cluster::key_slot(tag.as_bytes()))
+    }
+
+    /// Ports of the nodes that serve slots now.
+    pub fn masters(&self) -> Vec<u16> {
+        let mut masters: Vec<u16> = (0..16_384u16)
+            .step_by(64)
+            .filter_map(|slot| self.master_of_slot(slot))
+            .collect();
+        masters.sort_unstable();
+        masters.dedup();
+        masters
+    }
+
+    /// `kill -9` of one node.
+    pub fn kill_node(&mut self, port: u16) {
+        self.guard_mut(port).kill();
+    }
+
+    /// `SIGSTOP` of one node: it keeps its sockets and answers nothing.
+    pub fn freeze_node(&mut self, port: u16) {
+        self.signal(port, "-STOP");
+    }
+
+    /// The process id of the node on `port`.
+    pub fn pid_of(&mut self, port: u16) -> u32 {
+        self.guard_mut(port).pid().expect("a running node")
+    }
+
+    /// `SIGCONT` of a frozen node.
+    pub fn thaw_node(&mut self, port: u16) {
+        self.signal(port, "-CONT");
+    }
+
+    fn signal(&mut self, port: u16, signal: &str) {
+        let pid = self.guard_mut(port).pid().expect("a running node");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// Starts a killed node again on its port and folder (a cluster node
+    /// finds the cluster again from its nodes.conf, as a replica of the
+    /// master that replaced it).
+    pub fn restart_node(&mut self, port: u16) {
+        let extra: &[&str] = if self.is_cluster() {
+            &CLUSTER_ARGS
+        } else {
+            &[]
+        };
+        let guard = Self::spawn(&self.dir, port, self.persistence, extra);
+        *self.guard_mut(port) = guard;
+        wait_pong(port, &self.dir);
+    }
+
+    /// Waits until every running node says the cluster is up (all slots served).
+    pub fn wait_cluster_ok(&self) {
+        self.wait_cluster_ok_within(Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Waits up to `limit` until every node that answers reports
+    /// `cluster_state:ok`; how long it took.
+    pub fn wait_cluster_ok_within(&self, limit: Duration) -> Result<Duration, String> {
+        let began = Instant::now();
+        while began.elapsed() < limit {
+            let states: Vec<String> = self
+                .ports()
+                .iter()
+                .filter_map(|p| {
+                    redis::Client::open(format!("redis://127.0.0.1:{p}"))
+                        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(300)))
+                        .and_then(|mut c| {
+                            c.set_read_timeout(Some(Duration::from_millis(300)))?;
+                            redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c)
+                        })
+                        .ok()
+                })
+                .collect();
+            if !states.is_empty() && states.iter().all(|i| i.contains("cluster_state:ok")) {
+                return Ok(began.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!(
+            "the Redis cluster did not report cluster_state:ok within {limit:?}"
+        ))
+    }
+
+    /// Waits until every replica has loaded its master's data and follows it.
+    fn wait_replicas_in_sync(&self) {
+        for _ in 0..400 {
+            let synced = self.ports().iter().all(|p| {
                 redis::Client::open(format!("redis://127.0.0.1:{p}"))
                     .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-                    .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
-                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+                    .and_then(|mut c| {
+                        redis::cmd("INFO")
+                            .arg("replication")
+                            .query::<String>(&mut c)
+                    })
+                    .is_ok_and(|info| {
+                        info.contains("role:master") || info.contains("master_link_status:up")
+                    })
             });
-            if ok {
+            if synced {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the Redis cluster never reported cluster_state:ok");
+        panic!("the Redis cluster's replicas never came in sync");
     }
 
     /// A Redis that is still replaying a large AOF when this returns: `keys`
@@ -112,9 +335,14 @@ impl RedisServer {
         let port = crate::free_port();
         let first = Self {
             port,
-            guard: Self::spawn(dir, port, true, &["--enable-debug-command", "yes"]),
+            guard: Self::spawn(
+                dir,
+                port,
+                Persistence::AofEverySec,
+                &["--enable-debug-command", "yes"],
+            ),
             dir: dir.to_path_buf(),
-            aof: true,
+            persistence: Persistence::AofEverySec,
             more: Vec::new(),
         };
         first.wait_ready();
@@ -150,7 +378,7 @@ impl RedisServer {
             guard: Self::spawn(
                 dir,
                 port,
-                true,
+                Persistence::AofEverySec,
                 &[
                     "--key-load-delay",
                     &delay,
@@ -159,7 +387,7 @@ impl RedisServer {
                 ],
             ),
             dir: dir.to_path_buf(),
-            aof: true,
+            persistence: Persistence::AofEverySec,
             more: Vec::new(),
         };
         for _ in 0..100 {
@@ -184,7 +412,7 @@ impl RedisServer {
         ping(self.port)
     }
 
-    fn spawn(dir: &Path, port: u16, aof: bool, extra: ExtraArgs) -> ChildGuard {
+    fn spawn(dir: &Path, port: u16, persistence: Persistence, extra: ExtraArgs) -> ChildGuard {
         let data = dir.join(format!("redis-{port}"));
         std::fs::create_dir_all(&data).expect("redis dir");
         let mut cmd = Command::new("redis-server");
@@ -196,12 +424,7 @@ impl RedisServer {
             "--save",
             "",
         ])
-        .args([
-            "--appendonly",
-            if aof { "yes" } else { "no" },
-            "--appendfsync",
-            "everysec",
-        ])
+        .args(persistence.args())
         .arg("--dir")
         .arg(&data)
         .args(extra);
@@ -229,44 +452,20 @@ impl RedisServer {
     /// Waits until `PING` gets `PONG` (not merely a connection) on every node.
     pub fn wait_ready(&self) {
         for port in self.ports() {
-            let ready = (0..1200).any(|_| {
-                let pong = ping(port).is_some_and(|a| a == "PONG");
-                if !pong {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                pong
-            });
-            assert!(
-                ready,
-                "redis-server :{port} did not start: {}",
-                self.guard.log_tail()
-            );
+            wait_pong(port, &self.dir);
         }
     }
 
     /// A connection of the kind the services use (so their stores can be
     /// driven directly), to the single Redis or the whole cluster.
     pub async fn connection(&self) -> lobby_kit::redis_conn::RedisConn {
-        if self.is_cluster() {
-            let nodes: Vec<String> = self
-                .ports()
-                .iter()
-                .map(|p| format!("redis://127.0.0.1:{p}"))
-                .collect();
-            let client = redis::cluster::ClusterClient::new(nodes).expect("cluster client");
-            return lobby_kit::redis_conn::RedisConn::Cluster(
-                client
-                    .get_async_connection()
-                    .await
-                    .expect("cluster connection"),
-            );
-        }
-        let client = redis::Client::open(self.url()).expect("redis url");
-        lobby_kit::redis_conn::RedisConn::Single(
-            redis::aio::ConnectionManager::new(client)
-                .await
-                .expect("redis connection"),
-        )
+        lobby_kit::redis_conn::connect(&lobby_kit::redis_conn::RedisSettings {
+            url: self.url(),
+            retry_max: Duration::from_secs(2),
+            report_after: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(5),
+        })
+        .expect("redis connection")
     }
 
     /// Every key, on every node.
@@ -336,8 +535,8 @@ impl RedisServer {
     /// SIGKILL of every node.
     pub fn stop(&mut self) {
         self.guard.kill();
-        for (_, node) in &mut self.more {
-            node.kill();
+        for node in &mut self.more {
+            node.guard.kill();
         }
     }
 
@@ -351,19 +550,34 @@ impl RedisServer {
     /// cluster finds itself again from its nodes.conf).
     pub fn start_again(&mut self) {
         let extra: &[&str] = if self.is_cluster() {
-            &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+            &CLUSTER_ARGS
         } else {
             &[]
         };
-        self.guard = Self::spawn(&self.dir, self.port, self.aof, extra);
-        for (port, node) in &mut self.more {
-            *node = Self::spawn(&self.dir, *port, self.aof, extra);
+        for port in self.ports() {
+            if !self.running_ports().contains(&port) {
+                let guard = Self::spawn(&self.dir, port, self.persistence, extra);
+                *self.guard_mut(port) = guard;
+            }
         }
         self.wait_ready();
         if self.is_cluster() {
             self.wait_cluster_ok();
         }
     }
+}
+
+/// Waits until the node on `port` answers `PING` with `PONG`.
+fn wait_pong(port: u16, dir: &Path) {
+    let ready = (0..1200).any(|_| {
+        let pong = ping(port).is_some_and(|a| a == "PONG");
+        if !pong {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        pong
+    });
+    let log = std::fs::read_to_string(dir.join(format!("redis-{port}.log"))).unwrap_or_default();
+    assert!(ready, "redis-server :{port} did not start: {log}");
 }
 
 /// `PING` spoken raw over TCP (see [`RedisServer::answer_to_ping`]).

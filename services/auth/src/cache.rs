@@ -4,9 +4,16 @@
 //!
 //! Every write in auth publishes what it changed on [`CHANNEL`]; every auth
 //! replica (in every process) drops that entry at once. A short TTL backs
-//! the messages up, and a replica that loses its subscription drops
-//! everything, since it may have missed some. Limits stay exact regardless:
-//! the admission script reads them from Redis (`lobby_kit::keys::account_settings`).
+//! the messages up, and a replica that loses its subscription treats
+//! everything as expired, since it may have missed some. Limits stay exact
+//! regardless: the admission script reads them from Redis
+//! (`lobby_kit::keys::account_settings`).
+//!
+//! An expired entry whose reload fails because Redis is away for a moment
+//! (the catalog's master failing over) is served a while longer, up to its
+//! stale allowance: the catalog cannot change while its master is down, and
+//! starts of the accounts on the other masters go on. An entry a change
+//! message named is gone, never served stale.
 
 use crate::{
     catalog::{AccountRecord, AgentRecord},
@@ -32,30 +39,75 @@ pub const CHANNEL: &str = "lobby:catalog:changed";
 /// too, so a flood of made-up ids cannot reach Redis each time).
 const MAX_ENTRIES: usize = 100_000;
 
+/// A load failure that says "not now" (Redis away for a moment) rather
+/// than "no": an expired entry may then stand in for the answer.
+pub trait Transient {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for crate::error::AuthError {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Store(e) if lobby_kit::redis_conn::is_transient(e))
+    }
+}
+
+impl Transient for () {
+    fn is_transient(&self) -> bool {
+        false
+    }
+}
+
+/// How long entries are fresh, and how much longer an expired one may stand
+/// in while its reload fails transiently.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheTimes {
+    pub ttl: Duration,
+    pub stale_allowance: Duration,
+}
+
 /// One kind of cached value.
 pub struct TtlCache<V> {
-    ttl: Duration,
+    times: CacheTimes,
     entries: Mutex<HashMap<String, (Instant, V)>>,
 }
 
 impl<V: Clone> TtlCache<V> {
     pub fn new(ttl: Duration) -> Self {
-        Self {
+        Self::with_times(CacheTimes {
             ttl,
+            stale_allowance: Duration::ZERO,
+        })
+    }
+
+    pub fn with_times(times: CacheTimes) -> Self {
+        Self {
+            times,
             entries: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The cached value, or `load`'s (cached when it succeeds).
+    /// The cached value, or `load`'s (cached when it succeeds); an expired
+    /// value within its stale allowance when `load` fails transiently.
     pub async fn get_or_load<E, F, Fut>(&self, key: &str, load: F) -> Result<V, E>
     where
+        E: Transient + std::fmt::Debug,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
         if let Some(v) = self.fresh(key) {
             return Ok(v);
         }
-        let loaded = load().await?;
+        let loaded = match load().await {
+            Ok(loaded) => loaded,
+            Err(e) if e.is_transient() => match self.within_allowance(key) {
+                Some(stale) => {
+                    tracing::debug!(key, error = ?e, "catalog unreachable; serving the expired entry");
+                    return Ok(stale);
+                }
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= MAX_ENTRIES {
                 evict_oldest_half(&mut entries);
@@ -68,7 +120,26 @@ impl<V: Clone> TtlCache<V> {
     fn fresh(&self, key: &str) -> Option<V> {
         let entries = self.entries.lock().ok()?;
         let (at, v) = entries.get(key)?;
-        (at.elapsed() < self.ttl).then(|| v.clone())
+        (at.elapsed() < self.times.ttl).then(|| v.clone())
+    }
+
+    fn within_allowance(&self, key: &str) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        let (at, v) = entries.get(key)?;
+        (at.elapsed() < self.times.ttl + self.times.stale_allowance).then(|| v.clone())
+    }
+
+    /// Every entry is reloaded before it is served again (a subscription
+    /// was lost: some change may have been missed), but may still stand in
+    /// for a failed reload within the stale allowance.
+    fn expire_all(&self) {
+        let expired = Instant::now().checked_sub(self.times.ttl);
+        if let Ok(mut entries) = self.entries.lock() {
+            match expired {
+                Some(at) => entries.values_mut().for_each(|(loaded, _)| *loaded = at),
+                None => entries.clear(),
+            }
+        }
     }
 
     pub fn forget(&self, key: &str) {
@@ -154,14 +225,21 @@ pub struct CatalogCache {
 
 impl CatalogCache {
     pub fn new(ttl: Duration) -> Self {
+        Self::with_times(CacheTimes {
+            ttl,
+            stale_allowance: Duration::ZERO,
+        })
+    }
+
+    pub fn with_times(times: CacheTimes) -> Self {
         Self {
-            agents: TtlCache::new(ttl),
-            accounts: TtlCache::new(ttl),
-            projects: TtlCache::new(ttl),
-            links: TtlCache::new(ttl),
-            keys: TtlCache::new(ttl),
-            origins: TtlCache::new(ttl),
-            signing_keys: TtlCache::new(ttl),
+            agents: TtlCache::with_times(times),
+            accounts: TtlCache::with_times(times),
+            projects: TtlCache::with_times(times),
+            links: TtlCache::with_times(times),
+            keys: TtlCache::with_times(times),
+            origins: TtlCache::with_times(times),
+            signing_keys: TtlCache::with_times(times),
         }
     }
 
@@ -187,14 +265,16 @@ impl CatalogCache {
         publish(redis, changes).await;
     }
 
-    pub fn clear(&self) {
-        self.agents.clear();
-        self.accounts.clear();
-        self.projects.clear();
-        self.links.clear();
-        self.keys.clear();
-        self.origins.clear();
-        self.signing_keys.clear();
+    /// Every entry reloads before it is served again (see
+    /// [`TtlCache::expire_all`]).
+    pub fn expire_all(&self) {
+        self.agents.expire_all();
+        self.accounts.expire_all();
+        self.projects.expire_all();
+        self.links.expire_all();
+        self.keys.expire_all();
+        self.origins.expire_all();
+        self.signing_keys.expire_all();
     }
 }
 
@@ -213,36 +293,29 @@ async fn publish(redis: &lobby_kit::redis_conn::RedisConn, changes: &[Change]) {
 }
 
 /// Follows [`CHANNEL`] for as long as the process runs, applying each
-/// change to `cache`; on every (re)subscription the whole cache is dropped.
+/// change to `cache`; on every (re)subscription the whole cache expires.
 pub async fn follow_changes(redis: Redis, cache: Arc<CatalogCache>) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         redis.readiness().wait().await;
-        let subscribed = async {
-            let client = redis.pubsub_client()?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(CHANNEL).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        }
-        .await;
-        match subscribed {
-            Ok(mut pubsub) => {
-                cache.clear();
+        match redis.subscribe(&[CHANNEL], &[]).await {
+            Ok(messages) => {
+                cache.expire_all();
                 backoff.reset();
-                let mut messages = pubsub.on_message();
+                let mut messages = std::pin::pin!(messages);
                 while let Some(msg) = messages.next().await {
                     let payload: String = msg.get_payload().unwrap_or_default();
                     match Change::parse(&payload) {
                         Some(change) => cache.apply(&change),
-                        None => cache.clear(),
+                        None => cache.expire_all(),
                     }
                 }
                 tracing::warn!("catalog change subscription lost; resubscribing");
             }
             Err(e) => tracing::warn!(error = %e, "catalog change subscription failed; retrying"),
         }
-        // Whatever was missed meanwhile must not be served.
-        cache.clear();
+        // Whatever was missed meanwhile must not be served as fresh.
+        cache.expire_all();
         backoff.wait().await;
     }
 }
@@ -282,6 +355,43 @@ mod tests {
         assert_eq!(stale, Ok(4), "the TTL backs invalidation up");
     }
 
+    /// A reload that fails because Redis is away for a moment.
+    #[derive(Debug)]
+    struct Away;
+    impl Transient for Away {
+        fn is_transient(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_entry_stands_in_while_redis_is_away_within_its_allowance() {
+        let cache: TtlCache<u32> = TtlCache::with_times(CacheTimes {
+            ttl: Duration::from_millis(50),
+            stale_allowance: Duration::from_millis(300),
+        });
+        let first: Result<u32, Away> = cache.get_or_load("k", || async { Ok(1) }).await;
+        assert!(matches!(first, Ok(1)));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let away: Result<u32, Away> = cache.get_or_load("k", || async { Err(Away) }).await;
+        assert!(
+            matches!(away, Ok(1)),
+            "served while the reload fails: {away:?}"
+        );
+        let refused: Result<u32, ()> = cache.get_or_load("k", || async { Err(()) }).await;
+        assert!(refused.is_err(), "a plain failure is not covered");
+        cache.expire_all();
+        let after_resubscribing: Result<u32, Away> =
+            cache.get_or_load("k", || async { Err(Away) }).await;
+        assert!(matches!(after_resubscribing, Ok(1)));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let too_old: Result<u32, Away> = cache.get_or_load("k", || async { Err(Away) }).await;
+        assert!(too_old.is_err(), "past its allowance it is not served");
+        cache.forget("k");
+        let forgotten: Result<u32, Away> = cache.get_or_load("k", || async { Err(Away) }).await;
+        assert!(forgotten.is_err(), "a changed entry is never served stale");
+    }
+
     #[tokio::test]
     async fn a_write_drops_this_replicas_copy_before_any_message() {
         let cache = CatalogCache::new(Duration::from_secs(60));
@@ -295,6 +405,7 @@ mod tests {
             url: "redis://127.0.0.1:1".into(),
             retry_max: Duration::from_millis(100),
             report_after: Duration::from_secs(60),
+            command_timeout: Duration::from_secs(2),
         })
         .expect("a well-formed URL");
         cache

@@ -32,8 +32,9 @@ pub struct AuthConfig {
     pub key_pepper: String,
     pub session_jwt_ttl_seconds: i64,
     /// How long a cached catalog entry may be served if its invalidation
-    /// message was lost.
-    pub cache_ttl: std::time::Duration,
+    /// message was lost, and how much longer while its reload fails
+    /// because Redis is away for a moment.
+    pub cache: cache::CacheTimes,
     /// How long audit entries are kept (`LOBBY_AUDIT_RETENTION_DAYS`).
     pub audit_retention_ms: i64,
     pub clock: lobby_kit::time::Clock,
@@ -76,14 +77,23 @@ impl AuthConfig {
                 ttl
             },
             audit_retention_ms: lobby_kit::audit::AuditLog::retention_ms(s)?,
-            cache_ttl: {
+            cache: {
                 let ms: u64 = s.get_or("LOBBY_CATALOG_CACHE_TTL_MS", 5_000)?;
                 Settings::ensure(
                     "LOBBY_CATALOG_CACHE_TTL_MS",
                     (1..=600_000).contains(&ms),
                     "must be between 1 and 600000",
                 )?;
-                std::time::Duration::from_millis(ms)
+                let stale_ms: u64 = s.get_or("LOBBY_CATALOG_CACHE_STALE_MS", 60_000)?;
+                Settings::ensure(
+                    "LOBBY_CATALOG_CACHE_STALE_MS",
+                    stale_ms <= 3_600_000,
+                    "must be at most 3600000",
+                )?;
+                cache::CacheTimes {
+                    ttl: std::time::Duration::from_millis(ms),
+                    stale_allowance: std::time::Duration::from_millis(stale_ms),
+                }
             },
             clock: lobby_kit::time::Clock::from_settings(s),
             regions: lobby_kit::regions::RegionList::from_settings(s)?,
@@ -112,7 +122,7 @@ pub struct Running {
 /// admission settings are written.
 pub fn start(config: AuthConfig, redis: &lobby_kit::redis_conn::Redis) -> Running {
     let conn = redis.connection();
-    let cache = Arc::new(cache::CatalogCache::new(config.cache_ttl));
+    let cache = Arc::new(cache::CatalogCache::with_times(config.cache));
     let hasher = credentials::KeyHasher::new(config.key_pepper.as_bytes());
     let tokens = session_jwt::SessionTokens::new(
         conn.clone(),

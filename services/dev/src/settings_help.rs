@@ -120,6 +120,10 @@ pub const HELP: &[(&str, &str)] = &[
         "Smallest width or height an avatar image may have, in pixels; at least 24 and at most `LOBBY_AVATAR_MAX_SIDE`.",
     ),
     (
+        "LOBBY_CATALOG_CACHE_STALE_MS",
+        "How much longer than its TTL auth may serve a cached catalog entry while reloading it fails because Redis is away for a moment (the catalog's master failing over), in ms; at most 3600000, `0` never. An entry a change message named is never served stale.",
+    ),
+    (
         "LOBBY_CATALOG_CACHE_TTL_MS",
         "How long auth may serve a cached catalog entry whose invalidation message was lost, in ms; between 1 and 600000. Invalidation is otherwise immediate.",
     ),
@@ -279,6 +283,10 @@ pub const HELP: &[(&str, &str)] = &[
     (
         "LOBBY_RECORDS_LIST_MAX",
         "Most records the records contract's unpaginated list returns; between 1 and 100000.",
+    ),
+    (
+        "LOBBY_REDIS_COMMAND_TIMEOUT_MS",
+        "Longest one Redis command may take, every attempt included, in ms: a command to a node that died or froze fails after it with a retryable 503, and a command refused during a failover is sent again within it; between 100 and 60000.",
     ),
     (
         "LOBBY_REDIS_RETRY_MAX_MS",

@@ -1,19 +1,29 @@
-//! Redis for every service: one multiplexed connection, and a watcher that
-//! knows whether Redis answers right now.
+//! Redis for every service: one multiplexed connection (a single Redis) or
+//! one connection per master (a Redis Cluster, `redis_cluster`), and a
+//! watcher that knows whether Redis answers right now.
 //!
 //! Redis being down or still loading its data set (`LOADING` while it
 //! replays a large AOF) is a wait, never a reason to exit: a service starts,
 //! serves liveness, stays unready until Redis answers `PING`, and follows
-//! Redis going away and coming back for as long as it runs.
+//! Redis going away and coming back for as long as it runs. On a cluster a
+//! service is ready while any master answers: the accounts of the others are
+//! still served while one fails over.
 
-use crate::{backoff::Backoff, readiness, ConfigError, Readiness, Settings};
+use crate::{
+    backoff::Backoff,
+    liveness::Heartbeat,
+    readiness,
+    redis_cluster::{ClusterRouter, ClusterTimeouts},
+    ConfigError, Readiness, Settings,
+};
+use futures::StreamExt;
 use redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
-    cluster_async::ClusterConnection,
     Cmd, Pipeline, RedisFuture, Value,
 };
 use std::{
     future::Future,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -21,6 +31,12 @@ use std::{
 const HEALTHY_PING_INTERVAL: Duration = Duration::from_millis(500);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// Connecting to one Redis node, its handshake included.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a subscription's connection is asked whether it still answers:
+/// a node that froze (or a path that dropped silently) ends the subscription
+/// within about twice this, and it is made again on a node that answers.
+const SUBSCRIPTION_PING_EVERY: Duration = Duration::from_secs(2);
 
 /// The scheme that names a Redis Cluster by one or more of its nodes:
 /// `redis+cluster://host1:port1,host2:port2`.
@@ -36,6 +52,9 @@ pub struct RedisSettings {
     /// How long Redis may stay unanswering before it is reported as an
     /// error (and again every such period while it lasts).
     pub report_after: Duration,
+    /// The longest one command may take, every attempt included: a command
+    /// to a node that died or froze fails (retryably) after this.
+    pub command_timeout: Duration,
 }
 
 impl RedisSettings {
@@ -52,11 +71,18 @@ impl RedisSettings {
             report_after_ms >= 1_000,
             "must be at least 1000",
         )?;
+        let command_timeout_ms: u64 = s.get_or("LOBBY_REDIS_COMMAND_TIMEOUT_MS", 2_000)?;
+        Settings::ensure(
+            "LOBBY_REDIS_COMMAND_TIMEOUT_MS",
+            (100..=60_000).contains(&command_timeout_ms),
+            "must be between 100 and 60000",
+        )?;
         let url = s.string_or("LOBBY_REDIS_URL", "redis://127.0.0.1:6379");
         let settings = Self {
             url,
             retry_max: Duration::from_millis(retry_max_ms),
             report_after: Duration::from_millis(report_after_ms),
+            command_timeout: Duration::from_millis(command_timeout_ms),
         };
         for node in settings.nodes() {
             if let Err(e) = redis::Client::open(node.as_str()) {
@@ -91,15 +117,6 @@ impl RedisSettings {
             }
         }
     }
-
-    /// A single node to subscribe on: Redis Cluster delivers every PUBLISH
-    /// to subscribers on any node.
-    pub fn pubsub_url(&self) -> String {
-        self.nodes()
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| self.url.clone())
-    }
 }
 
 /// One connection to a single Redis or a Redis Cluster: stores and scripts
@@ -108,7 +125,7 @@ impl RedisSettings {
 #[derive(Clone)]
 pub enum RedisConn {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterRouter),
 }
 
 /// `answer`, its round trip timed into `lobby_redis_round_trip_seconds`.
@@ -158,12 +175,69 @@ pub struct RedisConnectError {
     source: redis::RedisError,
 }
 
+/// A connection for `settings`, made lazily: nothing is awaited here.
+/// Every command has a deadline, and failing ones are retried only when
+/// they did not run; the watcher does the long waiting.
+pub fn connect(settings: &RedisSettings) -> Result<RedisConn, redis::RedisError> {
+    if settings.is_cluster() {
+        let timeouts = ClusterTimeouts {
+            connect: CONNECT_TIMEOUT,
+            command: settings.command_timeout,
+        };
+        return Ok(RedisConn::Cluster(ClusterRouter::open(
+            &settings.nodes(),
+            timeouts,
+        )?));
+    }
+    let client = redis::Client::open(settings.url.as_str())?;
+    let config = ConnectionManagerConfig::new()
+        .set_number_of_retries(1)
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(settings.command_timeout));
+    Ok(RedisConn::Single(ConnectionManager::new_lazy_with_config(
+        client, config,
+    )?))
+}
+
+/// What the watcher last saw: per master (one, for a single Redis), whether
+/// it answered.
+#[derive(Debug, Default)]
+struct Shards {
+    answers: Vec<(String, Result<(), String>)>,
+}
+
+impl Shards {
+    fn summary(&self) -> Result<Option<String>, String> {
+        let failing: Vec<String> = self
+            .answers
+            .iter()
+            .filter_map(|(node, a)| a.as_ref().err().map(|e| format!("{node}: {e}")))
+            .collect();
+        if self.answers.is_empty() {
+            return Err("not reached yet".into());
+        }
+        if failing.is_empty() {
+            return Ok(None);
+        }
+        if failing.len() == self.answers.len() {
+            return Err(failing.join("; "));
+        }
+        Ok(Some(format!(
+            "degraded: {} of {} masters answer, the accounts of the others wait for their failover ({})",
+            self.answers.len() - failing.len(),
+            self.answers.len(),
+            failing.join("; ")
+        )))
+    }
+}
+
 /// A service's Redis: the connection, and whether Redis answers right now.
 #[derive(Clone)]
 pub struct Redis {
     conn: RedisConn,
     settings: RedisSettings,
     readiness: Readiness,
+    shards: Arc<Mutex<Shards>>,
 }
 
 impl Redis {
@@ -174,37 +248,38 @@ impl Redis {
             url: settings.url.clone(),
             source,
         };
-        // Bounded retries and timeouts per attempt: the watcher below does
-        // the long waiting, so a request never hangs on a dead Redis.
-        let conn = if settings.is_cluster() {
-            let client = redis::cluster::ClusterClient::builder(settings.nodes())
-                .retries(2)
-                .connection_timeout(Duration::from_secs(2))
-                .response_timeout(Duration::from_secs(5))
-                .build()
-                .map_err(err)?;
-            RedisConn::Cluster(
-                client.get_pending_async_connection_with_config(
-                    redis::cluster::ClusterConfig::new()
-                        .set_connection_timeout(Duration::from_secs(2))
-                        .set_response_timeout(Duration::from_secs(5)),
-                ),
-            )
-        } else {
-            let client = redis::Client::open(settings.url.as_str()).map_err(err)?;
-            let config = ConnectionManagerConfig::new()
-                .set_number_of_retries(1)
-                .set_connection_timeout(Some(Duration::from_secs(2)))
-                .set_response_timeout(Some(Duration::from_secs(5)));
-            RedisConn::Single(ConnectionManager::new_lazy_with_config(client, config).map_err(err)?)
-        };
+        let conn = connect(settings).map_err(err)?;
         let (flag, readiness) = readiness::flag();
-        tokio::spawn(watch_redis(conn.clone(), settings.clone(), flag));
+        let shards = Arc::new(Mutex::new(Shards::default()));
+        // The watcher goes round at least every retry_max plus a ping.
+        let heartbeat = Heartbeat::register(
+            "the Redis watcher",
+            (settings.retry_max + PING_TIMEOUT + HEALTHY_PING_INTERVAL) * 3
+                + Duration::from_secs(10),
+        );
+        tokio::spawn(watch_redis(
+            conn.clone(),
+            settings.clone(),
+            flag,
+            shards.clone(),
+            heartbeat,
+        ));
         Ok(Self {
             conn,
             settings: settings.clone(),
             readiness,
+            shards,
         })
+    }
+
+    /// What the watcher last saw of Redis: `Ok(None)` when all of it
+    /// answers, `Ok(Some(what))` when a cluster serves only some accounts
+    /// (which masters fail), `Err` when nothing answers.
+    pub fn health(&self) -> Result<Option<String>, String> {
+        self.shards
+            .lock()
+            .map(|s| s.summary())
+            .unwrap_or_else(|_| Err("the Redis watcher failed".into()))
     }
 
     pub fn connection(&self) -> RedisConn {
@@ -215,9 +290,38 @@ impl Redis {
         &self.settings
     }
 
-    /// A client for pub/sub (one node; a cluster delivers to all).
-    pub fn pubsub_client(&self) -> Result<redis::Client, redis::RedisError> {
-        redis::Client::open(self.settings.pubsub_url().as_str())
+    /// The messages of `channels` and `patterns`, on the first node that
+    /// takes the subscription (a cluster delivers every PUBLISH to every
+    /// node). The stream ends when the connection is lost or stops
+    /// answering pings: the caller subscribes again, elsewhere if need be,
+    /// and knows it may have missed messages meanwhile.
+    pub async fn subscribe(
+        &self,
+        channels: &[&str],
+        patterns: &[&str],
+    ) -> Result<impl futures::Stream<Item = redis::Msg> + Send + use<>, redis::RedisError> {
+        let pubsub = match &self.conn {
+            RedisConn::Cluster(router) => router.pubsub().await?,
+            RedisConn::Single(_) => {
+                let client = redis::Client::open(self.settings.url.as_str())?;
+                tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+                    .await
+                    .map_err(|_| {
+                        redis::RedisError::from(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no pub/sub connection in time",
+                        ))
+                    })??
+            }
+        };
+        let (mut sink, stream) = pubsub.split();
+        for channel in channels {
+            sink.subscribe(*channel).await?;
+        }
+        for pattern in patterns {
+            sink.psubscribe(*pattern).await?;
+        }
+        Ok(alive_messages(sink, stream))
     }
 
     /// Ready while Redis answers `PING`.
@@ -247,8 +351,39 @@ impl Redis {
     }
 }
 
+/// A subscription's messages while its connection answers a ping every
+/// [`SUBSCRIPTION_PING_EVERY`]: a frozen node sends no error, only silence.
+fn alive_messages(
+    sink: redis::aio::PubSubSink,
+    stream: redis::aio::PubSubStream,
+) -> impl futures::Stream<Item = redis::Msg> + Send {
+    futures::stream::unfold(
+        (sink, stream, Instant::now()),
+        |(mut sink, mut stream, mut pinged)| async move {
+            loop {
+                let due = (pinged + SUBSCRIPTION_PING_EVERY).into();
+                tokio::select! {
+                    msg = stream.next() => return msg.map(|m| (m, (sink, stream, pinged))),
+                    () = tokio::time::sleep_until(due) => {
+                        let pong = tokio::time::timeout(
+                            SUBSCRIPTION_PING_EVERY,
+                            sink.ping::<redis::Value>(),
+                        );
+                        if !matches!(pong.await, Ok(Ok(_))) {
+                            tracing::warn!("a Redis subscription stopped answering; subscribing again");
+                            return None;
+                        }
+                        pinged = Instant::now();
+                    }
+                }
+            }
+        },
+    )
+}
+
 /// Whether a Redis error means "not now" (Redis down, restarting, loading
-/// its data, failing over) rather than a fault in the request.
+/// its data, failing over, a slot moving between masters) rather than a
+/// fault in the request: the caller is told to retry.
 pub fn is_transient(e: &redis::RedisError) -> bool {
     use redis::{ErrorKind, ServerErrorKind};
     e.is_io_error()
@@ -257,14 +392,42 @@ pub fn is_transient(e: &redis::RedisError) -> bool {
         || e.is_connection_refusal()
         || matches!(
             e.kind(),
-            ErrorKind::Server(
-                ServerErrorKind::BusyLoading
-                    | ServerErrorKind::TryAgain
-                    | ServerErrorKind::ClusterDown
-                    | ServerErrorKind::MasterDown
-                    | ServerErrorKind::ReadOnly
-            )
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
+                        | ServerErrorKind::Moved
+                        | ServerErrorKind::Ask
+                )
         )
+        || is_refused_transaction(e)
+}
+
+/// A transaction refused as a whole because its commands met a failover
+/// (each was redirected or refused while queued).
+fn is_refused_transaction(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    e.kind() == ErrorKind::Server(ServerErrorKind::ExecAbort)
+        && e.clone().into_server_errors().is_some_and(|queued| {
+            !queued.is_empty()
+                && queued.iter().all(|(_, q)| {
+                    matches!(
+                        q.kind(),
+                        Some(
+                            ServerErrorKind::Moved
+                                | ServerErrorKind::Ask
+                                | ServerErrorKind::TryAgain
+                                | ServerErrorKind::ClusterDown
+                                | ServerErrorKind::MasterDown
+                                | ServerErrorKind::BusyLoading
+                                | ServerErrorKind::ReadOnly
+                        )
+                    )
+                })
+        })
 }
 
 /// The machine code of a failed Redis call: `store_unavailable` (retry
@@ -286,26 +449,76 @@ pub fn grpc_code(e: &redis::RedisError) -> tonic::Code {
     }
 }
 
-/// Pings Redis for as long as anyone follows its readiness. A failed ping
-/// also makes the manager replace a dead connection before a request needs it.
-async fn watch_redis(mut conn: RedisConn, settings: RedisSettings, flag: readiness::ReadyFlag) {
+/// What one round of the watcher found: every master's answer to `PING`
+/// (one Redis's, when not a cluster).
+async fn ping_round(conn: &mut RedisConn, url: &str) -> Vec<(String, Result<(), String>)> {
+    match conn {
+        RedisConn::Cluster(router) => {
+            let answers = tokio::time::timeout(PING_TIMEOUT, router.ping_masters()).await;
+            match answers {
+                Ok(answers) if !answers.is_empty() => answers
+                    .into_iter()
+                    .map(|(addr, a)| (addr.to_string(), a))
+                    .collect(),
+                Ok(_) => vec![(url.to_owned(), Err("no master known yet".into()))],
+                Err(_) => vec![(
+                    url.to_owned(),
+                    Err(format!("no answer to PING within {PING_TIMEOUT:?}")),
+                )],
+            }
+        }
+        RedisConn::Single(_) => {
+            let ping =
+                tokio::time::timeout(PING_TIMEOUT, redis::cmd("PING").query_async::<String>(conn))
+                    .await;
+            let answer = match ping {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer to PING within {PING_TIMEOUT:?}")),
+            };
+            vec![(url.to_owned(), answer)]
+        }
+    }
+}
+
+/// Pings Redis for as long as anyone follows its readiness: ready while
+/// Redis (on a cluster: any master) answers. A failed ping also makes the
+/// connection replace a dead link before a request needs it.
+async fn watch_redis(
+    mut conn: RedisConn,
+    settings: RedisSettings,
+    flag: readiness::ReadyFlag,
+    shards: Arc<Mutex<Shards>>,
+    heartbeat: Arc<Heartbeat>,
+) {
     let url = settings.url.as_str();
     let mut backoff = Backoff::new(FIRST_RETRY, settings.retry_max);
     let mut down_since: Option<Instant> = Some(Instant::now());
     let mut reported_at: Option<Instant> = None;
     let mut announced = false;
     let mut ever_answered = false;
+    let mut degraded_before: Option<String> = None;
     while flag.is_observed() {
-        let ping = tokio::time::timeout(
-            PING_TIMEOUT,
-            redis::cmd("PING").query_async::<String>(&mut conn),
-        )
-        .await;
-        let failure = match ping {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some(format!("no answer to PING within {PING_TIMEOUT:?}")),
+        heartbeat.beat();
+        let round = Shards {
+            answers: ping_round(&mut conn, url).await,
         };
+        let summary = round.summary();
+        if let Ok(mut s) = shards.lock() {
+            *s = round;
+        }
+        let failure = summary.clone().err();
+        let degraded = summary.ok().flatten();
+        if degraded != degraded_before {
+            match &degraded {
+                Some(what) => tracing::warn!(redis = url, "{what}"),
+                None if degraded_before.is_some() => {
+                    tracing::info!(redis = url, "every Redis master answers again")
+                }
+                None => {}
+            }
+            degraded_before = degraded;
+        }
         match failure {
             None => {
                 if let Some(since) = down_since.take() {
@@ -350,6 +563,51 @@ async fn watch_redis(mut conn: RedisConn, settings: RedisSettings, flag: readine
                 }
                 backoff.wait().await;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(reply: &str) -> redis::RedisError {
+        match redis::parse_redis_value(format!("-{reply}\r\n").as_bytes()) {
+            Ok(Value::ServerError(e)) => e.into(),
+            other => panic!("not an error reply: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failover_and_a_timeout_are_transient_and_a_fault_is_not() {
+        for reply in [
+            "MOVED 3999 127.0.0.1:6381",
+            "ASK 3999 127.0.0.1:6381",
+            "CLUSTERDOWN The cluster is down",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "LOADING Redis is loading the dataset in memory",
+            "MASTERDOWN Link with MASTER is down",
+            "READONLY You can't write against a read only replica.",
+        ] {
+            let e = server_error(reply);
+            assert!(is_transient(&e), "{reply}");
+            assert_eq!(error_code(&e), crate::ErrorCode::StoreUnavailable, "{reply}");
+            assert_eq!(grpc_code(&e), tonic::Code::Unavailable, "{reply}");
+        }
+        let timeout = redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no answer",
+        ));
+        assert!(is_transient(&timeout));
+        let refused = redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused",
+        ));
+        assert!(is_transient(&refused));
+        for reply in ["WRONGTYPE Operation against a key", "ERR syntax error", "NOSCRIPT No matching script"] {
+            let e = server_error(reply);
+            assert!(!is_transient(&e), "{reply}");
+            assert_eq!(error_code(&e), crate::ErrorCode::InternalError, "{reply}");
         }
     }
 }

@@ -230,7 +230,7 @@ pub fn start(
         conn.clone(),
         i64::try_from(config.workers.heartbeat_expiry.as_millis()).unwrap_or(i64::MAX),
     );
-    let dispatcher = workers::Dispatcher::start(redis.pubsub_client()?, redis.clone());
+    let dispatcher = workers::Dispatcher::start(redis.clone());
     let metrics = metrics::RoomsMetrics::new()?;
     let mut background = lobby_kit::background::Background::default();
     if let Some(task) = lobby_kit::metrics::spawn(config.metrics_listen, metrics.registry.clone()) {

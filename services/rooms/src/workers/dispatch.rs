@@ -72,7 +72,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Subscribes to the job and reply channels (again each time Redis
     /// comes back) and returns the dispatcher.
-    pub fn start(client: redis::Client, redis: lobby_kit::redis_conn::Redis) -> Self {
+    pub fn start(redis: lobby_kit::redis_conn::Redis) -> Self {
         let dispatcher = Self {
             redis: redis.connection(),
             local: Arc::default(),
@@ -83,7 +83,7 @@ impl Dispatcher {
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
             loop {
                 redis.readiness().wait().await;
-                match listener.listen(&client).await {
+                match listener.listen(&redis).await {
                     Ok(()) => {
                         backoff.reset();
                         tracing::warn!("worker dispatch subscription ended; resubscribing");
@@ -98,11 +98,10 @@ impl Dispatcher {
         dispatcher
     }
 
-    async fn listen(&self, client: &redis::Client) -> Result<(), redis::RedisError> {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.psubscribe(format!("{JOBS}*")).await?;
-        pubsub.subscribe(REPLIES).await?;
-        let mut messages = pubsub.on_message();
+    async fn listen(&self, redis: &lobby_kit::redis_conn::Redis) -> Result<(), redis::RedisError> {
+        let jobs = format!("{JOBS}*");
+        let messages = redis.subscribe(&[REPLIES], &[&jobs]).await?;
+        let mut messages = std::pin::pin!(messages);
         while let Some(msg) = messages.next().await {
             let channel = msg.get_channel_name().to_owned();
             if channel == REPLIES {
