@@ -87,8 +87,11 @@ impl Contract {
             Self::Otas => json!(otas::OtasError::of(&e)),
             Self::Links => json!(links::LinkError::of(&e)),
             Self::Records => {
-                // The seed's server errors are 499, in the body and the status.
-                let status = if e.status.is_server_error() {
+                // The seed's server errors are 499, in the body and the
+                // status; a store away for a moment stays 503 with
+                // `Retry-After`, as in every contract: retry, not a fault.
+                let transient = e.status == StatusCode::SERVICE_UNAVAILABLE;
+                let status = if e.status.is_server_error() && !transient {
                     StatusCode::from_u16(499).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
                 } else {
                     e.status
@@ -144,5 +147,34 @@ mod tests {
             Contract::of("/artifacts/accounts/a/sessions/s/conversation.wav"),
             Contract::Artifacts
         );
+    }
+
+    #[tokio::test]
+    async fn a_store_away_for_a_moment_is_a_503_with_retry_after_in_every_contract() {
+        use http_body_util::BodyExt;
+        let status = lobby_kit::grpc::status(
+            tonic::Code::Unavailable,
+            lobby_kit::ErrorCode::StoreUnavailable,
+            "state store: MOVED 3999 127.0.0.1:6381",
+            &[],
+        );
+        for (contract, field) in [
+            (Contract::Ojin, "error_code"),
+            (Contract::Otas, "status_description"),
+            (Contract::Links, "error"),
+            (Contract::Records, "message"),
+            (Contract::Artifacts, "error"),
+        ] {
+            let response = contract.render(ApiError::from_status(&status));
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{contract:?}");
+            assert_eq!(
+                response.headers().get("retry-after").map(|v| v.as_bytes()),
+                Some(&b"1"[..]),
+                "{contract:?}"
+            );
+            let body = response.into_body().collect().await.expect("body").to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            assert!(body.get(field).is_some(), "{contract:?}: {body}");
+        }
     }
 }

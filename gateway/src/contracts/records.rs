@@ -83,6 +83,11 @@ pub enum Refusals {
         description = "A server error (the seed's status for one)"
     )]
     ServerError(RecordsMessage),
+    #[response(
+        status = 503,
+        description = "The store is unavailable for a moment (a Redis failover): retry after `Retry-After` seconds"
+    )]
+    Unavailable(RecordsMessage),
 }
 
 /// The paths that name no record: always 400.
