@@ -9,6 +9,7 @@ pub mod livekit;
 pub mod lobby;
 pub mod otlp_collector;
 pub mod process;
+pub mod redis_proxy;
 pub mod redis_server;
 pub mod s3_server;
 pub mod summarizer_standin;

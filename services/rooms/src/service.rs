@@ -269,13 +269,17 @@ impl Rooms for RoomsService {
     ) -> Result<Response<pb::CloseRoomResponse>, Status> {
         let req = req.into_inner();
         require(&req.session_id, "session_id")?;
-        // Empty when the record never learned it: the registry looks.
-        let worker_released = self
-            .workers
-            .registry
-            .release(&req.worker_id, &req.session_id)
-            .await
-            .map_err(RoomsError::from)?;
+        // Empty when the record never learned it: the registry looks,
+        // unless no worker was ever asked to run it.
+        let worker_released = if req.worker_id.is_empty() && req.needs_no_worker {
+            false
+        } else {
+            self.workers
+                .registry
+                .release(&req.worker_id, &req.session_id)
+                .await
+                .map_err(RoomsError::from)?
+        };
         let room = if req.room_name.is_empty() {
             lobby_proto::room_name(&req.session_id)
         } else {

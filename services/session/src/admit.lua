@@ -14,8 +14,9 @@
 -- KEYS[5] settings        T:<acct>:settings          hash (written by auth; read only here)
 -- KEYS[6] link uses       T:<acct>:link_uses         hash link id -> uses
 -- KEYS[7] sweep index     T:due                      zset "<acct>|<sid>" -> next check (ms)
--- KEYS[8] (single Redis only) the id -> account lookup session_account:<sid>;
---         on a Cluster it lives in another slot and is written beside this
+-- KEYS[8] the id -> account lookup T:session_account:<sid>, when it shares
+--         the account's slot (every id Lobby mints names the account's
+--         bucket) or on a single Redis; otherwise it is written beside this
 -- ARGV[1] session id      ARGV[2] account id        ARGV[3] agent id
 -- ARGV[4..7] the principal's account limit, agent limit (0: none),
 --         max session seconds and quota seconds: used only while the
@@ -41,7 +42,7 @@
 -- Returns {1, deadline_ms, reserved_seconds, lease_deadline_ms, started_at_ms},
 -- or {0, scope, limit, in_use, retry_after_ms} with scope one of account,
 -- agent, minutes, link_used_up, agent_unpublished, released (a hold asked
--- for after it was given back).
+-- for after it was given back, or a start arriving after it was withdrawn).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local sid, acct, agent = ARGV[1], ARGV[2], ARGV[3]
@@ -63,6 +64,13 @@ if mode == 'hold' then
   if h[2] and lease and lease > now then
     return {1, tonumber(h[2]), tonumber(h[3]), lease, tonumber(h[5])}
   end
+end
+
+-- A start given up on (its admission's answer was lost, and finish.lua
+-- withdrew it) left a tombstone where its record would go: arriving late,
+-- it takes nothing.
+if mode ~= 'hold' and redis.call('EXISTS', KEYS[1]) == 1 then
+  return {0, 'released', 0, 0, 0}
 end
 
 -- The exact settings, where auth has written them.

@@ -15,13 +15,22 @@
 -- ARGV[7] seconds the finished record (and its event log) is kept (0: forever)
 -- ARGV[8] when the sweeper purges it then (ms, the sweeper's clock); the
 --         keys' own expiry comes a day later, a backstop
+-- ARGV[9] '1' withdraws a start whose admission's answer was lost: failed
+--         as above if the admission ran; if it has not (yet), a tombstone
+--         record (status 'withdrawn', kept ARGV[7] seconds) makes admit.lua
+--         refuse it should it still arrive
 -- The records contract's update index of the agent is derived here (as in
 -- admit.lua).
 -- Returns 1 this call finished it, 0 it was already over, -1 no such
--- session (or not the caller's).
+-- session (or not the caller's), -2 withdrawn before its admission ran.
 local f = redis.call('HMGET', KEYS[1], 'status', 'agent_id', 'started_at_ms', 'reserved_seconds',
   'billed', 'link_id', 'home_region')
-if not f[1] then return -1 end
+if not f[1] then
+  if ARGV[9] ~= '1' then return -1 end
+  redis.call('HSET', KEYS[1], 'status', 'withdrawn', 'failure_code', ARGV[4])
+  redis.call('EXPIRE', KEYS[1], math.max(tonumber(ARGV[7]), 3600))
+  return -2
+end
 if ARGV[6] ~= '' and f[2] ~= ARGV[6] then return -1 end
 if f[1] ~= 'active' and f[1] ~= 'starting' then return 0 end
 local sid, failed = ARGV[1], ARGV[3] == 'failed'

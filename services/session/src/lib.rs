@@ -4,6 +4,7 @@
 
 pub mod agent_runs;
 pub mod error;
+mod give_back;
 pub mod grpc;
 pub mod home;
 pub mod ids;
@@ -273,6 +274,11 @@ pub fn start(
         homes,
     );
     background.spawn(sweep_forever(service.clone(), ready.clone()));
+    background.spawn(give_back::settle_forever(
+        service.clone(),
+        ready.clone(),
+        service.policy().sweep_interval,
+    ));
     let service = Arc::new(service);
     Ok(Running {
         workers: Arc::new(worker_records::WorkerRecordsService::new(

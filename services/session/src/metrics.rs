@@ -16,6 +16,9 @@ pub struct SessionMetrics {
     /// Slots held in this region's store: every running session's, and
     /// every hold for a session another region runs.
     pub slots_in_use: IntGauge,
+    /// Admissions, give-backs and ends whose answer Redis lost, waiting to
+    /// be settled once it answers.
+    pub give_backs_owed: IntGauge,
 }
 
 /// Reads Redis's memory figures and the slots held into the gauges every
@@ -76,6 +79,11 @@ impl SessionMetrics {
             "lobby_session_slots_in_use",
             "Concurrency slots held in this region's store (running sessions, and holds for sessions other regions run)",
         )?;
+        let give_backs_owed = IntGauge::new(
+            "lobby_session_give_backs_owed",
+            "Admissions, give-backs and ends whose answer Redis lost, to be settled once it answers",
+        )?;
+        registry.register(Box::new(give_backs_owed.clone()))?;
         registry.register(Box::new(slots_in_use.clone()))?;
         registry.register(Box::new(starts.clone()))?;
         registry.register(Box::new(ended.clone()))?;
@@ -88,6 +96,7 @@ impl SessionMetrics {
             redis_used_memory,
             redis_max_memory,
             slots_in_use,
+            give_backs_owed,
         })
     }
 }

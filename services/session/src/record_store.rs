@@ -279,7 +279,13 @@ impl RecordStore {
                 redis::from_redis_value(pair[0].clone()).map_err(unreadable)?;
             let messages: Vec<String> =
                 redis::from_redis_value(pair[1].clone()).map_err(unreadable)?;
-            out.push((!fields.is_empty()).then_some(StoredRecord { fields, messages }));
+            // A withdrawn start's tombstone is no record.
+            let withdrawn = fields
+                .get("status")
+                .is_some_and(|s| s == crate::store::WITHDRAWN);
+            out.push(
+                (!fields.is_empty() && !withdrawn).then_some(StoredRecord { fields, messages }),
+            );
         }
         Ok(out)
     }
@@ -449,15 +455,21 @@ impl RecordStore {
             .arg(k.due_member());
         let deleted: i64 = call.invoke_async(&mut self.conn()).await?;
         if deleted == 1 {
-            // The id -> account lookup lives in another slot (on a Cluster):
-            // dropped beside the script, after it, and only if it is this
-            // account's (ids chosen by callers may equal another's).
-            let _: i64 = self
-                .drop_lookup
-                .key(crate::store::lookup_key(id))
-                .arg(account_id)
-                .invoke_async(&mut self.conn())
-                .await?;
+            // The id -> account lookup may live in another slot (on a
+            // Cluster): dropped beside the script, after it, and only if it
+            // is this account's (ids chosen by callers may equal another's);
+            // so is one an older version kept outside every bucket.
+            for lookup in [
+                crate::store::lookup_key(id),
+                crate::store::legacy_lookup_key(id),
+            ] {
+                let _: i64 = self
+                    .drop_lookup
+                    .key(lookup)
+                    .arg(account_id)
+                    .invoke_async(&mut self.conn())
+                    .await?;
+            }
         }
         Ok(match deleted {
             1 => Deleted::Now,

@@ -91,6 +91,9 @@ pub struct SessionService {
     /// start records it with its admission, and writes the URL again only
     /// when its room's differs. Daily rooms each have their own.
     pub(crate) last_room_urls: Arc<std::sync::RwLock<std::collections::HashMap<i32, String>>>,
+    /// Admissions, give-backs and ends whose answer Redis lost, settled
+    /// once it answers (`give_back`).
+    pub(crate) give_backs: crate::give_back::GiveBacks,
 }
 
 /// A peer's error as this service reports it: an unreachable peer is the
@@ -154,6 +157,7 @@ impl SessionService {
             home,
             job_ends_cursor: Arc::default(),
             last_room_urls: Arc::default(),
+            give_backs: crate::give_back::GiveBacks::default(),
         }
     }
 
@@ -218,32 +222,30 @@ impl SessionService {
                 self.policy.ended_record_ttl_seconds,
                 self.clock.now_ms() + self.policy.ended_record_ttl_seconds * 1000,
             )
-            .await?;
-        match finished {
-            Finished::Missing => return Err(SessionError::NotFound(session.id.clone()).into()),
-            Finished::Now => {
-                self.metrics
-                    .ended
-                    .with_label_values(&[reason.as_str()])
-                    .inc();
-                tracing::info!(session_id = %session.id, reason = reason.as_str(), "session ended");
-                let ran_ms = ended_at - session.started_at_ms;
-                self.release_at_home(session, false, u64::try_from(ran_ms / 1000).unwrap_or(0))
-                    .await;
-                // The record expires; its lookup goes with it.
-                if let Err(e) = self
-                    .store
-                    .expire_lookup(session, self.policy.ended_record_ttl_seconds)
-                    .await
-                {
-                    tracing::warn!(session_id = %session.id, error = %e, "the ended session's id lookup keeps no expiry");
+            .await;
+        let finished = match finished {
+            Ok(finished) => finished,
+            Err(e) => {
+                // It may have ended it: the caller retries, and the end is
+                // applied here too once Redis answers (once, between them).
+                if crate::give_back::outcome_unknown(&e) {
+                    self.owe(
+                        session,
+                        crate::give_back::Owed::End {
+                            reason,
+                            ended_at_ms: ended_at,
+                            as_agent: as_agent.unwrap_or("").to_owned(),
+                        },
+                    );
                 }
-                if session.kind() != SessionKind::AgentRun {
-                    if let Err(status) = self.close_room(session).await {
-                        self.close_room_later(session, &status).await;
-                    }
-                }
+                return Err(e.into());
             }
+        };
+        match finished {
+            Finished::Missing | Finished::Withdrawn => {
+                return Err(SessionError::NotFound(session.id.clone()).into())
+            }
+            Finished::Now => self.after_end(session, reason, ended_at).await,
             Finished::Already if as_agent.is_some() => return Err(SessionError::Ended.into()),
             Finished::Already => {}
         }
@@ -254,8 +256,35 @@ impl SessionService {
             .unwrap_or_else(|| session.clone()))
     }
 
+    /// What follows the end of a session, by whoever ended it: the count,
+    /// the hold at home, the lookup's expiry, the room.
+    pub(crate) async fn after_end(&self, session: &Session, reason: EndedReason, ended_at: i64) {
+        self.metrics
+            .ended
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        tracing::info!(session_id = %session.id, reason = reason.as_str(), "session ended");
+        let ran_ms = ended_at - session.started_at_ms;
+        self.release_at_home(session, false, u64::try_from(ran_ms / 1000).unwrap_or(0))
+            .await;
+        // The record expires; its lookup goes with it.
+        if let Err(e) = self
+            .store
+            .expire_lookup(session, self.policy.ended_record_ttl_seconds)
+            .await
+        {
+            tracing::warn!(session_id = %session.id, error = %e, "the ended session's id lookup keeps no expiry");
+        }
+        if session.kind() != SessionKind::AgentRun {
+            if let Err(status) = self.close_room(session).await {
+                self.close_room_later(session, &status).await;
+            }
+        }
+    }
+
     /// Gives back everything a start took after admission (slots, minutes,
     /// the link use; room and worker through rooms) and marks it failed.
+    /// When Redis cannot be told, it is owed and given back once it answers.
     pub(crate) async fn fail_start(&self, session: &Session, code: lobby_kit::ErrorCode) {
         let closed = self.close_room(session);
         let finished = async {
@@ -276,17 +305,40 @@ impl SessionService {
         };
         let (closed, finished, ()) =
             tokio::join!(closed, finished, self.release_at_home(session, true, 0));
-        if let Err(e) = finished {
-            // Its lease runs out and the sweeper ends it (closing the room):
-            // nothing stays held.
-            tracing::error!(session_id = %session.id, error = %e, "failed start not given back; its lease will free it");
-        } else if let Err(status) = closed {
-            self.close_room_later(session, &status).await;
+        match finished {
+            Err(e) if crate::give_back::outcome_unknown(&e) => {
+                self.owe(session, crate::give_back::Owed::Fail(code));
+            }
+            Err(e) => {
+                // Its lease runs out and the sweeper ends it (closing the
+                // room): nothing stays held.
+                tracing::error!(session_id = %session.id, error = %e, "failed start not given back; its lease will free it");
+            }
+            Ok(()) => {
+                if let Err(status) = closed {
+                    self.close_room_later(session, &status).await;
+                }
+            }
         }
         self.metrics
             .starts
             .with_label_values(&[code.as_str()])
             .inc();
+    }
+
+    /// What follows a failed start's give-back settled later: the lookup's
+    /// expiry and the room (closed again: closing is idempotent).
+    pub(crate) async fn after_failed_start(&self, session: &Session) {
+        if let Err(e) = self
+            .store
+            .expire_lookup(session, self.policy.failed_record_ttl_seconds)
+            .await
+        {
+            tracing::warn!(session_id = %session.id, error = %e, "the failed start's id lookup keeps no expiry");
+        }
+        if let Err(status) = self.close_room(session).await {
+            self.close_room_later(session, &status).await;
+        }
     }
 
     /// Gives back the hold the account's home region took for `session`
@@ -331,6 +383,7 @@ impl SessionService {
                 room_name: s.room_name.clone(),
                 provider: s.provider,
                 worker_id: s.worker_id.clone(),
+                needs_no_worker: !s.requires_worker,
             }))
             .await
             .map(|_| ())

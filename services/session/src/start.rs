@@ -155,9 +155,9 @@ impl SessionService {
                 .map_err(peer_failure)?;
         }
         let session_id = if link {
-            ids::sess(lobby_kit::time::now_ms())
+            ids::sess(lobby_kit::time::now_ms(), &p.account_id)
         } else {
-            ids::uuid()
+            ids::uuid(&p.account_id)
         };
         let requires_worker = link || p.requires_worker;
         // A worker joins as the agent, so it needs its own identity.
@@ -232,9 +232,20 @@ impl SessionService {
             first_check_in_ms: self.first_check_in_ms(!agent_identity.is_empty()),
             mode: AdmitMode::Local(stored.as_ref().unwrap_or(&session)),
         };
-        let admission = match &home {
-            None => self.store.admit(&request).await?,
-            Some(home) => self.admit_at_home(home, request).await?,
+        let admitted = match &home {
+            None => self.store.admit(&request).await,
+            Some(home) => self.admit_at_home(home, request).await,
+        };
+        let admission = match admitted {
+            Ok(admission) => admission,
+            Err(e) => {
+                // Admission may have run with its answer lost: withdrawn
+                // once Redis answers, so it holds nothing for a lease.
+                if crate::give_back::outcome_unknown(&e) {
+                    self.owe(&session, crate::give_back::Owed::Withdraw);
+                }
+                return Err(e.into());
+            }
         };
         let (deadline_ms, started_at_ms) = match admission {
             Admission::Admitted {
@@ -249,11 +260,15 @@ impl SessionService {
             started_at_ms,
             ..session
         };
-        // On a Cluster the id → account lookup is outside the account's slot:
-        // written beside the provider call (a crash losing it leaves a
+        // Admission wrote the id → account lookup in the account's slot
+        // (every id minted here names the account's bucket); otherwise it
+        // is written beside the provider call (a crash losing it leaves a
         // session the sweeper still ends: it knows the account).
         let lookup = async {
-            if self.store.admission_writes_lookup() {
+            if self
+                .store
+                .admission_writes_lookup(&session.id, &session.account_id)
+            {
                 Ok(())
             } else {
                 self.store

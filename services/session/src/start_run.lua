@@ -11,6 +11,8 @@
 -- KEYS[4] the account's records, KEYS[5..8] the agent's records by
 -- creation, by update, ids, and unnamed ids (the records contract's
 -- indexes, as in create_record.lua)
+-- KEYS[9] the id -> account lookup, when it shares the account's slot (as
+-- in admit.lua); otherwise it is written beside this
 -- Returns {1, open runs before this one} or {0, open runs} when refused.
 local open = redis.call('SCARD', KEYS[2])
 if open >= tonumber(ARGV[2]) then return {0, open} end
@@ -26,4 +28,5 @@ redis.call('ZADD', KEYS[5], now, ARGV[1])
 redis.call('ZADD', KEYS[6], now, ARGV[1])
 redis.call('ZADD', KEYS[7], 0, ARGV[1])
 redis.call('ZADD', KEYS[8], 0, ARGV[1])
+if KEYS[9] then redis.call('SET', KEYS[9], redis.call('HGET', KEYS[1], 'account_id')) end
 return {1, open}

@@ -3,8 +3,10 @@
 //!
 //! Every key of an account carries the account's bucket tag
 //! (`lobby_kit::keys`), so each script touches one slot of a Redis Cluster.
-//! The one key outside the tag is the id → account lookup
-//! (`session_account:<id>`): a session id alone names no account.
+//! The id → account lookup (`T:session_account:<id>`) carries the bucket the
+//! session id names (`lobby_kit::keys::session_id_bucket`): for the ids Lobby
+//! mints, its account's, so admission writes it in its one script; for an id
+//! a caller chose, some other bucket, written beside.
 
 use crate::{
     error::SessionError,
@@ -18,6 +20,9 @@ use lobby_proto::{
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+
+/// The status of a withdrawn start's tombstone (`finish.lua`).
+pub(crate) const WITHDRAWN: &str = "withdrawn";
 
 /// The keys of one session.
 pub(crate) struct Keys {
@@ -101,7 +106,21 @@ fn due_key(tag: &str) -> String {
 }
 
 pub(crate) fn lookup_key(session: &str) -> String {
+    let tag = lobby_kit::keys::bucket_tag(lobby_kit::keys::session_id_bucket(session));
+    format!("{tag}:session_account:{session}")
+}
+
+/// Where the lookup was kept before it moved into the id's bucket: read when
+/// the lookup is not found there (sessions started by an older version).
+/// Nothing writes it any more; it expires with its ended record.
+pub(crate) fn legacy_lookup_key(session: &str) -> String {
     format!("session_account:{session}")
+}
+
+/// Whether `session`'s lookup shares its account's slot (a script of the
+/// account can write it).
+fn lookup_in_account_slot(session: &str, account: &str) -> bool {
+    lobby_kit::keys::session_id_bucket(session) == lobby_kit::keys::account_bucket(account)
 }
 
 /// What one start asks of admission.
@@ -180,7 +199,8 @@ pub enum Admission {
     Refused(Refusal),
     LinkUsedUp,
     AgentUnpublished,
-    /// A hold asked for after its release: its start was given up on.
+    /// A hold asked for after its release, or a start after it was
+    /// withdrawn: its start was given up on.
     Released,
 }
 
@@ -233,6 +253,9 @@ pub enum Finish<'a> {
     Ended(EndedReason),
     /// A start that failed after admission, with the failure's machine code.
     Failed(&'a str),
+    /// A start whose admission's answer was lost: failed if it ran, and
+    /// kept from running if it has not yet.
+    Withdrawn(&'a str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,6 +266,8 @@ pub enum Finished {
     Already,
     /// No such session (or not the caller's).
     Missing,
+    /// Withdrawn before its admission ran: it never will.
+    Withdrawn,
 }
 
 /// A change of who is in a session's room.
@@ -352,11 +377,12 @@ impl SessionStore {
         self.redis.clone()
     }
 
-    /// Whether admission writes the id → account lookup itself: on a single
-    /// Redis it can (any key may share a script); on a Cluster the lookup is
-    /// in another slot, and [`SessionStore::index_account`] writes it beside.
-    pub fn admission_writes_lookup(&self) -> bool {
-        matches!(self.redis, RedisConn::Single(_))
+    /// Whether admission writes `session`'s id → account lookup itself: it
+    /// does when the lookup shares the account's slot (every id Lobby mints)
+    /// or on a single Redis (any key may share a script); otherwise
+    /// [`SessionStore::index_account`] writes it beside.
+    pub fn admission_writes_lookup(&self, session: &str, account: &str) -> bool {
+        matches!(self.redis, RedisConn::Single(_)) || lookup_in_account_slot(session, account)
     }
 
     /// The one round trip of an admitted start.
@@ -382,7 +408,7 @@ impl SessionStore {
         .key(k.settings())
         .key(k.link_uses())
         .key(k.due());
-        if self.admission_writes_lookup() && record.is_some() {
+        if self.admission_writes_lookup(req.session_id, req.account_id) && record.is_some() {
             call.key(lookup_key(req.session_id));
         }
         call.arg(req.session_id)
@@ -487,9 +513,10 @@ impl SessionStore {
         purge_at_ms: i64,
     ) -> Result<Finished, SessionError> {
         let k = Keys::new(&s.account_id, &s.agent_id, &s.id);
-        let (status, code) = match how {
-            Finish::Ended(reason) => ("ended", reason.as_str()),
-            Finish::Failed(code) => ("failed", code),
+        let (status, code, withdraw) = match how {
+            Finish::Ended(reason) => ("ended", reason.as_str(), "0"),
+            Finish::Failed(code) => ("failed", code, "0"),
+            Finish::Withdrawn(code) => ("failed", code, "1"),
         };
         let moved: i64 = self
             .scripts
@@ -510,11 +537,13 @@ impl SessionStore {
             .arg(as_agent)
             .arg(keep_seconds)
             .arg(purge_at_ms)
+            .arg(withdraw)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match moved {
             1 => Finished::Now,
             0 => Finished::Already,
+            -2 => Finished::Withdrawn,
             _ => Finished::Missing,
         })
     }
@@ -653,7 +682,11 @@ impl SessionStore {
     }
 
     async fn account_of(&self, session_id: &str) -> Result<Option<String>, SessionError> {
-        Ok(self.conn().get(lookup_key(session_id)).await?)
+        let found: Option<String> = self.conn().get(lookup_key(session_id)).await?;
+        match found {
+            Some(account) => Ok(Some(account)),
+            None => Ok(self.conn().get(legacy_lookup_key(session_id)).await?),
+        }
     }
 
     /// A session by id alone.
@@ -693,7 +726,8 @@ impl SessionStore {
     ) -> Result<Option<Session>, SessionError> {
         let k = Keys::new(account_id, "", session_id);
         let fields: HashMap<String, String> = self.conn().hgetall(k.record()).await?;
-        if fields.is_empty() {
+        // A withdrawn start's tombstone is no session.
+        if fields.is_empty() || fields.get("status").is_some_and(|s| s == WITHDRAWN) {
             return Ok(None);
         }
         records::from_fields(&fields).map(Some)
@@ -717,8 +751,12 @@ impl SessionStore {
             .key(k.agent_records("created"))
             .key(k.agent_records("updated"))
             .key(k.agent_records("ids"))
-            .key(k.agent_records("unnamed"))
-            .arg(&s.id)
+            .key(k.agent_records("unnamed"));
+        let writes_lookup = self.admission_writes_lookup(&s.id, &s.account_id);
+        if writes_lookup {
+            call.key(lookup_key(&s.id));
+        }
+        call.arg(&s.id)
             .arg(limits.max_open)
             .arg(limits.idle_ms)
             .arg(k.due_member())
@@ -730,7 +768,9 @@ impl SessionStore {
         if opened != 1 {
             return Ok(Err(open));
         }
-        self.index_account(&s.id, &s.account_id).await?;
+        if !writes_lookup {
+            self.index_account(&s.id, &s.account_id).await?;
+        }
         Ok(Ok(()))
     }
 

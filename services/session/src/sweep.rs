@@ -57,9 +57,22 @@ impl SessionService {
             .buffer_unordered(BUCKET_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
+        // A bucket whose master does not answer (a Redis Cluster failing
+        // over) waits for the next tick; the others are swept now.
         let mut claimed = Vec::new();
+        let mut unswept: Vec<u32> = Vec::new();
+        let mut last_failure = None;
         for (bucket, entries) in claims {
-            claimed.extend(entries?.into_iter().map(|e| (bucket, e)));
+            match entries {
+                Ok(entries) => claimed.extend(entries.into_iter().map(|e| (bucket, e))),
+                Err(e) => {
+                    unswept.push(bucket);
+                    last_failure = Some(e);
+                }
+            }
+        }
+        if let Some(e) = &last_failure {
+            tracing::warn!(buckets = unswept.len(), error = %e, "some buckets could not be swept this tick; the others were");
         }
         // Concurrently: a burst of sessions coming due (a deadline shared by
         // many) must not wait on each other's ends one by one.
@@ -80,7 +93,11 @@ impl SessionService {
         let (ended, renewed) = self.check_holders(checks).await;
         report.ended += ended;
         report.renewed += renewed;
-        Ok(report)
+        match last_failure {
+            // Nothing at all could be swept: say so to the caller.
+            Some(e) if unswept.len() == lobby_kit::keys::BUCKETS as usize => Err(e),
+            _ => Ok(report),
+        }
     }
 
     /// Takes the step for one due entry; returns the session when its

@@ -28,7 +28,10 @@ impl AuthService {
             .await
             .map_err(|_| AuthError::KeyRejected(KeyRejection::Invalid))?;
         let principal = self.principal(&agent).await?;
-        let session_id = uuid::Uuid::new_v4().to_string();
+        // In the account's bucket: the run's id → account lookup is
+        // written with its record, in the account's slot.
+        let session_id =
+            lobby_kit::keys::uuid_in_bucket(lobby_kit::keys::account_bucket(&agent.account_id));
         let (jwt, kid, expires_at) = self
             .tokens
             .issue(
