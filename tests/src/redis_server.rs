@@ -32,8 +32,17 @@ impl Persistence {
     }
 }
 
-/// What `redis-server` is given besides its port, folder and persistence.
-const CLUSTER_ARGS: [&str; 4] = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"];
+/// What a cluster node is given besides its port, folder and persistence:
+/// as the manifests run it, the masters that still answer serve their slots
+/// while another master's are not covered (a failover under way).
+const CLUSTER_ARGS: [&str; 6] = [
+    "--cluster-enabled",
+    "yes",
+    "--cluster-node-timeout",
+    "2000",
+    "--cluster-require-full-coverage",
+    "no",
+];
 
 /// How long a cluster takes to notice a dead master (`--cluster-node-timeout`).
 pub const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_millis(2000);

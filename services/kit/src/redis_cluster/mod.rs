@@ -413,6 +413,8 @@ impl ClusterRouter {
                     ))
                 }
                 Outcome::Ask { addr } => {
+                    // A slot in migration: its owner will change soon.
+                    self.shared.want_refresh();
                     redirects += 1;
                     if redirects <= MAX_REDIRECTS {
                         ask = Some(addr);

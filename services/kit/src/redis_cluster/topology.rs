@@ -74,17 +74,25 @@ pub fn parse_nodes(text: &str, asked: &str) -> View {
         if flags.split(',').any(|f| f == "noaddr" || f == "handshake") {
             continue;
         }
-        // `ip:port@cport[,hostname]`
-        let Some(endpoint) = fields[1].split(['@', ',']).next() else {
-            continue;
+        // `ip:port@cport[,hostname]`: a node that announces a hostname
+        // (`cluster-announce-hostname`, as the manifests do) is reached by
+        // it, since its address changes when its pod is replaced.
+        let (endpoint, hostname) = match fields[1].split_once(',') {
+            Some((endpoint, hostname)) => (endpoint, Some(hostname).filter(|h| !h.is_empty())),
+            None => (fields[1], None),
         };
-        let Some((host, port)) = endpoint.rsplit_once(':') else {
+        let endpoint = endpoint.split('@').next().unwrap_or(endpoint);
+        let Some((ip, port)) = endpoint.rsplit_once(':') else {
             continue;
         };
         if port.parse::<u16>().map_or(true, |p| p == 0) {
             continue;
         }
-        let host = if host.is_empty() { asked_host } else { host };
+        let host = match hostname {
+            Some(name) => name,
+            None if ip.is_empty() => asked_host,
+            None => ip,
+        };
         if host.is_empty() {
             continue;
         }
@@ -277,6 +285,20 @@ ad0e123e :7102@17102 myself,master - 0 1796599283000 2 connected 5461-10922 [546
             ]
         );
         assert_eq!(view.nodes.len(), 5, "{:?}", view.nodes);
+    }
+
+    #[test]
+    fn a_node_announcing_a_hostname_is_reached_by_it() {
+        let text = "\
+a1 10.1.2.3:6379@16379,redis-0.lobby-redis myself,master - 0 0 1 connected 0-8191
+b2 10.1.2.4:6379@16379,redis-1.lobby-redis master - 0 0 2 connected 8192-16383
+";
+        let view = parse_nodes(text, "redis-0.lobby-redis:6379");
+        let masters: Vec<&str> = view.claims.iter().map(|c| c.addr.as_ref()).collect();
+        assert_eq!(
+            masters,
+            ["redis-0.lobby-redis:6379", "redis-1.lobby-redis:6379"]
+        );
     }
 
     #[test]
