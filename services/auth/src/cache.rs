@@ -26,7 +26,6 @@ use redis::AsyncCommands;
 use std::{
     collections::HashMap,
     future::Future,
-    hash::Hash,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -65,10 +64,35 @@ pub struct CacheTimes {
     pub stale_allowance: Duration,
 }
 
+/// While an expired entry stands in for one that will not reload, how long
+/// a reload may take before the entry is served instead, and how long after
+/// a failed reload the next is tried: a start waits a moment at most once a
+/// second, not a command deadline each time, while the catalog's master
+/// fails over.
+const RELOAD_WAIT: Duration = Duration::from_millis(50);
+const RELOAD_PAUSE: Duration = Duration::from_secs(1);
+
+struct Entry<V> {
+    loaded: Instant,
+    value: V,
+    /// A reload failed transiently: until then the entry stands in without
+    /// another try.
+    standing_until: Option<Instant>,
+}
+
 /// One kind of cached value.
 pub struct TtlCache<V> {
     times: CacheTimes,
-    entries: Mutex<HashMap<String, (Instant, V)>>,
+    entries: Mutex<HashMap<String, Entry<V>>>,
+}
+
+/// What the cache holds for a key.
+enum Held<V> {
+    Fresh(V),
+    /// Expired, within its stale allowance; `true` while a failed reload's
+    /// pause lasts.
+    Stale(V, bool),
+    Nothing,
 }
 
 impl<V: Clone> TtlCache<V> {
@@ -86,47 +110,81 @@ impl<V: Clone> TtlCache<V> {
         }
     }
 
-    /// The cached value, or `load`'s (cached when it succeeds); an expired
-    /// value within its stale allowance when `load` fails transiently.
+    /// The cached value, or `load`'s (cached when it succeeds). An expired
+    /// value within its stale allowance stands in when `load` fails
+    /// transiently or takes longer than `RELOAD_WAIT`, and for
+    /// `RELOAD_PAUSE` after that without asking again.
     pub async fn get_or_load<E, F, Fut>(&self, key: &str, load: F) -> Result<V, E>
     where
         E: Transient + std::fmt::Debug,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        if let Some(v) = self.fresh(key) {
-            return Ok(v);
-        }
-        let loaded = match load().await {
-            Ok(loaded) => loaded,
-            Err(e) if e.is_transient() => match self.within_allowance(key) {
-                Some(stale) => {
-                    tracing::debug!(key, error = ?e, "catalog unreachable; serving the expired entry");
+        let stale = match self.held(key) {
+            Held::Fresh(v) | Held::Stale(v, true) => return Ok(v),
+            Held::Stale(v, false) => Some(v),
+            Held::Nothing => None,
+        };
+        let loaded = match stale {
+            None => load().await?,
+            Some(stale) => match tokio::time::timeout(RELOAD_WAIT, load()).await {
+                Ok(Ok(loaded)) => loaded,
+                Ok(Err(e)) if !e.is_transient() => return Err(e),
+                failed => {
+                    tracing::debug!(key, error = ?failed.err().map(|_| "timed out"), "catalog unreachable; serving the expired entry");
+                    self.stand_in(key);
                     return Ok(stale);
                 }
-                None => return Err(e),
             },
-            Err(e) => return Err(e),
         };
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= MAX_ENTRIES {
                 evict_oldest_half(&mut entries);
             }
-            entries.insert(key.to_owned(), (Instant::now(), loaded.clone()));
+            entries.insert(
+                key.to_owned(),
+                Entry {
+                    loaded: Instant::now(),
+                    value: loaded.clone(),
+                    standing_until: None,
+                },
+            );
         }
         Ok(loaded)
     }
 
-    fn fresh(&self, key: &str) -> Option<V> {
-        let entries = self.entries.lock().ok()?;
-        let (at, v) = entries.get(key)?;
-        (at.elapsed() < self.times.ttl).then(|| v.clone())
+    fn held(&self, key: &str) -> Held<V> {
+        let Ok(entries) = self.entries.lock() else {
+            return Held::Nothing;
+        };
+        let Some(entry) = entries.get(key) else {
+            return Held::Nothing;
+        };
+        let age = entry.loaded.elapsed();
+        if age < self.times.ttl {
+            Held::Fresh(entry.value.clone())
+        } else if age < self.times.ttl + self.times.stale_allowance {
+            let standing = entry.standing_until.is_some_and(|t| Instant::now() < t);
+            Held::Stale(entry.value.clone(), standing)
+        } else {
+            Held::Nothing
+        }
     }
 
-    fn within_allowance(&self, key: &str) -> Option<V> {
-        let entries = self.entries.lock().ok()?;
-        let (at, v) = entries.get(key)?;
-        (at.elapsed() < self.times.ttl + self.times.stale_allowance).then(|| v.clone())
+    fn stand_in(&self, key: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if let Some(entry) = entries.get_mut(key) {
+                entry.standing_until = Some(Instant::now() + RELOAD_PAUSE);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn fresh(&self, key: &str) -> Option<V> {
+        match self.held(key) {
+            Held::Fresh(v) => Some(v),
+            _ => None,
+        }
     }
 
     /// Every entry is reloaded before it is served again (a subscription
@@ -136,7 +194,12 @@ impl<V: Clone> TtlCache<V> {
         let expired = Instant::now().checked_sub(self.times.ttl);
         if let Ok(mut entries) = self.entries.lock() {
             match expired {
-                Some(at) => entries.values_mut().for_each(|(loaded, _)| *loaded = at),
+                // Never later than it was: expiring again (another lost
+                // subscription) lengthens no entry's stale allowance.
+                Some(at) => entries.values_mut().for_each(|e| {
+                    e.loaded = e.loaded.min(at);
+                    e.standing_until = None;
+                }),
                 None => entries.clear(),
             }
         }
@@ -155,11 +218,9 @@ impl<V: Clone> TtlCache<V> {
     }
 }
 
-fn evict_oldest_half<K: Clone + Eq + Hash, V>(entries: &mut HashMap<K, (Instant, V)>) {
-    let mut ages: Vec<(Instant, K)> = entries
-        .iter()
-        .map(|(k, (at, _))| (*at, k.clone()))
-        .collect();
+fn evict_oldest_half<V>(entries: &mut HashMap<String, Entry<V>>) {
+    let mut ages: Vec<(Instant, String)> =
+        entries.iter().map(|(k, e)| (e.loaded, k.clone())).collect();
     ages.sort_by_key(|(at, _)| *at);
     for (_, key) in ages.into_iter().take(entries.len() / 2) {
         entries.remove(&key);
@@ -368,7 +429,7 @@ mod tests {
     async fn an_expired_entry_stands_in_while_redis_is_away_within_its_allowance() {
         let cache: TtlCache<u32> = TtlCache::with_times(CacheTimes {
             ttl: Duration::from_millis(50),
-            stale_allowance: Duration::from_millis(300),
+            stale_allowance: Duration::from_millis(1500),
         });
         let first: Result<u32, Away> = cache.get_or_load("k", || async { Ok(1) }).await;
         assert!(matches!(first, Ok(1)));
@@ -378,15 +439,40 @@ mod tests {
             matches!(away, Ok(1)),
             "served while the reload fails: {away:?}"
         );
+        // For a moment after, it stands in without asking Redis again.
+        let asked = std::sync::atomic::AtomicBool::new(false);
+        let standing: Result<u32, Away> = cache
+            .get_or_load("k", || async {
+                asked.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(2)
+            })
+            .await;
+        assert!(matches!(standing, Ok(1)) && !asked.load(std::sync::atomic::Ordering::Relaxed));
+        cache.expire_all();
         let refused: Result<u32, ()> = cache.get_or_load("k", || async { Err(()) }).await;
         assert!(refused.is_err(), "a plain failure is not covered");
+        // A reload slower than a moment: the expired entry answers meanwhile.
         cache.expire_all();
-        let after_resubscribing: Result<u32, Away> =
-            cache.get_or_load("k", || async { Err(Away) }).await;
-        assert!(matches!(after_resubscribing, Ok(1)));
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        let began = Instant::now();
+        let slow: Result<u32, Away> = cache
+            .get_or_load("k", || async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                Ok(3)
+            })
+            .await;
+        assert!(matches!(slow, Ok(1)), "{slow:?}");
+        assert!(
+            began.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            began.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        cache.expire_all();
         let too_old: Result<u32, Away> = cache.get_or_load("k", || async { Err(Away) }).await;
         assert!(too_old.is_err(), "past its allowance it is not served");
+        let again: Result<u32, Away> = cache.get_or_load("k", || async { Ok(4) }).await;
+        assert!(matches!(again, Ok(4)));
+        tokio::time::sleep(Duration::from_millis(80)).await;
         cache.forget("k");
         let forgotten: Result<u32, Away> = cache.get_or_load("k", || async { Err(Away) }).await;
         assert!(forgotten.is_err(), "a changed entry is never served stale");
@@ -419,12 +505,16 @@ mod tests {
 
     #[test]
     fn a_full_cache_drops_its_oldest_half() {
-        let mut entries: HashMap<String, (Instant, u32)> = HashMap::new();
+        let mut entries: HashMap<String, Entry<u32>> = HashMap::new();
         let base = Instant::now();
         for i in 0..10u32 {
             entries.insert(
                 format!("{i}"),
-                (base + Duration::from_millis(u64::from(i)), i),
+                Entry {
+                    loaded: base + Duration::from_millis(u64::from(i)),
+                    value: i,
+                    standing_until: None,
+                },
             );
         }
         evict_oldest_half(&mut entries);
