@@ -1,24 +1,17 @@
 //! `GET /healthz` (readiness): 200 when every service answers its gRPC
-//! health check and Redis answers PING; 503 naming what failed otherwise.
-//! During a shutdown's drain delay, 503 `draining`.
-//! `GET /livez` (liveness): 200 whenever the process serves HTTP, so a
-//! gateway waiting for Redis or a service is kept out of traffic, not restarted.
+//! health check and Redis answers; 503 naming what failed otherwise. On a
+//! Redis Cluster, Redis answers while any master does: the accounts of the
+//! others are still served, so one shard failing over takes no gateway out
+//! of traffic; the body says which masters do not answer. During a
+//! shutdown's drain delay, 503 `draining`.
+//! `GET /livez` (liveness): 200 while the process can recover by itself, so
+//! a gateway waiting for Redis or a service is kept out of traffic, not
+//! restarted; 503 once a task it cannot do without has stopped
+//! (`lobby_kit::liveness`), which only a restart mends.
 
 use crate::AppState;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
-use std::{collections::BTreeMap, time::Duration};
-
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-async fn check_redis(redis: &lobby_kit::redis_conn::Redis) -> Result<(), String> {
-    let mut conn = redis.connection();
-    let ping = async { redis::cmd("PING").query_async::<String>(&mut conn).await };
-    match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
-        Err(_) => Err("timed out".into()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(_)) => Ok(()),
-    }
-}
+use std::collections::BTreeMap;
 
 /// The gateway's health.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -30,19 +23,35 @@ pub struct Health {
     checks: Option<BTreeMap<String, String>>,
 }
 
-/// Liveness: the process serves HTTP.
+/// Liveness: the process serves HTTP and every task it cannot do without
+/// still runs.
 #[utoipa::path(
     get,
     operation_id = "livez",
     path = "/livez",
     tag = "operations",
-    responses((status = 200, description = "Alive", body = Health))
+    responses(
+        (status = 200, description = "Alive", body = Health),
+        (status = 503, description = "Stuck: a restart is needed", body = Health),
+    )
 )]
 pub async fn livez() -> impl IntoResponse {
-    Json(Health {
-        status: "ok".to_owned(),
-        checks: None,
-    })
+    match lobby_kit::liveness::failing() {
+        None => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok".to_owned(),
+                checks: None,
+            }),
+        ),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "stuck".to_owned(),
+                checks: Some(BTreeMap::from([("liveness".to_owned(), why)])),
+            }),
+        ),
+    }
 }
 
 /// Readiness: every service and Redis answer.
@@ -74,12 +83,20 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
         .services
         .health
         .iter()
-        .map(|(name, probe)| async move { (*name, probe.check().await) });
+        .map(|(name, probe)| async move { (*name, probe.check().await.map(|()| "ok".to_owned())) });
     let mut results = futures::future::join_all(services).await;
-    results.push(("redis", check_redis(&state.redis).await));
+    // What the Redis watcher saw last (it pings every half second): a
+    // degraded cluster is ready, and says so.
+    results.push((
+        "redis",
+        state
+            .redis
+            .health()
+            .map(|degraded| degraded.unwrap_or_else(|| "ok".to_owned())),
+    ));
     for (name, result) in results {
         let value = match result {
-            Ok(()) => "ok".to_owned(),
+            Ok(detail) => detail,
             Err(e) => {
                 healthy = false;
                 e

@@ -166,13 +166,22 @@ mod tests {
             (Contract::Artifacts, "error"),
         ] {
             let response = contract.render(ApiError::from_status(&status));
-            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{contract:?}");
+            assert_eq!(
+                response.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{contract:?}"
+            );
             assert_eq!(
                 response.headers().get("retry-after").map(|v| v.as_bytes()),
                 Some(&b"1"[..]),
                 "{contract:?}"
             );
-            let body = response.into_body().collect().await.expect("body").to_bytes();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
             let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
             assert!(body.get(field).is_some(), "{contract:?}: {body}");
         }

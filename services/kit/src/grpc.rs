@@ -133,8 +133,9 @@ pub fn lazy_channel(
         .connect_lazy())
 }
 
-/// The health-check name that answers `SERVING` whenever the process is up
-/// (liveness); every other name, and the empty one, follows readiness.
+/// The health-check name that answers `SERVING` while the process can still
+/// recover by itself (liveness, `crate::liveness`); every other name, and
+/// the empty one, follows readiness.
 pub const LIVENESS: &str = "liveness";
 
 /// Where and how a gRPC server listens.
@@ -286,6 +287,7 @@ async fn serve_routes(
     followed.push(String::new());
     let health_follows_readiness =
         tokio::spawn(follow_readiness(reporter.clone(), followed.clone(), ready));
+    let liveness_follows_heartbeats = tokio::spawn(follow_liveness(reporter.clone()));
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     // Runs beside the API and never decides the outcome: it stops with it.
     let probes_served = {
@@ -324,7 +326,34 @@ async fn serve_routes(
         never = probes_served => match never {},
     };
     health_follows_readiness.abort();
+    liveness_follows_heartbeats.abort();
     served
+}
+
+/// How often the `liveness` health status is brought up to date.
+const LIVENESS_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `liveness` is SERVING while every task this process cannot do without
+/// still runs (`crate::liveness`): a service waiting for Redis is alive,
+/// one whose Redis watcher or cluster topology task is gone is not, and
+/// only a restart mends it.
+async fn follow_liveness(reporter: tonic_health::server::HealthReporter) {
+    let mut was_failing = false;
+    loop {
+        let failing = crate::liveness::failing();
+        if failing.is_some() != was_failing {
+            let status = match &failing {
+                Some(why) => {
+                    tracing::error!(reason = %why, "not alive: the liveness probe will restart this process");
+                    tonic_health::ServingStatus::NotServing
+                }
+                None => tonic_health::ServingStatus::Serving,
+            };
+            reporter.set_service_status(LIVENESS, status).await;
+            was_failing = failing.is_some();
+        }
+        tokio::time::sleep(LIVENESS_CHECK_EVERY).await;
+    }
 }
 
 /// Mirrors readiness into the health statuses of `names` while the server

@@ -591,7 +591,11 @@ mod tests {
         ] {
             let e = server_error(reply);
             assert!(is_transient(&e), "{reply}");
-            assert_eq!(error_code(&e), crate::ErrorCode::StoreUnavailable, "{reply}");
+            assert_eq!(
+                error_code(&e),
+                crate::ErrorCode::StoreUnavailable,
+                "{reply}"
+            );
             assert_eq!(grpc_code(&e), tonic::Code::Unavailable, "{reply}");
         }
         let timeout = redis::RedisError::from(std::io::Error::new(
@@ -604,7 +608,11 @@ mod tests {
             "refused",
         ));
         assert!(is_transient(&refused));
-        for reply in ["WRONGTYPE Operation against a key", "ERR syntax error", "NOSCRIPT No matching script"] {
+        for reply in [
+            "WRONGTYPE Operation against a key",
+            "ERR syntax error",
+            "NOSCRIPT No matching script",
+        ] {
             let e = server_error(reply);
             assert!(!is_transient(&e), "{reply}");
             assert_eq!(error_code(&e), crate::ErrorCode::InternalError, "{reply}");
