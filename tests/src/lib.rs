@@ -5,6 +5,7 @@
 
 pub mod avatar_server;
 pub mod daily_mock;
+pub mod failover;
 pub mod livekit;
 pub mod lobby;
 pub mod otlp_collector;
