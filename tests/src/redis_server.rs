@@ -190,13 +190,7 @@ impl RedisServer {
 
     /// What `CLUSTER NODES` says on `port`, or `None` when it does not answer.
     pub fn cluster_nodes(port: u16) -> Option<String> {
-        redis::Client::open(format!("redis://127.0.0.1:{port}"))
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
-            .and_then(|mut c| {
-                c.set_read_timeout(Some(Duration::from_millis(500)))?;
-                redis::cmd("CLUSTER").arg("NODES").query::<String>(&mut c)
-            })
-            .ok()
+        cluster_says(port, "NODES")
     }
 
     /// The port of the master serving `slot`, as the cluster sees it now
@@ -222,17 +216,6 @@ impl RedisServer {
     pub fn master_of_account(&self, account: &str) -> Option<u16> {
         let tag = lobby_kit::keys::account_tag(account);
         self.master_of_slot(lobby_kit::redis_cluster::key_slot(tag.as_bytes()))
-    }
-
-    /// Ports of the nodes that serve slots now.
-    pub fn masters(&self) -> Vec<u16> {
-        let mut masters: Vec<u16> = (0..16_384u16)
-            .step_by(64)
-            .filter_map(|slot| self.master_of_slot(slot))
-            .collect();
-        masters.sort_unstable();
-        masters.dedup();
-        masters
     }
 
     /// `kill -9` of one node.
@@ -292,15 +275,7 @@ impl RedisServer {
             let states: Vec<String> = self
                 .ports()
                 .iter()
-                .filter_map(|p| {
-                    redis::Client::open(format!("redis://127.0.0.1:{p}"))
-                        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(300)))
-                        .and_then(|mut c| {
-                            c.set_read_timeout(Some(Duration::from_millis(300)))?;
-                            redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c)
-                        })
-                        .ok()
-                })
+                .filter_map(|p| cluster_says(*p, "INFO"))
                 .collect();
             if !states.is_empty() && states.iter().all(|i| i.contains("cluster_state:ok")) {
                 return Ok(began.elapsed());
@@ -574,6 +549,18 @@ impl RedisServer {
             self.wait_cluster_ok();
         }
     }
+}
+
+/// What `CLUSTER <what>` answers on `port`, or `None` when the node does not
+/// answer within half a second.
+fn cluster_says(port: u16, what: &str) -> Option<String> {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+        .and_then(|mut c| {
+            c.set_read_timeout(Some(Duration::from_millis(500)))?;
+            redis::cmd("CLUSTER").arg(what).query::<String>(&mut c)
+        })
+        .ok()
 }
 
 /// Waits until the node on `port` answers `PING` with `PONG`.

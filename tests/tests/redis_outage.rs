@@ -291,6 +291,19 @@ async fn lobby_behind_a_proxy() -> (Lobby, RedisProxy) {
     (Lobby::start_on(redis, dir, options).await, proxy)
 }
 
+/// A running session of a new account, behind the proxy, after a first
+/// end: Redis knows the end's script, so the command cut next is the end
+/// itself, not a NOSCRIPT round.
+async fn a_session_behind_a_proxy() -> (Lobby, RedisProxy, String, String) {
+    let (lobby, proxy) = lobby_behind_a_proxy().await;
+    let account = lobby.create_account(1).await;
+    let agent = lobby.create_agent(&account, json!({})).await;
+    let first = start_session(&lobby, &agent).await;
+    lobby.end_session(&first).await;
+    let session = start_session(&lobby, &agent).await;
+    (lobby, proxy, account, session)
+}
+
 /// The SHA1 the end's script is sent under.
 fn finish_script_sha() -> String {
     redis::Script::new(include_str!("../../services/session/src/finish.lua"))
@@ -319,14 +332,7 @@ async fn record_after_a_sweep_interval(lobby: &Lobby, session: &str) -> Value {
 
 #[tokio::test]
 async fn an_end_lost_on_its_way_to_redis_is_applied_within_a_sweep_interval() {
-    let (lobby, proxy) = lobby_behind_a_proxy().await;
-    let account = lobby.create_account(1).await;
-    let agent = lobby.create_agent(&account, json!({})).await;
-    // Redis knows the end's script after a first end: the one cut below
-    // is the end itself, not a NOSCRIPT round.
-    let first = start_session(&lobby, &agent).await;
-    lobby.end_session(&first).await;
-    let session = start_session(&lobby, &agent).await;
+    let (lobby, proxy, account, session) = a_session_behind_a_proxy().await;
     proxy.cut_next("EVALSHA", &finish_script_sha(), Cut::Before);
     end_answering_503(&lobby, &session).await;
     assert_eq!(proxy.cuts(), 1);
@@ -339,14 +345,7 @@ async fn an_end_lost_on_its_way_to_redis_is_applied_within_a_sweep_interval() {
 
 #[tokio::test]
 async fn an_end_whose_answer_is_lost_is_applied_once() {
-    let (lobby, proxy) = lobby_behind_a_proxy().await;
-    let account = lobby.create_account(1).await;
-    let agent = lobby.create_agent(&account, json!({})).await;
-    // Redis knows the end's script after a first end: the one cut below
-    // is the end itself, not a NOSCRIPT round.
-    let first = start_session(&lobby, &agent).await;
-    lobby.end_session(&first).await;
-    let session = start_session(&lobby, &agent).await;
+    let (lobby, proxy, account, session) = a_session_behind_a_proxy().await;
     // Long enough to bill a second, so that billing twice would show.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     proxy.cut_next("EVALSHA", &finish_script_sha(), Cut::After);

@@ -22,14 +22,17 @@
 //! - Every command has one deadline for all its attempts. A dead node is
 //!   tried again after a backoff, not by every command meanwhile.
 
+mod node;
+mod refresh;
 mod route;
 pub mod topology;
 
+pub use route::refused_by_the_cluster;
 pub use topology::{key_slot, Addr};
 
+use node::{timed_out, unreachable, Node, CONNECT_WAIT};
 use redis::{
-    aio::{ConnectionLike, MultiplexedConnection},
-    AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
+    aio::ConnectionLike, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
     Pipeline, RedisError, RedisFuture, RedisResult, Value,
 };
 use route::{Target, Verdict};
@@ -37,30 +40,16 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc, Mutex, RwLock, Weak,
+        Arc, Mutex, RwLock,
     },
     time::{Duration, Instant},
 };
 use tokio::sync::Notify;
-use topology::{parse_nodes, Topology};
+use topology::Topology;
 
-/// How often the topology is read when nothing asks for it sooner.
-const REFRESH_EVERY: Duration = Duration::from_secs(5);
-/// While some slot has no master, how often it is read.
-const REFRESH_WHILE_GAPS: Duration = Duration::from_millis(250);
-/// The least time between two refreshes: a burst of failing commands asks
-/// for one refresh, not hundreds.
-const REFRESH_GAP: Duration = Duration::from_millis(100);
-/// How long one node has to answer `CLUSTER NODES`.
-const REFRESH_TIMEOUT: Duration = Duration::from_secs(1);
-/// Once one node has answered, how long the others have.
-const REFRESH_GRACE: Duration = Duration::from_millis(100);
 /// Waits between attempts of a command that did not run.
 const RETRY_FIRST: Duration = Duration::from_millis(20);
 const RETRY_MAX: Duration = Duration::from_millis(250);
-/// Waits before a node that could not be reached is tried again.
-const RECONNECT_FIRST: Duration = Duration::from_millis(50);
-const RECONNECT_MAX: Duration = Duration::from_secs(1);
 /// Redirects one command follows before giving up (a topology in motion).
 const MAX_REDIRECTS: u32 = 5;
 
@@ -92,25 +81,6 @@ struct Shared {
     next_master: AtomicUsize,
 }
 
-/// One node: its connection, made on first use and again after it broke,
-/// and when it may be tried again after failing.
-struct Node {
-    info: ConnectionInfo,
-    conn: Mutex<Option<MultiplexedConnection>>,
-    /// A connection being made, shared by every command waiting for it.
-    connecting: Mutex<Option<Connecting>>,
-    backoff: Mutex<Option<(Instant, Duration)>>,
-}
-
-type Connecting = futures::future::Shared<
-    futures::future::BoxFuture<'static, Result<MultiplexedConnection, String>>,
->;
-
-/// How long a command waits for its node's connection to be made before it
-/// looks at the topology again: a connection to a live node takes
-/// milliseconds, one to a frozen node its whole connect timeout.
-const CONNECT_WAIT: Duration = Duration::from_millis(200);
-
 /// What one attempt came to.
 enum Outcome<T> {
     Done(T),
@@ -139,130 +109,12 @@ enum Reply {
     Many(Vec<Value>),
 }
 
-fn unreachable(addr: &str, why: impl std::fmt::Display) -> RedisError {
-    RedisError::from((
-        ErrorKind::Io,
-        "Redis node unreachable",
-        format!("{addr}: {why}"),
-    ))
-}
-
-fn timed_out(addr: &str, after: Duration) -> RedisError {
-    RedisError::from(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        format!("Redis node {addr} did not answer within {after:?}"),
-    ))
-}
-
 fn no_owner(slot: u16) -> RedisError {
     RedisError::from((
         ErrorKind::ClusterConnectionNotFound,
         "no master known for slot",
         slot.to_string(),
     ))
-}
-
-impl Node {
-    fn current(&self) -> Option<MultiplexedConnection> {
-        self.conn.lock().ok().and_then(|c| c.clone())
-    }
-
-    fn waiting(&self, addr: &str) -> Result<(), RedisError> {
-        let backoff = self.backoff.lock().ok().and_then(|b| *b);
-        match backoff {
-            Some((until, _)) if Instant::now() < until => Err(unreachable(
-                addr,
-                format!("tried again in {:?}", until - Instant::now()),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    fn is_backing_off(&self) -> bool {
-        self.backoff
-            .lock()
-            .ok()
-            .and_then(|b| *b)
-            .is_some_and(|(until, _)| Instant::now() < until)
-    }
-
-    /// The node failed: drop its connection, wait before the next one.
-    fn suspect(&self) {
-        if let Ok(mut c) = self.conn.lock() {
-            c.take();
-        }
-        if let Ok(mut b) = self.backoff.lock() {
-            let wait = b.map_or(RECONNECT_FIRST, |(_, w)| (w * 2).min(RECONNECT_MAX));
-            *b = Some((Instant::now() + wait, wait));
-        }
-    }
-
-    /// The node's connection. A missing one is made on a task of its own:
-    /// a command waits for it at most `wait`, then goes back to the
-    /// topology (its slot may have moved) rather than hang on a frozen node.
-    async fn connection(
-        self: &Arc<Self>,
-        addr: &Addr,
-        connect_timeout: Duration,
-        wait: Duration,
-    ) -> Result<MultiplexedConnection, RedisError> {
-        if let Some(c) = self.current() {
-            return Ok(c);
-        }
-        self.waiting(addr)?;
-        let pending = {
-            let mut slot = self.connecting.lock().unwrap_or_else(|p| p.into_inner());
-            match &*slot {
-                Some(pending) => pending.clone(),
-                None => {
-                    let pending = self.clone().connect(addr.clone(), connect_timeout);
-                    *slot = Some(pending.clone());
-                    pending
-                }
-            }
-        };
-        match tokio::time::timeout(wait, pending).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(unreachable(addr, e)),
-            Err(_) => Err(unreachable(addr, "still connecting")),
-        }
-    }
-
-    fn connect(self: Arc<Self>, addr: Addr, timeout: Duration) -> Connecting {
-        use futures::FutureExt;
-        let task = tokio::spawn(async move {
-            let made = async {
-                let client = redis::Client::open(self.info.clone()).map_err(|e| e.to_string())?;
-                let config = AsyncConnectionConfig::new().set_connection_timeout(Some(timeout));
-                tokio::time::timeout(
-                    timeout,
-                    client.get_multiplexed_async_connection_with_config(&config),
-                )
-                .await
-                .map_err(|_| format!("no connection to {addr} within {timeout:?}"))?
-                .map_err(|e| e.to_string())
-            }
-            .await;
-            match &made {
-                Ok(conn) => {
-                    if let Ok(mut c) = self.conn.lock() {
-                        *c = Some(conn.clone());
-                    }
-                    if let Ok(mut b) = self.backoff.lock() {
-                        b.take();
-                    }
-                }
-                Err(_) => self.suspect(),
-            }
-            if let Ok(mut slot) = self.connecting.lock() {
-                slot.take();
-            }
-            made
-        });
-        async move { task.await.unwrap_or_else(|e| Err(e.to_string())) }
-            .boxed()
-            .shared()
-    }
 }
 
 impl ClusterRouter {
@@ -307,7 +159,7 @@ impl ClusterRouter {
             ),
             next_master: AtomicUsize::new(0),
         });
-        tokio::spawn(maintain(
+        tokio::spawn(refresh::maintain(
             Arc::downgrade(&shared),
             shared.refresh_wanted.clone(),
         ));
@@ -334,12 +186,6 @@ impl ClusterRouter {
             (addr, answer)
         });
         futures::future::join_all(pings).await
-    }
-
-    /// Whether any slot has no master known (the topology is not read yet,
-    /// or the cluster has lost a shard for good).
-    pub fn has_unserved_slots(&self) -> bool {
-        self.shared.topology().has_gaps()
     }
 
     /// A pub/sub connection to the first node that takes one: a cluster
@@ -486,14 +332,7 @@ impl Shared {
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
         nodes
             .entry(addr.clone())
-            .or_insert_with(|| {
-                Arc::new(Node {
-                    info: self.info_for(addr),
-                    conn: Mutex::new(None),
-                    connecting: Mutex::new(None),
-                    backoff: Mutex::new(None),
-                })
-            })
+            .or_insert_with(|| Arc::new(Node::new(self.info_for(addr))))
             .clone()
     }
 
@@ -612,66 +451,6 @@ impl Shared {
         }
     }
 
-    /// Reads every known node's view and keeps the merged topology. A node
-    /// that froze would hold a refresh up to its timeout: once one view is
-    /// in, the others have [`REFRESH_GRACE`] to follow, and a node backing
-    /// off after failing is not asked.
-    async fn refresh(&self) {
-        use futures::StreamExt;
-        let current = self.topology();
-        let mut candidates: Vec<Addr> = current.nodes().to_vec();
-        candidates.extend(self.seeds.iter().cloned());
-        let mut asked: futures::stream::FuturesUnordered<_> = dedup(candidates)
-            .into_iter()
-            .filter(|addr| !self.node(addr).is_backing_off())
-            .map(|addr| async move {
-                let deadline = Instant::now() + REFRESH_TIMEOUT;
-                let cmd = redis::cmd("CLUSTER").arg("NODES").clone();
-                match self
-                    .attempt(&addr, Request::Cmd(&cmd), false, deadline)
-                    .await
-                {
-                    Outcome::Done(Reply::One(value)) => {
-                        let text = match value {
-                            Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
-                            Value::VerbatimString { text, .. } => Some(text),
-                            _ => None,
-                        };
-                        text.map(|t| parse_nodes(&t, &addr))
-                    }
-                    _ => None,
-                }
-            })
-            .collect();
-        let mut views = Vec::new();
-        let mut until = tokio::time::Instant::now() + REFRESH_TIMEOUT;
-        loop {
-            match tokio::time::timeout_at(until, asked.next()).await {
-                Ok(Some(Some(view))) if !view.claims.is_empty() => {
-                    if views.is_empty() {
-                        until = until.min(tokio::time::Instant::now() + REFRESH_GRACE);
-                    }
-                    views.push(view);
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if views.is_empty() {
-            tracing::debug!("no Redis Cluster node answered CLUSTER NODES");
-            return;
-        }
-        let next = Topology::merge(&views);
-        if !next.same_owners(&current) {
-            tracing::info!(slots = %next.describe(), "Redis Cluster topology");
-        }
-        // Connections to nodes the cluster no longer knows are dropped.
-        if let Ok(mut nodes) = self.nodes.lock() {
-            nodes.retain(|addr, _| next.nodes().contains(addr) || self.seeds.contains(addr));
-        }
-        self.set_topology(next);
-    }
-
     fn beat(&self) {
         self.heartbeat.beat();
     }
@@ -690,27 +469,6 @@ fn first_error(reply: &Reply) -> RedisError {
             _ => None,
         })
         .unwrap_or_else(|| unreachable("cluster", "refused"))
-}
-
-/// Keeps the topology while anyone holds the client: at once on request,
-/// and every few seconds regardless.
-async fn maintain(shared: Weak<Shared>, wanted: Arc<Notify>) {
-    loop {
-        let Some(s) = shared.upgrade() else { return };
-        s.refresh().await;
-        s.beat();
-        let every = if s.topology().has_gaps() {
-            REFRESH_WHILE_GAPS
-        } else {
-            REFRESH_EVERY
-        };
-        drop(s);
-        tokio::select! {
-            _ = wanted.notified() => {}
-            _ = tokio::time::sleep(every) => {}
-        }
-        tokio::time::sleep(REFRESH_GAP).await;
-    }
 }
 
 impl ConnectionLike for ClusterRouter {

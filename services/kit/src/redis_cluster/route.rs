@@ -135,6 +135,24 @@ pub fn target_of_pipeline(pipeline: &Pipeline) -> Target {
         .unwrap_or(Target::AnyMaster)
 }
 
+/// Whether a server refused a command without running it because of the
+/// cluster, not the command: the slot is served elsewhere (MOVED, ASK), the
+/// cluster is failing over (CLUSTERDOWN, MASTERDOWN), a replica was asked
+/// to write (READONLY), the node is loading (LOADING), or a multi-key
+/// command met a slot in migration (TRYAGAIN).
+pub fn refused_by_the_cluster(kind: ServerErrorKind) -> bool {
+    matches!(
+        kind,
+        ServerErrorKind::Moved
+            | ServerErrorKind::Ask
+            | ServerErrorKind::TryAgain
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::BusyLoading
+            | ServerErrorKind::ReadOnly
+    )
+}
+
 /// What an answer tells the router.
 #[derive(Debug, PartialEq)]
 pub enum Verdict {
@@ -169,30 +187,22 @@ pub fn verdict(value: &Value, answered_by: &str) -> Verdict {
         return Verdict::Answer;
     };
     match error.kind() {
-        Some(ServerErrorKind::Moved) => match error
-            .details()
-            .and_then(|d| redirect_addr(d, answered_by))
-        {
-            Some((slot, addr)) => Verdict::Moved { slot, addr },
-            None => Verdict::NotRun,
-        },
-        Some(ServerErrorKind::Ask) => match error
-            .details()
-            .and_then(|d| redirect_addr(d, answered_by))
-        {
-            Some((_, addr)) => Verdict::Ask { addr },
-            None => Verdict::NotRun,
-        },
-        Some(
-            ServerErrorKind::TryAgain
-            | ServerErrorKind::ClusterDown
-            | ServerErrorKind::MasterDown
-            | ServerErrorKind::BusyLoading
-            | ServerErrorKind::ReadOnly
-            // A transaction refused as a whole (its commands were
-            // redirected while queued): nothing of it ran.
-            | ServerErrorKind::ExecAbort,
-        ) => Verdict::NotRun,
+        Some(ServerErrorKind::Moved) => {
+            match error.details().and_then(|d| redirect_addr(d, answered_by)) {
+                Some((slot, addr)) => Verdict::Moved { slot, addr },
+                None => Verdict::NotRun,
+            }
+        }
+        Some(ServerErrorKind::Ask) => {
+            match error.details().and_then(|d| redirect_addr(d, answered_by)) {
+                Some((_, addr)) => Verdict::Ask { addr },
+                None => Verdict::NotRun,
+            }
+        }
+        // A transaction refused as a whole (its commands were redirected
+        // while queued): nothing of it ran.
+        Some(ServerErrorKind::ExecAbort) => Verdict::NotRun,
+        Some(kind) if refused_by_the_cluster(kind) => Verdict::NotRun,
         _ => Verdict::Answer,
     }
 }
@@ -217,25 +227,19 @@ pub fn error_verdict(error: &redis::RedisError, answered_by: &str) -> Option<Ver
                 _ => Verdict::NotRun,
             })
         }
-        redis::ErrorKind::Server(
-            ServerErrorKind::Moved
-            | ServerErrorKind::Ask
-            | ServerErrorKind::TryAgain
-            | ServerErrorKind::ClusterDown
-            | ServerErrorKind::MasterDown
-            | ServerErrorKind::BusyLoading
-            | ServerErrorKind::ReadOnly,
-        ) => Some(match error.redirect_node() {
-            Some((addr, slot))
-                if error.kind() == redis::ErrorKind::Server(ServerErrorKind::Moved) =>
-            {
-                redirect_addr(&format!("{slot} {addr}"), answered_by).map_or(
-                    Verdict::NotRun,
-                    |(slot, addr)| Verdict::Moved { slot, addr },
-                )
-            }
-            _ => Verdict::NotRun,
-        }),
+        redis::ErrorKind::Server(kind) if refused_by_the_cluster(kind) => {
+            Some(match error.redirect_node() {
+                Some((addr, slot))
+                    if error.kind() == redis::ErrorKind::Server(ServerErrorKind::Moved) =>
+                {
+                    redirect_addr(&format!("{slot} {addr}"), answered_by).map_or(
+                        Verdict::NotRun,
+                        |(slot, addr)| Verdict::Moved { slot, addr },
+                    )
+                }
+                _ => Verdict::NotRun,
+            })
+        }
         _ => None,
     }
 }

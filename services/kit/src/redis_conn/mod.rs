@@ -9,11 +9,13 @@
 //! service is ready while any master answers: the accounts of the others are
 //! still served while one fails over.
 
+mod watch;
+
 use crate::{
     backoff::Backoff,
     liveness::Heartbeat,
     readiness,
-    redis_cluster::{ClusterRouter, ClusterTimeouts},
+    redis_cluster::{refused_by_the_cluster, ClusterRouter, ClusterTimeouts},
     ConfigError, Readiness, Settings,
 };
 use futures::StreamExt;
@@ -199,45 +201,13 @@ pub fn connect(settings: &RedisSettings) -> Result<RedisConn, redis::RedisError>
     )?))
 }
 
-/// What the watcher last saw: per master (one, for a single Redis), whether
-/// it answered.
-#[derive(Debug, Default)]
-struct Shards {
-    answers: Vec<(String, Result<(), String>)>,
-}
-
-impl Shards {
-    fn summary(&self) -> Result<Option<String>, String> {
-        let failing: Vec<String> = self
-            .answers
-            .iter()
-            .filter_map(|(node, a)| a.as_ref().err().map(|e| format!("{node}: {e}")))
-            .collect();
-        if self.answers.is_empty() {
-            return Err("not reached yet".into());
-        }
-        if failing.is_empty() {
-            return Ok(None);
-        }
-        if failing.len() == self.answers.len() {
-            return Err(failing.join("; "));
-        }
-        Ok(Some(format!(
-            "degraded: {} of {} masters answer, the accounts of the others wait for their failover ({})",
-            self.answers.len() - failing.len(),
-            self.answers.len(),
-            failing.join("; ")
-        )))
-    }
-}
-
 /// A service's Redis: the connection, and whether Redis answers right now.
 #[derive(Clone)]
 pub struct Redis {
     conn: RedisConn,
     settings: RedisSettings,
     readiness: Readiness,
-    shards: Arc<Mutex<Shards>>,
+    shards: Arc<Mutex<watch::Shards>>,
 }
 
 impl Redis {
@@ -250,14 +220,14 @@ impl Redis {
         };
         let conn = connect(settings).map_err(err)?;
         let (flag, readiness) = readiness::flag();
-        let shards = Arc::new(Mutex::new(Shards::default()));
+        let shards = Arc::new(Mutex::new(watch::Shards::default()));
         // The watcher goes round at least every retry_max plus a ping.
         let heartbeat = Heartbeat::register(
             "the Redis watcher",
             (settings.retry_max + PING_TIMEOUT + HEALTHY_PING_INTERVAL) * 3
                 + Duration::from_secs(10),
         );
-        tokio::spawn(watch_redis(
+        tokio::spawn(watch::watch_redis(
             conn.clone(),
             settings.clone(),
             flag,
@@ -385,24 +355,13 @@ fn alive_messages(
 /// its data, failing over, a slot moving between masters) rather than a
 /// fault in the request: the caller is told to retry.
 pub fn is_transient(e: &redis::RedisError) -> bool {
-    use redis::{ErrorKind, ServerErrorKind};
+    use redis::ErrorKind;
     e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
-        || matches!(
-            e.kind(),
-            ErrorKind::ClusterConnectionNotFound
-                | ErrorKind::Server(
-                    ServerErrorKind::BusyLoading
-                        | ServerErrorKind::TryAgain
-                        | ServerErrorKind::ClusterDown
-                        | ServerErrorKind::MasterDown
-                        | ServerErrorKind::ReadOnly
-                        | ServerErrorKind::Moved
-                        | ServerErrorKind::Ask
-                )
-        )
+        || matches!(e.kind(), ErrorKind::ClusterConnectionNotFound)
+        || matches!(e.kind(), ErrorKind::Server(kind) if refused_by_the_cluster(kind))
         || is_refused_transaction(e)
 }
 
@@ -413,20 +372,9 @@ fn is_refused_transaction(e: &redis::RedisError) -> bool {
     e.kind() == ErrorKind::Server(ServerErrorKind::ExecAbort)
         && e.clone().into_server_errors().is_some_and(|queued| {
             !queued.is_empty()
-                && queued.iter().all(|(_, q)| {
-                    matches!(
-                        q.kind(),
-                        Some(
-                            ServerErrorKind::Moved
-                                | ServerErrorKind::Ask
-                                | ServerErrorKind::TryAgain
-                                | ServerErrorKind::ClusterDown
-                                | ServerErrorKind::MasterDown
-                                | ServerErrorKind::BusyLoading
-                                | ServerErrorKind::ReadOnly
-                        )
-                    )
-                })
+                && queued
+                    .iter()
+                    .all(|(_, q)| q.kind().is_some_and(refused_by_the_cluster))
         })
 }
 
@@ -446,124 +394,6 @@ pub fn grpc_code(e: &redis::RedisError) -> tonic::Code {
         tonic::Code::Unavailable
     } else {
         tonic::Code::Internal
-    }
-}
-
-/// What one round of the watcher found: every master's answer to `PING`
-/// (one Redis's, when not a cluster).
-async fn ping_round(conn: &mut RedisConn, url: &str) -> Vec<(String, Result<(), String>)> {
-    match conn {
-        RedisConn::Cluster(router) => {
-            let answers = tokio::time::timeout(PING_TIMEOUT, router.ping_masters()).await;
-            match answers {
-                Ok(answers) if !answers.is_empty() => answers
-                    .into_iter()
-                    .map(|(addr, a)| (addr.to_string(), a))
-                    .collect(),
-                Ok(_) => vec![(url.to_owned(), Err("no master known yet".into()))],
-                Err(_) => vec![(
-                    url.to_owned(),
-                    Err(format!("no answer to PING within {PING_TIMEOUT:?}")),
-                )],
-            }
-        }
-        RedisConn::Single(_) => {
-            let ping =
-                tokio::time::timeout(PING_TIMEOUT, redis::cmd("PING").query_async::<String>(conn))
-                    .await;
-            let answer = match ping {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer to PING within {PING_TIMEOUT:?}")),
-            };
-            vec![(url.to_owned(), answer)]
-        }
-    }
-}
-
-/// Pings Redis for as long as anyone follows its readiness: ready while
-/// Redis (on a cluster: any master) answers. A failed ping also makes the
-/// connection replace a dead link before a request needs it.
-async fn watch_redis(
-    mut conn: RedisConn,
-    settings: RedisSettings,
-    flag: readiness::ReadyFlag,
-    shards: Arc<Mutex<Shards>>,
-    heartbeat: Arc<Heartbeat>,
-) {
-    let url = settings.url.as_str();
-    let mut backoff = Backoff::new(FIRST_RETRY, settings.retry_max);
-    let mut down_since: Option<Instant> = Some(Instant::now());
-    let mut reported_at: Option<Instant> = None;
-    let mut announced = false;
-    let mut ever_answered = false;
-    let mut degraded_before: Option<String> = None;
-    while flag.is_observed() {
-        heartbeat.beat();
-        let round = Shards {
-            answers: ping_round(&mut conn, url).await,
-        };
-        let summary = round.summary();
-        if let Ok(mut s) = shards.lock() {
-            *s = round;
-        }
-        let failure = summary.clone().err();
-        let degraded = summary.ok().flatten();
-        if degraded != degraded_before {
-            match &degraded {
-                Some(what) => tracing::warn!(redis = url, "{what}"),
-                None if degraded_before.is_some() => {
-                    tracing::info!(redis = url, "every Redis master answers again")
-                }
-                None => {}
-            }
-            degraded_before = degraded;
-        }
-        match failure {
-            None => {
-                if let Some(since) = down_since.take() {
-                    if ever_answered {
-                        tracing::info!(
-                            redis = url,
-                            after_ms = since.elapsed().as_millis() as u64,
-                            "Redis answers again"
-                        );
-                    } else {
-                        tracing::info!(redis = url, "Redis answers");
-                    }
-                }
-                ever_answered = true;
-                announced = false;
-                reported_at = None;
-                flag.set(true);
-                backoff.reset();
-                tokio::time::sleep(HEALTHY_PING_INTERVAL).await;
-            }
-            Some(reason) => {
-                flag.set(false);
-                let since = *down_since.get_or_insert_with(Instant::now);
-                let waited = since.elapsed();
-                let report_due = waited >= settings.report_after
-                    && reported_at.is_none_or(|at| at.elapsed() >= settings.report_after);
-                if report_due {
-                    tracing::error!(
-                        redis = url,
-                        waited_s = waited.as_secs(),
-                        error = %reason,
-                        "Redis has not answered; this service stays unready and keeps retrying (at most every {:?})",
-                        settings.retry_max
-                    );
-                    reported_at = Some(Instant::now());
-                    announced = true;
-                } else if !announced {
-                    tracing::warn!(redis = url, error = %reason, "waiting for Redis");
-                    announced = true;
-                } else {
-                    tracing::debug!(redis = url, error = %reason, "still waiting for Redis");
-                }
-                backoff.wait().await;
-            }
-        }
     }
 }
 
