@@ -349,6 +349,8 @@ impl Sampler {
 pub struct HealthSample {
     pub at: Duration,
     pub ready: u16,
+    /// How long `/healthz` took to answer (a probe's default timeout is 1 s).
+    pub ready_took: Duration,
     /// `checks.redis` of `/healthz`.
     pub redis: String,
     pub alive: u16,
@@ -370,6 +372,7 @@ impl HealthWatch {
             let mut samples = Vec::new();
             while !stopped.load(Ordering::Relaxed) {
                 let at = began.elapsed();
+                let asked = Instant::now();
                 let (ready, redis) = match http.get(format!("{gateway}/healthz")).send().await {
                     Ok(r) => {
                         let status = r.status().as_u16();
@@ -381,6 +384,7 @@ impl HealthWatch {
                     }
                     Err(e) => (0, e.to_string()),
                 };
+                let ready_took = asked.elapsed();
                 let alive = match http.get(format!("{gateway}/livez")).send().await {
                     Ok(r) => r.status().as_u16(),
                     Err(_) => 0,
@@ -388,6 +392,7 @@ impl HealthWatch {
                 samples.push(HealthSample {
                     at,
                     ready,
+                    ready_took,
                     redis,
                     alive,
                 });

@@ -166,11 +166,12 @@ impl ClusterRouter {
         Ok(Self { shared })
     }
 
-    /// Each master serving slots, and whether it answers `PING` now.
-    pub async fn ping_masters(&self) -> Vec<(Addr, Result<(), String>)> {
+    /// Each master serving slots, and whether it answers `PING` within
+    /// `within` (each on its own: a frozen master delays no other's answer).
+    pub async fn ping_masters(&self, within: Duration) -> Vec<(Addr, Result<(), String>)> {
         let masters = self.shared.topology().masters();
         let pings = masters.into_iter().map(|addr| async move {
-            let deadline = Instant::now() + self.shared.timeouts.command;
+            let deadline = Instant::now() + within.min(self.shared.timeouts.command);
             let answer = match self
                 .shared
                 .attempt(&addr, Request::Cmd(&redis::cmd("PING")), false, deadline)

@@ -25,7 +25,6 @@ use redis::{
 };
 use std::{
     future::Future,
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -207,7 +206,6 @@ pub struct Redis {
     conn: RedisConn,
     settings: RedisSettings,
     readiness: Readiness,
-    shards: Arc<Mutex<watch::Shards>>,
 }
 
 impl Redis {
@@ -220,7 +218,6 @@ impl Redis {
         };
         let conn = connect(settings).map_err(err)?;
         let (flag, readiness) = readiness::flag();
-        let shards = Arc::new(Mutex::new(watch::Shards::default()));
         // The watcher goes round at least every retry_max plus a ping.
         let heartbeat = Heartbeat::register(
             "the Redis watcher",
@@ -231,25 +228,25 @@ impl Redis {
             conn.clone(),
             settings.clone(),
             flag,
-            shards.clone(),
             heartbeat,
         ));
         Ok(Self {
             conn,
             settings: settings.clone(),
             readiness,
-            shards,
         })
     }
 
-    /// What the watcher last saw of Redis: `Ok(None)` when all of it
-    /// answers, `Ok(Some(what))` when a cluster serves only some accounts
-    /// (which masters fail), `Err` when nothing answers.
-    pub fn health(&self) -> Result<Option<String>, String> {
-        self.shards
-            .lock()
-            .map(|s| s.summary())
-            .unwrap_or_else(|_| Err("the Redis watcher failed".into()))
+    /// Redis as a `PING` of it (on a cluster, of every master) finds it now,
+    /// each allowed `within`: `Ok(None)` when all of it answers,
+    /// `Ok(Some(what))` when a cluster serves only some accounts (which
+    /// masters fail), `Err` when nothing answers.
+    pub async fn check(&self, within: Duration) -> Result<Option<String>, String> {
+        let mut conn = self.conn.clone();
+        watch::Shards {
+            answers: watch::ping_round(&mut conn, &self.settings.url, within).await,
+        }
+        .summary()
     }
 
     pub fn connection(&self) -> RedisConn {

@@ -1,18 +1,18 @@
 //! The watcher: pings Redis (on a cluster, every master) for as long as
-//! anyone follows its readiness, and keeps what it saw for `/healthz`.
+//! anyone follows its readiness; `/healthz` asks the same round of pings.
 
 use super::{RedisConn, RedisSettings, FIRST_RETRY, HEALTHY_PING_INTERVAL, PING_TIMEOUT};
 use crate::{backoff::Backoff, liveness::Heartbeat, readiness};
 use std::{
-    sync::{Arc, Mutex},
-    time::Instant,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
-/// What the watcher last saw: per master (one, for a single Redis), whether
-/// it answered.
-#[derive(Debug, Default)]
+/// What one round of pings found: per master (one, for a single Redis),
+/// whether it answered.
+#[derive(Debug)]
 pub(super) struct Shards {
-    answers: Vec<(String, Result<(), String>)>,
+    pub(super) answers: Vec<(String, Result<(), String>)>,
 }
 
 impl Shards {
@@ -42,30 +42,29 @@ impl Shards {
 
 /// What one round of the watcher found: every master's answer to `PING`
 /// (one Redis's, when not a cluster).
-async fn ping_round(conn: &mut RedisConn, url: &str) -> Vec<(String, Result<(), String>)> {
+pub(super) async fn ping_round(
+    conn: &mut RedisConn,
+    url: &str,
+    within: Duration,
+) -> Vec<(String, Result<(), String>)> {
     match conn {
         RedisConn::Cluster(router) => {
-            let answers = tokio::time::timeout(PING_TIMEOUT, router.ping_masters()).await;
-            match answers {
-                Ok(answers) if !answers.is_empty() => answers
-                    .into_iter()
-                    .map(|(addr, a)| (addr.to_string(), a))
-                    .collect(),
-                Ok(_) => vec![(url.to_owned(), Err("no master known yet".into()))],
-                Err(_) => vec![(
-                    url.to_owned(),
-                    Err(format!("no answer to PING within {PING_TIMEOUT:?}")),
-                )],
+            let answers = router.ping_masters(within).await;
+            if answers.is_empty() {
+                return vec![(url.to_owned(), Err("no master known yet".into()))];
             }
+            answers
+                .into_iter()
+                .map(|(addr, a)| (addr.to_string(), a))
+                .collect()
         }
         RedisConn::Single(_) => {
             let ping =
-                tokio::time::timeout(PING_TIMEOUT, redis::cmd("PING").query_async::<String>(conn))
-                    .await;
+                tokio::time::timeout(within, redis::cmd("PING").query_async::<String>(conn)).await;
             let answer = match ping {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer to PING within {PING_TIMEOUT:?}")),
+                Err(_) => Err(format!("no answer to PING within {within:?}")),
             };
             vec![(url.to_owned(), answer)]
         }
@@ -79,7 +78,6 @@ pub(super) async fn watch_redis(
     mut conn: RedisConn,
     settings: RedisSettings,
     flag: readiness::ReadyFlag,
-    shards: Arc<Mutex<Shards>>,
     heartbeat: Arc<Heartbeat>,
 ) {
     let url = settings.url.as_str();
@@ -91,13 +89,10 @@ pub(super) async fn watch_redis(
     let mut degraded_before: Option<String> = None;
     while flag.is_observed() {
         heartbeat.beat();
-        let round = Shards {
-            answers: ping_round(&mut conn, url).await,
-        };
-        let summary = round.summary();
-        if let Ok(mut s) = shards.lock() {
-            *s = round;
+        let summary = Shards {
+            answers: ping_round(&mut conn, url, PING_TIMEOUT).await,
         }
+        .summary();
         let failure = summary.clone().err();
         let degraded = summary.ok().flatten();
         if degraded != degraded_before {
